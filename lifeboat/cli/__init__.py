@@ -1,0 +1,13 @@
+"""The typer app. Thin: parse, call one operation, render (rich or --json), map errors to exit codes.
+
+Each command group lives in its own module and registers itself on ``app`` when imported below.
+"""
+
+from __future__ import annotations
+
+from lifeboat.cli.app import app, main
+
+# Command modules register themselves on import (keep this list sorted).
+from lifeboat.cli import demo  # noqa: E402,F401  isort: skip
+
+__all__ = ["app", "main"]

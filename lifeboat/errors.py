@@ -1,0 +1,57 @@
+"""One small error hierarchy; the CLI maps each class to a stable exit code."""
+
+from __future__ import annotations
+
+
+class LifeboatError(Exception):
+    """Base of every error lifeboat reports to an operator as a one-line message."""
+
+    exit_code = 1
+
+
+class UsageError(LifeboatError):
+    exit_code = 2
+
+
+class VerificationFailed(LifeboatError):
+    exit_code = 3
+
+
+class DatabaseError(LifeboatError):
+    """The database could not be reached or refused an operation."""
+
+    exit_code = 4
+
+
+class UnsafeRestore(LifeboatError):
+    """A restore was refused because it could lose data (target exists, active runs, ...)."""
+
+    exit_code = 5
+
+
+class RepositoryNotFound(LifeboatError):
+    exit_code = 10
+
+
+class RepositoryLocked(LifeboatError):
+    exit_code = 11
+
+
+class WrongPassphrase(LifeboatError):
+    exit_code = 12
+
+
+class CorruptRepository(LifeboatError):
+    """A blob, pack, index or manifest failed its checksum or could not be decoded."""
+
+    exit_code = 13
+
+
+class SnapshotNotFound(LifeboatError):
+    exit_code = 14
+
+
+class SandboxError(LifeboatError):
+    """The throwaway PostgreSQL or Letta sandbox could not be built or started."""
+
+    exit_code = 20

@@ -1,0 +1,1 @@
+"""Operations: each composes the layers below into one command."""

@@ -1,0 +1,1 @@
+"""PostgreSQL, knowing nothing of Letta: snapshots, schema capture/apply, COPY streams, sequences."""

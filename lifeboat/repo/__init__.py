@@ -1,0 +1,1 @@
+"""The repository: blobs, packs, index, snapshots, locks, storage backends. Knows nothing of Postgres."""
