@@ -1,0 +1,75 @@
+"""Letta id formats (DATA_MODEL.md §0, §1): ``<prefix>-<uuid4>`` strings generated client-side."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+# table -> prefix of its ``id`` column. Tables whose id is another table's id (run_metrics,
+# step_metrics) or that have no id convention (prompts, mcp_oauth) are absent.
+ID_PREFIX: dict[str, str] = {
+    "organizations": "org",
+    "users": "user",
+    "tools": "tool",
+    "mcp_server": "mcp_server",
+    "mcp_tools": "mcp-tool-mapping",
+    "providers": "provider",
+    "provider_models": "model",
+    "sandbox_configs": "sandbox",
+    "sandbox_environment_variables": "sandbox-env",
+    "sources": "source",
+    "files": "file",
+    "file_contents": "file_content",
+    "source_passages": "passage",
+    "archives": "archive",
+    "archival_passages": "passage",
+    "passage_tags": "passage-tag",
+    "block": "block",
+    "block_history": "block_hist",
+    "identities": "identity",
+    "groups": "group",
+    "jobs": "job",
+    "agents": "agent",
+    "agent_environment_variables": "agent-env",
+    "messages": "message",
+    "conversations": "conv",
+    "conversation_messages": "conv_msg",
+    "files_agents": "file_agent",
+    "runs": "run",
+    "steps": "step",
+    "llm_batch_items": "batch_item",
+    "llm_batch_job": "batch_req",
+    "provider_traces": "provider_trace",
+}
+
+_UUID4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+_LOOSE = r"[0-9a-fA-F]{8}"
+
+
+def strict_pattern(prefix: str) -> re.Pattern[str]:
+    """The REST path validators' shape: prefix + lowercase uuid4."""
+    return re.compile(rf"^{re.escape(prefix)}-{_UUID4}$")
+
+
+def loose_pattern(prefix: str) -> re.Pattern[str]:
+    """The pydantic schemas' shape: prefix + 8 hex digits, then anything."""
+    return re.compile(rf"^{re.escape(prefix)}-{_LOOSE}")
+
+
+def is_valid(table: str, value: str, *, strict: bool = False) -> bool:
+    prefix = ID_PREFIX[table]
+    pattern = strict_pattern(prefix) if strict else loose_pattern(prefix)
+    return bool(pattern.match(value))
+
+
+def new_id(prefix: str) -> str:
+    """A fresh id in the strict shape, as Letta would generate it."""
+    return f"{prefix}-{uuid.uuid4()}"
+
+
+def prefix_of(value: str) -> str | None:
+    """The prefix of an id (``agent-…`` → ``agent``), matching the longest known prefix."""
+    for prefix in sorted(set(ID_PREFIX.values()), key=len, reverse=True):
+        if value.startswith(prefix + "-"):
+            return prefix
+    return None

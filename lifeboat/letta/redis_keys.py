@@ -1,0 +1,30 @@
+"""Letta's Redis keys (DATA_MODEL.md §6) and what to invalidate after a restore."""
+
+from __future__ import annotations
+
+# Keys that reference run/user/agent ids and may be wrong after a database restore.
+STALE_AFTER_RESTORE = (
+    "conversation:lock:*",
+    "otid:run:*",
+    "sse:run:*",
+    "agent:send_message:run_id:*",
+    "letta_cache:actor_id:*",
+    "memory_repo:lock:*",
+)
+
+
+def agent_lock_key(agent_id: str) -> str:
+    """Letta's per-conversation lock; the default conversation uses the agent id."""
+    return f"conversation:lock:{agent_id}"
+
+
+def agent_keys(agent_id: str) -> tuple[str, ...]:
+    """Keys tied to one agent, to delete after restoring it."""
+    return (
+        f"agent:send_message:run_id:{agent_id}",
+        f"memory_repo:lock:{agent_id}",
+    )
+
+
+def run_keys(run_id: str) -> tuple[str, ...]:
+    return (f"sse:run:{run_id}",)
