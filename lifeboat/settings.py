@@ -71,3 +71,55 @@ def load_config(path: Path | None = None) -> dict[str, object]:
         return tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"cannot read config file {path}: {exc}") from exc
+
+
+def repository_url(flag: str | None, config: dict[str, object] | None = None) -> str:
+    """The repository: ``--repo``, else LIFEBOAT_REPOSITORY, else the config file's ``repository``."""
+    url = flag or os.environ.get("LIFEBOAT_REPOSITORY")
+    if not url:
+        configured = (config if config is not None else load_config()).get("repository")
+        url = str(configured) if configured else None
+    if not url:
+        raise UsageError("no repository given: use --repo, LIFEBOAT_REPOSITORY or 'repository' in the config file")
+    return url
+
+
+def passphrase(
+    password_file: Path | None = None,
+    *,
+    config: dict[str, object] | None = None,
+    prompt: bool = True,
+    confirm: bool = False,
+) -> str | None:
+    """The repository passphrase: --password-file, LIFEBOAT_PASSWORD, LIFEBOAT_PASSWORD_FILE,
+    the config file's ``password_file``, else an interactive prompt (never when stdin is not a tty).
+
+    Returns None only when no source exists and prompting is impossible; callers that need a key
+    then fail closed.
+    """
+    import sys
+
+    file = password_file or _env_path("LIFEBOAT_PASSWORD_FILE")
+    if file is None:
+        configured = (config if config is not None else load_config()).get("password_file")
+        file = Path(str(configured)).expanduser() if configured else None
+    if file is not None:
+        try:
+            return file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise UsageError(f"cannot read password file {file}: {exc.strerror}") from exc
+    if "LIFEBOAT_PASSWORD" in os.environ:
+        return os.environ["LIFEBOAT_PASSWORD"]
+    if prompt and sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("repository passphrase: ")
+        if confirm and getpass.getpass("again: ") != first:
+            raise UsageError("the passphrases do not match")
+        return first
+    return None
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else None

@@ -1,0 +1,26 @@
+"""Options shared by many commands, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+RepoOption = Annotated[
+    str | None,
+    typer.Option("--repo", "-r", help="Repository: a local path or s3://bucket/prefix (env LIFEBOAT_REPOSITORY)."),
+]
+PasswordFileOption = Annotated[
+    Path | None,
+    typer.Option("--password-file", help="Read the repository passphrase from this file (env LIFEBOAT_PASSWORD_FILE)."),
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="PostgreSQL DSN of the Letta database (default: LETTA_PG_URI or LETTA_PG_*)."),
+]
+SnapshotArgument = Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or 'latest'.")]
+MetricsFileOption = Annotated[
+    Path | None,
+    typer.Option("--metrics-file", help="Write Prometheus textfile metrics here."),
+]
