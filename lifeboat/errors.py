@@ -41,10 +41,23 @@ class WrongPassphrase(LifeboatError):
     exit_code = 12
 
 
+class RepositoryExists(LifeboatError):
+    """``init`` was asked to create a repository where one (or other files) already exists."""
+
+
 class CorruptRepository(LifeboatError):
     """A blob, pack, index or manifest failed its checksum or could not be decoded."""
 
     exit_code = 13
+
+
+class CorruptBlob(CorruptRepository):
+    """One blob failed decryption, decompression or its keyed hash; ``blob_id`` names it."""
+
+    def __init__(self, blob_id: str, reason: str) -> None:
+        super().__init__(f"blob {blob_id} is damaged: {reason}")
+        self.blob_id = blob_id
+        self.reason = reason
 
 
 class SnapshotNotFound(LifeboatError):

@@ -1,0 +1,107 @@
+"""A repository in an S3-compatible bucket (AWS, MinIO, Ceph, R2, moto...).
+
+URL: ``s3://bucket/optional/prefix``. The endpoint comes from ``LIFEBOAT_S3_ENDPOINT`` or
+``AWS_ENDPOINT_URL`` (unset = AWS); credentials and region from the usual boto3 chain.
+A single PUT is atomic in S3, so ``put`` needs no temp-and-rename dance.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from lifeboat.repo.backends.base import FileInfo, check_name
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+ENDPOINT_VARIABLES = ("LIFEBOAT_S3_ENDPOINT", "AWS_ENDPOINT_URL")
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` -> (``bucket``, ``a/b/``); the prefix is empty or ends with ``/``."""
+    parsed = urlparse(url)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ValueError(f"not an s3://bucket/prefix URL: {url!r}")
+    prefix = parsed.path.strip("/")
+    return parsed.netloc, f"{prefix}/" if prefix else ""
+
+
+def endpoint_from_env(env: dict[str, str] | None = None) -> str | None:
+    env = dict(os.environ) if env is None else env
+    for variable in ENDPOINT_VARIABLES:
+        if env.get(variable):
+            return env[variable]
+    return None
+
+
+class S3Backend:
+    """Objects ``<prefix><name>`` in one bucket. boto3 clients are thread-safe, so one is shared."""
+
+    def __init__(self, url: str, *, endpoint_url: str | None = None, client: S3Client | None = None) -> None:
+        self.url = url
+        self.bucket, self.prefix = parse_s3_url(url)
+        if client is None:
+            import boto3
+
+            client = boto3.client("s3", endpoint_url=endpoint_url or endpoint_from_env())
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"S3Backend({self.url!r})"
+
+    def _key(self, name: str) -> str:
+        return self.prefix + check_name(name)
+
+    def list(self, prefix: str = "") -> Iterator[FileInfo]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            for item in page.get("Contents", []):
+                yield FileInfo(item["Key"][len(self.prefix) :], item["Size"])
+
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        arguments: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(name)}
+        if length == 0:
+            self.size(name)  # still raise FileNotFoundError for a missing object
+            return b""
+        if offset or length is not None:
+            end = "" if length is None else str(offset + length - 1)
+            arguments["Range"] = f"bytes={offset}-{end}"
+        try:
+            response = self._client.get_object(**arguments)
+        except self._client.exceptions.NoSuchKey as exc:
+            raise FileNotFoundError(name) from exc
+        except self._client.exceptions.ClientError as exc:
+            if _error_code(exc) == "InvalidRange":  # offset at or past the end of the object
+                return b""
+            raise
+        return response["Body"].read()
+
+    def put(self, name: str, data: bytes) -> None:
+        self._client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data)
+
+    def delete(self, name: str) -> None:
+        self._client.delete_object(Bucket=self.bucket, Key=self._key(name))
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.size(name)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def size(self, name: str) -> int:
+        try:
+            response = self._client.head_object(Bucket=self.bucket, Key=self._key(name))
+        except self._client.exceptions.ClientError as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                raise FileNotFoundError(name) from exc
+            raise
+        return int(response["ContentLength"])
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))

@@ -1,0 +1,58 @@
+"""Blob bodies: ``seal(zstd(plaintext))`` with the blob id as associated data, and the reverse.
+
+zstd contexts are not thread-safe, so each thread gets its own (``threading.local``).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import zstandard
+
+from lifeboat.errors import CorruptBlob
+from lifeboat.repo.crypto import DecryptionFailed, MasterKeys, Sealer
+
+ZSTD_LEVEL = 3
+
+_local = threading.local()
+
+
+def compress(data: bytes) -> bytes:
+    compressor = getattr(_local, "compressor", None)
+    if compressor is None:
+        compressor = _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
+    return compressor.compress(data)
+
+
+def decompress(data: bytes, max_output_size: int = 0) -> bytes:
+    decompressor = getattr(_local, "decompressor", None)
+    if decompressor is None:
+        decompressor = _local.decompressor = zstandard.ZstdDecompressor()
+    return decompressor.decompress(data, max_output_size=max_output_size)
+
+
+def blob_aad(blob_id: str) -> bytes:
+    return bytes.fromhex(blob_id)
+
+
+def encode_blob(sealer: Sealer, blob_id: str, plaintext: bytes) -> bytes:
+    return sealer.seal(compress(plaintext), blob_aad(blob_id))
+
+
+def decode_blob(
+    keys: MasterKeys, sealer: Sealer, blob_id: str, body: bytes, raw_size: int | None = None
+) -> bytes:
+    """Open, decompress and verify one blob body; any failure raises ``CorruptBlob`` naming the blob."""
+    try:
+        compressed = sealer.open(body, blob_aad(blob_id))
+    except DecryptionFailed as exc:
+        raise CorruptBlob(blob_id, f"decryption failed ({exc})") from exc
+    try:
+        plaintext = decompress(compressed, max_output_size=raw_size or 0)
+    except zstandard.ZstdError as exc:
+        raise CorruptBlob(blob_id, f"zstd decompression failed ({exc})") from exc
+    if raw_size is not None and len(plaintext) != raw_size:
+        raise CorruptBlob(blob_id, f"size {len(plaintext)} instead of {raw_size}")
+    if keys.blob_id(plaintext) != blob_id:
+        raise CorruptBlob(blob_id, "content does not match its keyed hash")
+    return plaintext

@@ -1,0 +1,388 @@
+"""``check``: structural checks of a whole repository, optionally reading data; and the per-snapshot pre-restore check.
+
+Each problem is a ``Finding`` with a stable ``kind``; the report also maps every unreadable blob
+to the snapshots that need it, so an operator knows which snapshots a damage costs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Literal
+
+import zstandard
+from pydantic import BaseModel, Field
+
+from lifeboat.errors import CorruptBlob, CorruptRepository
+from lifeboat.repo.blobs import decode_blob
+from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, pack_name
+from lifeboat.repo.crypto import DecryptionFailed
+from lifeboat.repo.index import PackEntry, decode_index
+from lifeboat.repo.manifest import Snapshot
+from lifeboat.repo.packs import FOOTER_SIZE, PackedBlob, parse_pack_tail, trailer_length
+
+if TYPE_CHECKING:
+    from lifeboat.repo.repository import Repository
+
+Severity = Literal["error", "warning", "info"]
+READ_THREADS = 4
+
+
+class Finding(BaseModel):
+    severity: Severity
+    kind: str  # e.g. missing-blob, damaged-blob, missing-pack, pack-size, pack-hash, pack-trailer, ...
+    message: str
+    pack_id: str | None = None
+    blob_ids: list[str] = Field(default_factory=list)
+    snapshot_ids: list[str] = Field(default_factory=list)
+
+
+class CheckReport(BaseModel):
+    findings: list[Finding] = Field(default_factory=list)
+    snapshots_checked: int = 0
+    index_files_checked: int = 0
+    packs_checked: int = 0
+    packs_read: int = 0
+    blobs_checked: int = 0
+    blobs_read: int = 0
+    damaged_blobs: dict[str, list[str]] = Field(default_factory=dict)  # blob id -> snapshot ids needing it
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [finding for finding in self.findings if finding.severity == "error"]
+
+    @property
+    def affected_snapshots(self) -> list[str]:
+        return sorted({snapshot_id for ids in self.damaged_blobs.values() for snapshot_id in ids})
+
+    def add(self, finding: Finding) -> None:
+        self.findings.append(finding)
+
+
+class _BlobUsers:
+    """Blob id -> snapshots needing it, built from the manifests."""
+
+    def __init__(self, snapshots: Iterable[Snapshot]) -> None:
+        self.by_blob: dict[str, set[str]] = defaultdict(set)
+        for snapshot in snapshots:
+            for blob_id in snapshot.blob_ids():
+                self.by_blob[blob_id].add(snapshot.id)
+
+    def of(self, blob_ids: Iterable[str]) -> list[str]:
+        return sorted({snapshot_id for blob_id in blob_ids for snapshot_id in self.by_blob.get(blob_id, ())})
+
+
+def check_repository(
+    repo: Repository, *, read_data: bool, subset_percent: float | None, seed: int | None
+) -> CheckReport:
+    report = CheckReport()
+    snapshots = _load_snapshots(repo, report)
+    users = _BlobUsers(snapshots)
+    packs = _load_index_files(repo, report, users)
+    indexed_blobs = {blob.id for entry in packs.values() for blob in entry.blobs}
+    report.blobs_checked = len(indexed_blobs)
+
+    missing = sorted(set(users.by_blob) - indexed_blobs)
+    for blob_id in missing:
+        _damaged(report, users, blob_id, "missing-blob", f"blob {blob_id} is needed but not in any index")
+
+    stored = {basename(info.name): info.size for info in repo.backend.list(DATA_DIR)}
+    present = _check_pack_files(report, users, packs, stored)
+    _check_trailers(repo, report, users, present)
+    if read_data:
+        chosen = _choose(sorted(present), subset_percent, seed)
+        _read_packs(repo, report, users, [present[pack_id] for pack_id in chosen])
+    return report
+
+
+def _load_snapshots(repo: Repository, report: CheckReport) -> list[Snapshot]:
+    snapshots = []
+    for snapshot_id in repo.snapshot_ids():
+        try:
+            snapshots.append(repo.read_snapshot(snapshot_id))
+        except CorruptRepository as exc:
+            report.add(
+                Finding(severity="error", kind="bad-snapshot", message=str(exc), snapshot_ids=[snapshot_id])
+            )
+    report.snapshots_checked = len(snapshots)
+    return snapshots
+
+
+def _load_index_files(repo: Repository, report: CheckReport, users: _BlobUsers) -> dict[str, PackEntry]:
+    """Pack id -> what the index files say about it (entries of several files merged)."""
+    packs: dict[str, PackEntry] = {}
+    for info in repo.backend.list(INDEX_DIR):
+        data = repo.backend.get(info.name)
+        report.index_files_checked += 1
+        if hashlib.sha256(data).hexdigest() != basename(info.name):
+            report.add(
+                Finding(
+                    severity="error",
+                    kind="bad-index",
+                    message=f"index file {info.name} does not match its name",
+                )
+            )
+        try:
+            entries = decode_index(repo.sealer, data)
+        except (DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError) as exc:
+            report.add(
+                Finding(
+                    severity="error",
+                    kind="bad-index",
+                    message=f"index file {info.name} cannot be decoded ({exc})",
+                )
+            )
+            continue
+        for entry in entries:
+            known = packs.get(entry.id)
+            if known is None:
+                packs[entry.id] = entry
+            else:
+                merged = {blob.id: blob for blob in [*known.blobs, *entry.blobs]}
+                packs[entry.id] = PackEntry(entry.id, entry.size, list(merged.values()))
+    return packs
+
+
+def _check_pack_files(
+    report: CheckReport, users: _BlobUsers, packs: dict[str, PackEntry], stored: dict[str, int]
+) -> dict[str, PackEntry]:
+    """Compare indexed packs with the files present; returns the indexed packs whose file looks right."""
+    present: dict[str, PackEntry] = {}
+    for pack_id, entry in sorted(packs.items()):
+        report.packs_checked += 1
+        blob_ids = [blob.id for blob in entry.blobs]
+        if pack_id not in stored:
+            report.add(
+                Finding(
+                    severity="error",
+                    kind="missing-pack",
+                    message=f"pack {pack_id} is indexed but missing",
+                    pack_id=pack_id,
+                    blob_ids=blob_ids,
+                    snapshot_ids=users.of(blob_ids),
+                )
+            )
+            _mark(report, users, blob_ids)
+        elif stored[pack_id] != entry.size:
+            report.add(
+                Finding(
+                    severity="error",
+                    kind="pack-size",
+                    message=f"pack {pack_id} has {stored[pack_id]} bytes, the index says {entry.size}",
+                    pack_id=pack_id,
+                    blob_ids=blob_ids,
+                    snapshot_ids=users.of(blob_ids),
+                )
+            )
+            _mark(report, users, blob_ids)
+        else:
+            present[pack_id] = entry
+    for pack_id in sorted(set(stored) - set(packs)):
+        report.add(
+            Finding(
+                severity="info",
+                kind="unindexed-pack",
+                pack_id=pack_id,
+                message=f"pack {pack_id} is in no index (left by an interrupted backup; prune removes it)",
+            )
+        )
+    return present
+
+
+def _check_trailers(
+    repo: Repository, report: CheckReport, users: _BlobUsers, packs: dict[str, PackEntry]
+) -> None:
+    for pack_id, entry in packs.items():
+        try:
+            trailer = read_pack_trailer(repo, pack_id, entry.size)
+        except CorruptRepository as exc:
+            blob_ids = [blob.id for blob in entry.blobs]
+            report.add(
+                Finding(
+                    severity="error",
+                    kind="pack-trailer",
+                    message=str(exc),
+                    pack_id=pack_id,
+                    blob_ids=blob_ids,
+                    snapshot_ids=users.of(blob_ids),
+                )
+            )
+            continue
+        in_trailer = set(trailer)
+        disagreeing = sorted(blob.id for blob in entry.blobs if blob not in in_trailer)
+        if disagreeing:
+            report.add(
+                Finding(
+                    severity="error",
+                    kind="pack-trailer",
+                    pack_id=pack_id,
+                    blob_ids=disagreeing,
+                    snapshot_ids=users.of(disagreeing),
+                    message=f"pack {pack_id}: the index lists {len(disagreeing)} blob(s) its trailer does not",
+                )
+            )
+
+
+def read_pack_trailer(repo: Repository, pack_id: str, pack_size: int) -> list[PackedBlob]:
+    """The blob list a pack's trailer holds (two ranged reads: footer, then trailer)."""
+    if pack_size < FOOTER_SIZE:
+        raise CorruptRepository(f"pack {pack_id} is shorter than its footer")
+    name = pack_name(pack_id)
+    length = trailer_length(pack_id, repo.backend.get(name, pack_size - FOOTER_SIZE, FOOTER_SIZE))
+    if length + FOOTER_SIZE > pack_size:
+        raise CorruptRepository(f"pack {pack_id}: trailer length {length} exceeds the pack")
+    tail = repo.backend.get(name, pack_size - FOOTER_SIZE - length, length + FOOTER_SIZE)
+    return parse_pack_tail(repo.sealer, pack_id, tail, pack_size)
+
+
+def _choose(pack_ids: list[str], subset_percent: float | None, seed: int | None) -> list[str]:
+    if subset_percent is None or subset_percent >= 100:
+        return pack_ids
+    if not subset_percent > 0:
+        raise ValueError("subset_percent must be in (0, 100]")
+    count = max(1, round(len(pack_ids) * subset_percent / 100)) if pack_ids else 0
+    return sorted(random.Random(seed).sample(pack_ids, count))
+
+
+def _read_packs(repo: Repository, report: CheckReport, users: _BlobUsers, packs: list[PackEntry]) -> None:
+    with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="lifeboat-check") as pool:
+        for findings, damaged, blobs_read in pool.map(lambda entry: _read_pack(repo, entry), packs):
+            report.packs_read += 1
+            report.blobs_read += blobs_read
+            for finding in findings:
+                finding.snapshot_ids = users.of(finding.blob_ids)
+                report.add(finding)
+            _mark(report, users, damaged)
+
+
+def _read_pack(repo: Repository, entry: PackEntry) -> tuple[list[Finding], list[str], int]:
+    """Read one whole pack: its hash, then every indexed blob in it. Runs in a worker thread."""
+    try:
+        data = repo.backend.get(pack_name(entry.id))
+    except FileNotFoundError:
+        ids = [blob.id for blob in entry.blobs]
+        return (
+            [
+                Finding(
+                    severity="error",
+                    kind="missing-pack",
+                    message=f"pack {entry.id} vanished",
+                    pack_id=entry.id,
+                    blob_ids=ids,
+                )
+            ],
+            ids,
+            0,
+        )
+    findings: list[Finding] = []
+    if hashlib.sha256(data).hexdigest() != entry.id:
+        findings.append(
+            Finding(
+                severity="error",
+                kind="pack-hash",
+                pack_id=entry.id,
+                message=f"pack {entry.id} does not match its SHA-256 name",
+            )
+        )
+    damaged = []
+    for blob in entry.blobs:
+        body = data[blob.offset : blob.offset + blob.length]
+        try:
+            decode_blob(repo.keys, repo.sealer, blob.id, body, blob.raw_size)
+        except CorruptBlob as exc:
+            damaged.append(blob.id)
+            findings.append(
+                Finding(
+                    severity="error",
+                    kind="damaged-blob",
+                    message=f"{exc} (in pack {entry.id})",
+                    pack_id=entry.id,
+                    blob_ids=[blob.id],
+                )
+            )
+    return findings, damaged, len(entry.blobs)
+
+
+def _damaged(report: CheckReport, users: _BlobUsers, blob_id: str, kind: str, message: str) -> None:
+    report.add(
+        Finding(
+            severity="error", kind=kind, message=message, blob_ids=[blob_id], snapshot_ids=users.of([blob_id])
+        )
+    )
+    _mark(report, users, [blob_id])
+
+
+def _mark(report: CheckReport, users: _BlobUsers, blob_ids: Iterable[str]) -> None:
+    for blob_id in blob_ids:
+        report.damaged_blobs[blob_id] = users.of([blob_id])
+
+
+def verify_snapshot_blobs(repo: Repository, snapshot: Snapshot, *, read_data: bool) -> CheckReport:
+    """Everything ``snapshot`` needs is indexed and its pack present at the right size; optionally read it."""
+    report = CheckReport(snapshots_checked=1)
+    users = _BlobUsers([snapshot])
+    needed = sorted(snapshot.blob_ids())
+    report.blobs_checked = len(needed)
+    pack_sizes = repo.index.packs()
+    packs_needed: dict[str, list[str]] = defaultdict(list)
+    for blob_id in needed:
+        location = repo.index.get(blob_id)
+        if location is None:
+            _damaged(report, users, blob_id, "missing-blob", f"blob {blob_id} is needed but not in any index")
+        else:
+            packs_needed[location.pack_id].append(blob_id)
+    for pack_id, blob_ids in sorted(packs_needed.items()):
+        report.packs_checked += 1
+        try:
+            size = repo.backend.size(pack_name(pack_id))
+        except FileNotFoundError:
+            report.add(
+                Finding(
+                    severity="error",
+                    kind="missing-pack",
+                    message=f"pack {pack_id} is missing",
+                    pack_id=pack_id,
+                    blob_ids=blob_ids,
+                    snapshot_ids=[snapshot.id],
+                )
+            )
+            _mark(report, users, blob_ids)
+            continue
+        if size != pack_sizes.get(pack_id):
+            report.add(
+                Finding(
+                    severity="error",
+                    kind="pack-size",
+                    pack_id=pack_id,
+                    blob_ids=blob_ids,
+                    snapshot_ids=[snapshot.id],
+                    message=f"pack {pack_id} has {size} bytes, the index says {pack_sizes.get(pack_id)}",
+                )
+            )
+            _mark(report, users, blob_ids)
+    if read_data:
+        readable = [blob_id for blob_id in needed if blob_id not in report.damaged_blobs]
+        with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="lifeboat-verify") as pool:
+            for blob_id, problem in zip(readable, pool.map(_try_read(repo), readable), strict=True):
+                report.blobs_read += 1
+                if problem is not None:
+                    _damaged(report, users, blob_id, "damaged-blob", problem)
+    return report
+
+
+def _try_read(repo: Repository) -> Callable[[str], str | None]:
+    def read(blob_id: str) -> str | None:
+        try:
+            repo.read_blob(blob_id)
+        except CorruptBlob as exc:
+            return str(exc)
+        return None
+
+    return read

@@ -1,0 +1,81 @@
+"""The repository config (plaintext JSON, the first file any reader opens) and the file layout."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+FORMAT_NAME = "lifeboat-repository"
+FORMAT_VERSION = 1
+
+CONFIG_FILE = "config"
+KEYS_DIR = "keys/"
+DATA_DIR = "data/"
+INDEX_DIR = "index/"
+SNAPSHOTS_DIR = "snapshots/"
+LOCKS_DIR = "locks/"
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+class ChunkerParams(BaseModel):
+    """Blob size bounds for the record chunker (bytes of plaintext)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    min_size: int = Field(default=256 * KiB, gt=0)
+    avg_size: int = Field(default=1 * MiB, gt=0)
+    max_size: int = Field(default=4 * MiB, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ChunkerParams:
+        if not self.min_size < self.avg_size <= self.max_size:
+            raise ValueError("chunker sizes must satisfy min_size < avg_size <= max_size")
+        return self
+
+
+class RepoConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    format: Literal["lifeboat-repository"] = "lifeboat-repository"
+    version: int = FORMAT_VERSION
+    id: str = Field(default_factory=lambda: secrets.token_hex(16))
+    created: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    encryption: Literal["aes-256-gcm", "none"] = "aes-256-gcm"
+    compression: Literal["zstd"] = "zstd"
+    chunker: ChunkerParams = ChunkerParams()
+    pack_size: int = Field(default=32 * MiB, gt=0)
+    # Only in unencrypted repositories: the BLAKE2b key for blob ids, base64 (public by design there).
+    id_key: str | None = None
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encryption != "none"
+
+
+def pack_name(pack_id: str) -> str:
+    return f"{DATA_DIR}{pack_id[:2]}/{pack_id}"
+
+
+def index_name(index_id: str) -> str:
+    return f"{INDEX_DIR}{index_id}"
+
+
+def snapshot_name(snapshot_id: str) -> str:
+    return f"{SNAPSHOTS_DIR}{snapshot_id}"
+
+
+def lock_name(lock_id: str) -> str:
+    return f"{LOCKS_DIR}{lock_id}"
+
+
+def key_name(key_id: str) -> str:
+    return f"{KEYS_DIR}{key_id}"
+
+
+def basename(name: str) -> str:
+    return name.rsplit("/", 1)[-1]

@@ -1,0 +1,201 @@
+"""Repository locks: files under ``locks/``, shared (backup, restore) or exclusive (prune).
+
+A lock file is ``seal(JSON {"exclusive", "hostname", "pid", "time", "created"}, aad="lifeboat:lock")``.
+Its holder rewrites it every ``refresh_interval`` with a fresh ``time``. A lock is stale when its
+``time`` is older than ``stale_after``, or when it was taken on this host by a process that no
+longer exists; stale locks block nobody and ``unlock`` removes them.
+
+Acquiring is "check, write, check again": two processes racing may both back off, never both
+win with conflicting modes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+
+from lifeboat.errors import RepositoryLocked
+from lifeboat.repo.backends.base import Backend
+from lifeboat.repo.config import LOCKS_DIR, basename, lock_name
+from lifeboat.repo.crypto import DecryptionFailed, Sealer
+
+LOCK_AAD = b"lifeboat:lock"
+DEFAULT_REFRESH = timedelta(minutes=5)
+DEFAULT_STALE_AFTER = timedelta(minutes=30)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """A lock file as read back. ``readable`` is False when it could not be decoded (blocks everyone)."""
+
+    id: str
+    exclusive: bool
+    hostname: str
+    pid: int
+    time: datetime
+    created: datetime
+    readable: bool = True
+
+    def is_stale(self, now: datetime, stale_after: timedelta = DEFAULT_STALE_AFTER) -> bool:
+        if not self.readable:
+            return False
+        if now - self.time > stale_after:
+            return True
+        return self.hostname == socket.gethostname() and not _process_exists(self.pid)
+
+    def describe(self) -> str:
+        mode = "exclusive" if self.exclusive else "shared"
+        if not self.readable:
+            return f"unreadable lock {self.id}"
+        return f"{mode} lock {self.id[:8]} held by pid {self.pid} on {self.hostname} since {self.created:%Y-%m-%d %H:%M:%S}Z"
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LockStore:
+    """Reads and writes lock files of one repository."""
+
+    def __init__(
+        self, backend: Backend, sealer: Sealer, stale_after: timedelta = DEFAULT_STALE_AFTER
+    ) -> None:
+        self.backend = backend
+        self.sealer = sealer
+        self.stale_after = stale_after
+
+    def write(self, lock_id: str, exclusive: bool, created: datetime) -> None:
+        document = {
+            "exclusive": exclusive,
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "time": datetime.now(UTC).isoformat(),
+            "created": created.isoformat(),
+        }
+        self.backend.put(lock_name(lock_id), self.sealer.seal(json.dumps(document).encode(), LOCK_AAD))
+
+    def read(self, lock_id: str) -> LockInfo | None:
+        """The lock, or None when it vanished meanwhile."""
+        try:
+            data = self.backend.get(lock_name(lock_id))
+        except FileNotFoundError:
+            return None
+        try:
+            document = json.loads(self.sealer.open(data, LOCK_AAD))
+            return LockInfo(
+                id=lock_id,
+                exclusive=bool(document["exclusive"]),
+                hostname=str(document["hostname"]),
+                pid=int(document["pid"]),
+                time=datetime.fromisoformat(document["time"]),
+                created=datetime.fromisoformat(document["created"]),
+            )
+        except (DecryptionFailed, ValueError, KeyError, TypeError):
+            epoch = datetime.fromtimestamp(0, UTC)
+            return LockInfo(lock_id, True, "?", 0, epoch, epoch, readable=False)
+
+    def all(self) -> Iterator[LockInfo]:
+        for info in self.backend.list(LOCKS_DIR):
+            lock = self.read(basename(info.name))
+            if lock is not None:
+                yield lock
+
+    def conflicts(self, exclusive: bool, ignore: str | None = None) -> list[LockInfo]:
+        now = datetime.now(UTC)
+        return [
+            lock
+            for lock in self.all()
+            if lock.id != ignore
+            and (exclusive or lock.exclusive)
+            and not lock.is_stale(now, self.stale_after)
+        ]
+
+    def remove(self, *, force: bool = False) -> list[LockInfo]:
+        """Delete stale locks (every lock with ``force``); returns what was removed."""
+        now = datetime.now(UTC)
+        removed = []
+        for lock in list(self.all()):
+            if force or lock.is_stale(now, self.stale_after):
+                self.backend.delete(lock_name(lock.id))
+                removed.append(lock)
+        return removed
+
+
+class RepositoryLock:
+    """A held lock; refreshed by a daemon thread until ``release``. Use as a context manager."""
+
+    def __init__(
+        self, store: LockStore, *, exclusive: bool, refresh_interval: timedelta = DEFAULT_REFRESH
+    ) -> None:
+        self.store = store
+        self.exclusive = exclusive
+        self.id = secrets.token_hex(16)
+        self.created = datetime.now(UTC)
+        self._refresh_interval = refresh_interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> RepositoryLock:
+        self._raise_if_conflicting()
+        self.store.write(self.id, self.exclusive, self.created)
+        try:
+            self._raise_if_conflicting()
+        except RepositoryLocked:
+            self.store.backend.delete(lock_name(self.id))
+            raise
+        self._thread = threading.Thread(
+            target=self._refresh_loop, name=f"lifeboat-lock-{self.id[:8]}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def _raise_if_conflicting(self) -> None:
+        conflicts = self.store.conflicts(self.exclusive, ignore=self.id)
+        if conflicts:
+            wanted = "an exclusive" if self.exclusive else "a shared"
+            held = "; ".join(lock.describe() for lock in conflicts)
+            raise RepositoryLocked(
+                f"cannot take {wanted} lock on {self.store.backend.url}: {held} "
+                "(if that process is gone, run `lifeboat unlock`)"
+            )
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self._refresh_interval.total_seconds()):
+            try:
+                self.refresh()
+            except Exception:  # keep trying: a transient storage error must not kill the backup
+                log.warning("could not refresh lock %s", self.id, exc_info=True)
+
+    def refresh(self) -> None:
+        self.store.write(self.id, self.exclusive, self.created)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.store.backend.delete(lock_name(self.id))
+
+    def __enter__(self) -> RepositoryLock:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()

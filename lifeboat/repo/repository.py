@@ -1,0 +1,370 @@
+"""The repository: open/init, blobs in, blobs out, snapshots, locks, check.
+
+Thread-safety: a ``Repository`` may be shared by threads. Reads (``read_blob``, snapshot
+loading) are safe concurrently; ``writer()`` returns a thread-safe writer. Methods that change
+the set of snapshots are atomic per call (one file put or delete).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import zstandard
+from pydantic import ValidationError
+
+from lifeboat.errors import (
+    CorruptBlob,
+    CorruptRepository,
+    RepositoryExists,
+    RepositoryNotFound,
+    SnapshotNotFound,
+    UsageError,
+    WrongPassphrase,
+)
+from lifeboat.repo.backends import Backend, LocalBackend, open_backend
+from lifeboat.repo.blobs import compress, decode_blob, decompress
+from lifeboat.repo.config import (
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    INDEX_DIR,
+    KEYS_DIR,
+    SNAPSHOTS_DIR,
+    ChunkerParams,
+    RepoConfig,
+    basename,
+    key_name,
+    pack_name,
+    snapshot_name,
+)
+from lifeboat.repo.crypto import (
+    DecryptionFailed,
+    KdfParams,
+    MasterKeys,
+    Sealer,
+    b64decode,
+    b64encode,
+    unwrap_keys,
+    wrap_keys,
+)
+from lifeboat.repo.index import Index, decode_index
+from lifeboat.repo.locks import LockInfo, LockStore, RepositoryLock
+from lifeboat.repo.manifest import Snapshot, Stream
+from lifeboat.repo.writer import RECORD_TERMINATOR, RepositoryWriter
+
+if TYPE_CHECKING:
+    from lifeboat.repo.check import CheckReport
+
+LATEST = "latest"
+
+
+def snapshot_aad(snapshot_id: str) -> bytes:
+    return b"lifeboat:snapshot:" + snapshot_id.encode("ascii")
+
+
+class Repository:
+    """An opened repository. Create with ``Repository.init`` or ``Repository.open``."""
+
+    def __init__(self, backend: Backend, config: RepoConfig, keys: MasterKeys) -> None:
+        self.backend = backend
+        self.config = config
+        self.keys = keys
+        self.sealer = Sealer(keys.encryption)
+        if config.encrypted and not self.sealer.encrypted:
+            raise CorruptRepository("encrypted repository opened without its encryption key")  # fail closed
+        self.index = Index()
+        self.locks = LockStore(backend, self.sealer)
+        self.load_index()
+
+    # -- creation and opening ------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        location: str | os.PathLike[str] | Backend,
+        passphrase: str | None,
+        *,
+        encrypt: bool = True,
+        chunker: ChunkerParams | None = None,
+        pack_size: int | None = None,
+        kdf: KdfParams | None = None,
+    ) -> Repository:
+        """Create a new repository. Encrypted unless ``encrypt=False`` is passed explicitly.
+
+        The key file is written before the config, so a crash leaves either no repository or a
+        complete one (``config`` present = repository exists).
+        """
+        backend = open_backend(location)
+        if encrypt and not passphrase:
+            raise UsageError(
+                "an encrypted repository needs a passphrase (or explicitly opt out of encryption)"
+            )
+        if not encrypt and passphrase:
+            raise UsageError("a passphrase was given for an unencrypted repository")
+        if backend.exists(CONFIG_FILE) or any(True for _ in backend.list(KEYS_DIR)):
+            raise RepositoryExists(f"a repository already exists at {backend.url}")
+        _restrict_local_root(backend)
+        keys = MasterKeys.generate(encrypt=encrypt)
+        options: dict[str, Any] = {"encryption": "aes-256-gcm" if encrypt else "none"}
+        if chunker is not None:
+            options["chunker"] = chunker
+        if pack_size is not None:
+            options["pack_size"] = pack_size
+        if encrypt:
+            assert passphrase is not None
+            key_document = wrap_keys(keys, passphrase, kdf or KdfParams())
+            backend.put(key_name(secrets.token_hex(16)), json.dumps(key_document, indent=2).encode())
+        else:
+            options["id_key"] = b64encode(keys.id_key)
+        config = RepoConfig(**options)
+        backend.put(CONFIG_FILE, config.model_dump_json(indent=2).encode())
+        return cls(backend, config, keys)
+
+    @classmethod
+    def open(cls, location: str | os.PathLike[str] | Backend, passphrase: str | None) -> Repository:
+        """Open an existing repository; ``WrongPassphrase`` when no key file opens with ``passphrase``."""
+        backend = open_backend(location)
+        config = read_config(backend)
+        if not config.encrypted:
+            if config.id_key is None:
+                raise CorruptRepository("unencrypted repository config lacks its id_key")
+            return cls(backend, config, MasterKeys(encryption=None, id_key=b64decode(config.id_key)))
+        if not passphrase:
+            raise WrongPassphrase(f"the repository at {backend.url} is encrypted: a passphrase is required")
+        key_files = [info.name for info in backend.list(KEYS_DIR)]
+        if not key_files:
+            raise CorruptRepository(f"encrypted repository at {backend.url} has no key files")
+        for name in sorted(key_files):
+            try:
+                document = json.loads(backend.get(name))
+            except ValueError as exc:
+                raise CorruptRepository(f"key file {name} is not valid JSON") from exc
+            try:
+                keys = unwrap_keys(document, passphrase)
+            except WrongPassphrase:
+                continue
+            return cls(backend, config, keys)
+        raise WrongPassphrase(f"wrong passphrase for the repository at {backend.url}")
+
+    def load_index(self) -> None:
+        """(Re)read every index file. Damaged index files raise ``CorruptRepository`` (``check`` reports them)."""
+        index = Index()
+        for info in self.backend.list(INDEX_DIR):
+            try:
+                entries = decode_index(self.sealer, self.backend.get(info.name))
+            except FileNotFoundError:
+                continue  # replaced meanwhile by a prune
+            except (DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError) as exc:
+                raise CorruptRepository(f"index file {info.name} cannot be decoded ({exc})") from exc
+            for entry in entries:
+                index.add_pack(entry)
+        self.index = index
+
+    # -- locks -------------------------------------------------------------------------------------
+
+    def lock(self, *, exclusive: bool = False) -> RepositoryLock:
+        """Take a shared (backup, restore) or exclusive (prune) lock; ``RepositoryLocked`` on conflict.
+
+        Use as ``with repo.lock(): ...``; the lock refreshes itself until released.
+        """
+        return RepositoryLock(self.locks, exclusive=exclusive).acquire()
+
+    def list_locks(self) -> list[LockInfo]:
+        return list(self.locks.all())
+
+    def unlock(self, *, force: bool = False) -> list[LockInfo]:
+        """Remove stale locks (every lock with ``force``); returns the removed ones."""
+        return self.locks.remove(force=force)
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def writer(
+        self, *, pack_size: int | None = None, chunker: ChunkerParams | None = None
+    ) -> RepositoryWriter:
+        """A thread-safe writer; blobs become durable on ``flush``/``close`` (see ``lifeboat.repo.writer``).
+
+        Keep the repository's chunker parameters (the default) for deduplication across snapshots.
+        """
+        return RepositoryWriter(
+            self, pack_size=pack_size or self.config.pack_size, chunker=chunker or self.config.chunker
+        )
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def read_blob(self, blob_id: str) -> bytes:
+        """One blob's plaintext, read with a ranged get; ``CorruptBlob`` if missing or damaged."""
+        location = self.index.get(blob_id)
+        if location is None:
+            raise CorruptBlob(blob_id, "not in the index")
+        try:
+            body = self.backend.get(pack_name(location.pack_id), location.offset, location.length)
+        except FileNotFoundError as exc:
+            raise CorruptBlob(blob_id, f"its pack {location.pack_id} is missing") from exc
+        if len(body) != location.length:
+            raise CorruptBlob(blob_id, f"its pack {location.pack_id} is truncated")
+        return decode_blob(self.keys, self.sealer, blob_id, body, location.raw_size)
+
+    def read_blobs(self, blob_ids: Iterable[str], *, prefetch: int = 4) -> Iterator[tuple[str, bytes]]:
+        """Blobs in the given order, fetched ``prefetch`` at a time in threads (memory: prefetch blobs)."""
+        with ThreadPoolExecutor(max_workers=max(1, prefetch), thread_name_prefix="lifeboat-read") as pool:
+            window: deque[tuple[str, Future[bytes]]] = deque()
+            for blob_id in blob_ids:
+                window.append((blob_id, pool.submit(self.read_blob, blob_id)))
+                if len(window) > prefetch:
+                    done_id, future = window.popleft()
+                    yield done_id, future.result()
+            while window:
+                done_id, future = window.popleft()
+                yield done_id, future.result()
+
+    def iter_stream_data(
+        self, stream: Stream, keys: Iterable[str] | None = None, *, prefetch: int = 4
+    ) -> Iterator[bytes]:
+        """A stream's blobs' plaintext in order (only blobs whose zone map may hold ``keys``, if given)."""
+        refs = stream.blobs_covering(keys)
+        for _blob_id, data in self.read_blobs((ref.id for ref in refs), prefetch=prefetch):
+            yield data
+
+    def iter_records(
+        self, stream: Stream, keys: Iterable[str] | None = None, *, prefetch: int = 4
+    ) -> Iterator[bytes]:
+        """A stream's records (each ending in ``\\n``), from the blobs that may hold ``keys`` if given.
+
+        Zone maps select blobs, not records: records of other keys in those blobs are yielded too;
+        filter them in the caller, which knows how to find a record's key.
+        """
+        for data in self.iter_stream_data(stream, keys, prefetch=prefetch):
+            yield from data.splitlines(keepends=True) if RECORD_TERMINATOR == b"\n" else [data]
+
+    # -- snapshots ---------------------------------------------------------------------------------
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Write the manifest, making the snapshot visible. Refuses if any blob it needs is not durable."""
+        missing = sorted(blob_id for blob_id in snapshot.blob_ids() if blob_id not in self.index)
+        if missing:
+            raise CorruptRepository(
+                f"refusing to save snapshot {snapshot.short_id}: {len(missing)} blob(s) are not in the index "
+                f"(first: {missing[0]}); close the writer before saving the snapshot"
+            )
+        payload = compress(snapshot.model_dump_json().encode())
+        self.backend.put(snapshot_name(snapshot.id), self.sealer.seal(payload, snapshot_aad(snapshot.id)))
+
+    def snapshot_ids(self) -> list[str]:
+        return sorted(basename(info.name) for info in self.backend.list(SNAPSHOTS_DIR))
+
+    def read_snapshot(self, snapshot_id: str) -> Snapshot:
+        """Load one manifest by full id; ``CorruptRepository`` when it cannot be decoded."""
+        try:
+            data = self.backend.get(snapshot_name(snapshot_id))
+        except FileNotFoundError as exc:
+            raise SnapshotNotFound(f"no snapshot {snapshot_id}") from exc
+        try:
+            snapshot = Snapshot.model_validate_json(
+                decompress(self.sealer.open(data, snapshot_aad(snapshot_id)))
+            )
+        except (DecryptionFailed, ValidationError, zstandard.ZstdError) as exc:
+            raise CorruptRepository(f"snapshot {snapshot_id} cannot be decoded ({exc})") from exc
+        if snapshot.id != snapshot_id:
+            raise CorruptRepository(f"snapshot file {snapshot_id} holds snapshot {snapshot.id}")
+        return snapshot
+
+    def list_snapshots(self) -> list[Snapshot]:
+        """Every snapshot, oldest first. A manifest that cannot be decoded raises (``check`` reports it)."""
+        snapshots = [self.read_snapshot(snapshot_id) for snapshot_id in self.snapshot_ids()]
+        return sorted(snapshots, key=lambda snapshot: (snapshot.time, snapshot.id))
+
+    def resolve_snapshot(self, ref: str) -> str:
+        """A full snapshot id from a unique prefix or ``latest``."""
+        if ref == LATEST:
+            snapshots = self.list_snapshots()
+            if not snapshots:
+                raise SnapshotNotFound("the repository has no snapshots")
+            return snapshots[-1].id
+        matches = [snapshot_id for snapshot_id in self.snapshot_ids() if snapshot_id.startswith(ref.lower())]
+        if not ref or not matches:
+            raise SnapshotNotFound(f"no snapshot matches {ref!r}")
+        if len(matches) > 1:
+            shown = ", ".join(match[:12] for match in matches[:5])
+            raise SnapshotNotFound(f"snapshot prefix {ref!r} is ambiguous: {shown}")
+        return matches[0]
+
+    def load_snapshot(self, ref: str) -> Snapshot:
+        """A snapshot by id, unique id prefix or ``latest``."""
+        return self.read_snapshot(self.resolve_snapshot(ref))
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """Remove a manifest (its blobs stay until a prune). Takes the full id."""
+        if not self.backend.exists(snapshot_name(snapshot_id)):
+            raise SnapshotNotFound(f"no snapshot {snapshot_id}")
+        self.backend.delete(snapshot_name(snapshot_id))
+
+    # -- checking ----------------------------------------------------------------------------------
+
+    def check(
+        self, *, read_data: bool = False, subset_percent: float | None = None, seed: int | None = None
+    ) -> CheckReport:
+        """Check structure, and with ``read_data`` every (or a random ``subset_percent`` of) pack's blobs."""
+        from lifeboat.repo.check import check_repository
+
+        return check_repository(self, read_data=read_data, subset_percent=subset_percent, seed=seed)
+
+    def verify_snapshot(self, snapshot: Snapshot, *, read_data: bool = False) -> CheckReport:
+        """The fast pre-restore check: every blob the snapshot needs is indexed, its pack present with the
+        right size; with ``read_data`` each needed blob is also read and verified."""
+        from lifeboat.repo.check import verify_snapshot_blobs
+
+        return verify_snapshot_blobs(self, snapshot, read_data=read_data)
+
+    def snapshots_needing(self, blob_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Blob id -> ids of the snapshots whose manifests refer to it (undecodable manifests skipped)."""
+        wanted = set(blob_ids)
+        needing: dict[str, list[str]] = {blob_id: [] for blob_id in wanted}
+        for snapshot_id in self.snapshot_ids():
+            try:
+                snapshot = self.read_snapshot(snapshot_id)
+            except CorruptRepository:
+                continue
+            for blob_id in snapshot.blob_ids() & wanted:
+                needing[blob_id].append(snapshot_id)
+        return needing
+
+    def __repr__(self) -> str:
+        return (
+            f"Repository({self.backend.url!r}, version={FORMAT_VERSION}, encrypted={self.config.encrypted})"
+        )
+
+
+def read_config(backend: Backend) -> RepoConfig:
+    try:
+        raw = backend.get(CONFIG_FILE)
+    except FileNotFoundError as exc:
+        raise RepositoryNotFound(f"no lifeboat repository at {backend.url}") from exc
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        raise CorruptRepository(f"repository config at {backend.url} is not valid JSON") from exc
+    if (
+        isinstance(document, dict)
+        and isinstance(document.get("version"), int)
+        and document["version"] > FORMAT_VERSION
+    ):
+        raise CorruptRepository(
+            f"repository format version {document['version']} is newer than this lifeboat supports ({FORMAT_VERSION})"
+        )
+    try:
+        return RepoConfig.model_validate(document)
+    except ValidationError as exc:
+        raise CorruptRepository(f"repository config at {backend.url} is invalid: {exc}") from exc
+
+
+def _restrict_local_root(backend: Backend) -> None:
+    if isinstance(backend, LocalBackend):
+        root = Path(backend.root)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(root, 0o700)

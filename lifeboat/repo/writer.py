@@ -1,0 +1,304 @@
+"""Writing blobs: a thread-safe writer shared by parallel producers, and one stream writer per producer.
+
+Work split: hashing, chunking, compression and encryption run in the producer's thread (zstd,
+AES-GCM and BLAKE2b release the GIL, so producers use several cores); only appending an encoded
+body to the shared open pack happens under the writer's lock. The producer whose blob fills the
+pack seals and uploads it, outside the lock.
+
+Durability: a blob is durable once its pack is uploaded *and* an index file listing that pack
+is written. ``flush()``/``close()`` make everything added so far durable; only then may a
+manifest referring to the blobs be saved (``Repository.save_snapshot`` refuses otherwise).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from lifeboat.repo.blobs import encode_blob
+from lifeboat.repo.chunker import Chunk, RecordChunker
+from lifeboat.repo.config import ChunkerParams, index_name, pack_name
+from lifeboat.repo.index import PackEntry, encode_index
+from lifeboat.repo.manifest import BlobRef, Stream
+from lifeboat.repo.packs import PackBuilder
+
+if TYPE_CHECKING:
+    from lifeboat.repo.repository import Repository
+
+RECORD_TERMINATOR = b"\n"
+INDEX_EVERY_PACKS = 64
+
+
+@dataclass
+class WriteStats:
+    """What a writer (or one stream) added: new vs deduplicated blobs, plaintext and stored bytes."""
+
+    blobs_new: int = 0
+    blobs_deduplicated: int = 0
+    raw_bytes_new: int = 0
+    raw_bytes_deduplicated: int = 0
+    bytes_added: int = 0  # encoded (compressed, sealed) bytes of new blobs: what the repository grew by
+    records: int = 0
+
+    def count(self, raw_size: int, stored_size: int, *, new: bool) -> None:
+        if new:
+            self.blobs_new += 1
+            self.raw_bytes_new += raw_size
+            self.bytes_added += stored_size
+        else:
+            self.blobs_deduplicated += 1
+            self.raw_bytes_deduplicated += raw_size
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """Records with one sort key each (for the zone map); a plain ``Sequence[bytes]`` has no keys."""
+
+    records: Sequence[bytes]
+    keys: Sequence[str] | None = None
+
+
+class RepositoryWriter:
+    """Adds blobs to one repository from any number of threads. Use as a context manager.
+
+    Normal exit flushes (seals the open pack, uploads it, writes the index). Exit by exception
+    indexes the packs already uploaded (so a retry deduplicates against them) and drops the rest.
+    """
+
+    def __init__(self, repo: Repository, *, pack_size: int, chunker: ChunkerParams) -> None:
+        self.repo = repo
+        self.pack_size = pack_size
+        self.chunker_params = chunker
+        self.stats = WriteStats()
+        self._lock = threading.Condition()
+        self._index_lock = threading.Lock()
+        self._builder = PackBuilder()
+        self._stored: dict[str, int | None] = {}  # blob id -> stored size, None while being encoded
+        self._unindexed: list[PackEntry] = []  # uploaded packs no index file lists yet
+        self._uploads_in_flight = 0
+        self._failure: BaseException | None = None
+        self._closed = False
+
+    # -- producers -------------------------------------------------------------------------------
+
+    def add_blob(
+        self, data: bytes, *, records: int = 0, zone_min: str | None = None, zone_max: str | None = None
+    ) -> BlobRef:
+        """Store ``data`` unless the repository already has it; returns its reference. Thread-safe."""
+        ref, _new = self._add(data, records, zone_min, zone_max)
+        return ref
+
+    def open_stream(self, name: str, attributes: dict[str, Any] | None = None) -> StreamWriter:
+        """A writer for one stream of records; use one per producer thread."""
+        return StreamWriter(self, name, attributes or {})
+
+    def write_stream(
+        self,
+        name: str,
+        batches: Iterable[RecordBatch | Sequence[bytes]],
+        attributes: dict[str, Any] | None = None,
+    ) -> Stream:
+        """Chunk and store a whole stream of record batches; returns its manifest entry."""
+        stream = self.open_stream(name, attributes)
+        for batch in batches:
+            if isinstance(batch, RecordBatch):
+                stream.add(batch.records, batch.keys)
+            else:
+                stream.add(batch)
+        return stream.close()
+
+    def _add(
+        self, data: bytes, records: int, zone_min: str | None, zone_max: str | None
+    ) -> tuple[BlobRef, bool]:
+        self._raise_if_unusable()
+        blob_id = self.repo.keys.blob_id(data)
+        while True:
+            known_size = self._reserve_or_wait(blob_id)
+            if known_size is not None:
+                with self._lock:
+                    self.stats.count(len(data), known_size, new=False)
+                    self.stats.records += records
+                return BlobRef(
+                    id=blob_id,
+                    size=known_size,
+                    raw_size=len(data),
+                    records=records,
+                    zone_min=zone_min,
+                    zone_max=zone_max,
+                ), False
+            try:
+                body = encode_blob(self.repo.sealer, blob_id, data)
+            except BaseException:
+                with self._lock:
+                    del self._stored[blob_id]
+                    self._lock.notify_all()
+                raise
+            self._append(blob_id, body, len(data), records)
+            return BlobRef(
+                id=blob_id,
+                size=len(body),
+                raw_size=len(data),
+                records=records,
+                zone_min=zone_min,
+                zone_max=zone_max,
+            ), True
+
+    def _reserve_or_wait(self, blob_id: str) -> int | None:
+        """The stored size when the blob exists already; else reserve it for us and return None."""
+        location = self.repo.index.get(blob_id)
+        if location is not None:
+            return location.length
+        with self._lock:
+            while blob_id in self._stored:
+                size = self._stored[blob_id]
+                if size is not None:
+                    return size
+                self._lock.wait()  # another producer is encoding the same blob right now
+                self._raise_if_unusable()
+            self._stored[blob_id] = None
+            return None
+
+    def _append(self, blob_id: str, body: bytes, raw_size: int, records: int) -> None:
+        full: PackBuilder | None = None
+        with self._lock:
+            self._builder.add(blob_id, body, raw_size)
+            self._stored[blob_id] = len(body)
+            self.stats.count(raw_size, len(body), new=True)
+            self.stats.records += records
+            self._lock.notify_all()
+            if self._builder.size >= self.pack_size:
+                full, self._builder = self._builder, PackBuilder()
+                self._uploads_in_flight += 1
+        if full is not None:
+            self._upload(full)
+
+    def _upload(self, builder: PackBuilder) -> None:
+        """Seal and store one pack (the caller counted it in ``_uploads_in_flight``)."""
+        try:
+            sealed = builder.seal(self.repo.sealer)
+            self.repo.backend.put(pack_name(sealed.id), sealed.data)
+            with self._lock:
+                self._unindexed.append(PackEntry(sealed.id, len(sealed.data), sealed.blobs))
+                index_due = len(self._unindexed) >= INDEX_EVERY_PACKS
+        except BaseException as exc:
+            with self._lock:
+                self._failure = self._failure or exc  # its blobs are lost: nothing may refer to them
+            raise
+        finally:
+            with self._lock:
+                self._uploads_in_flight -= 1
+                self._lock.notify_all()
+        if index_due:
+            self._write_index()
+
+    def _write_index(self) -> None:
+        with self._index_lock:
+            with self._lock:
+                entries, self._unindexed = self._unindexed, []
+            if not entries:
+                return
+            data = encode_index(self.repo.sealer, entries)
+            try:
+                self.repo.backend.put(index_name(hashlib.sha256(data).hexdigest()), data)
+            except BaseException:
+                with self._lock:
+                    self._unindexed[:0] = entries
+                raise
+            for entry in entries:
+                self.repo.index.add_pack(entry)
+
+    def _raise_if_unusable(self) -> None:
+        if self._failure is not None:
+            raise RuntimeError(
+                "repository writer failed earlier; its blobs are not stored"
+            ) from self._failure
+        if self._closed:
+            raise RuntimeError("repository writer is closed")
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Seal and upload the open pack, wait for other uploads, write the index: all added blobs are durable."""
+        with self._lock:
+            while self._uploads_in_flight:
+                self._lock.wait()
+            self._raise_if_failed()
+            full: PackBuilder | None = None
+            if len(self._builder):
+                full, self._builder = self._builder, PackBuilder()
+                self._uploads_in_flight += 1
+        if full is not None:
+            self._upload(full)
+        self._write_index()
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise RuntimeError(
+                "repository writer failed earlier; its blobs are not stored"
+            ) from self._failure
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+
+    def abort(self) -> None:
+        """Give up: drop the open pack, index what is already uploaded (best effort)."""
+        self._closed = True
+        with self._lock:
+            while self._uploads_in_flight:
+                self._lock.wait()
+            self._builder = PackBuilder()
+        with contextlib.suppress(Exception):  # else the packs stay unindexed; prune collects them
+            self._write_index()
+
+    def __enter__(self) -> RepositoryWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class StreamWriter:
+    """Chunks one stream of newline-terminated records into blobs. Not thread-safe: one per producer."""
+
+    def __init__(self, writer: RepositoryWriter, name: str, attributes: dict[str, Any]) -> None:
+        self.writer = writer
+        self.name = name
+        self.attributes = attributes
+        self.stats = WriteStats()
+        self._chunker = RecordChunker(writer.chunker_params, writer.repo.keys.chunker_seed())
+        self._blobs: list[BlobRef] = []
+
+    def add(self, records: Sequence[bytes], keys: Sequence[str] | None = None) -> None:
+        """Add a batch of records, each ending in ``\\n`` with no other newline, with optional sort keys."""
+        for chunk in self._chunker.feed(records, keys):
+            self._store(chunk)
+
+    def close(self) -> Stream:
+        last = self._chunker.finish()
+        if last is not None:
+            self._store(last)
+        return Stream(name=self.name, attributes=self.attributes, blobs=self._blobs)
+
+    def _store(self, chunk: Chunk) -> None:
+        data = chunk.data
+        if data.count(RECORD_TERMINATOR) != chunk.records or not data.endswith(RECORD_TERMINATOR):
+            raise ValueError(
+                f"stream {self.name!r}: records must each end with a newline and contain no other newline"
+            )
+        ref, new = self.writer._add(data, chunk.records, chunk.zone_min, chunk.zone_max)
+        self.stats.count(ref.raw_size, ref.size, new=new)
+        self.stats.records += chunk.records
+        self._blobs.append(ref)
