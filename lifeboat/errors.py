@@ -68,3 +68,16 @@ class SandboxError(LifeboatError):
     """The throwaway PostgreSQL or Letta sandbox could not be built or started."""
 
     exit_code = 20
+
+
+class ValidationFailed(LifeboatError):
+    """An input (an agent file) failed validation; ``problems`` lists every problem found.
+
+    Nothing was written. The message is one line; the CLI prints the full list.
+    """
+
+    exit_code = 6
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [message])
