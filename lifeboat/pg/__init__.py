@@ -1,1 +1,96 @@
-"""PostgreSQL, knowing nothing of Letta: snapshots, schema capture/apply, COPY streams, sequences."""
+"""PostgreSQL, knowing nothing of Letta: snapshots, schema capture/apply, COPY streams, sequences.
+
+Backup::
+
+    with SharedSnapshot(dsn) as snap:
+        with snap.connection() as conn:
+            schema = capture_schema(conn)
+        snap.map(lambda conn, table: store(copy_out(conn, table.qualified, table.copy_columns)),
+                 schema.tables_biggest_first(), jobs=2)
+
+Restore (into a new database ``db``)::
+
+    apply_database_settings(admin_conn, schema, db)
+    apply_pre_data(target_admin_conn, schema)
+    copy_in(conn, table.qualified, columns, chunks)          # per table, in parallel
+    apply_post_data(target_dsn, schema, jobs=2)
+    apply_sequence_values(target_conn, schema)
+    analyze(target_dsn, schema.tables, jobs=2)
+"""
+
+from lifeboat.pg.admin import (
+    create_database,
+    database_exists,
+    drop_database,
+    rename_database,
+    set_allow_connections,
+    temporary_database_name,
+    terminate_backends,
+)
+from lifeboat.pg.apply import (
+    ApplyReport,
+    analyze,
+    apply_database_settings,
+    apply_post_data,
+    apply_pre_data,
+    apply_sequence_values,
+    check_target_version,
+)
+from lifeboat.pg.capture import UnsupportedSchema, capture_schema, find_unsupported_objects
+from lifeboat.pg.connect import (
+    ServerInfo,
+    connect,
+    connection,
+    database_errors,
+    describe_target,
+    existing_roles,
+    role_exists,
+    server_info,
+    with_database,
+)
+from lifeboat.pg.copystream import CopyBatch, copy_in, copy_out
+from lifeboat.pg.ddl import Statement, post_data_statements, pre_data_statements
+from lifeboat.pg.models import DatabaseSchema, QualifiedName, TableDef
+from lifeboat.pg.parallel import run_on_connections, run_statements
+from lifeboat.pg.snapshot import SharedSnapshot
+
+__all__ = [
+    "ApplyReport",
+    "CopyBatch",
+    "DatabaseSchema",
+    "QualifiedName",
+    "ServerInfo",
+    "SharedSnapshot",
+    "Statement",
+    "TableDef",
+    "UnsupportedSchema",
+    "analyze",
+    "apply_database_settings",
+    "apply_post_data",
+    "apply_pre_data",
+    "apply_sequence_values",
+    "capture_schema",
+    "check_target_version",
+    "connect",
+    "connection",
+    "copy_in",
+    "copy_out",
+    "create_database",
+    "database_errors",
+    "database_exists",
+    "describe_target",
+    "drop_database",
+    "existing_roles",
+    "find_unsupported_objects",
+    "post_data_statements",
+    "pre_data_statements",
+    "rename_database",
+    "role_exists",
+    "run_on_connections",
+    "run_statements",
+    "server_info",
+    "set_allow_connections",
+    "temporary_database_name",
+    "terminate_backends",
+    "with_database",
+]

@@ -1,0 +1,223 @@
+"""Recreate a captured schema in an empty database, section by section.
+
+Order of a restore: :func:`apply_database_settings` (any time), :func:`apply_pre_data`, the
+caller's COPY of every table (:func:`lifeboat.pg.copystream.copy_in`), :func:`apply_post_data`,
+:func:`apply_sequence_values`, :func:`analyze`. Each step appends what it could not do
+(missing roles, extension versions) to an :class:`ApplyReport` instead of failing, because an
+owner role missing on a drill server should not make the data unrecoverable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from lifeboat.errors import DatabaseError
+from lifeboat.pg.connect import connect, existing_roles, one_line, server_info
+from lifeboat.pg.ddl import (
+    Statement,
+    database_setting_statements,
+    post_data_statements,
+    pre_data_statements,
+    schema_statements,
+    sequence_value_statements,
+)
+from lifeboat.pg.models import DatabaseSchema, ExtensionDef, TableDef
+from lifeboat.pg.parallel import run_on_connections, run_statements
+
+# Sessions that build indexes: more memory makes sorts of big tables cheaper; durability of
+# each DDL commit is not needed until the restore as a whole is done.
+RESTORE_SESSION_SQL = ("SET maintenance_work_mem = '256MB'", "SET synchronous_commit = off")
+
+
+@dataclass
+class ApplyReport:
+    missing_roles: set[str] = field(default_factory=set)
+    skipped: list[str] = field(default_factory=list)  # statements not run, with why
+    warnings: list[str] = field(default_factory=list)
+
+    def skip(self, statement: Statement, missing: set[str]) -> None:
+        self.missing_roles |= missing
+        self.skipped.append(f"{statement.text()}  -- role(s) missing: {', '.join(sorted(missing))}")
+
+
+def _run_if_roles_exist(
+    conn: psycopg.Connection, statements: Sequence[Statement], roles: set[str], report: ApplyReport
+) -> None:
+    for statement in statements:
+        missing = set(statement.roles - roles)
+        if missing:
+            report.skip(statement, missing)
+            continue
+        _execute(conn, statement)
+
+
+def _execute(conn: psycopg.Connection, statement: Statement) -> None:
+    try:
+        conn.execute(statement.sql)
+    except psycopg.Error as exc:
+        raise DatabaseError(f"{one_line(exc)} (while running: {statement.text()[:300]})") from exc
+
+
+def _filter_by_roles(
+    statements: Sequence[Statement], roles: set[str], report: ApplyReport
+) -> list[Statement]:
+    kept = []
+    for statement in statements:
+        missing = set(statement.roles - roles)
+        if missing:
+            report.skip(statement, missing)
+        else:
+            kept.append(statement)
+    return kept
+
+
+def apply_database_settings(
+    conn: psycopg.Connection, schema: DatabaseSchema, database: str, report: ApplyReport | None = None
+) -> ApplyReport:
+    """``ALTER DATABASE <database> SET ...`` (search_path...) from the capture; any connection."""
+    report = report if report is not None else ApplyReport()
+    statements = database_setting_statements(schema, database)
+    _run_if_roles_exist(conn, statements, existing_roles(conn), report)
+    return report
+
+
+def apply_pre_data(
+    conn: psycopg.Connection, schema: DatabaseSchema, report: ApplyReport | None = None
+) -> ApplyReport:
+    """Schemas, extensions, types, sequences and tables, in one transaction.
+
+    ``conn`` is an autocommit connection to the (empty) target database as a role that can
+    create the extensions — a superuser for ``vector``, which is not a trusted extension.
+    A ``public`` schema the source did not have is dropped (it must be empty).
+    """
+    report = report if report is not None else ApplyReport()
+    roles = existing_roles(conn)
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog', true)")
+            _drop_public_if_absent(conn, schema)
+            _run_if_roles_exist(conn, schema_statements(schema), roles, report)
+            for extension in schema.extensions:
+                _create_extension(conn, extension, report)
+            _run_if_roles_exist(conn, pre_data_statements(schema), roles, report)
+    except psycopg.Error as exc:
+        raise DatabaseError(f"pre-data: {one_line(exc)}") from exc
+    return report
+
+
+def _drop_public_if_absent(conn: psycopg.Connection, schema: DatabaseSchema) -> None:
+    if any(namespace.name == "public" for namespace in schema.schemas):
+        return
+    if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = 'public'").fetchone():
+        try:
+            conn.execute("DROP SCHEMA public")
+        except psycopg.errors.DependentObjectsStillExist as exc:
+            raise DatabaseError(
+                "the target database's public schema is not empty, but the backup has no public schema;"
+                " restore into a new, empty database"
+            ) from exc
+
+
+def _create_extension(conn: psycopg.Connection, extension: ExtensionDef, report: ApplyReport) -> None:
+    installed = conn.execute(
+        "SELECT n.nspname, x.extversion FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace"
+        " WHERE x.extname = %s",
+        (extension.name,),
+    ).fetchone()
+    if installed is None:
+        version = _available_version(conn, extension, report)
+        statement = sql.SQL("CREATE EXTENSION {} WITH SCHEMA {}").format(
+            sql.Identifier(extension.name), sql.Identifier(extension.schema_)
+        )
+        if version is not None:
+            statement = sql.SQL("{} VERSION {}").format(statement, sql.Literal(version))
+        _execute(conn, Statement(statement))
+        return
+    schema_name, version = installed
+    if schema_name != extension.schema_:
+        statement = sql.SQL("ALTER EXTENSION {} SET SCHEMA {}").format(
+            sql.Identifier(extension.name), sql.Identifier(extension.schema_)
+        )
+        _execute(conn, Statement(statement))
+    if version != extension.version:
+        report.warnings.append(
+            f"extension {extension.name} is {version} on the target, was {extension.version} on the source"
+        )
+
+
+def _available_version(conn: psycopg.Connection, extension: ExtensionDef, report: ApplyReport) -> str | None:
+    """The source's version when the target offers it, else ``None`` (the target's default)."""
+    rows = conn.execute(
+        "SELECT version FROM pg_available_extension_versions WHERE name = %s", (extension.name,)
+    ).fetchall()
+    if not rows:
+        raise DatabaseError(
+            f"extension {extension.name} is not available on the target server; install it there first"
+        )
+    if any(version == extension.version for (version,) in rows):
+        return extension.version
+    default = conn.execute(
+        "SELECT default_version FROM pg_available_extensions WHERE name = %s", (extension.name,)
+    ).fetchone()
+    report.warnings.append(
+        f"extension {extension.name} {extension.version} is not available on the target;"
+        f" installing {default[0] if default else 'its default version'}"
+    )
+    return None
+
+
+def apply_post_data(
+    dsn: str, schema: DatabaseSchema, *, jobs: int = 2, report: ApplyReport | None = None
+) -> ApplyReport:
+    """Keys and indexes, then foreign keys, then sequence ownership, on ``jobs`` connections.
+
+    Run after the data is loaded: building an index once over all rows is much faster than
+    maintaining it row by row, and foreign keys are checked once, in bulk.
+    """
+    report = report if report is not None else ApplyReport()
+    post = post_data_statements(schema)
+    with connect(dsn) as conn:
+        roles = existing_roles(conn)
+    for phase in (post.keys_and_indexes, post.foreign_keys, post.sequence_ownership):
+        run_statements(dsn, _filter_by_roles(phase, roles, report), jobs, session_sql=RESTORE_SESSION_SQL)
+    return report
+
+
+def apply_sequence_values(conn: psycopg.Connection, schema: DatabaseSchema) -> None:
+    """``setval`` every sequence to its captured value (and ``is_called``)."""
+    for statement in sequence_value_statements(schema.sequences):
+        _execute(conn, statement)
+
+
+def analyze(dsn: str, tables: Sequence[TableDef], *, jobs: int = 2) -> None:
+    """ANALYZE the restored tables on ``jobs`` connections, biggest first, so the planner has
+    statistics before the application's first query."""
+    ordered = sorted(tables, key=lambda table: -table.total_bytes)
+
+    def run(conn: psycopg.Connection, table: TableDef) -> None:
+        _execute(conn, Statement(sql.SQL("ANALYZE {}").format(table.qualified.identifier())))
+
+    run_on_connections(lambda: connect(dsn), ordered, run, jobs)
+
+
+def check_target_version(conn: psycopg.Connection, schema: DatabaseSchema) -> list[str]:
+    """Warnings about features the source used that the target major may lack."""
+    target = server_info(conn)
+    warnings = []
+    uses_nulls_not_distinct = any(
+        "NULLS NOT DISTINCT" in constraint.definition
+        for table in schema.tables
+        for constraint in table.constraints
+    )
+    if uses_nulls_not_distinct and target.major < 15:
+        warnings.append("UNIQUE NULLS NOT DISTINCT needs PostgreSQL 15 or later on the target")
+    if (
+        any(column.generated == "v" for table in schema.tables for column in table.columns)
+        and target.major < 18
+    ):
+        warnings.append("virtual generated columns need PostgreSQL 18 or later on the target")
+    return warnings

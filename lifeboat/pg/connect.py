@@ -1,0 +1,141 @@
+"""Opening connections with one-line errors, and what the server tells us about itself."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import conninfo
+
+from lifeboat.errors import DatabaseError
+
+APPLICATION_NAME = "lifeboat"
+CONNECT_TIMEOUT_SECONDS = 10
+
+# Long operations (COPY of a big table, index builds) must not be cut by server-side defaults
+# an operator configured for the application role.
+_SESSION_SETTINGS = {
+    "statement_timeout": "0",
+    "idle_in_transaction_session_timeout": "0",
+    "lock_timeout": "0",
+}
+
+_SERVER_PREFIX = re.compile(
+    r'^(connection failed: )?(connection to server (at|on) "[^"]*"( \([^)]*\))?, port \d+ failed: )?'
+)
+
+
+def describe_target(dsn: str) -> str:
+    """``user@host:port/db`` of a DSN, without the password, for messages."""
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return "<unparsable connection string>"
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    port = str(params.get("port") or "5432")
+    user = str(params.get("user") or "")
+    dbname = str(params.get("dbname") or user)
+    return f"{user + '@' if user else ''}{host}:{port}/{dbname}"
+
+
+def one_line(error: BaseException) -> str:
+    """psycopg messages span lines (hints, libpq per-host details); operators want one."""
+    diag = getattr(error, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    text = primary or str(error)
+    parts = [part.strip() for part in str(text).splitlines() if part.strip()]
+    message = "; ".join(_SERVER_PREFIX.sub("", part) for part in parts)
+    return message or type(error).__name__
+
+
+def with_database(dsn: str, dbname: str) -> str:
+    """The same server and credentials, another database."""
+    return conninfo.make_conninfo(dsn, dbname=dbname)
+
+
+def connect(
+    dsn: str, *, autocommit: bool = True, application_name: str = APPLICATION_NAME
+) -> psycopg.Connection:
+    """Open a connection; any failure becomes a one-line :class:`DatabaseError`.
+
+    Autocommit by default: lifeboat issues its own ``BEGIN`` where a transaction matters
+    (snapshots, DDL sections), which keeps the transaction boundaries visible in the code.
+    """
+    try:
+        conn = psycopg.connect(
+            dsn,
+            autocommit=autocommit,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            application_name=application_name,
+        )
+    except psycopg.Error as exc:
+        raise DatabaseError(
+            f"cannot connect to PostgreSQL at {describe_target(dsn)}: {one_line(exc)}"
+        ) from None
+    try:
+        for name, value in _SESSION_SETTINGS.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        if not autocommit:
+            conn.commit()
+    except psycopg.Error as exc:
+        conn.close()
+        raise DatabaseError(f"cannot prepare session on {describe_target(dsn)}: {one_line(exc)}") from None
+    return conn
+
+
+@contextlib.contextmanager
+def connection(dsn: str, *, autocommit: bool = True) -> Iterator[psycopg.Connection]:
+    """``with connection(dsn) as conn:`` — closes the connection, translates errors."""
+    conn = connect(dsn, autocommit=autocommit)
+    try:
+        with database_errors(f"on {describe_target(dsn)}"):
+            yield conn
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def database_errors(context: str) -> Iterator[None]:
+    """Turn any psycopg error raised inside into a one-line :class:`DatabaseError`."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise DatabaseError(f"{context}: {one_line(exc)}") from exc
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    version_num: int  # e.g. 160004
+    version: str  # e.g. "16.4"
+    database: str
+    user: str
+    is_superuser: bool
+    can_create_db: bool
+
+    @property
+    def major(self) -> int:
+        return self.version_num // 10000
+
+
+def server_info(conn: psycopg.Connection) -> ServerInfo:
+    row = conn.execute(
+        """
+        SELECT current_setting('server_version_num')::int, current_setting('server_version'),
+               current_database(), current_user, r.rolsuper, r.rolcreatedb
+        FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
+        """
+    ).fetchone()
+    assert row is not None
+    return ServerInfo(int(row[0]), str(row[1]).split()[0], row[2], row[3], bool(row[4]), bool(row[5]))
+
+
+def role_exists(conn: psycopg.Connection, role: str) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (role,)).fetchone()
+    return row is not None
+
+
+def existing_roles(conn: psycopg.Connection) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT rolname FROM pg_catalog.pg_roles")}

@@ -1,0 +1,156 @@
+"""COPY TEXT streams out of and into tables.
+
+Text format (not binary) because it is portable across PostgreSQL majors and across type
+representations (a ``vector`` or an enum reads back on any server that has the type). Every
+row is one line ending in ``b"\\n"``: embedded newlines, tabs and backslashes are escaped by
+the server, so splitting on ``b"\\n"`` and ``b"\\t"`` is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from lifeboat.errors import DatabaseError
+from lifeboat.pg.connect import one_line
+from lifeboat.pg.models import QualifiedName
+
+DEFAULT_BATCH_BYTES = 1 << 20
+NULL_TEXT = b"\\N"
+
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class CopyBatch:
+    """Complete COPY TEXT lines (each ends with ``b"\\n"``).
+
+    ``keys`` holds, when asked for, the key column's value of each row in order, as the raw
+    COPY text field (``b"\\\\N"`` for NULL; backslash escapes left as the server wrote them).
+    """
+
+    data: bytes
+    rows: int
+    keys: list[bytes] | None = None
+
+
+def copy_out_statement(
+    table: QualifiedName, columns: Sequence[str], order_by: Sequence[str] = ()
+) -> sql.Composed:
+    column_list = sql.SQL(", ").join(sql.Identifier(column) for column in columns)
+    if not order_by:
+        return sql.SQL("COPY {} ({}) TO STDOUT").format(table.identifier(), column_list)
+    ordering = sql.SQL(", ").join(sql.Identifier(column) for column in order_by)
+    return sql.SQL("COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT").format(
+        column_list, table.identifier(), ordering
+    )
+
+
+def copy_out(
+    conn: psycopg.Connection,
+    table: QualifiedName,
+    columns: Sequence[str],
+    *,
+    order_by: Sequence[str] = (),
+    key_column: str | None = None,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+) -> Iterator[CopyBatch]:
+    """Stream a table as batches of about ``batch_bytes`` of whole COPY TEXT rows.
+
+    Memory stays bounded by one batch plus one row. Run it on a connection that imported the
+    shared snapshot so the rows belong to the snapshot's instant. The connection must not be
+    used for anything else until the iterator is exhausted or closed.
+    """
+    key_index = _key_index(columns, key_column)
+    statement = copy_out_statement(table, columns, order_by)
+    try:
+        with conn.cursor() as cursor, cursor.copy(statement) as copy:
+            yield from _batches(copy, batch_bytes, key_index)
+    except psycopg.Error as exc:
+        raise DatabaseError(f"COPY out of {table}: {one_line(exc)}") from exc
+
+
+def _key_index(columns: Sequence[str], key_column: str | None) -> int | None:
+    if key_column is None:
+        return None
+    try:
+        return list(columns).index(key_column)
+    except ValueError:
+        raise DatabaseError(
+            f"key column {key_column!r} is not among the copied columns {list(columns)}"
+        ) from None
+
+
+def _batches(chunks: Iterable[Buffer], batch_bytes: int, key_index: int | None) -> Iterator[CopyBatch]:
+    """Join server messages into big batches cut at a line end; carry the partial line over.
+
+    The server sends one message per row today, but the protocol does not promise it, so
+    batches are cut on the last ``b"\\n"`` rather than on message boundaries.
+    """
+    pending: list[Buffer] = []
+    pending_bytes = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        pending_bytes += len(chunk)
+        if pending_bytes >= batch_bytes:
+            data = b"".join(pending)
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield _make_batch(data if cut == len(data) else data[:cut], key_index)
+            rest = data[cut:]
+            pending = [rest] if rest else []
+            pending_bytes = len(rest)
+    if pending:
+        data = b"".join(pending)
+        if not data.endswith(b"\n"):
+            raise DatabaseError("COPY stream ended in the middle of a row")
+        yield _make_batch(data, key_index)
+
+
+def _make_batch(data: bytes, key_index: int | None) -> CopyBatch:
+    if key_index is None:
+        return CopyBatch(data, data.count(b"\n"))
+    lines = data.split(b"\n")
+    lines.pop()  # the empty string after the final newline
+    splits = key_index + 1
+    keys = [line.split(b"\t", splits)[key_index] for line in lines]
+    return CopyBatch(data, len(lines), keys)
+
+
+def iter_rows(batch: CopyBatch) -> list[bytes]:
+    """The rows of a batch, each with its trailing newline (for callers that cut at rows)."""
+    return batch.data.splitlines(keepends=True)
+
+
+def copy_in(
+    conn: psycopg.Connection,
+    table: QualifiedName,
+    columns: Sequence[str],
+    chunks: Iterable[bytes],
+    *,
+    freeze: bool = False,
+) -> int:
+    """Load COPY TEXT bytes (any chunking) into the named columns; returns the row count.
+
+    Columns are matched by name, so the target may order them differently or have extra
+    columns (they take their defaults). ``freeze=True`` truncates the table and loads it with
+    ``COPY ... FREEZE`` in one transaction: rows are written already frozen, sparing the
+    first VACUUM a rewrite of every page. Only for a table nobody else can see yet (a fresh
+    restore target), and only when the whole table comes in this one call.
+    """
+    column_list = sql.SQL(", ").join(sql.Identifier(column) for column in columns)
+    options = sql.SQL(" (FREEZE)") if freeze else sql.SQL("")
+    statement = sql.SQL("COPY {} ({}) FROM STDIN{}").format(table.identifier(), column_list, options)
+    try:
+        with conn.transaction(), conn.cursor() as cursor:
+            if freeze:
+                cursor.execute(sql.SQL("TRUNCATE {}").format(table.identifier()))
+            with cursor.copy(statement) as copy:
+                for chunk in chunks:
+                    copy.write(chunk)
+            return cursor.rowcount
+    except psycopg.Error as exc:
+        raise DatabaseError(f"COPY into {table}: {one_line(exc)}") from exc

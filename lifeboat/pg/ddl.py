@@ -1,0 +1,385 @@
+"""Render a captured :class:`DatabaseSchema` as DDL statements, in restore sections.
+
+* **pre-data**: schemas, extensions, enum types, sequences, tables (columns, defaults,
+  NOT NULL, identity/generated, valid CHECK constraints), comments, owners, privileges;
+* **data**: loaded by the caller with COPY;
+* **post-data**: PRIMARY KEY / UNIQUE / EXCLUDE constraints and indexes, then foreign keys and
+  NOT VALID checks, then sequence ownership and values.
+
+Valid CHECK constraints go with the table (like pg_dump): checking them while COPY writes the
+rows is cheaper than a second scan afterwards. Each statement names the tables it locks (so
+post-data can run on several connections without two of them deadlocking) and the roles it
+needs (owners and grantees that may not exist on the target).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from psycopg import sql
+
+from lifeboat.pg.models import (
+    ColumnDef,
+    ConstraintDef,
+    DatabaseSchema,
+    DatabaseSetting,
+    EnumDef,
+    Grant,
+    QualifiedName,
+    SequenceDef,
+    TableDef,
+)
+
+# Settings whose value is a list of names, stored quoted (pg_dump's variable_is_guc_list_quote).
+_LIST_SETTINGS = {
+    "local_preload_libraries",
+    "search_path",
+    "session_preload_libraries",
+    "shared_preload_libraries",
+    "temp_tablespaces",
+    "unix_socket_directories",
+}
+Query = sql.SQL | sql.Composed  # what Connection.execute accepts
+_OPTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One DDL statement, with what a scheduler and a role check need to know about it."""
+
+    sql: Query
+    exclusive_locks: frozenset[str] = frozenset()
+    shared_locks: frozenset[str] = frozenset()
+    roles: frozenset[str] = field(default_factory=frozenset)
+
+    def text(self) -> str:
+        return self.sql.as_string()
+
+    def conflicts_with(self, other: Statement) -> bool:
+        return bool(
+            self.exclusive_locks & (other.exclusive_locks | other.shared_locks)
+            or other.exclusive_locks & self.shared_locks
+        )
+
+
+@dataclass(frozen=True)
+class PostData:
+    """Post-data statements in the phases that must run one after the other."""
+
+    keys_and_indexes: list[Statement]
+    foreign_keys: list[Statement]
+    sequence_ownership: list[Statement]
+
+    @property
+    def all(self) -> list[Statement]:
+        return self.keys_and_indexes + self.foreign_keys + self.sequence_ownership
+
+
+def _roles(*names: str | None) -> frozenset[str]:
+    return frozenset(name for name in names if name)
+
+
+# ---- database-level settings -------------------------------------------------------------------
+
+
+def split_list_setting(value: str) -> list[str]:
+    """Split a stored list setting (``"$user", public``) into its elements, unquoted."""
+    elements: list[str] = []
+    current: list[str] = []
+    in_quotes = False
+    index = 0
+    while index < len(value):
+        char = value[index]
+        if in_quotes:
+            if char == '"' and value[index + 1 : index + 2] == '"':
+                current.append('"')
+                index += 1
+            elif char == '"':
+                in_quotes = False
+            else:
+                current.append(char)
+        elif char == '"':
+            in_quotes = True
+        elif char == ",":
+            elements.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+        index += 1
+    last = "".join(current).strip()
+    if last or elements:
+        elements.append(last)
+    return elements
+
+
+def _setting_name(name: str) -> sql.Composable:
+    return sql.SQL(".").join(sql.Identifier(part) for part in name.split("."))
+
+
+def setting_statement(database: str, setting: DatabaseSetting) -> Statement:
+    if setting.name.lower() in _LIST_SETTINGS:
+        values = [sql.Literal(element) for element in split_list_setting(setting.value)]
+        value: sql.Composable = sql.SQL(", ").join(values) if values else sql.Literal("")
+    else:
+        value = sql.Literal(setting.value)
+    if setting.role is None:
+        target = sql.SQL("ALTER DATABASE {}").format(sql.Identifier(database))
+    else:
+        target = sql.SQL("ALTER ROLE {} IN DATABASE {}").format(
+            sql.Identifier(setting.role), sql.Identifier(database)
+        )
+    statement = sql.SQL("{} SET {} TO {}").format(target, _setting_name(setting.name), value)
+    return Statement(statement, roles=_roles(setting.role))
+
+
+def database_setting_statements(schema: DatabaseSchema, database: str) -> list[Statement]:
+    """``ALTER DATABASE`` statements; run them connected to another database (or the same)."""
+    return [setting_statement(database, setting) for setting in schema.settings]
+
+
+# ---- pre-data ----------------------------------------------------------------------------------
+
+
+def _comment(kind: str, target: sql.Composable, comment: str | None) -> list[Statement]:
+    if comment is None:
+        return []
+    return [Statement(sql.SQL("COMMENT ON {} {} IS {}").format(sql.SQL(kind), target, sql.Literal(comment)))]
+
+
+def _owner(kind: str, target: sql.Composable, owner: str) -> Statement:
+    statement = sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(kind), target, sql.Identifier(owner))
+    return Statement(statement, roles=_roles(owner))
+
+
+def _grantee(grant: Grant) -> sql.Composable:
+    return sql.SQL("PUBLIC") if grant.grantee is None else sql.Identifier(grant.grantee)
+
+
+def _privileges(kind: str, target: sql.Composable, owner: str, grants: list[Grant] | None) -> list[Statement]:
+    """Reproduce an explicit ACL: revoke what defaults gave, then grant each captured entry."""
+    if grants is None:
+        return []
+    statements = [Statement(sql.SQL("REVOKE ALL ON {} {} FROM PUBLIC").format(sql.SQL(kind), target))]
+    if any(grant.grantee == owner for grant in grants):  # the capture left out a default owner ACL
+        revoke = sql.SQL("REVOKE ALL ON {} {} FROM {}").format(sql.SQL(kind), target, sql.Identifier(owner))
+        statements.append(Statement(revoke, roles=_roles(owner)))
+    for grant in grants:
+        option = sql.SQL(" WITH GRANT OPTION") if grant.grantable else sql.SQL("")
+        statement = sql.SQL("GRANT {} ON {} {} TO {}{}").format(
+            sql.SQL(grant.privilege), sql.SQL(kind), target, _grantee(grant), option
+        )
+        statements.append(Statement(statement, roles=_roles(grant.grantee)))
+    return statements
+
+
+def enum_statements(enum: EnumDef) -> list[Statement]:
+    name = enum.qualified.identifier()
+    labels = sql.SQL(", ").join(sql.Literal(label) for label in enum.labels)
+    create = Statement(sql.SQL("CREATE TYPE {} AS ENUM ({})").format(name, labels))
+    return [create, *_comment("TYPE", name, enum.comment), _owner("TYPE", name, enum.owner)]
+
+
+def sequence_options(sequence: SequenceDef, *, with_type: bool = True) -> sql.Composable:
+    parts: list[sql.Composable] = [sql.SQL("AS {}").format(sql.SQL(sequence.data_type))] if with_type else []
+    parts += [
+        sql.SQL("START WITH {}").format(sql.Literal(sequence.start)),
+        sql.SQL("INCREMENT BY {}").format(sql.Literal(sequence.increment)),
+        sql.SQL("MINVALUE {}").format(sql.Literal(sequence.min_value)),
+        sql.SQL("MAXVALUE {}").format(sql.Literal(sequence.max_value)),
+        sql.SQL("CACHE {}").format(sql.Literal(sequence.cache)),
+        sql.SQL("CYCLE" if sequence.cycle else "NO CYCLE"),
+    ]
+    return sql.SQL(" ").join(parts)
+
+
+def _is_identity_sequence(sequence: SequenceDef) -> bool:
+    return sequence.owned_by is not None and sequence.owned_by.identity
+
+
+def sequence_statements(sequence: SequenceDef) -> list[Statement]:
+    """CREATE SEQUENCE (identity sequences are created by their column instead)."""
+    name = sequence.qualified.identifier()
+    statements: list[Statement] = []
+    if not _is_identity_sequence(sequence):
+        unlogged = sql.SQL("UNLOGGED ") if sequence.unlogged else sql.SQL("")
+        create = sql.SQL("CREATE {}SEQUENCE {} {}").format(unlogged, name, sequence_options(sequence))
+        statements.append(Statement(create))
+    statements += _comment("SEQUENCE", name, sequence.comment)
+    if not _is_identity_sequence(sequence):
+        statements.append(_owner("SEQUENCE", name, sequence.owner))
+    statements += _privileges("SEQUENCE", name, sequence.owner, sequence.grants)
+    return statements
+
+
+def _identity_sequence(schema: DatabaseSchema, table: TableDef, column: ColumnDef) -> SequenceDef | None:
+    for sequence in schema.sequences:
+        owner = sequence.owned_by
+        if owner and owner.identity and owner.table == table.qualified and owner.column == column.name:
+            return sequence
+    return None
+
+
+def column_definition(schema: DatabaseSchema, table: TableDef, column: ColumnDef) -> sql.Composable:
+    parts: list[sql.Composable] = [sql.Identifier(column.name), sql.SQL(column.type)]
+    if column.collation:
+        parts.append(sql.SQL("COLLATE {}").format(sql.SQL(column.collation)))
+    if column.generated:
+        kind = "STORED" if column.generated == "s" else "VIRTUAL"
+        parts.append(
+            sql.SQL("GENERATED ALWAYS AS ({}) {}").format(sql.SQL(column.default or ""), sql.SQL(kind))
+        )
+    elif column.identity:
+        mode = "ALWAYS" if column.identity == "a" else "BY DEFAULT"
+        identity = sql.SQL("GENERATED {} AS IDENTITY").format(sql.SQL(mode))
+        sequence = _identity_sequence(schema, table, column)
+        if sequence is not None:
+            identity = sql.SQL("{} (SEQUENCE NAME {} {})").format(
+                identity, sequence.qualified.identifier(), sequence_options(sequence, with_type=False)
+            )
+        parts.append(identity)
+    elif column.default is not None:
+        parts.append(sql.SQL("DEFAULT {}").format(sql.SQL(column.default)))
+    if column.not_null:
+        parts.append(sql.SQL("NOT NULL"))
+    return sql.SQL(" ").join(parts)
+
+
+def _inline_check(constraint: ConstraintDef) -> bool:
+    return constraint.kind == "c" and constraint.validated
+
+
+def _table_options(table: TableDef) -> sql.Composable:
+    if not table.options:
+        return sql.SQL("")
+    options = []
+    for option in table.options:
+        name, _, value = option.partition("=")
+        if not _OPTION_NAME.match(name):
+            raise ValueError(f"unexpected storage option {option!r} on {table.qualified}")
+        options.append(sql.SQL("{} = {}").format(sql.SQL(name), sql.Literal(value)))
+    return sql.SQL(" WITH ({})").format(sql.SQL(", ").join(options))
+
+
+def create_table_statement(schema: DatabaseSchema, table: TableDef) -> Statement:
+    elements = [column_definition(schema, table, column) for column in table.columns]
+    elements += [
+        sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(c.name), sql.SQL(c.definition))
+        for c in table.constraints
+        if _inline_check(c)
+    ]
+    unlogged = sql.SQL("UNLOGGED ") if table.unlogged else sql.SQL("")
+    statement = sql.SQL("CREATE {}TABLE {} (\n    {}\n){}").format(
+        unlogged, table.qualified.identifier(), sql.SQL(",\n    ").join(elements), _table_options(table)
+    )
+    return Statement(statement)
+
+
+def table_statements(schema: DatabaseSchema, table: TableDef) -> list[Statement]:
+    name = table.qualified.identifier()
+    statements = [create_table_statement(schema, table)]
+    statements += _comment("TABLE", name, table.comment)
+    for column in table.columns:
+        statements += _comment(
+            "COLUMN", sql.SQL("{}.{}").format(name, sql.Identifier(column.name)), column.comment
+        )
+    statements.append(_owner("TABLE", name, table.owner))
+    statements += _privileges("TABLE", name, table.owner, table.grants)
+    return statements
+
+
+def schema_statements(schema: DatabaseSchema) -> list[Statement]:
+    statements = []
+    for namespace in schema.schemas:
+        name = sql.Identifier(namespace.name)
+        statements.append(Statement(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name)))
+        statements += _comment("SCHEMA", name, namespace.comment)
+        statements.append(_owner("SCHEMA", name, namespace.owner))
+        statements += _privileges("SCHEMA", name, namespace.owner, namespace.grants)
+    return statements
+
+
+def pre_data_statements(schema: DatabaseSchema) -> list[Statement]:
+    """Everything after schemas and extensions (which need target-side decisions, see apply)."""
+    statements: list[Statement] = []
+    for enum in schema.enums:
+        statements += enum_statements(enum)
+    for sequence in schema.sequences:
+        if not _is_identity_sequence(sequence):
+            statements += sequence_statements(sequence)
+    for table in schema.tables:
+        statements += table_statements(schema, table)
+    for sequence in schema.sequences:
+        if _is_identity_sequence(sequence):
+            statements += sequence_statements(sequence)
+    return statements
+
+
+# ---- post-data ---------------------------------------------------------------------------------
+
+
+def _constraint_statement(table: TableDef, constraint: ConstraintDef) -> Statement:
+    statement = sql.SQL("ALTER TABLE ONLY {} ADD CONSTRAINT {} {}").format(
+        table.qualified.identifier(), sql.Identifier(constraint.name), sql.SQL(constraint.definition)
+    )
+    locks = {str(table.qualified)}
+    if constraint.references is not None:
+        locks.add(str(constraint.references))
+    return Statement(statement, exclusive_locks=frozenset(locks))
+
+
+def _constraint_comment(table: TableDef, constraint: ConstraintDef) -> list[Statement]:
+    target = sql.SQL("{} ON {}").format(sql.Identifier(constraint.name), table.qualified.identifier())
+    return [
+        Statement(s.sql, exclusive_locks=frozenset({str(table.qualified)}))
+        for s in _comment("CONSTRAINT", target, constraint.comment)
+    ]
+
+
+def post_data_statements(schema: DatabaseSchema) -> PostData:
+    keys_and_indexes: list[Statement] = []
+    foreign_keys: list[Statement] = []
+    for table in schema.tables_biggest_first():
+        table_lock = frozenset({str(table.qualified)})
+        for constraint in table.constraints:
+            if constraint.kind in ("p", "u", "x"):
+                keys_and_indexes.append(_constraint_statement(table, constraint))
+                keys_and_indexes += _constraint_comment(table, constraint)
+            elif constraint.kind == "f" or not _inline_check(constraint):
+                foreign_keys.append(_constraint_statement(table, constraint))
+                foreign_keys += _constraint_comment(table, constraint)
+        for index in table.indexes:
+            keys_and_indexes.append(Statement(sql.SQL(index.definition), shared_locks=table_lock))
+            index_name = QualifiedName(schema=table.schema_, name=index.name).identifier()
+            keys_and_indexes += [
+                Statement(s.sql, shared_locks=table_lock)
+                for s in _comment("INDEX", index_name, index.comment)
+            ]
+    return PostData(keys_and_indexes, foreign_keys, sequence_ownership_statements(schema.sequences))
+
+
+def sequence_ownership_statements(sequences: Iterable[SequenceDef]) -> list[Statement]:
+    statements = []
+    for sequence in sequences:
+        owner = sequence.owned_by
+        if owner is None or owner.identity:
+            continue
+        statement = sql.SQL("ALTER SEQUENCE {} OWNED BY {}.{}").format(
+            sequence.qualified.identifier(), owner.table.identifier(), sql.Identifier(owner.column)
+        )
+        statements.append(Statement(statement))
+    return statements
+
+
+def sequence_value_statements(sequences: Iterable[SequenceDef]) -> list[Statement]:
+    return [
+        Statement(
+            sql.SQL("SELECT pg_catalog.setval({}, {}, {})").format(
+                sql.Literal(str(sequence.qualified.identifier().as_string())),
+                sql.Literal(sequence.last_value),
+                sql.Literal(sequence.is_called),
+            )
+        )
+        for sequence in sequences
+    ]

@@ -1,0 +1,126 @@
+"""One consistent instant of a live database, shared by N worker connections.
+
+A REPEATABLE READ, READ ONLY transaction exports its snapshot (``pg_export_snapshot()``);
+each worker opens its own transaction with ``SET TRANSACTION SNAPSHOT`` so every table read by
+any worker shows the database as it was at that one instant, while writers keep going. The
+exporting transaction stays open for the life of the :class:`SharedSnapshot` (a snapshot can
+only be imported while its exporter is alive), and answers queries in the same snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+
+from lifeboat.errors import DatabaseError
+from lifeboat.pg.connect import connect, describe_target, one_line
+from lifeboat.pg.models import QualifiedName
+from lifeboat.pg.parallel import run_on_connections
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+
+class SharedSnapshot:
+    """``with SharedSnapshot(dsn) as snap:`` then ``snap.map(copy_table, tables, jobs=4)``.
+
+    ``lock`` takes ACCESS SHARE locks on those tables *before* the snapshot is taken (as
+    pg_dump does): concurrent DDL that would change them waits for the backup instead of
+    slipping in between the snapshot and the copy. ``lock_timeout`` bounds that wait.
+    """
+
+    def __init__(self, dsn: str, *, lock: Sequence[QualifiedName] = (), lock_timeout: str = "30s") -> None:
+        self.dsn = dsn
+        self._lock_tables = list(lock)
+        self._lock_timeout = lock_timeout
+        self._conn: psycopg.Connection | None = None
+        self._conn_lock = threading.Lock()
+        self.snapshot_id: str = ""
+
+    # -- exporting transaction -----------------------------------------------------------------
+    def __enter__(self) -> SharedSnapshot:
+        self._conn = connect(self.dsn)
+        try:
+            self._conn.execute(_BEGIN)
+            if self._lock_tables:
+                self._take_locks(self._conn)
+            row = self._conn.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()
+            assert row is not None
+            self.snapshot_id = row[0]
+        except psycopg.Error as exc:
+            self._conn.close()
+            raise DatabaseError(
+                f"cannot take a snapshot on {describe_target(self.dsn)}: {one_line(exc)}"
+            ) from exc
+        except BaseException:
+            self._conn.close()
+            raise
+        return self
+
+    def _take_locks(self, conn: psycopg.Connection) -> None:
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (self._lock_timeout,))
+        tables = sql.SQL(", ").join(table.identifier() for table in self._lock_tables)
+        conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(tables))
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute("ROLLBACK")
+            self._conn.close()
+            self._conn = None
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """The exporting connection itself (serialized between threads); do not end its transaction."""
+        if self._conn is None:
+            raise DatabaseError("the shared snapshot is not open")
+        with self._conn_lock:
+            yield self._conn
+
+    def query(self, statement: str | sql.Composable, params: Any = None) -> list[tuple[Any, ...]]:
+        """Run a read query in the snapshot (e.g. which runs were in flight at that instant)."""
+        with self.connection() as conn:
+            try:
+                return conn.execute(statement, params).fetchall()  # type: ignore[arg-type]
+            except psycopg.Error as exc:
+                raise DatabaseError(f"query in snapshot: {one_line(exc)}") from exc
+
+    # -- workers -------------------------------------------------------------------------------
+    def open_worker(self) -> psycopg.Connection:
+        """A new connection whose open transaction sees exactly the shared snapshot."""
+        if not self.snapshot_id:
+            raise DatabaseError("the shared snapshot is not open")
+        conn = connect(self.dsn)
+        try:
+            conn.execute(_BEGIN)
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot_id)))
+        except psycopg.Error as exc:
+            conn.close()
+            raise DatabaseError(f"cannot import snapshot {self.snapshot_id}: {one_line(exc)}") from exc
+        return conn
+
+    @contextlib.contextmanager
+    def worker(self) -> Iterator[psycopg.Connection]:
+        conn = self.open_worker()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def map(self, work: Callable[[psycopg.Connection, T], R], items: Sequence[T], jobs: int) -> list[R]:
+        """``work(conn, item)`` for every item on ``jobs`` worker connections, all in the snapshot.
+
+        Items start in the given order (pass tables biggest first); results come back in
+        item order. The first failure stops new items from starting and is re-raised.
+        """
+        return run_on_connections(self.open_worker, items, work, jobs)

@@ -1,0 +1,84 @@
+"""Backup → restore with lifeboat.pg only (no repository), and the comparisons the tests make."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import psycopg
+from psycopg import sql
+
+from lifeboat import pg
+from lifeboat.pg.models import DatabaseSchema, TableDef
+from lifeboat.sandbox.postgres import Cluster
+
+
+def capture(source_dsn: str) -> DatabaseSchema:
+    with pg.SharedSnapshot(source_dsn) as snap, snap.connection() as conn:
+        return pg.capture_schema(conn)
+
+
+def restore(
+    source_dsn: str, target: Cluster, target_db: str, *, jobs: int = 2
+) -> tuple[DatabaseSchema, pg.ApplyReport]:
+    """Capture the source in a shared snapshot, recreate it as ``target_db`` and copy every table."""
+    with pg.SharedSnapshot(source_dsn) as snap:
+        with snap.connection() as conn:
+            schema = pg.capture_schema(conn)
+        with pg.connect(target.dsn()) as admin:
+            owner = schema.database.owner if pg.role_exists(admin, schema.database.owner) else None
+            pg.create_database(admin, target_db, owner=owner)
+            report = pg.apply_database_settings(admin, schema, target_db)
+        target_dsn = target.dsn(target_db)
+        with pg.connect(target_dsn) as conn:
+            pg.apply_pre_data(conn, schema, report)
+
+        def copy_table(source: psycopg.Connection, table: TableDef) -> int:
+            columns = table.copy_columns
+            with pg.connect(target_dsn) as destination:
+                batches = pg.copy_out(source, table.qualified, columns)
+                return pg.copy_in(
+                    destination, table.qualified, columns, (b.data for b in batches), freeze=True
+                )
+
+        snap.map(copy_table, schema.tables_biggest_first(), jobs=jobs)
+    pg.apply_post_data(target_dsn, schema, jobs=jobs, report=report)
+    with pg.connect(target_dsn) as conn:
+        pg.apply_sequence_values(conn, schema)
+    pg.analyze(target_dsn, schema.tables, jobs=jobs)
+    return schema, report
+
+
+def table_digests(dsn: str) -> dict[str, tuple[int, str]]:
+    """Row count and md5 of every user table's rows, in a stable order."""
+    digests = {}
+    with psycopg.connect(dsn) as conn:
+        tables = conn.execute(
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+            " AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2"
+        ).fetchall()
+        for schema_name, table in tables:
+            name = sql.Identifier(schema_name, table)
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {} t"
+                ).format(name)
+            ).fetchone()
+            assert row is not None
+            digests[f"{schema_name}.{table}"] = (row[0], row[1])
+    return digests
+
+
+_DROP_LINE = re.compile(r"^(--.*|SET .*|SELECT pg_catalog\.set_config\('search_path'.*|\\(un)?restrict .*|)$")
+
+
+def normalized_schema_dump(pg_dump: str, dsn: str) -> str:
+    """``pg_dump --schema-only`` without comments, SET lines, ``\\restrict`` and blank lines."""
+    result = subprocess.run([pg_dump, "--schema-only", dsn], check=True, capture_output=True, text=True)
+    return "\n".join(line for line in result.stdout.splitlines() if not _DROP_LINE.match(line))
+
+
+def newest_pg_dump(*clusters: Cluster) -> str:
+    """A pg_dump refuses newer servers, so compare dumps made with the newest one at hand."""
+    return max(clusters, key=lambda cluster: cluster.major).tool("pg_dump")
