@@ -1,29 +1,37 @@
-"""Content-defined, record-aligned chunking.
+"""Content-defined, record-aligned chunking of line streams.
 
-A stream of records (e.g. COPY text lines) is cut into blobs only between records. Record ``r``
-ends the current blob when the blob has reached ``min_size`` and::
+A record is one line: bytes ending in ``\\n`` with no other ``\\n`` (e.g. a COPY TEXT row). A
+stream of records is cut into blobs only between records. Record ``r`` (its bytes without the
+newline) ends the current blob when the blob holds at least ``min_size`` bytes and::
 
-    crc32(r, seed) < len(r) * 2**32 // (avg_size - min_size)
+    crc32(r, seed) < (len(r) + 1) * (2**32 // (avg_size - min_size))
 
-i.e. each record is a boundary with probability proportional to its length, so blobs average
+so each record is a boundary with a probability proportional to its length: blobs average
 about ``avg_size`` whatever the record sizes, and the decision depends only on the record's own
-bytes and the bytes since the last cut. After an insertion or deletion the boundaries fall back
-into step at the first boundary record past the change: unchanged runs of records yield
-byte-identical blobs, which deduplicate. A blob is also cut before a record that would push it
-over ``max_size`` (a single record larger than ``max_size`` becomes a blob of its own).
+bytes and the bytes since the previous cut. After an insertion or deletion the boundaries fall
+back into step at the first boundary record past the change, so unchanged runs of records yield
+byte-identical blobs, which deduplicate. A blob is also cut *before* a record that would push it
+past ``max_size``, and after a record that reaches it (one huge record becomes a blob of its own).
 
-The per-record work is two C calls (``len``, ``zlib.crc32``) and a few integer operations; the
-bytes themselves are only touched by C code (hashing, joining), never by a Python loop.
+Speed: input arrives as buffers of whole lines. ``bytes.split``, ``len`` and ``zlib.crc32`` run
+in C; the Python loop does a few integer operations per record; blob bytes are sliced out of
+the input buffer, never assembled record by record.
 """
 
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import accumulate, compress, repeat
+from operator import add, lt, mul
 
 from lifeboat.repo.config import ChunkerParams
+
+NEWLINE = b"\n"
+
+Key = str | bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +45,11 @@ class Chunk:
 
 
 class RecordChunker:
-    """Feed batches of records, collect finished chunks; memory stays below ``max_size`` + one batch.
+    """Feed buffers of whole lines, collect finished chunks.
 
-    Not thread-safe: use one chunker per stream (the repository writer does).
+    Memory: less than ``max_size`` pending plus the caller's batch. Not thread-safe: one chunker
+    per stream. Keys (one per record, or none for the whole stream) feed the zone map; ``bytes``
+    keys are decoded as UTF-8, whose byte order is the code point order ``str`` compares by.
     """
 
     def __init__(self, params: ChunkerParams, seed: int = 0) -> None:
@@ -47,40 +57,40 @@ class RecordChunker:
         self._seed = seed & 0xFFFFFFFF
         self._scale = 2**32 // (params.avg_size - params.min_size)
         self._parts: list[bytes] = []
-        self._keys: list[str] = []
+        self._records = 0
         self._size = 0
+        self._zone: tuple[Key, Key] | None = None
         self._keyed: bool | None = None
 
-    def feed(self, records: Sequence[bytes], keys: Sequence[str] | None = None) -> list[Chunk]:
-        """Add ``records`` (with one sort key each, or none at all) and return the chunks they complete."""
+    def feed(self, data: bytes, keys: Sequence[Key] | None = None) -> list[Chunk]:
+        """Add a buffer of whole lines (empty, or ending in ``\\n``); return the chunks it completes."""
+        if not data:
+            if keys:
+                raise ValueError(f"0 records but {len(keys)} keys")
+            return []
+        if not data.endswith(NEWLINE):
+            raise ValueError("a batch must hold whole lines: it does not end with a newline")
+        lines = data.split(NEWLINE)
+        lines.pop()
+        if keys is not None and len(keys) != len(lines):
+            raise ValueError(f"{len(lines)} records but {len(keys)} keys")
+        self._check_keying(keys is not None)
+        return self._cut_lines(data, lines, keys)
+
+    def feed_records(self, records: Sequence[bytes], keys: Sequence[Key] | None = None) -> list[Chunk]:
+        """Add records given one by one; each must end with its only ``\\n``."""
+        data = b"".join(records)
+        if data.count(NEWLINE) != len(records) or (records and not data.endswith(NEWLINE)):
+            raise ValueError("every record must end with a newline and contain no other newline")
         if keys is not None and len(keys) != len(records):
             raise ValueError(f"{len(records)} records but {len(keys)} keys")
-        self._check_keying(keys is not None)
-        sizes = list(map(len, records))
-        hashes = list(map(zlib.crc32, records, repeat(self._seed, len(records))))
-        min_size, max_size, scale = self.params.min_size, self.params.max_size, self._scale
-        chunks: list[Chunk] = []
-        size, start = self._size, 0
-        for index, (record_size, record_hash) in enumerate(zip(sizes, hashes, strict=True)):
-            if size and size + record_size > max_size:
-                chunks.append(self._cut(records, keys, start, index))
-                start, size = index, 0
-            size += record_size
-            if size >= min_size and (record_hash < record_size * scale or size >= max_size):
-                chunks.append(self._cut(records, keys, start, index + 1))
-                start, size = index + 1, 0
-        if start < len(records):
-            self._parts.extend(records[start:])
-            if keys is not None:
-                self._keys.extend(keys[start:])
-        self._size = size
-        return chunks
+        return self.feed(data, keys)
 
     def finish(self) -> Chunk | None:
         """The last, possibly short, chunk (``None`` when nothing is pending)."""
-        if not self._parts:
+        if not self._records:
             return None
-        return self._cut([], [] if self._keyed else None, 0, 0)
+        return self._emit(b"", 0, None)
 
     def _check_keying(self, keyed: bool) -> None:
         if self._keyed is None:
@@ -88,16 +98,89 @@ class RecordChunker:
         elif self._keyed != keyed:
             raise ValueError("a stream's records must either all have keys or none")
 
-    def _cut(self, records: Sequence[bytes], keys: Sequence[str] | None, start: int, stop: int) -> Chunk:
-        """Build a chunk from the pending records plus ``records[start:stop]`` and reset the pending state."""
-        parts = self._parts
-        parts.extend(records[start:stop])
-        data = b"".join(parts)
-        count = len(parts)
-        zone_min = zone_max = None
-        if keys is not None:
-            chunk_keys = self._keys
-            chunk_keys.extend(keys[start:stop])
-            zone_min, zone_max = min(chunk_keys), max(chunk_keys)
-        self._parts, self._keys, self._size = [], [], 0
-        return Chunk(data, count, zone_min, zone_max)
+    def _cut_lines(self, data: bytes, lines: list[bytes], keys: Sequence[Key] | None) -> list[Chunk]:
+        """Cut the buffer at boundaries found with C-level iterators and bisection, not a per-record loop."""
+        count = len(lines)
+        sizes = list(map(add, map(len, lines), repeat(1)))  # record sizes, newline included
+        ends = list(accumulate(sizes))  # offset just past each record
+        hashes = map(zlib.crc32, lines, repeat(self._seed, count))
+        boundaries = list(compress(range(count), map(lt, hashes, map(mul, sizes, repeat(self._scale)))))
+        chunks: list[Chunk] = []
+        chunk_start = -self._size  # offset of the current chunk's first byte (negative: held bytes)
+        first = 0  # first record not yet in a chunk
+        while first < count:
+            last = self._last_record(ends, boundaries, chunk_start, first)
+            if last is None:
+                break
+            end = ends[last] if last >= 0 else 0  # last == -1: the held bytes alone form the chunk
+            part = data[max(chunk_start, 0) : end]
+            chunks.append(self._emit(part, last + 1 - first, _slice(keys, first, last + 1)))
+            chunk_start, first = end, last + 1
+        if first < count:
+            self._hold(data[max(chunk_start, 0) :], count - first, _slice(keys, first, count))
+            self._size = ends[-1] - chunk_start
+        return chunks
+
+    def _last_record(
+        self, ends: list[int], boundaries: list[int], chunk_start: int, first: int
+    ) -> int | None:
+        """Index of the record that ends the chunk starting at ``first``; None if beyond this batch.
+
+        Equivalent to walking the records one by one and applying, to each record: cut before it
+        if the chunk is not empty and it would exceed ``max_size``; then cut after it if the
+        chunk reached ``min_size`` and the record is a boundary or the chunk reached ``max_size``.
+        """
+        params = self.params
+        forced: int | None = None
+        at_max = bisect_left(ends, chunk_start + params.max_size, lo=first)  # first to reach max_size
+        if at_max < len(ends):
+            if ends[at_max] - chunk_start == params.max_size:
+                forced = at_max  # exactly full: cut after it
+            elif at_max > first or chunk_start < 0:
+                forced = at_max - 1  # cut before the record that would overflow
+            else:
+                forced = at_max  # a lone record larger than max_size
+        reach_min = bisect_left(ends, chunk_start + params.min_size, lo=first)
+        position = bisect_left(boundaries, reach_min)
+        if position < len(boundaries) and (forced is None or boundaries[position] <= forced):
+            return boundaries[position]
+        return forced
+
+    def _hold(self, part: bytes, records: int, keys: Sequence[Key] | None) -> None:
+        self._parts.append(part)
+        self._records += records
+        self._zone = _merge_zone(self._zone, keys)
+
+    def _emit(self, part: bytes, records: int, keys: Sequence[Key] | None) -> Chunk:
+        """A chunk of the held records plus ``part``; resets the held state."""
+        if self._parts:
+            self._parts.append(part)
+            part = b"".join(self._parts)
+        zone = _merge_zone(self._zone, keys)
+        chunk = Chunk(
+            part, self._records + records, *(_key_text(key) for key in zone) if zone else (None, None)
+        )
+        self._parts, self._records, self._size, self._zone = [], 0, 0, None
+        return chunk
+
+
+def _slice(keys: Sequence[Key] | None, start: int, stop: int) -> Sequence[Key] | None:
+    return None if keys is None else keys[start:stop]
+
+
+def _merge_zone(zone: tuple[Key, Key] | None, keys: Sequence[Key] | None) -> tuple[Key, Key] | None:
+    if not keys:
+        return zone
+    low, high = min(keys), max(keys)
+    if zone is None:
+        return low, high
+    return min(zone[0], low), max(zone[1], high)
+
+
+def _key_text(key: Key) -> str:
+    if isinstance(key, str):
+        return key
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return key.decode("utf-8", "backslashreplace")

@@ -56,7 +56,7 @@ from lifeboat.repo.crypto import (
 from lifeboat.repo.index import Index, decode_index
 from lifeboat.repo.locks import LockInfo, LockStore, RepositoryLock
 from lifeboat.repo.manifest import Snapshot, Stream
-from lifeboat.repo.writer import RECORD_TERMINATOR, RepositoryWriter
+from lifeboat.repo.writer import RepositoryWriter
 
 if TYPE_CHECKING:
     from lifeboat.repo.check import CheckReport
@@ -240,7 +240,7 @@ class Repository:
         filter them in the caller, which knows how to find a record's key.
         """
         for data in self.iter_stream_data(stream, keys, prefetch=prefetch):
-            yield from data.splitlines(keepends=True) if RECORD_TERMINATOR == b"\n" else [data]
+            yield from split_records(data)
 
     # -- snapshots ---------------------------------------------------------------------------------
 
@@ -338,6 +338,13 @@ class Repository:
         return (
             f"Repository({self.backend.url!r}, version={FORMAT_VERSION}, encrypted={self.config.encrypted})"
         )
+
+
+def split_records(data: bytes) -> list[bytes]:
+    """A blob's records, each keeping its ``\\n`` (not ``bytes.splitlines``: that also splits at ``\\r``)."""
+    lines = data.split(b"\n")
+    lines.pop()  # a blob ends with a newline: the last piece is empty
+    return [line + b"\n" for line in lines]
 
 
 def read_config(backend: Backend) -> RepoConfig:

@@ -18,10 +18,10 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from lifeboat.repo.blobs import encode_blob
-from lifeboat.repo.chunker import Chunk, RecordChunker
+from lifeboat.repo.chunker import Chunk, Key, RecordChunker
 from lifeboat.repo.config import ChunkerParams, index_name, pack_name
 from lifeboat.repo.index import PackEntry, encode_index
 from lifeboat.repo.manifest import BlobRef, Stream
@@ -30,7 +30,6 @@ from lifeboat.repo.packs import PackBuilder
 if TYPE_CHECKING:
     from lifeboat.repo.repository import Repository
 
-RECORD_TERMINATOR = b"\n"
 INDEX_EVERY_PACKS = 64
 
 
@@ -57,10 +56,26 @@ class WriteStats:
 
 @dataclass(frozen=True)
 class RecordBatch:
-    """Records with one sort key each (for the zone map); a plain ``Sequence[bytes]`` has no keys."""
+    """Records one per item, with one sort key each (for the zone map) or none."""
 
     records: Sequence[bytes]
-    keys: Sequence[str] | None = None
+    keys: Sequence[Key] | None = None
+
+
+@runtime_checkable
+class LinesBatch(Protocol):
+    """A buffer of whole lines with optional keys, e.g. ``lifeboat.pg.copystream.CopyBatch``."""
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def keys(self) -> Sequence[Key] | None: ...
+
+
+# What ``write_stream`` accepts per item: a buffer of whole lines, a RecordBatch, any LinesBatch,
+# or a sequence of records (bytes each).
+Batch = bytes | bytearray | memoryview | RecordBatch | LinesBatch | Sequence[bytes]
 
 
 class RepositoryWriter:
@@ -100,16 +115,13 @@ class RepositoryWriter:
     def write_stream(
         self,
         name: str,
-        batches: Iterable[RecordBatch | Sequence[bytes]],
+        batches: Iterable[Batch],
         attributes: dict[str, Any] | None = None,
     ) -> Stream:
         """Chunk and store a whole stream of record batches; returns its manifest entry."""
         stream = self.open_stream(name, attributes)
         for batch in batches:
-            if isinstance(batch, RecordBatch):
-                stream.add(batch.records, batch.keys)
-            else:
-                stream.add(batch)
+            stream.add_batch(batch)
         return stream.close()
 
     def _add(
@@ -271,7 +283,7 @@ class RepositoryWriter:
 
 
 class StreamWriter:
-    """Chunks one stream of newline-terminated records into blobs. Not thread-safe: one per producer."""
+    """Chunks one stream of records (lines ending in ``\\n``) into blobs. Not thread-safe: one per producer."""
 
     def __init__(self, writer: RepositoryWriter, name: str, attributes: dict[str, Any]) -> None:
         self.writer = writer
@@ -281,24 +293,36 @@ class StreamWriter:
         self._chunker = RecordChunker(writer.chunker_params, writer.repo.keys.chunker_seed())
         self._blobs: list[BlobRef] = []
 
-    def add(self, records: Sequence[bytes], keys: Sequence[str] | None = None) -> None:
-        """Add a batch of records, each ending in ``\\n`` with no other newline, with optional sort keys."""
-        for chunk in self._chunker.feed(records, keys):
+    def add(self, data: bytes, keys: Sequence[Key] | None = None) -> None:
+        """Add a buffer of whole lines (e.g. a ``CopyBatch.data``), with one sort key per line or none."""
+        for chunk in self._chunker.feed(data, keys):
             self._store(chunk)
 
+    def add_records(self, records: Sequence[bytes], keys: Sequence[Key] | None = None) -> None:
+        """Add records one per item, each ending with its only ``\\n``."""
+        for chunk in self._chunker.feed_records(records, keys):
+            self._store(chunk)
+
+    def add_batch(self, batch: Batch) -> None:
+        """Add any accepted batch shape (see ``Batch``)."""
+        if isinstance(batch, bytes | bytearray | memoryview):
+            self.add(bytes(batch))
+        elif isinstance(batch, RecordBatch):
+            self.add_records(batch.records, batch.keys)
+        elif isinstance(batch, LinesBatch):
+            self.add(batch.data, batch.keys)
+        else:
+            self.add_records(batch)
+
     def close(self) -> Stream:
+        """Flush the last chunk; returns the stream's manifest entry (durable once the writer flushes)."""
         last = self._chunker.finish()
         if last is not None:
             self._store(last)
         return Stream(name=self.name, attributes=self.attributes, blobs=self._blobs)
 
     def _store(self, chunk: Chunk) -> None:
-        data = chunk.data
-        if data.count(RECORD_TERMINATOR) != chunk.records or not data.endswith(RECORD_TERMINATOR):
-            raise ValueError(
-                f"stream {self.name!r}: records must each end with a newline and contain no other newline"
-            )
-        ref, new = self.writer._add(data, chunk.records, chunk.zone_min, chunk.zone_max)
+        ref, new = self.writer._add(chunk.data, chunk.records, chunk.zone_min, chunk.zone_max)
         self.stats.count(ref.raw_size, ref.size, new=new)
         self.stats.records += chunk.records
         self._blobs.append(ref)
