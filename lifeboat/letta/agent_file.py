@@ -301,8 +301,16 @@ class MessageExtra(_Model):
     updated_at: datetime | None = None
 
 
+class ConversationMember(_Model):
+    """One ``conversation_messages`` row: which message, where, and whether it is in context."""
+
+    message_id: str
+    position: int
+    in_context: bool = True
+
+
 class ConversationEntry(_Model):
-    """A named conversation with its messages (kept out of the Letta-visible ``messages``)."""
+    """A named conversation: its own messages, its ordered members, its isolated block copies."""
 
     id: str
     summary: Text | None = None
@@ -310,9 +318,8 @@ class ConversationEntry(_Model):
     model_settings: JsonObject | None = None
     last_message_at: datetime | None = None
     created_at: datetime | None = None
-    messages: list[MessageEntry] = []
-    in_context_message_ids: list[str] = []
-    not_in_context_message_ids: list[str] = []  # members of the conversation out of context
+    messages: list[MessageEntry] = []  # messages whose conversation_id is this conversation
+    members: list[ConversationMember] = []  # may also name default-conversation messages
     isolated_block_ids: list[str] = []  # blocks_conversations: the conversation's own block copies
 
 
@@ -382,7 +389,6 @@ class CompleteExtras(_Model):
     complete: bool = True
     agents: dict[str, AgentExtra] = {}
     messages: dict[str, MessageExtra] = {}
-    blocks: dict[str, JsonObject] = {}  # file block id -> {created_at, version...}
     isolated_blocks: list[BlockEntry] = []  # conversation block copies (not in ``blocks``)
     archives: list[ArchiveEntry] = []
     passages: list[PassageEntry] = []

@@ -55,7 +55,10 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
-_FILE_ID = {prefix: re.compile(rf"^{re.escape(prefix)}-(0|[1-9][0-9]{{0,8}})$") for prefix in set(FILE_ID_PREFIX.values())}
+_FILE_ID = {
+    prefix: re.compile(rf"^{re.escape(prefix)}-(0|[1-9][0-9]{{0,8}})$")
+    for prefix in set(FILE_ID_PREFIX.values())
+}
 # Letta's CreateAgent.validate_name: letters (any language), digits, spaces, hyphens, underscores, apostrophes.
 _AGENT_NAME = re.compile(r"^[\w '\-]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -110,7 +113,9 @@ def _finite_float(text: str) -> float:
 def parse(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     """Bytes to a JSON object, refusing anything the later stages or PostgreSQL would choke on."""
     if len(data) > limits.max_bytes:
-        raise fail([f"file is {len(data):,} bytes; the limit is {limits.max_bytes:,} (raise it with --max-bytes)"])
+        raise fail(
+            [f"file is {len(data):,} bytes; the limit is {limits.max_bytes:,} (raise it with --max-bytes)"]
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -311,7 +316,10 @@ def _check_names(doc: AgentFile, limits: Limits, problems: Problems) -> None:
         _add(problems, path_problem(source.name, what=f"sources[{index}].name", limit=n))
     for index, file in enumerate(doc.files):
         _add(problems, path_problem(file.file_name, what=f"files[{index}].file_name", slashes=1, limit=2 * n))
-        _add(problems, path_problem(file.original_file_name, what=f"files[{index}].original_file_name", limit=n))
+        _add(
+            problems,
+            path_problem(file.original_file_name, what=f"files[{index}].original_file_name", limit=n),
+        )
     for index, server in enumerate(doc.mcp_servers):
         _add(problems, path_problem(server.server_name, what=f"mcp_servers[{index}].server_name", limit=n))
     for index, skill in enumerate(doc.skills):
@@ -345,7 +353,9 @@ def _check_agent(doc: AgentFile, index: int, agent: AgentEntry, limits: Limits, 
     if agent.identity_ids:
         problems.add(f"{where}.identity_ids: identities are carried only in lifeboat's complete extras")
     if agent.include_base_tools or agent.include_multi_agent_tools or agent.include_default_source:
-        problems.add(f"{where}: include_base_tools/include_multi_agent_tools/include_default_source must be false")
+        problems.add(
+            f"{where}: include_base_tools/include_multi_agent_tools/include_default_source must be false"
+        )
     if agent.memory_blocks or agent.tools:
         problems.add(f"{where}: memory_blocks/tools must be empty (blocks and tools are referenced by id)")
     if agent.llm_config is None or agent.embedding_config is None:
@@ -379,7 +389,9 @@ def _check_messages(
         problems.add(f"{where}.in_context_message_ids: the first message must be the system message")
     for position, message in enumerate(messages):
         if message.agent_id not in (None, agent_id):
-            problems.add(f"{where}.messages[{position}].agent_id: {message.agent_id[:60]!r} is not {agent_id!r}")
+            problems.add(
+                f"{where}.messages[{position}].agent_id: {message.agent_id[:60]!r} is not {agent_id!r}"
+            )
 
 
 def _check_files_agents(doc: AgentFile, where: str, agent: AgentEntry, problems: Problems) -> None:
@@ -400,7 +412,9 @@ def _check_files_agents(doc: AgentFile, where: str, agent: AgentEntry, problems:
         names[link.file_name] += 1
     for name, count in names.items():
         if count > 1:
-            problems.add(f"{where}.files_agents: file name {name[:60]!r} appears {count} times (unique per agent)")
+            problems.add(
+                f"{where}.files_agents: file name {name[:60]!r} appears {count} times (unique per agent)"
+            )
 
 
 def _check_groups(doc: AgentFile, problems: Problems) -> None:
@@ -410,9 +424,13 @@ def _check_groups(doc: AgentFile, problems: Problems) -> None:
         _check_refs(problems, f"{where}.agent_ids", group.agent_ids, agents, "agent")
         manager = group.manager_config.get("manager_agent_id")
         if manager is not None and manager not in agents:
-            problems.add(f"{where}.manager_config.manager_agent_id: agent {str(manager)[:60]!r} is not in the file")
+            problems.add(
+                f"{where}.manager_config.manager_agent_id: agent {str(manager)[:60]!r} is not in the file"
+            )
         if group.manager_config.get("manager_type") != "round_robin" and manager is None:
-            problems.add(f"{where}.manager_config: a {group.manager_config.get('manager_type')} group needs a manager")
+            problems.add(
+                f"{where}.manager_config: a {group.manager_config.get('manager_type')} group needs a manager"
+            )
 
 
 def _check_files(doc: AgentFile, problems: Problems) -> None:
@@ -428,7 +446,9 @@ def _check_files(doc: AgentFile, problems: Problems) -> None:
 def _check_tools(doc: AgentFile, problems: Problems) -> None:
     for name, count in Counter(t.name for t in doc.tools).items():
         if count > 1:
-            problems.add(f"tools: the tool name {name[:60]!r} appears {count} times (tools are unique by name)")
+            problems.add(
+                f"tools: the tool name {name[:60]!r} appears {count} times (tools are unique by name)"
+            )
     for index, tool in enumerate(doc.tools):
         if not tool.json_schema:
             problems.add(f"tools[{index}] {tool.name[:40]!r}: json_schema is missing")
@@ -444,19 +464,26 @@ def _check_extras(doc: AgentFile, extras: CompleteExtras, problems: Problems) ->
     archives = {a.id for a in extras.archives}
     identities = {i.id for i in extras.identities}
     _check_refs(problems, "lifeboat.agents", list(extras.agents), agents, "agent")
-    _check_refs(problems, "lifeboat.blocks", list(extras.blocks), blocks, "block")
     for agent_id, extra in extras.agents.items():
         where = f"lifeboat.agents.{agent_id[:40]}"
         _check_refs(problems, f"{where}.archive_ids", extra.archive_ids, archives, "archive")
-        _check_refs(problems, f"{where}.owned_archive_ids", extra.owned_archive_ids, set(extra.archive_ids), "archive")
+        _check_refs(
+            problems, f"{where}.owned_archive_ids", extra.owned_archive_ids, set(extra.archive_ids), "archive"
+        )
         _check_refs(problems, f"{where}.identity_ids", extra.identity_ids, identities, "identity")
-        _check_refs(problems, f"{where}.group_state", list(extra.group_state), {g.id for g in doc.groups}, "group")
+        _check_refs(
+            problems, f"{where}.group_state", list(extra.group_state), {g.id for g in doc.groups}, "group"
+        )
+        agent_messages = {m.id for a in doc.agents if a.id == agent_id for m in a.messages}
         for conversation in extra.conversations:
             at = f"{where}.conversations.{conversation.id[:40]}"
-            _check_messages(at, agent_id, conversation.messages, conversation.in_context_message_ids, problems)
             own = {m.id for m in conversation.messages}
-            _check_refs(problems, f"{at}.not_in_context_message_ids", conversation.not_in_context_message_ids, own, "message")
-            _check_refs(problems, f"{at}.isolated_block_ids", conversation.isolated_block_ids, blocks, "block")
+            _check_messages(at, agent_id, conversation.messages, [], problems)
+            members = [m.message_id for m in conversation.members]
+            _check_refs(problems, f"{at}.members", members, own | agent_messages, "message")
+            _check_refs(
+                problems, f"{at}.isolated_block_ids", conversation.isolated_block_ids, blocks, "block"
+            )
             messages |= own
     _check_refs(problems, "lifeboat.messages", list(extras.messages), messages, "message")
     for identity in extras.identities:
@@ -466,12 +493,16 @@ def _check_extras(doc: AgentFile, extras: CompleteExtras, problems: Problems) ->
     files = {f.id: f for f in doc.files}
     for passage in extras.passages:
         if passage.archive_id not in archives:
-            problems.add(f"lifeboat.passages.{passage.id[:40]}: archive {str(passage.archive_id)[:60]!r} is not in the file")
+            problems.add(
+                f"lifeboat.passages.{passage.id[:40]}: archive {str(passage.archive_id)[:60]!r} is not in the file"
+            )
         _add(problems, embedding_problem(passage))
     for passage in extras.source_passages:
         file = files.get(passage.file_id or "")
         if file is None or file.source_id != passage.source_id:
-            problems.add(f"lifeboat.source_passages.{passage.id[:40]}: file/folder reference is not in the file")
+            problems.add(
+                f"lifeboat.source_passages.{passage.id[:40]}: file/folder reference is not in the file"
+            )
         _add(problems, embedding_problem(passage))
 
 
