@@ -28,3 +28,21 @@ def agent_keys(agent_id: str) -> tuple[str, ...]:
 
 def run_keys(run_id: str) -> tuple[str, ...]:
     return (f"sse:run:{run_id}",)
+
+
+def delete_matching(client: object, patterns: tuple[str, ...] = STALE_AFTER_RESTORE) -> int:
+    """Delete every key matching ``patterns`` (SCAN, never KEYS); returns how many were removed.
+
+    ``client`` is a ``redis.Redis``; typed loosely so this module needs no Redis import.
+    """
+    removed = 0
+    for pattern in patterns:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=pattern, count=1000):  # type: ignore[attr-defined]
+            batch.append(key)
+            if len(batch) >= 1000:
+                removed += client.delete(*batch)  # type: ignore[attr-defined]
+                batch = []
+        if batch:
+            removed += client.delete(*batch)  # type: ignore[attr-defined]
+    return removed

@@ -1,0 +1,149 @@
+"""backup: one consistent instant of a live Letta database into the repository.
+
+A shared snapshot (one exported REPEATABLE READ snapshot, N worker connections) lets the
+Letta server keep running. Each table is streamed in its entity-key order, cut into
+content-defined blobs (deduplicated against everything already stored), and the snapshot's
+manifest is written last, so an interrupted backup leaves no visible snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from lifeboat import pg
+from lifeboat.letta.graph import stream_order
+from lifeboat.letta.source import describe_deployment, letta_schema_name
+from lifeboat.pg.models import DatabaseSchema, TableDef
+from lifeboat.repo.manifest import Snapshot, Stream
+from lifeboat.repo.repository import Repository
+from lifeboat.repo.writer import WriteStats
+
+STREAM_PREFIX = "table:"
+Progress = Callable[[int], None]  # called with bytes read from the database
+
+
+@dataclass
+class BackupResult:
+    snapshot: Snapshot
+    stats: WriteStats
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "snapshot": self.snapshot.id,
+            "short_id": self.snapshot.short_id,
+            "time": self.snapshot.time.isoformat(),
+            "tags": self.snapshot.tags,
+            "tables": len(self.snapshot.streams),
+            "rows": sum(stream.records for stream in self.snapshot.streams),
+            "raw_bytes": self.snapshot.raw_size(),
+            "bytes_added": self.stats.bytes_added,
+            "blobs_new": self.stats.blobs_new,
+            "blobs_deduplicated": self.stats.blobs_deduplicated,
+            "seconds": round(self.seconds, 3),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "source": self.snapshot.documents.get("source", {}),
+            "runs_in_flight": self.snapshot.documents.get("letta", {}).get("runs_in_flight", []),
+        }
+
+
+def stream_name(table: TableDef) -> str:
+    return f"{STREAM_PREFIX}{table.schema_}.{table.name}"
+
+
+def table_order(table: TableDef) -> tuple[str | None, tuple[str, ...]]:
+    """(zone-map key column, ORDER BY columns) for a table's stream."""
+    columns = table.copy_columns
+    order = stream_order(table.name, columns)
+    if order is not None:
+        return order.key, order.order_by
+    key = table.primary_key or next(iter(table.unique_keys), [])
+    return None, tuple(key)
+
+
+def estimate_bytes(schema: DatabaseSchema) -> int:
+    """Bytes the COPY streams will roughly carry (heap pages), for the progress bar."""
+    return sum(max(table.pages, 1) * 8192 for table in schema.tables)
+
+
+def run_backup(
+    repo: Repository,
+    dsn: str,
+    *,
+    tags: list[str] | tuple[str, ...] = (),
+    jobs: int = 2,
+    progress: Progress | None = None,
+    on_schema: Callable[[DatabaseSchema], None] | None = None,
+) -> BackupResult:
+    """Back up the database at ``dsn`` into ``repo`` under a shared lock; returns the new snapshot."""
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    with repo.lock(), pg.SharedSnapshot(dsn) as snap:
+        with snap.connection() as conn:
+            schema = pg.capture_schema(conn)
+            documents = _describe(conn, schema)
+        timings["schema"] = time.monotonic() - started
+        if on_schema:
+            on_schema(schema)
+        data_started = time.monotonic()
+        with repo.writer() as writer:
+
+            def copy_table(conn: psycopg.Connection, table: TableDef) -> Stream:
+                key, order_by = table_order(table)
+                attributes = {
+                    "schema": table.schema_,
+                    "table": table.name,
+                    "columns": table.copy_columns,
+                    "key": key,
+                    "order_by": list(order_by),
+                }
+                stream = writer.open_stream(stream_name(table), attributes)
+                for batch in pg.copy_out(
+                    conn, table.qualified, table.copy_columns, order_by=order_by, key_column=key
+                ):
+                    stream.add(batch.data, batch.keys)
+                    if progress:
+                        progress(len(batch.data))
+                return stream.close()
+
+            streams = snap.map(copy_table, schema.tables_biggest_first(), jobs=jobs)
+        timings["data"] = time.monotonic() - data_started
+    documents["schema"] = schema.model_dump(mode="json", by_alias=True)
+    documents["timings"] = timings
+    snapshot = Snapshot(tags=sorted(set(tags)), streams=streams, documents=documents)
+    repo.save_snapshot(snapshot)
+    return BackupResult(snapshot, writer.stats, time.monotonic() - started, timings)
+
+
+def _describe(conn: psycopg.Connection, schema: DatabaseSchema) -> dict[str, Any]:
+    """The manifest's ``source`` and ``letta`` documents, read inside the snapshot."""
+    info = pg.server_info(conn)
+    database = schema.database.name
+    letta_schema = letta_schema_name([s.name for s in schema.schemas], database)
+    source = {
+        "database": database,
+        "server_version": info.version,
+        "server_version_num": info.version_num,
+        "letta_schema": letta_schema,
+    }
+    if letta_schema is None:
+        return {"source": source, "letta": {"letta": False}}
+    tables = {t.name for t in schema.tables if t.schema_ == letta_schema}
+
+    def query(statement: str) -> list[tuple[Any, ...]]:
+        # A savepoint, so a failing Letta query cannot abort the snapshot's transaction.
+        with conn.transaction():
+            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(letta_schema)))
+            return conn.execute(statement).fetchall()
+
+    letta = describe_deployment(query, tables)
+    source["letta_revision"] = letta.get("revision")
+    source["letta_release"] = letta.get("release")
+    return {"source": source, "letta": letta}

@@ -1,0 +1,243 @@
+"""Full restore: a snapshot into a new database, built under a temporary name and switched in last.
+
+Order: database settings (search_path), pre-data DDL (schemas, the ``vector`` extension inside
+its schema, types, sequences, tables), parallel COPY, post-data DDL (constraints, indexes, FKs),
+sequence values (``message_seq_id``), ANALYZE; then the switch (rename) and Redis invalidation.
+A crash before the switch leaves only a database with a temporary name and a comment saying it
+is incomplete; the next restore of the same target removes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from lifeboat import pg
+from lifeboat.errors import CorruptRepository, UnsafeRestore
+from lifeboat.ops.backup import STREAM_PREFIX, run_backup
+from lifeboat.ops.redis import invalidate_after_restore
+from lifeboat.pg.models import DatabaseSchema, TableDef
+from lifeboat.repo.manifest import Snapshot, Stream
+from lifeboat.repo.repository import Repository
+from lifeboat.settings import RedisTarget
+
+INCOMPLETE_COMMENT = "lifeboat: incomplete restore of snapshot {snapshot} into {target}; safe to drop"
+Progress = Callable[[int], None]
+
+
+@dataclass
+class RestoreResult:
+    snapshot: Snapshot
+    database: str
+    dsn: str
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    safety_snapshot: str | None = None
+    replaced_existing: bool = False
+    redis_keys_removed: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "snapshot": self.snapshot.id,
+            "database": self.database,
+            "seconds": round(self.seconds, 3),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "safety_snapshot": self.safety_snapshot,
+            "replaced_existing": self.replaced_existing,
+            "redis_keys_removed": self.redis_keys_removed,
+            "warnings": self.warnings,
+        }
+
+
+def snapshot_schema(snapshot: Snapshot) -> DatabaseSchema:
+    try:
+        return DatabaseSchema.model_validate(snapshot.documents["schema"])
+    except (KeyError, ValueError) as exc:
+        raise CorruptRepository(
+            f"snapshot {snapshot.short_id} has no usable schema document ({exc})"
+        ) from exc
+
+
+def table_streams(snapshot: Snapshot) -> dict[tuple[str, str], Stream]:
+    """(schema, table) → its data stream."""
+    streams = {}
+    for stream in snapshot.streams:
+        if stream.name.startswith(STREAM_PREFIX):
+            streams[(stream.attributes["schema"], stream.attributes["table"])] = stream
+    return streams
+
+
+def preflight(repo: Repository, snapshot: Snapshot, *, read_data: bool = True) -> None:
+    """Refuse before touching anything when a blob the snapshot needs is missing or damaged.
+
+    With ``read_data`` (the default) every needed blob is read and verified first: one extra
+    decrypt+decompress pass, cheap next to loading and indexing, and it means a damaged
+    repository never gets as far as creating a database.
+    """
+    report = repo.verify_snapshot(snapshot, read_data=read_data)
+    if not report.ok:
+        first = report.errors[0]
+        blobs = f" (blob {first.blob_ids[0]})" if first.blob_ids else ""
+        raise CorruptRepository(
+            f"snapshot {snapshot.short_id} cannot be restored: {first.message}{blobs}; "
+            f"{len(report.errors)} problem(s) in all, nothing was changed (run 'lifeboat check --read-data')"
+        )
+
+
+def run_restore(
+    repo: Repository,
+    snapshot_ref: str,
+    target_dsn: str,
+    *,
+    force: bool = False,
+    jobs: int = 2,
+    redis: RedisTarget | None = None,
+    progress: Progress | None = None,
+    safety_snapshot: bool = True,
+    verify_first: bool = True,
+) -> RestoreResult:
+    """Restore ``snapshot_ref`` as the database named in ``target_dsn`` (connect as an admin role).
+
+    An existing target is replaced only with ``force``, and only after a safety snapshot of it.
+    """
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    with repo.lock():
+        snapshot = repo.load_snapshot(snapshot_ref)
+        schema = snapshot_schema(snapshot)
+        phase = time.monotonic()
+        preflight(repo, snapshot, read_data=verify_first)
+        timings["verify"] = time.monotonic() - phase
+        target = _target_database(target_dsn)
+        admin_dsn = pg.with_database(target_dsn, "postgres")
+        with pg.connect(admin_dsn) as admin:
+            exists = pg.database_exists(admin, target)
+            if exists and not force:
+                raise UnsafeRestore(
+                    f"database {target} already exists; restore into a new name, or pass --force "
+                    "(a safety snapshot of it is taken first)"
+                )
+            _drop_leftovers(admin, target)
+            warnings = pg.check_target_version(admin, schema)
+            temp = pg.temporary_database_name(target)
+            _create_target(admin, schema, temp, snapshot, target)
+        temp_dsn = pg.with_database(target_dsn, temp)
+        try:
+            report = _build(repo, snapshot, schema, temp_dsn, jobs, progress, timings)
+        except BaseException:
+            with pg.connect(admin_dsn) as admin:
+                pg.drop_database(admin, temp)
+            raise
+        safety_id = None
+        if exists and safety_snapshot:
+            phase = time.monotonic()
+            safety = run_backup(
+                repo, target_dsn, tags=["safety", f"before-restore-{snapshot.short_id}"], jobs=jobs
+            )
+            safety_id = safety.snapshot.id
+            timings["safety_snapshot"] = time.monotonic() - phase
+        _switch(admin_dsn, temp, target, exists)
+    removed = invalidate_after_restore(redis)
+    return RestoreResult(
+        snapshot=snapshot,
+        database=target,
+        dsn=target_dsn,
+        seconds=time.monotonic() - started,
+        timings=timings,
+        safety_snapshot=safety_id,
+        replaced_existing=exists,
+        redis_keys_removed=removed,
+        warnings=warnings + report.warnings + report.skipped,
+    )
+
+
+def _target_database(dsn: str) -> str:
+    name = psycopg.conninfo.conninfo_to_dict(dsn).get("dbname")
+    if not name:
+        raise UnsafeRestore("the target DSN names no database")
+    return str(name)
+
+
+def _create_target(
+    admin: psycopg.Connection, schema: DatabaseSchema, temp: str, snapshot: Snapshot, target: str
+) -> None:
+    owner = schema.database.owner if pg.role_exists(admin, schema.database.owner) else None
+    pg.create_database(admin, temp, owner=owner)
+    comment = INCOMPLETE_COMMENT.format(snapshot=snapshot.short_id, target=target)
+    admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(temp), sql.Literal(comment)))
+    pg.apply_database_settings(admin, schema, temp)
+
+
+def _build(
+    repo: Repository,
+    snapshot: Snapshot,
+    schema: DatabaseSchema,
+    dsn: str,
+    jobs: int,
+    progress: Progress | None,
+    timings: dict[str, float],
+) -> pg.ApplyReport:
+    phase = time.monotonic()
+    report = pg.ApplyReport()
+    with pg.connect(dsn) as conn:
+        pg.apply_pre_data(conn, schema, report)
+    timings["schema"] = time.monotonic() - phase
+
+    phase = time.monotonic()
+    streams = table_streams(snapshot)
+    tables = [t for t in schema.tables_biggest_first() if (t.schema_, t.name) in streams]
+
+    def load(conn: psycopg.Connection, table: TableDef) -> int:
+        stream = streams[(table.schema_, table.name)]
+        columns = stream.attributes["columns"]
+        chunks = _counting(repo.iter_stream_data(stream), progress)
+        return pg.copy_in(conn, table.qualified, columns, chunks, freeze=True)
+
+    pg.run_on_connections(lambda: pg.connect(dsn, autocommit=True), tables, load, jobs)
+    timings["data"] = time.monotonic() - phase
+
+    phase = time.monotonic()
+    pg.apply_post_data(dsn, schema, jobs=jobs, report=report)
+    with pg.connect(dsn) as conn:
+        pg.apply_sequence_values(conn, schema)
+    timings["indexes"] = time.monotonic() - phase
+    phase = time.monotonic()
+    pg.analyze(dsn, schema.tables, jobs=jobs)
+    timings["analyze"] = time.monotonic() - phase
+    return report
+
+
+def _counting(chunks: Any, progress: Progress | None) -> Any:
+    for chunk in chunks:
+        if progress:
+            progress(len(chunk))
+        yield chunk
+
+
+def _switch(admin_dsn: str, temp: str, target: str, exists: bool) -> None:
+    """Rename the finished database into place; the replaced one is dropped only after the rename."""
+    with pg.connect(admin_dsn) as admin:
+        previous = None
+        if exists:
+            previous = pg.temporary_database_name(target, "replaced")
+            pg.rename_database(admin, target, previous)
+        pg.rename_database(admin, temp, target)
+        admin.execute(sql.SQL("COMMENT ON DATABASE {} IS NULL").format(sql.Identifier(target)))
+        if previous:
+            pg.drop_database(admin, previous)
+
+
+def _drop_leftovers(admin: psycopg.Connection, target: str) -> None:
+    """Remove databases an interrupted restore of the same target left behind (marked by comment)."""
+    rows = admin.execute(
+        "SELECT d.datname FROM pg_database d WHERE shobj_description(d.oid, 'pg_database') LIKE %s",
+        (INCOMPLETE_COMMENT.format(snapshot="%", target=target),),
+    ).fetchall()
+    for (name,) in rows:
+        pg.drop_database(admin, name)
