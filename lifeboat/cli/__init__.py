@@ -8,6 +8,6 @@ from __future__ import annotations
 from lifeboat.cli.app import app, main
 
 # Command modules register themselves on import (keep this list sorted).
-from lifeboat.cli import demo  # noqa: F401  isort: skip
+from lifeboat.cli import backup, demo, repository  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]

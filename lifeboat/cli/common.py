@@ -9,11 +9,15 @@ import typer
 
 RepoOption = Annotated[
     str | None,
-    typer.Option("--repo", "-r", help="Repository: a local path or s3://bucket/prefix (env LIFEBOAT_REPOSITORY)."),
+    typer.Option(
+        "--repo", "-r", help="Repository: a local path or s3://bucket/prefix (env LIFEBOAT_REPOSITORY)."
+    ),
 ]
 PasswordFileOption = Annotated[
     Path | None,
-    typer.Option("--password-file", help="Read the repository passphrase from this file (env LIFEBOAT_PASSWORD_FILE)."),
+    typer.Option(
+        "--password-file", help="Read the repository passphrase from this file (env LIFEBOAT_PASSWORD_FILE)."
+    ),
 ]
 DbOption = Annotated[
     str | None,
@@ -24,3 +28,19 @@ MetricsFileOption = Annotated[
     Path | None,
     typer.Option("--metrics-file", help="Write Prometheus textfile metrics here."),
 ]
+
+
+def open_repo(repo: str | None, password_file: Path | None):
+    """Open the repository named by flag/env/config with the passphrase from flag/env/config/prompt."""
+    from lifeboat import settings
+    from lifeboat.repo.repository import Repository
+
+    config = settings.load_config()
+    url = settings.repository_url(repo, config)
+    return Repository.open(url, settings.passphrase(password_file, config=config))
+
+
+def database_dsn(db: str | None) -> str:
+    from lifeboat import settings
+
+    return settings.normalize_dsn(db) if db else settings.letta_pg_uri()

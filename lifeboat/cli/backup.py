@@ -1,0 +1,112 @@
+"""backup and (full) restore."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from lifeboat.cli import output
+from lifeboat.cli.app import app
+from lifeboat.cli.common import DbOption, PasswordFileOption, RepoOption, database_dsn, open_repo
+from lifeboat.cli.progress import byte_progress
+
+
+@app.command()
+def backup(
+    repo: RepoOption = None,
+    password_file: PasswordFileOption = None,
+    db: DbOption = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="Tag the snapshot (repeatable).")
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel COPY connections.")] = 2,
+) -> None:
+    """Back up the Letta database (hot: the server keeps running) into a new snapshot."""
+    from lifeboat.ops.backup import estimate_bytes, run_backup
+
+    repository = open_repo(repo, password_file)
+    dsn = database_dsn(db)
+    with byte_progress("backup") as bar:
+        result = run_backup(
+            repository,
+            dsn,
+            tags=tag or [],
+            jobs=jobs,
+            progress=bar.advance,
+            on_schema=lambda schema: bar.set_total(estimate_bytes(schema)),
+        )
+    summary = result.summary()
+
+    def render(s: dict[str, Any]) -> None:
+        output.console.print(
+            f"snapshot [bold]{s['short_id']}[/] saved: {s['tables']} tables, {s['rows']} rows, "
+            f"{s['raw_bytes'] / 1e6:.1f} MB read, {s['bytes_added'] / 1e6:.2f} MB added "
+            f"({s['blobs_new']} new blobs, {s['blobs_deduplicated']} deduplicated) in {s['seconds']:.1f} s"
+        )
+        if s["runs_in_flight"]:
+            output.console.print(f"runs in flight at the snapshot instant: {len(s['runs_in_flight'])}")
+
+    output.emit(summary, render)
+
+
+@app.command()
+def restore(
+    snapshot: Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or 'latest'.")] = "latest",
+    repo: RepoOption = None,
+    password_file: PasswordFileOption = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            help="Admin DSN naming the database to create (default: <db>_restored on the Letta server).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace an existing database (a safety snapshot of it is taken first)."
+        ),
+    ] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel COPY connections.")] = 2,
+) -> None:
+    """Restore a whole snapshot into a new database (or, with --force, over an existing one)."""
+    from lifeboat import settings
+    from lifeboat.ops.restore import run_restore
+
+    repository = open_repo(repo, password_file)
+    target_dsn = target or _default_target(settings.letta_pg_uri())
+    with byte_progress("restore") as bar:
+        result = run_restore(
+            repository,
+            snapshot,
+            target_dsn,
+            force=force,
+            jobs=jobs,
+            redis=settings.letta_redis(),
+            progress=bar.advance,
+        )
+    summary = result.summary()
+
+    def render(s: dict[str, Any]) -> None:
+        output.console.print(
+            f"restored snapshot [bold]{s['snapshot'][:8]}[/] into database [bold]{s['database']}[/] "
+            f"in {s['seconds']:.1f} s"
+        )
+        if s["safety_snapshot"]:
+            output.console.print(
+                f"the replaced database was saved first as snapshot {s['safety_snapshot'][:8]}"
+            )
+        for warning in s["warnings"]:
+            output.console.print(f"[yellow]warning:[/] {warning}")
+
+    output.emit(summary, render)
+
+
+def _default_target(letta_dsn: str) -> str:
+    import psycopg
+
+    from lifeboat.pg import with_database
+
+    name = psycopg.conninfo.conninfo_to_dict(letta_dsn).get("dbname") or "letta"
+    return with_database(letta_dsn, f"{name}_restored")

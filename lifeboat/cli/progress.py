@@ -1,0 +1,50 @@
+"""Rich progress bars on stderr for long work (silent in --json mode and when not a terminal)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+
+from lifeboat.cli import output
+
+
+class ByteProgress:
+    """``advance(n)`` from any thread (rich's Progress locks internally); ``set_total`` once known."""
+
+    def __init__(self, progress: Progress | None = None, task: TaskID | None = None) -> None:
+        self._progress = progress
+        self._task = task
+
+    def advance(self, n: int) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, n)
+
+    def set_total(self, total: int) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, total=total)
+
+
+@contextlib.contextmanager
+def byte_progress(description: str, total: int | None = None) -> Iterator[ByteProgress]:
+    if output.json_mode() or not output.err_console.is_terminal:
+        yield ByteProgress()
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=output.err_console, transient=True) as progress:
+        yield ByteProgress(progress, progress.add_task(description, total=total))
