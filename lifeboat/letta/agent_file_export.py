@@ -339,7 +339,7 @@ class _Export:
             approval_request_id=row["approval_request_id"],
             denial_reason=row["denial_reason"],
             approvals=row["approvals"],
-            group_id=row["group_id"],
+            group_id=self.ids.get(row["group_id"], "group") or row["group_id"] if row["group_id"] else None,
             batch_item_id=row["batch_item_id"],
             otid=row["otid"],
             sender_id=row["sender_id"],
