@@ -10,5 +10,6 @@ from lifeboat.cli.app import app, main
 # Command modules register themselves on import (keep this list sorted).
 from lifeboat.cli import backup, demo, repository  # noqa: F401  isort: skip
 from lifeboat.cli import agent_file  # noqa: F401  isort: skip
+from lifeboat.cli import verify  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]

@@ -42,8 +42,23 @@ ID_PREFIX: dict[str, str] = {
     "provider_traces": "provider_trace",
 }
 
+# Tables whose ``id`` is the id of a row in another table (same prefix).
+ID_SAME_AS: dict[str, str] = {"run_metrics": "runs", "step_metrics": "steps"}
+
 _UUID4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 _LOOSE = r"[0-9a-fA-F]{8}"
+
+
+def table_prefix(table: str) -> str | None:
+    """The id prefix of ``table``'s ``id`` column (following ID_SAME_AS), or None when it has no convention."""
+    return ID_PREFIX.get(ID_SAME_AS.get(table, table))
+
+
+def pg_regex(prefix: str, *, strict: bool = False) -> str:
+    """The same shapes as :func:`strict_pattern` / :func:`loose_pattern`, as a PostgreSQL regular expression."""
+    if not re.fullmatch(r"[a-z_-]+", prefix):
+        raise ValueError(f"unexpected id prefix {prefix!r}")
+    return f"^{prefix}-{_UUID4}$" if strict else f"^{prefix}-{_LOOSE}"
 
 
 def strict_pattern(prefix: str) -> re.Pattern[str]:
