@@ -8,29 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 DEFAULT_TIMEZONE = "UTC"  # letta/constants.py
-DEFAULT_MAX_FILES_OPEN = 5  # letta/constants.py
-DEFAULT_CORE_MEMORY_SOURCE_CHAR_LIMIT = 50_000  # letta/constants.py
 SLEEPTIME_TURNS_COUNTER_START = -1  # group_manager.create_group_async, when a frequency is set
-
-
-def file_defaults(context_window: int | None) -> tuple[int, int]:
-    """(max_files_open, per_file_view_window_char_limit) when an agent leaves them unset.
-
-    ``letta/utils.py:calculate_file_defaults_based_on_context_window``; AgentState applies it on
-    read, so Letta's export (and therefore Letta's import) carries the computed values.
-    """
-    if not context_window:
-        return DEFAULT_MAX_FILES_OPEN, DEFAULT_CORE_MEMORY_SOURCE_CHAR_LIMIT
-    if context_window <= 8_000:
-        return 3, 5_000
-    if context_window <= 32_000:
-        return 5, 15_000
-    if context_window <= 128_000:
-        return 10, 25_000
-    if context_window <= 200_000:
-        return 10, 40_000
-    return 15, 40_000
-
 
 # services/summarizer/summarizer_config.py:get_default_summarizer_model (keys are ProviderType values)
 _SUMMARIZER_MODELS = {

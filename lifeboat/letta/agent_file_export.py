@@ -27,6 +27,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from lifeboat.errors import UsageError
+from lifeboat.letta.agent_config import file_window_defaults
 from lifeboat.letta.agent_file import (
     AgentEntry,
     AgentExtra,
@@ -47,7 +48,7 @@ from lifeboat.letta.agent_file import (
     SourceEntry,
     ToolEntry,
 )
-from lifeboat.letta.agent_file_defaults import DEFAULT_TIMEZONE, file_defaults
+from lifeboat.letta.agent_file_defaults import DEFAULT_TIMEZONE
 
 Row = dict[str, Any]
 
@@ -243,7 +244,7 @@ class _Export:
         agent_id = self.ids(row["id"], "agent")
         messages, in_context = self._messages(row)
         llm_config = row["llm_config"] or {}
-        max_files, char_limit = file_defaults(llm_config.get("context_window"))
+        max_files, char_limit = file_window_defaults(llm_config.get("context_window"))
         secrets: dict[str, str | None] = {r["key"]: "" for r in self._env_vars(row["id"])}
         entry = AgentEntry(
             id=agent_id,

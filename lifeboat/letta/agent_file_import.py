@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lifeboat.letta.agent_config import MAX_EMBEDDING_DIM
 from lifeboat.letta.agent_file import (
     AgentEntry,
     AgentFile,
@@ -44,12 +45,11 @@ from lifeboat.letta.agent_file_defaults import (
     SLEEPTIME_TURNS_COUNTER_START,
     default_compaction_settings,
 )
-from lifeboat.letta.agent_file_secrets import encrypt
+from lifeboat.letta.agent_file_secrets import value_enc
 from lifeboat.letta.agent_file_validate import decode_embedding
 from lifeboat.letta.ids import new_id
 
 SUBAGENT_ROLE_TAG = "role:subagent"  # letta/constants.py: such agents are created hidden
-MAX_EMBEDDING_DIM = 4096  # vector(4096) columns; shorter vectors are zero-padded
 NO_EMBEDDINGS_MESSAGE = (
     "imported from an agent file without embeddings (lifeboat): re-upload the file to make it searchable"
 )
@@ -209,7 +209,7 @@ class _Planner:
             "name": tool.name,
             "tool_type": tool.tool_type,
             "description": description,
-            "source_type": tool.source_type,
+            "source_type": tool.source_type or "json",  # the ORM column default (ToolSourceType.json)
             "source_code": tool.source_code,
             "json_schema": tool.json_schema,
             "args_json_schema": tool.args_json_schema,
@@ -411,7 +411,7 @@ class _Planner:
                 agent_id=db_id,
                 key=key,
                 value="",
-                value_enc=encrypt(value, self.target.encryption_key),
+                value_enc=value_enc(value, self.target.encryption_key),
                 organization_id=self.org,
                 _created_by_id=self.user,
                 _last_updated_by_id=self.user,
