@@ -17,7 +17,7 @@ def make_rows(count: int, *, seed: int = 0, start: int = 0, agents: int = 50) ->
     rng = random.Random(seed)
     rows = []
     for number in range(start, start + count):
-        text = "".join(rng.choice("abcdefghij klmnop") for _ in range(rng.randint(10, 200)))
+        text = rng.randbytes(rng.randint(5, 100)).hex()
         rows.append(f"{number}\tagent-{number % agents:04d}\t{text}\n".encode())
     return rows
 

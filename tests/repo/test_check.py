@@ -112,7 +112,7 @@ def test_truncated_pack(repo: Repository, repo_path: Path, two_snapshots: tuple[
 def test_missing_index_file_leaves_blobs_unindexed(
     repo: Repository, repo_path: Path, two_snapshots: tuple[Snapshot, Snapshot]
 ) -> None:
-    old, new = two_snapshots
+    old, _new = two_snapshots
     first_index = min((repo_path / "index").iterdir(), key=lambda p: p.stat().st_mtime_ns)
     first_index.unlink()
     repo.load_index()
