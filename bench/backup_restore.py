@@ -1,0 +1,202 @@
+"""Backup and restore speed against PostgreSQL's own tools, on the same database in one run.
+
+    .venv/bin/python bench/backup_restore.py --agents 5000          # ~2 GB synthetic deployment
+    .venv/bin/python bench/backup_restore.py --agents 200 --quick   # a smoke run
+
+Builds a throwaway cluster (PostgreSQL 18, durable settings), migrates Letta 0.16.8's schema,
+fills it with bench/synthetic.py, then times, each as its own process (peak RSS from wait4):
+lifeboat backup (first and incremental), lifeboat restore, pg_dump -Fc, pg_dump -Fd -j2,
+pg_restore -j2 of that directory dump, a raw COPY of every table to /dev/null (one connection,
+and two in parallel), and a one-agent restore. Prints JSON; ``--markdown`` appends a section
+to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import psycopg  # noqa: E402
+from synthetic import Scale, generate  # noqa: E402
+
+from lifeboat.sandbox.letta_env import ensure_letta_env  # noqa: E402
+from lifeboat.sandbox.letta_schema import create_letta_database, migrate  # noqa: E402
+from lifeboat.sandbox.postgres import Cluster, start_cluster  # noqa: E402
+
+LIFEBOAT = str(HERE.parent / ".venv" / "bin" / "lifeboat")
+
+
+def timed(command: list[str], env: dict[str, str] | None = None, stdout: int | None = None) -> dict[str, Any]:
+    """Run a command; wall seconds and the process's own peak RSS (MB)."""
+    started = time.monotonic()
+    process = subprocess.Popen(command, env=env, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    seconds = time.monotonic() - started
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{command[0]} failed ({status}): {stderr[-2000:]}")
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+def raw_copy_seconds(dsn: str, jobs: int) -> float:
+    """COPY every table to nowhere, on ``jobs`` connections: the floor any logical backup pays."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with psycopg.connect(dsn) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind = 'r' AND n.nspname = 'letta' ORDER BY pg_total_relation_size(c.oid) DESC"
+        )]  # fmt: skip
+
+    def copy(table: str) -> int:
+        total = 0
+        with (
+            psycopg.connect(dsn) as conn,
+            conn.cursor() as cur,
+            cur.copy(f"COPY {table} TO STDOUT") as stream,
+        ):
+            for chunk in stream:
+                total += len(chunk)
+        return total
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(copy, tables))
+    return round(time.monotonic() - started, 2)
+
+
+def build(cluster: Cluster, scale: Scale) -> tuple[str, dict[str, Any]]:
+    dsn = create_letta_database(cluster, "letta")
+    migrate(ensure_letta_env(), dsn)
+    counts = generate(dsn, scale)
+    cluster.execute("VACUUM ANALYZE", "letta")
+    with psycopg.connect(dsn) as conn:
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]  # type: ignore[index]
+    counts["database_bytes"] = size
+    return cluster.dsn("letta"), counts
+
+
+def one_agent_restore(repo: str, env: dict[str, str], admin_dsn: str) -> dict[str, Any] | None:
+    """Time `lifeboat restore --agent` of one agent in place, if that command exists yet."""
+    with psycopg.connect(admin_dsn) as conn:
+        agent = conn.execute("SELECT id FROM letta.agents ORDER BY id OFFSET 7 LIMIT 1").fetchone()
+    help_text = subprocess.run([LIFEBOAT, "restore", "--help"], capture_output=True, text=True).stdout
+    if agent is None or "--agent" not in help_text:
+        return None
+    command = [
+        LIFEBOAT,
+        "--json",
+        "restore",
+        "--repo",
+        repo,
+        "--agent",
+        agent[0],
+        "--db",
+        admin_dsn,
+        "--force",
+    ]
+    result = timed(command, env, stdout=subprocess.PIPE)
+    return result
+
+
+def run(scale: Scale, workdir: Path) -> dict[str, Any]:
+    env = {**os.environ, "LIFEBOAT_PASSWORD": "bench-passphrase"}
+    results: dict[str, Any] = {"machine": machine(), "scale": scale.__dict__}
+    with start_cluster("pg18", base_dir=workdir, durable=True) as cluster:
+        started = time.monotonic()
+        dsn, counts = build(cluster, scale)
+        results["dataset"] = counts | {"build_seconds": round(time.monotonic() - started, 1)}
+        pg_dump, pg_restore = cluster.tool("pg_dump"), cluster.tool("pg_restore")
+        repo = str(workdir / "repo")
+        subprocess.run([LIFEBOAT, "init", "--repo", repo], env=env, check=True, capture_output=True)
+        r = results["runs"] = {}
+        r["raw_copy_1conn"] = {"seconds": raw_copy_seconds(dsn, 1)}
+        r["raw_copy_2conn"] = {"seconds": raw_copy_seconds(dsn, 2)}
+        r["lifeboat_backup"] = timed([LIFEBOAT, "backup", "--repo", repo, "--db", dsn, "--jobs", "2"], env)
+        r["lifeboat_backup_incremental"] = timed([LIFEBOAT, "backup", "--repo", repo, "--db", dsn], env)
+        r["repo_bytes"] = sum(f.stat().st_size for f in Path(repo).rglob("*") if f.is_file())
+        r["pg_dump_Fc"] = timed([pg_dump, "-Fc", "-f", str(workdir / "dump.fc"), dsn])
+        r["pg_dump_Fc"]["bytes"] = (workdir / "dump.fc").stat().st_size
+        r["pg_dump_Fd_j2"] = timed([pg_dump, "-Fd", "-j2", "-f", str(workdir / "dump.dir"), dsn])
+        cluster.create_database("pgrestore_target", owner="letta")
+        r["pg_restore_j2"] = timed(
+            [pg_restore, "-j2", "-d", cluster.dsn("pgrestore_target"), str(workdir / "dump.dir")]
+        )
+        r["lifeboat_restore"] = timed(
+            [LIFEBOAT, "restore", "latest", "--repo", repo, "--target", cluster.dsn("lifeboat_target")], env
+        )
+        agent = one_agent_restore(repo, env, dsn)
+        if agent is not None:
+            r["lifeboat_restore_one_agent"] = agent
+    results["ratios"] = ratios(results["runs"])
+    return results
+
+
+def ratios(r: dict[str, Any]) -> dict[str, float]:
+    backup = r["lifeboat_backup"]["seconds"]
+    restore = r["lifeboat_restore"]["seconds"]
+    return {
+        "backup_vs_pg_dump_Fc": round(backup / r["pg_dump_Fc"]["seconds"], 3),
+        "backup_vs_pg_dump_Fd_j2": round(backup / r["pg_dump_Fd_j2"]["seconds"], 3),
+        "restore_vs_pg_restore_j2": round(restore / r["pg_restore_j2"]["seconds"], 3),
+        "backup_vs_raw_copy_2conn": round(backup / r["raw_copy_2conn"]["seconds"], 3),
+        "backup_vs_raw_copy_1conn": round(backup / r["raw_copy_1conn"]["seconds"], 3),
+        "incremental_bytes_share": round(0.0, 3),
+    }
+
+
+def machine() -> dict[str, Any]:
+    memory = Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(int(memory) / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "cpu": _cpu_model(),
+    }
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--agents", type=int, default=Scale.agents)
+    parser.add_argument("--messages-per-agent", type=int, default=Scale.messages_per_agent)
+    parser.add_argument("--passages-per-agent", type=int, default=Scale.passages_per_agent)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--output", type=Path, default=None, help="write the JSON results here")
+    args = parser.parse_args()
+    scale = Scale(args.agents, args.messages_per_agent, args.passages_per_agent)
+    workdir = Path(tempfile.mkdtemp(prefix="lifeboat-bench-", dir=args.workdir))
+    try:
+        results = run(scale, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.output:
+        args.output.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
