@@ -64,7 +64,9 @@ def assert_intact_after_crash(repo_path: Path, context: str) -> None:
 
 
 @pytest.mark.parametrize(("mode", "step"), [("before", 1), ("torn", 2)])
-def test_sigkill_at_every_write(template: Path, total_puts: int, tmp_path: Path, mode: str, step: int) -> None:
+def test_sigkill_at_every_write(
+    template: Path, total_puts: int, tmp_path: Path, mode: str, step: int
+) -> None:
     snapshots_seen = set()
     for kill_at in range(1, total_puts + 1, step):
         path = tmp_path / f"repo-{kill_at}"
