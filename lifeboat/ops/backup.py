@@ -8,10 +8,12 @@ manifest is written last, so an interrupted backup leaves no visible snapshot.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -24,6 +26,7 @@ from lifeboat.repo.manifest import Snapshot, Stream
 from lifeboat.repo.repository import Repository
 from lifeboat.repo.writer import WriteStats
 
+T = TypeVar("T")
 STREAM_PREFIX = "table:"
 Progress = Callable[[int], None]  # called with bytes read from the database
 
@@ -105,12 +108,16 @@ def run_backup(
                     "order_by": list(order_by),
                 }
                 stream = writer.open_stream(stream_name(table), attributes)
-                for batch in pg.copy_out(
-                    conn, table.qualified, table.copy_columns, order_by=order_by, key_column=key
-                ):
+
+                def store(batch: pg.CopyBatch) -> None:
                     stream.add(batch.data, batch.keys)
                     if progress:
                         progress(len(batch.data))
+
+                batches = pg.copy_out(
+                    conn, table.qualified, table.copy_columns, order_by=order_by, key_column=key
+                )
+                pipelined(batches, store)
                 return stream.close()
 
             streams = snap.map(copy_table, schema.tables_biggest_first(), jobs=jobs)
@@ -120,6 +127,39 @@ def run_backup(
     snapshot = Snapshot(tags=sorted(set(tags)), streams=streams, documents=documents)
     repo.save_snapshot(snapshot)
     return BackupResult(snapshot, writer.stats, time.monotonic() - started, timings)
+
+
+def pipelined(items: Iterator[T], consume: Callable[[T], None], depth: int = 4) -> None:
+    """Run ``consume`` on a second thread while this one keeps producing ``items``.
+
+    The producer here is a COPY reading from the server (waiting on I/O, GIL released) and the
+    consumer chunks, hashes, compresses and seals (C code that releases the GIL too), so the two
+    overlap. The bounded queue keeps memory at ``depth`` batches.
+    """
+    pending: queue.Queue[T | None] = queue.Queue(maxsize=depth)
+    failure: list[BaseException] = []
+
+    def drain() -> None:
+        while (item := pending.get()) is not None:
+            if failure:
+                continue  # keep draining so the producer never blocks on a dead consumer
+            try:
+                consume(item)
+            except BaseException as exc:
+                failure.append(exc)
+
+    worker = threading.Thread(target=drain, name="lifeboat-store", daemon=True)
+    worker.start()
+    try:
+        for item in items:
+            if failure:
+                break
+            pending.put(item)
+    finally:
+        pending.put(None)
+        worker.join()
+    if failure:
+        raise failure[0]
 
 
 def _describe(conn: psycopg.Connection, schema: DatabaseSchema) -> dict[str, Any]:
