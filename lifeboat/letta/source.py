@@ -38,5 +38,7 @@ def describe_deployment(query: Query, tables: set[str]) -> dict[str, Any]:
             for r in query(RUNS_IN_FLIGHT_SQL)
         ]
     except Exception as exc:  # a revision whose columns differ: the data backup still goes on
-        described["warning"] = f"agent catalog unavailable for revision {revision}: {str(exc).splitlines()[0]}"
+        described["warning"] = (
+            f"agent catalog unavailable for revision {revision}: {str(exc).splitlines()[0]}"
+        )
     return described
