@@ -60,6 +60,10 @@ class CorruptBlob(CorruptRepository):
         self.reason = reason
 
 
+class StorageError(LifeboatError):
+    """The repository's storage failed (disk, network, permissions) while writing or reading."""
+
+
 class SnapshotNotFound(LifeboatError):
     exit_code = 14
 

@@ -17,6 +17,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -150,6 +151,8 @@ class RepositoryLock:
         self._refresh_interval = refresh_interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._refreshed = time.monotonic()
+        self._lost: str | None = None
 
     def acquire(self) -> RepositoryLock:
         self._raise_if_conflicting()
@@ -179,11 +182,32 @@ class RepositoryLock:
         while not self._stop.wait(self._refresh_interval.total_seconds()):
             try:
                 self.refresh()
+            except RepositoryLocked:
+                return  # lost: recreating it would hide that someone else may have acted meanwhile
             except Exception:  # keep trying: a transient storage error must not kill the backup
                 log.warning("could not refresh lock %s", self.id, exc_info=True)
 
     def refresh(self) -> None:
+        """Rewrite the lock file with a fresh time; ``RepositoryLocked`` if it was removed meanwhile."""
+        if not self.store.backend.exists(lock_name(self.id)):
+            self._lost = "its lock file was removed (by `unlock --force`?)"
+            self.ensure_held()
         self.store.write(self.id, self.exclusive, self.created)
+        self._refreshed = time.monotonic()
+
+    def ensure_held(self) -> None:
+        """Raise ``RepositoryLocked`` unless the lock still protects us.
+
+        Call before an irreversible step (saving a manifest, deleting packs): a lock that was
+        removed, or not refreshed for ``stale_after`` (others may consider it stale), no longer
+        keeps a concurrent prune away.
+        """
+        if self._lost is None and time.monotonic() - self._refreshed > self.store.stale_after.total_seconds():
+            self._lost = "it could not be refreshed in time and may be considered stale"
+        if self._lost is not None:
+            raise RepositoryLocked(
+                f"lock {self.id[:8]} on {self.store.backend.url} is no longer held: {self._lost}"
+            )
 
     def release(self) -> None:
         self._stop.set()

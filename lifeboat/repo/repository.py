@@ -94,8 +94,13 @@ class Repository:
         chunker: ChunkerParams | None = None,
         pack_size: int | None = None,
         kdf: KdfParams | None = None,
+        share_ids_with: Repository | None = None,
     ) -> Repository:
         """Create a new repository. Encrypted unless ``encrypt=False`` is passed explicitly.
+
+        ``share_ids_with`` copies another repository's id key and chunker parameters (not its
+        encryption key): both then cut the same blobs with the same ids, so copying snapshots
+        between them is a plain blob transfer and both deduplicate alike.
 
         The key file is written before the config, so a crash leaves either no repository or a
         complete one (``config`` present = repository exists).
@@ -112,6 +117,9 @@ class Repository:
         _restrict_local_root(backend)
         keys = MasterKeys.generate(encrypt=encrypt)
         options: dict[str, Any] = {"encryption": "aes-256-gcm" if encrypt else "none"}
+        if share_ids_with is not None:
+            keys = MasterKeys(encryption=keys.encryption, id_key=share_ids_with.keys.id_key)
+            chunker = chunker or share_ids_with.config.chunker
         if chunker is not None:
             options["chunker"] = chunker
         if pack_size is not None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from lifeboat.errors import StorageError
 from lifeboat.repo.blobs import encode_blob
 from lifeboat.repo.chunker import Chunk, Key, RecordChunker
 from lifeboat.repo.config import ChunkerParams, index_name, pack_name
@@ -191,15 +192,20 @@ class RepositoryWriter:
 
     def _upload(self, builder: PackBuilder) -> None:
         """Seal and store one pack (the caller counted it in ``_uploads_in_flight``)."""
+        index_due = False
         try:
             sealed = builder.seal(self.repo.sealer)
             self.repo.backend.put(pack_name(sealed.id), sealed.data)
             with self._lock:
                 self._unindexed.append(PackEntry(sealed.id, len(sealed.data), sealed.blobs))
                 index_due = len(self._unindexed) >= INDEX_EVERY_PACKS
-        except BaseException as exc:
+        except Exception as exc:
             with self._lock:
                 self._failure = self._failure or exc  # its blobs are lost: nothing may refer to them
+            raise StorageError(f"could not store a pack in {self.repo.backend.url}: {exc}") from exc
+        except BaseException as exc:  # KeyboardInterrupt and friends: same bookkeeping, no wrapping
+            with self._lock:
+                self._failure = self._failure or exc
             raise
         finally:
             with self._lock:
@@ -209,6 +215,7 @@ class RepositoryWriter:
             self._write_index()
 
     def _write_index(self) -> None:
+        """Write one index file for the uploaded packs not yet indexed, then publish them in memory."""
         with self._index_lock:
             with self._lock:
                 entries, self._unindexed = self._unindexed, []
@@ -217,18 +224,17 @@ class RepositoryWriter:
             data = encode_index(self.repo.sealer, entries)
             try:
                 self.repo.backend.put(index_name(hashlib.sha256(data).hexdigest()), data)
-            except BaseException:
+            except Exception as exc:
                 with self._lock:
                     self._unindexed[:0] = entries
-                raise
+                raise StorageError(
+                    f"could not store an index file in {self.repo.backend.url}: {exc}"
+                ) from exc
             for entry in entries:
                 self.repo.index.add_pack(entry)
 
     def _raise_if_unusable(self) -> None:
-        if self._failure is not None:
-            raise RuntimeError(
-                "repository writer failed earlier; its blobs are not stored"
-            ) from self._failure
+        self._raise_if_failed()
         if self._closed:
             raise RuntimeError("repository writer is closed")
 
@@ -250,8 +256,8 @@ class RepositoryWriter:
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:
-            raise RuntimeError(
-                "repository writer failed earlier; its blobs are not stored"
+            raise StorageError(
+                f"an earlier pack upload to {self.repo.backend.url} failed ({self._failure}); nothing more is written"
             ) from self._failure
 
     def close(self) -> None:

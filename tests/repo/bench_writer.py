@@ -23,7 +23,7 @@ def rows_batches(mib: int, seed: int, batch_bytes: int = 1 << 20) -> list[tuple[
     while total < mib << 20:
         agent = f"agent-{number // 400:08x}"
         text = " ".join(rng.choices(words, k=rng.randint(5, 60)))
-        row = f"message-{number}\t{agent}\t{{\"role\": \"user\", \"text\": \"{text}\"}}\t2025-01-01 00:00:00+00\n".encode()
+        row = f'message-{number}\t{agent}\t{{"role": "user", "text": "{text}"}}\t2025-01-01 00:00:00+00\n'.encode()
         rows.append(row)
         keys.append(agent)
         size += len(row)
@@ -53,7 +53,8 @@ def main() -> None:
                         produce(writer, f"s{number}-{threads}", stream)
                 else:
                     workers = [
-                        threading.Thread(target=produce, args=(writer, f"s{n}-{threads}", stream)) for n, stream in enumerate(data)
+                        threading.Thread(target=produce, args=(writer, f"s{n}-{threads}", stream))
+                        for n, stream in enumerate(data)
                     ]
                     for worker in workers:
                         worker.start()

@@ -118,3 +118,12 @@ def test_s3_endpoint_from_environment(monkeypatch: pytest.MonkeyPatch, moto_endp
     backend = open_backend(f"s3://{bucket}")
     backend.put("config", b"x")
     assert backend.get("config") == b"x"
+
+
+def test_s3_missing_bucket_is_no_repository(moto_endpoint: str) -> None:
+    from lifeboat.errors import RepositoryNotFound
+
+    backend = S3Backend(f"s3://no-such-bucket-{secrets.token_hex(4)}/x", endpoint_url=moto_endpoint)
+    assert list(backend.list()) == []
+    with pytest.raises(RepositoryNotFound):
+        Repository.open(backend, PASSPHRASE)

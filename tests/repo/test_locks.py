@@ -102,3 +102,26 @@ def test_stale_after_is_configurable(repo: Repository) -> None:
         assert [info.id for info in store.remove()] == [lock.id]
     finally:
         lock.release()
+
+
+def test_lock_removed_by_force_is_reported_lost(repo: Repository) -> None:
+    lock = repo.lock()
+    lock.ensure_held()
+    repo.unlock(force=True)
+    with pytest.raises(RepositoryLocked, match="no longer held"):
+        lock.refresh()
+    with pytest.raises(RepositoryLocked, match="removed"):
+        lock.ensure_held()
+    lock.release()
+    assert repo.list_locks() == []  # a lost lock is not recreated
+
+
+def test_lock_not_refreshed_in_time_is_reported_lost(repo: Repository) -> None:
+    store = LockStore(repo.backend, repo.sealer, stale_after=timedelta(seconds=0.05))
+    lock = RepositoryLock(store, exclusive=False, refresh_interval=timedelta(hours=1)).acquire()
+    try:
+        time.sleep(0.1)
+        with pytest.raises(RepositoryLocked, match="stale"):
+            lock.ensure_held()
+    finally:
+        lock.release()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import threading
 from pathlib import Path
@@ -14,10 +15,11 @@ from lifeboat.errors import (
     RepositoryExists,
     RepositoryNotFound,
     SnapshotNotFound,
+    StorageError,
     UsageError,
     WrongPassphrase,
 )
-from lifeboat.repo import RecordBatch, Repository, Snapshot
+from lifeboat.repo import LocalBackend, RecordBatch, Repository, Snapshot
 
 
 def batches(rows: list[bytes], size: int = 100) -> list[RecordBatch]:
@@ -169,3 +171,51 @@ def test_writer_pack_size_is_respected(repo: Repository) -> None:
     sizes = repo.index.packs().values()
     assert len(sizes) > 3
     assert max(sizes) < SMALL_PACK + SMALL_CHUNKS.max_size + 4096
+
+
+class FailingBackend(LocalBackend):
+    """Fails the ``fail_at``-th pack upload, as a full disk or a dropped connection would."""
+
+    def __init__(self, root: Path, fail_at: int) -> None:
+        super().__init__(root)
+        self.fail_at, self.pack_puts = fail_at, 0
+
+    def put(self, name: str, data: bytes) -> None:
+        if name.startswith("data/"):
+            self.pack_puts += 1
+            if self.pack_puts == self.fail_at:
+                raise OSError(28, "No space left on device")
+        super().put(name, data)
+
+
+def test_failed_pack_upload_fails_the_writer_and_leaves_no_snapshot(
+    repo: Repository, repo_path: Path
+) -> None:
+    broken = Repository.open(FailingBackend(repo_path, fail_at=3), PASSPHRASE)
+    streams = []
+    with pytest.raises(StorageError, match="No space left"), broken.writer() as writer:
+        streams.append(writer.write_stream("t", batches(make_rows(8000))))
+    with pytest.raises(StorageError, match="earlier pack upload"):
+        writer.add_blob(b"more\n")
+    assert broken.snapshot_ids() == []
+    report = broken.check(read_data=True)
+    assert report.ok, report.errors
+    assert len(broken.index.packs()) == 2  # the packs stored before the failure are indexed: reusable
+
+
+def test_repository_from_a_newer_lifeboat_is_refused(repo: Repository, repo_path: Path) -> None:
+    config = json.loads((repo_path / "config").read_text())
+    config["version"] = 2
+    (repo_path / "config").write_text(json.dumps(config))
+    with pytest.raises(CorruptRepository, match="version 2 is newer"):
+        Repository.open(repo_path, PASSPHRASE)
+
+
+def test_repositories_sharing_ids_cut_identical_blobs(repo: Repository, tmp_path: Path) -> None:
+    twin = Repository.init(tmp_path / "twin", "other passphrase", kdf=FAST_KDF, share_ids_with=repo)
+    assert twin.keys.id_key == repo.keys.id_key and twin.keys.encryption != repo.keys.encryption
+    assert twin.config.chunker == repo.config.chunker
+    rows = make_rows(2000)
+    first, _ = backup(repo, {"t": rows})
+    second, _ = backup(twin, {"t": rows})
+    assert first.stream("t").blobs == second.stream("t").blobs

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 ENDPOINT_VARIABLES = ("LIFEBOAT_S3_ENDPOINT", "AWS_ENDPOINT_URL")
+# A missing bucket reads like an empty one: opening it says "no repository", not a stack trace.
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -45,8 +47,10 @@ class S3Backend:
         self.bucket, self.prefix = parse_s3_url(url)
         if client is None:
             import boto3
+            from botocore.config import Config
 
-            client = boto3.client("s3", endpoint_url=endpoint_url or endpoint_from_env())
+            retries = Config(retries={"mode": "standard", "max_attempts": 8})
+            client = boto3.client("s3", endpoint_url=endpoint_url or endpoint_from_env(), config=retries)
         self._client = client
 
     def __repr__(self) -> str:
@@ -57,9 +61,12 @@ class S3Backend:
 
     def list(self, prefix: str = "") -> Iterator[FileInfo]:
         paginator = self._client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
-            for item in page.get("Contents", []):
-                yield FileInfo(item["Key"][len(self.prefix) :], item["Size"])
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for item in page.get("Contents", []):
+                    yield FileInfo(item["Key"][len(self.prefix) :], item["Size"])
+        except self._client.exceptions.NoSuchBucket:
+            return
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         arguments: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(name)}
@@ -71,10 +78,11 @@ class S3Backend:
             arguments["Range"] = f"bytes={offset}-{end}"
         try:
             response = self._client.get_object(**arguments)
-        except self._client.exceptions.NoSuchKey as exc:
-            raise FileNotFoundError(name) from exc
         except self._client.exceptions.ClientError as exc:
-            if _error_code(exc) == "InvalidRange":  # offset at or past the end of the object
+            code = _error_code(exc)
+            if code in MISSING_CODES:
+                raise FileNotFoundError(f"{self.url}: {name} ({code})") from exc
+            if code == "InvalidRange":  # offset at or past the end of the object
                 return b""
             raise
         return response["Body"].read()
@@ -96,8 +104,8 @@ class S3Backend:
         try:
             response = self._client.head_object(Bucket=self.bucket, Key=self._key(name))
         except self._client.exceptions.ClientError as exc:
-            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                raise FileNotFoundError(name) from exc
+            if _error_code(exc) in MISSING_CODES:
+                raise FileNotFoundError(f"{self.url}: {name}") from exc
             raise
         return int(response["ContentLength"])
 
