@@ -106,6 +106,12 @@ def import_(
     max_bytes: Annotated[int, typer.Option("--max-bytes", help="Refuse files larger than this.", min=1)] = 256
     * 1024
     * 1024,
+    allow_stdio_mcp: Annotated[
+        bool,
+        typer.Option(
+            "--allow-stdio-mcp", help="Import stdio MCP servers (they run a command on the Letta host)."
+        ),
+    ] = False,
 ) -> None:
     """Import an agent file directly into a Letta database, in one transaction (new ids for everything)."""
     from dataclasses import asdict, replace
@@ -126,7 +132,7 @@ def import_(
             organization_id=org,
             options=options,
             dry_run=dry_run,
-            limits=replace(DEFAULT_LIMITS, max_bytes=max_bytes),
+            limits=replace(DEFAULT_LIMITS, max_bytes=max_bytes, allow_stdio_mcp=allow_stdio_mcp),
         )
     except ValidationFailed as exc:
         if not output.json_mode():

@@ -25,10 +25,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from lifeboat.letta.agent_file_types import (
     check_approvals,
+    check_compaction_settings,
     check_content_parts,
     check_embedding_config,
+    check_identity_properties,
     check_llm_config,
     check_manager_config,
+    check_requirements,
+    check_response_format,
+    check_stdio_config,
     check_tool_calls,
     check_tool_returns,
     check_tool_rules,
@@ -74,6 +79,11 @@ ToolCalls = Annotated[list[JsonObject], AfterValidator(check_tool_calls)]
 ToolReturns = Annotated[list[JsonObject], AfterValidator(check_tool_returns)]
 Approvals = Annotated[list[JsonObject], AfterValidator(check_approvals)]
 ManagerConfig = Annotated[JsonObject, AfterValidator(check_manager_config)]
+CompactionSettings = Annotated[JsonObject, AfterValidator(check_compaction_settings)]
+ResponseFormat = Annotated[JsonObject, AfterValidator(check_response_format)]
+Requirements = Annotated[list[JsonObject], AfterValidator(check_requirements)]
+IdentityProperties = Annotated[list[JsonObject], AfterValidator(check_identity_properties)]
+StdioConfig = Annotated[JsonObject, AfterValidator(check_stdio_config)]
 
 
 class MessageEntry(_Model):
@@ -136,10 +146,10 @@ class AgentEntry(_Model):
     metadata: JsonObject | None = None
     llm_config: LlmConfig | None = None
     embedding_config: EmbeddingConfig | None = None
-    compaction_settings: JsonObject | None = None
+    compaction_settings: CompactionSettings | None = None
     tool_rules: ToolRules | None = None
     tags: list[Text] | None = None
-    response_format: JsonObject | None = None
+    response_format: ResponseFormat | None = None
     message_buffer_autoclear: bool = False
     enable_sleeptime: bool | None = None
     timezone: Text | None = None
@@ -221,8 +231,8 @@ class ToolEntry(_Model):
     args_json_schema: JsonObject | None = None
     tags: list[Text] = []
     return_char_limit: int = Field(50000, ge=1, le=1_000_000)
-    pip_requirements: list[JsonObject] | None = None
-    npm_requirements: list[JsonObject] | None = None
+    pip_requirements: Requirements | None = None
+    npm_requirements: Requirements | None = None
     default_requires_approval: bool | None = None
     enable_parallel_execution: bool | None = False
     created_by_id: Text | None = None
@@ -280,7 +290,7 @@ class McpServerEntry(_Model):
     server_type: Literal["sse", "stdio", "streamable_http"]
     server_name: Text
     server_url: Text | None = None
-    stdio_config: JsonObject | None = None
+    stdio_config: StdioConfig | None = None
     metadata_: JsonObject | None = None
 
 
@@ -323,6 +333,13 @@ class ConversationEntry(_Model):
     isolated_block_ids: list[str] = []  # blocks_conversations: the conversation's own block copies
 
 
+class GroupState(_Model):
+    """Progress of a group the agent manages (sleeptime turns)."""
+
+    turns_counter: int | None = None
+    last_processed_message_id: str | None = None  # a message file id
+
+
 class AgentExtra(_Model):
     """Agent state Letta's export forces or drops."""
 
@@ -338,7 +355,7 @@ class AgentExtra(_Model):
     owned_archive_ids: list[str] = []
     identity_ids: list[str] = []
     conversations: list[ConversationEntry] = []
-    group_state: dict[str, JsonObject] = {}  # file group id -> {turns_counter, last_processed_message_id}
+    group_state: dict[str, GroupState] = {}  # keyed by the group's file id
 
 
 class ArchiveEntry(_Model):
@@ -376,7 +393,7 @@ class IdentityEntry(_Model):
     identifier_key: Text
     name: Text
     identity_type: Literal["org", "user", "other"]
-    properties: list[JsonObject] = []
+    properties: IdentityProperties = []
     project_id: Text | None = None
     agent_ids: list[str] = []
     block_ids: list[str] = []

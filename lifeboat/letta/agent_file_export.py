@@ -40,6 +40,7 @@ from lifeboat.letta.agent_file import (
     FileAgentEntry,
     FileEntry,
     GroupEntry,
+    GroupState,
     IdentityEntry,
     McpServerEntry,
     MessageEntry,
@@ -515,10 +516,10 @@ class _Export:
             identity_ids=[i.id for i in extras.identities if self.ids(row["id"], "agent") in i.agent_ids],
             conversations=self._conversations(row, extras),
             group_state={
-                self.ids(g["id"], "group"): {
-                    "turns_counter": g["turns_counter"],
-                    "last_processed_message_id": self._message_ref(g["last_processed_message_id"]),
-                }
+                self.ids(g["id"], "group"): GroupState(
+                    turns_counter=g["turns_counter"],
+                    last_processed_message_id=self._message_ref(g["last_processed_message_id"]),
+                )
                 for g in groups
             },
         )

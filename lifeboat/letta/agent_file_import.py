@@ -36,6 +36,7 @@ from lifeboat.letta.agent_file import (
     ConversationEntry,
     FileEntry,
     GroupEntry,
+    GroupState,
     MessageEntry,
     PassageEntry,
     ToolEntry,
@@ -203,8 +204,9 @@ class _Planner:
 
     def _tool_values(self, tool: ToolEntry) -> dict[str, Any]:
         description = tool.description
-        if description is None and isinstance(tool.json_schema, dict):
-            description = tool.json_schema.get("description")
+        if description is None and isinstance(tool.json_schema, dict):  # bulk_upsert_tools_async
+            from_schema = tool.json_schema.get("description")
+            description = from_schema if isinstance(from_schema, str) else None
         return {
             "name": tool.name,
             "tool_type": tool.tool_type,
@@ -556,16 +558,16 @@ class _Planner:
             values["max_message_buffer_length"] = config.get("max_message_buffer_length")
             values["min_message_buffer_length"] = config.get("min_message_buffer_length")
         state = self._group_state(group.id)
-        if state:
-            values["turns_counter"] = state.get("turns_counter", values.get("turns_counter"))
-            last = state.get("last_processed_message_id")
+        if state is not None:
+            values["turns_counter"] = state.turns_counter
+            last = state.last_processed_message_id
             values["last_processed_message_id"] = self.plan.id_map.get(last) if last else None
         self.plan.insert("groups", **values)
         for agent_id in dict.fromkeys(agent_ids):
             self.plan.insert("groups_agents", group_id=db_id, agent_id=agent_id)
         self._shared_blocks(group, db_id, agent_ids)
 
-    def _group_state(self, group_file_id: str) -> dict[str, Any] | None:
+    def _group_state(self, group_file_id: str) -> GroupState | None:
         for extra in self.extras.agents.values():
             if group_file_id in extra.group_state:
                 return extra.group_state[group_file_id]
@@ -730,13 +732,17 @@ class _Planner:
             )
 
 
+_ZERO_TAIL = ",0" * MAX_EMBEDDING_DIM
+
+
 def padded_vector(encoded: str | None) -> Vector | None:
     """base64 float32 → the pgvector literal of the zero-padded 4096-dim column."""
     if encoded is None:
         return None
     values = decode_embedding(encoded)
-    values += [0.0] * (MAX_EMBEDDING_DIM - len(values))
-    return Vector("[" + ",".join(repr(v) for v in values) + "]")
+    head = ",".join(map(repr, values))
+    tail = _ZERO_TAIL[: 2 * (MAX_EMBEDDING_DIM - len(values))]
+    return Vector("[" + (head + tail if head else tail[1:]) + "]")
 
 
 def plan_import(doc: AgentFile, target: Target, options: Options | None = None) -> ImportPlan:

@@ -140,6 +140,39 @@ class _ManagerConfig(_Open):
     min_message_buffer_length: int | None = None
 
 
+class _CompactionSettings(_Open):
+    model: str | None = None
+    model_settings: dict[str, Any] | None = None
+    prompt: str | None = None
+    prompt_acknowledgement: bool = False
+    clip_chars: int | None = 50000
+    mode: Literal["all", "sliding_window", "self_compact_all", "self_compact_sliding_window"] = (
+        "sliding_window"
+    )
+    sliding_window_percentage: float = 0.3
+
+
+class _ResponseFormat(_Open):
+    type: Literal["text", "json_schema", "json_object"]
+    json_schema: dict[str, Any] | None = None
+
+
+class _Requirement(_Open):
+    name: str = Field(min_length=1)
+    version: str | None = None
+
+
+class _IdentityProperty(_Open):
+    key: str
+    value: str | int | float | bool | dict[str, Any]
+    type: Literal["string", "number", "boolean", "json"]
+
+
+class _StdioConfig(_Open):
+    command: str
+    args: list[str]
+
+
 def _first_error(error: ValidationError) -> str:
     item = error.errors(include_url=False)[0]
     path = ".".join(str(part) for part in item["loc"])
@@ -203,4 +236,33 @@ def check_approvals(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def check_manager_config(value: dict[str, Any]) -> dict[str, Any]:
     _check(_ManagerConfig, value)
+    return value
+
+
+def check_compaction_settings(value: dict[str, Any]) -> dict[str, Any]:
+    _check(_CompactionSettings, value)
+    return value
+
+
+def check_response_format(value: dict[str, Any]) -> dict[str, Any]:
+    parsed = _check(_ResponseFormat, value)
+    if parsed.type == "json_schema" and not isinstance(parsed.json_schema, dict):  # type: ignore[attr-defined]
+        raise ValueError("a json_schema response format needs 'json_schema'")
+    return value
+
+
+def check_requirements(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for item in value:
+        _check(_Requirement, item)
+    return value
+
+
+def check_identity_properties(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for item in value:
+        _check(_IdentityProperty, item)
+    return value
+
+
+def check_stdio_config(value: dict[str, Any]) -> dict[str, Any]:
+    _check(_StdioConfig, value)
     return value

@@ -51,6 +51,7 @@ class Limits:
     max_name_chars: int = 255
     max_list_items: int = 10_000  # tags, id lists, secrets of one object
     max_problems: int = 200  # problems listed before "... and N more"
+    allow_stdio_mcp: bool = False  # stdio MCP servers run a command on the Letta host
 
 
 DEFAULT_LIMITS = Limits()
@@ -90,7 +91,18 @@ class Problems:
         return self.items + ([f"... and {self.dropped} more problems"] if self.dropped else [])
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """Problems quote the document: escape anything that would break a line (or a terminal)."""
+    return _UNPRINTABLE.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text
+    )
+
+
 def fail(problems: list[str]) -> ValidationFailed:
+    problems = [one_line(problem) for problem in problems]
     count = len(problems)
     head = f"agent file rejected: {count} problem{'s' if count != 1 else ''}: "
     return ValidationFailed(head + "; ".join(problems[:10]) + (" ..." if count > 10 else ""), problems)
@@ -230,6 +242,14 @@ def check_document(doc: AgentFile, limits: Limits = DEFAULT_LIMITS) -> list[str]
     _check_groups(doc, problems)
     _check_files(doc, problems)
     _check_tools(doc, problems)
+    if not limits.allow_stdio_mcp:
+        for index, server in enumerate(doc.mcp_servers):
+            if server.server_type == "stdio" or server.stdio_config:
+                command = str((server.stdio_config or {}).get("command", "?"))[:60]
+                problems.add(
+                    f"mcp_servers[{index}] {server.server_name[:40]!r} is a stdio server that would run"
+                    f" {command!r} on the Letta host (allow with --allow-stdio-mcp)"
+                )
     if doc.lifeboat is not None:
         _check_extras(doc, doc.lifeboat, problems)
     return problems.as_list()
@@ -473,6 +493,16 @@ def _check_extras(doc: AgentFile, extras: CompleteExtras, problems: Problems) ->
         _check_refs(problems, f"{where}.identity_ids", extra.identity_ids, identities, "identity")
         _check_refs(
             problems, f"{where}.group_state", list(extra.group_state), {g.id for g in doc.groups}, "group"
+        )
+        processed = [
+            s.last_processed_message_id for s in extra.group_state.values() if s.last_processed_message_id
+        ]
+        _check_refs(
+            problems,
+            f"{where}.group_state",
+            processed,
+            {m.id for a in doc.agents for m in a.messages},
+            "message",
         )
         agent_messages = {m.id for a in doc.agents if a.id == agent_id for m in a.messages}
         for conversation in extra.conversations:

@@ -93,7 +93,15 @@ def rich_document(*, complete: bool = True) -> dict[str, Any]:
             "agent-0",
             "found",
             tool_call_id="call-1",
-            tool_returns=[{"tool_call_id": "call-1", "status": "success", "stdout": [], "stderr": [], "func_response": "found"}],
+            tool_returns=[
+                {
+                    "tool_call_id": "call-1",
+                    "status": "success",
+                    "stdout": [],
+                    "stderr": [],
+                    "func_response": "found",
+                }
+            ],
         ),
         _message(4, "assistant", "agent-0", "done"),
     ]
@@ -123,8 +131,16 @@ def rich_document(*, complete: bool = True) -> dict[str, Any]:
             }
         ],
     )
-    main["in_context_message_ids"] = ["message-0", "message-3", "message-4"] if complete else main["in_context_message_ids"]
-    sibling = _agent(1, "helper-sleeptime", sibling_messages, agent_type="sleeptime_agent", block_ids=["block-0", "block-2"])
+    main["in_context_message_ids"] = (
+        ["message-0", "message-3", "message-4"] if complete else main["in_context_message_ids"]
+    )
+    sibling = _agent(
+        1,
+        "helper-sleeptime",
+        sibling_messages,
+        agent_type="sleeptime_agent",
+        block_ids=["block-0", "block-2"],
+    )
     doc: dict[str, Any] = {
         "agents": [main, sibling],
         "groups": [
@@ -132,16 +148,34 @@ def rich_document(*, complete: bool = True) -> dict[str, Any]:
                 "id": "group-0",
                 "agent_ids": ["agent-1"],
                 "description": "sleeptime",
-                "manager_config": {"manager_type": "sleeptime", "manager_agent_id": "agent-0", "sleeptime_agent_frequency": 5},
+                "manager_config": {
+                    "manager_type": "sleeptime",
+                    "manager_agent_id": "agent-0",
+                    "sleeptime_agent_frequency": 5,
+                },
                 "project_id": None,
                 "shared_block_ids": [],
                 "hidden": None,
             }
         ],
         "blocks": [
-            {"id": "block-0", "label": "human", "value": "Name: Ada", "limit": 5000, "metadata": {}, "tags": ["people"]},
+            {
+                "id": "block-0",
+                "label": "human",
+                "value": "Name: Ada",
+                "limit": 5000,
+                "metadata": {},
+                "tags": ["people"],
+            },
             {"id": "block-1", "label": "persona", "value": "I help.", "limit": 5000, "metadata": {}},
-            {"id": "block-2", "label": "team", "value": "shared", "limit": 5000, "metadata": {}, "read_only": True},
+            {
+                "id": "block-2",
+                "label": "team",
+                "value": "shared",
+                "limit": 5000,
+                "metadata": {},
+                "read_only": True,
+            },
         ],
         "files": [
             {
@@ -157,7 +191,15 @@ def rich_document(*, complete: bool = True) -> dict[str, Any]:
                 "content": "rule one\n",
             }
         ],
-        "sources": [{"id": "source-0", "name": "handbook", "description": None, "metadata": {}, "embedding_config": EMBEDDING}],
+        "sources": [
+            {
+                "id": "source-0",
+                "name": "handbook",
+                "description": None,
+                "metadata": {},
+                "embedding_config": EMBEDDING,
+            }
+        ],
         "tools": [
             {
                 "id": "tool-0",
@@ -165,7 +207,11 @@ def rich_document(*, complete: bool = True) -> dict[str, Any]:
                 "tool_type": "custom",
                 "source_type": "python",
                 "source_code": "def lookup(q: str) -> str:\n    return q\n",
-                "json_schema": {"name": "lookup", "description": "Look up.", "parameters": {"type": "object", "properties": {}}},
+                "json_schema": {
+                    "name": "lookup",
+                    "description": "Look up.",
+                    "parameters": {"type": "object", "properties": {}},
+                },
                 "tags": [],
                 "return_char_limit": 6000,
                 "metadata_": {},
@@ -186,7 +232,7 @@ def rich_document(*, complete: bool = True) -> dict[str, Any]:
     }
     if complete:
         doc["lifeboat"] = _extras()
-    return doc
+    return copy.deepcopy(doc)  # callers mutate it; never share the module constants
 
 
 def _extras() -> dict[str, Any]:
@@ -221,16 +267,51 @@ def _extras() -> dict[str, Any]:
             "agent-1": {"enable_sleeptime": None},
         },
         "messages": {"message-1": {"text": None, "is_err": False}, "message-2": {"is_err": True}},
-        "isolated_blocks": [{"id": "block-3", "label": "human", "value": "conversation copy", "limit": 5000, "metadata": {}}],
-        "archives": [{"id": "archive-0", "name": "helper's Archive", "vector_db_provider": "NATIVE", "embedding_config": EMBEDDING}],
+        "isolated_blocks": [
+            {"id": "block-3", "label": "human", "value": "conversation copy", "limit": 5000, "metadata": {}}
+        ],
+        "archives": [
+            {
+                "id": "archive-0",
+                "name": "helper's Archive",
+                "vector_db_provider": "NATIVE",
+                "embedding_config": EMBEDDING,
+            }
+        ],
         "passages": [
-            {"id": "passage-0", "archive_id": "archive-0", "text": "remember this", "embedding": vector, "embedding_config": EMBEDDING, "metadata": {}, "tags": ["a", "b"], "created_at": "2026-01-01T00:00:30Z"},
+            {
+                "id": "passage-0",
+                "archive_id": "archive-0",
+                "text": "remember this",
+                "embedding": vector,
+                "embedding_config": EMBEDDING,
+                "metadata": {},
+                "tags": ["a", "b"],
+                "created_at": "2026-01-01T00:00:30Z",
+            },
         ],
         "source_passages": [
-            {"id": "passage-1", "file_id": "file-0", "source_id": "source-0", "file_name": "handbook/rules.txt", "text": "rule one", "embedding": vector, "embedding_config": EMBEDDING, "metadata": {}},
+            {
+                "id": "passage-1",
+                "file_id": "file-0",
+                "source_id": "source-0",
+                "file_name": "handbook/rules.txt",
+                "text": "rule one",
+                "embedding": vector,
+                "embedding_config": EMBEDDING,
+                "metadata": {},
+            },
         ],
         "identities": [
-            {"id": "identity-0", "identifier_key": "ada", "name": "Ada", "identity_type": "user", "properties": [], "agent_ids": ["agent-0"], "block_ids": ["block-0"]},
+            {
+                "id": "identity-0",
+                "identifier_key": "ada",
+                "name": "Ada",
+                "identity_type": "user",
+                "properties": [],
+                "agent_ids": ["agent-0"],
+                "block_ids": ["block-0"],
+            },
         ],
     }
 
