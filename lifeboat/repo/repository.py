@@ -106,15 +106,7 @@ class Repository:
         complete one (``config`` present = repository exists).
         """
         backend = open_backend(location)
-        if encrypt and not passphrase:
-            raise UsageError(
-                "an encrypted repository needs a passphrase (or explicitly opt out of encryption)"
-            )
-        if not encrypt and passphrase:
-            raise UsageError("a passphrase was given for an unencrypted repository")
-        if backend.exists(CONFIG_FILE) or any(True for _ in backend.list(KEYS_DIR)):
-            raise RepositoryExists(f"a repository already exists at {backend.url}")
-        _restrict_local_root(backend)
+        _check_init_target(backend, passphrase, encrypt=encrypt)
         keys = MasterKeys.generate(encrypt=encrypt)
         options: dict[str, Any] = {"encryption": "aes-256-gcm" if encrypt else "none"}
         if share_ids_with is not None:
@@ -124,8 +116,7 @@ class Repository:
             options["chunker"] = chunker
         if pack_size is not None:
             options["pack_size"] = pack_size
-        if encrypt:
-            assert passphrase is not None
+        if passphrase is not None and encrypt:
             key_document = wrap_keys(keys, passphrase, kdf or KdfParams())
             backend.put(key_name(secrets.token_hex(16)), json.dumps(key_document, indent=2).encode())
         else:
@@ -282,9 +273,16 @@ class Repository:
             raise CorruptRepository(f"snapshot file {snapshot_id} holds snapshot {snapshot.id}")
         return snapshot
 
-    def list_snapshots(self) -> list[Snapshot]:
-        """Every snapshot, oldest first. A manifest that cannot be decoded raises (``check`` reports it)."""
-        snapshots = [self.read_snapshot(snapshot_id) for snapshot_id in self.snapshot_ids()]
+    def list_snapshots(self, *, skip_unreadable: bool = False) -> list[Snapshot]:
+        """Every snapshot, oldest first. A manifest that cannot be decoded raises ``CorruptRepository``
+        unless ``skip_unreadable`` (``check`` reports such manifests)."""
+        snapshots = []
+        for snapshot_id in self.snapshot_ids():
+            try:
+                snapshots.append(self.read_snapshot(snapshot_id))
+            except (CorruptRepository, SnapshotNotFound):  # SnapshotNotFound: deleted while listing
+                if not skip_unreadable:
+                    raise
         return sorted(snapshots, key=lambda snapshot: (snapshot.time, snapshot.id))
 
     def resolve_snapshot(self, ref: str) -> str:
@@ -376,6 +374,22 @@ def read_config(backend: Backend) -> RepoConfig:
         return RepoConfig.model_validate(document)
     except ValidationError as exc:
         raise CorruptRepository(f"repository config at {backend.url} is invalid: {exc}") from exc
+
+
+def _check_init_target(backend: Backend, passphrase: str | None, *, encrypt: bool) -> None:
+    """Refuse to init without a passphrase (fail closed), or over anything already there."""
+    if encrypt and not passphrase:
+        raise UsageError("an encrypted repository needs a passphrase (or explicitly opt out of encryption)")
+    if not encrypt and passphrase:
+        raise UsageError("a passphrase was given for an unencrypted repository")
+    if backend.exists(CONFIG_FILE):
+        raise RepositoryExists(f"a repository already exists at {backend.url}")
+    existing = next(iter(backend.list()), None)
+    if existing is not None:
+        raise RepositoryExists(
+            f"{backend.url} is not empty (it holds {existing.name}): refusing to init there"
+        )
+    _restrict_local_root(backend)
 
 
 def _restrict_local_root(backend: Backend) -> None:

@@ -128,38 +128,38 @@ class RepositoryWriter:
     def _add(
         self, data: bytes, records: int, zone_min: str | None, zone_max: str | None
     ) -> tuple[BlobRef, bool]:
+        """Store ``data`` unless known; returns its reference and whether it was new."""
         self._raise_if_unusable()
         blob_id = self.repo.keys.blob_id(data)
-        while True:
-            known_size = self._reserve_or_wait(blob_id)
-            if known_size is not None:
-                with self._lock:
-                    self.stats.count(len(data), known_size, new=False)
-                    self.stats.records += records
-                return BlobRef(
-                    id=blob_id,
-                    size=known_size,
-                    raw_size=len(data),
-                    records=records,
-                    zone_min=zone_min,
-                    zone_max=zone_max,
-                ), False
-            try:
-                body = encode_blob(self.repo.sealer, blob_id, data)
-            except BaseException:
-                with self._lock:
-                    del self._stored[blob_id]
-                    self._lock.notify_all()
-                raise
-            self._append(blob_id, body, len(data), records)
-            return BlobRef(
-                id=blob_id,
-                size=len(body),
-                raw_size=len(data),
-                records=records,
-                zone_min=zone_min,
-                zone_max=zone_max,
-            ), True
+        stored_size = self._reserve_or_wait(blob_id)
+        new = stored_size is None
+        if stored_size is None:
+            stored_size = self._encode_and_append(blob_id, data, records)
+        else:
+            with self._lock:
+                self.stats.count(len(data), stored_size, new=False)
+                self.stats.records += records
+        ref = BlobRef(
+            id=blob_id,
+            size=stored_size,
+            raw_size=len(data),
+            records=records,
+            zone_min=zone_min,
+            zone_max=zone_max,
+        )
+        return ref, new
+
+    def _encode_and_append(self, blob_id: str, data: bytes, records: int) -> int:
+        """Compress and seal a reserved blob (in this thread), append it to the open pack; its stored size."""
+        try:
+            body = encode_blob(self.repo.sealer, blob_id, data)
+        except BaseException:
+            with self._lock:
+                del self._stored[blob_id]  # release the reservation: a waiting producer encodes it
+                self._lock.notify_all()
+            raise
+        self._append(blob_id, body, len(data), records)
+        return len(body)
 
     def _reserve_or_wait(self, blob_id: str) -> int | None:
         """The stored size when the blob exists already; else reserve it for us and return None."""

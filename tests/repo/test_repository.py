@@ -219,3 +219,18 @@ def test_repositories_sharing_ids_cut_identical_blobs(repo: Repository, tmp_path
     first, _ = backup(repo, {"t": rows})
     second, _ = backup(twin, {"t": rows})
     assert first.stream("t").blobs == second.stream("t").blobs
+
+
+def test_init_refuses_a_non_empty_location(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("do not mix with a repository")
+    with pytest.raises(RepositoryExists, match="not empty"):
+        Repository.init(tmp_path, PASSPHRASE, kdf=FAST_KDF)
+
+
+def test_listing_can_skip_an_unreadable_manifest(repo: Repository, repo_path: Path) -> None:
+    good = Snapshot()
+    repo.save_snapshot(good)
+    (repo_path / "snapshots" / ("e" * 64)).write_bytes(b"garbage")
+    with pytest.raises(CorruptRepository):
+        repo.list_snapshots()
+    assert [s.id for s in repo.list_snapshots(skip_unreadable=True)] == [good.id]
