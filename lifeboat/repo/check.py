@@ -324,11 +324,13 @@ def _mark(report: CheckReport, users: _BlobUsers, blob_ids: Iterable[str]) -> No
         report.damaged_blobs[blob_id] = users.of([blob_id])
 
 
-def verify_snapshot_blobs(repo: Repository, snapshot: Snapshot, *, read_data: bool) -> CheckReport:
-    """Everything ``snapshot`` needs is indexed and its pack present at the right size; optionally read it."""
+def verify_snapshot_blobs(
+    repo: Repository, snapshot: Snapshot, *, read_data: bool, blob_ids: Iterable[str] | None = None
+) -> CheckReport:
+    """What ``snapshot`` needs (or ``blob_ids`` of it) is indexed, its pack present at the right size; optionally read."""
     report = CheckReport(snapshots_checked=1)
     users = _BlobUsers([snapshot])
-    needed = sorted(snapshot.blob_ids())
+    needed = sorted(snapshot.blob_ids() if blob_ids is None else set(blob_ids))
     report.blobs_checked = len(needed)
     pack_sizes = repo.index.packs()
     packs_needed: dict[str, list[str]] = defaultdict(list)

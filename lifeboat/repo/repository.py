@@ -154,7 +154,9 @@ class Repository:
     def load_index(self) -> None:
         """(Re)read every index file. Damaged index files raise ``CorruptRepository`` (``check`` reports them)."""
         index = Index()
+        names = set()
         for info in self.backend.list(INDEX_DIR):
+            names.add(info.name)
             try:
                 entries = decode_index(self.sealer, self.backend.get(info.name))
             except FileNotFoundError:
@@ -164,6 +166,20 @@ class Repository:
             for entry in entries:
                 index.add_pack(entry)
         self.index = index
+        self._index_files = names
+
+    def refresh_index(self) -> bool:
+        """Reload the index if the set of index files changed since it was read; True if reloaded.
+
+        ``lock`` calls this once the lock is held: a prune may have replaced index files and
+        deleted packs between ``open`` and the lock, and a writer trusting the old index would
+        then deduplicate against blobs that are gone.
+        """
+        names = {info.name for info in self.backend.list(INDEX_DIR)}
+        if names == getattr(self, "_index_files", None):
+            return False
+        self.load_index()
+        return True
 
     # -- locks -------------------------------------------------------------------------------------
 
@@ -172,7 +188,13 @@ class Repository:
 
         Use as ``with repo.lock(): ...``; the lock refreshes itself until released.
         """
-        return RepositoryLock(self.locks, exclusive=exclusive).acquire()
+        lock = RepositoryLock(self.locks, exclusive=exclusive).acquire()
+        try:
+            self.refresh_index()
+        except BaseException:
+            lock.release()
+            raise
+        return lock
 
     def list_locks(self) -> list[LockInfo]:
         return list(self.locks.all())
@@ -320,12 +342,15 @@ class Repository:
 
         return check_repository(self, read_data=read_data, subset_percent=subset_percent, seed=seed)
 
-    def verify_snapshot(self, snapshot: Snapshot, *, read_data: bool = False) -> CheckReport:
-        """The fast pre-restore check: every blob the snapshot needs is indexed, its pack present with the
-        right size; with ``read_data`` each needed blob is also read and verified."""
+    def verify_snapshot(
+        self, snapshot: Snapshot, *, read_data: bool = False, blob_ids: Iterable[str] | None = None
+    ) -> CheckReport:
+        """The fast pre-restore check: every blob the snapshot needs (or only ``blob_ids``, e.g. the blobs
+        of a partial restore) is indexed, its pack present with the right size; with ``read_data``
+        each such blob is also read and verified (decrypt, decompress, keyed hash)."""
         from lifeboat.repo.check import verify_snapshot_blobs
 
-        return verify_snapshot_blobs(self, snapshot, read_data=read_data)
+        return verify_snapshot_blobs(self, snapshot, read_data=read_data, blob_ids=blob_ids)
 
     def snapshots_needing(self, blob_ids: Iterable[str]) -> dict[str, list[str]]:
         """Blob id -> ids of the snapshots whose manifests refer to it (undecodable manifests skipped)."""

@@ -1,0 +1,280 @@
+"""``prune``: remove what no snapshot needs any more, under the exclusive lock.
+
+What happens to each pack present when prune starts:
+
+* **unused** (no blob any snapshot needs): deleted;
+* **partly used**: repacked when its unused share exceeds ``repack_threshold`` (default 20 %):
+  the needed blob bodies are read, verified and written, as they are (no re-encryption), into
+  new packs, then the old pack is deleted; below the threshold it is kept as it is (a little
+  wasted space is cheaper than rewriting many packs);
+* **fully used**: kept;
+* **not in any index** (left by an interrupted backup): deleted.
+
+Order, so that a crash at any point leaves every snapshot readable: new packs, then one new set
+of index files listing every kept and new pack, then the old index files are deleted, then the
+packs. A crash before the old index files are gone leaves duplicate index entries (harmless); a
+crash after leaves unindexed packs, which the next prune deletes.
+
+Safety against a concurrent backup: a backup holds a shared lock for its whole run, so prune
+cannot take the exclusive lock while one runs (``RepositoryLocked``, or it waits up to
+``retry_lock`` seconds), and a backup cannot start while prune holds it. On top of that, prune
+only ever deletes files it listed when it started, and re-lists the index right before deleting:
+a pack that an index file written since then lists is never deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
+
+from lifeboat.errors import CorruptRepository, RepositoryLocked
+from lifeboat.repo.blobs import decode_blob
+from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, index_name, pack_name
+from lifeboat.repo.index import PackEntry, decode_index, encode_index
+from lifeboat.repo.locks import RepositoryLock
+from lifeboat.repo.packs import PackBuilder, PackedBlob
+from lifeboat.repo.repository import Repository
+
+DEFAULT_REPACK_THRESHOLD = 0.2
+PACKS_PER_INDEX_FILE = 512
+Progress = Callable[[int], None]
+
+
+class PruneStats(BaseModel):
+    """What prune found and did (``lifeboat prune --json``; docs/JSON.md)."""
+
+    dry_run: bool = False
+    snapshots: int = 0
+    blobs_used: int = 0
+    blobs_unused: int = 0
+    packs_before: int = 0
+    packs_kept: int = 0
+    packs_repacked: int = 0
+    packs_removed: int = Field(default=0, description="unused packs deleted (excluding repacked ones)")
+    packs_unindexed_removed: int = 0
+    packs_written: int = 0
+    index_files_replaced: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    bytes_freed: int = 0
+    bytes_repacked: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class PrunePlan:
+    """Decisions for every pack listed at the start. Pack ids map to sizes in bytes."""
+
+    stats: PruneStats
+    index_files: list[str]
+    keep: dict[str, PackEntry] = field(default_factory=dict)
+    repack: dict[str, PackEntry] = field(default_factory=dict)
+    remove: dict[str, int] = field(default_factory=dict)
+    unindexed: dict[str, int] = field(default_factory=dict)
+    # blob id -> (pack id, where in it): the one copy of each needed blob that prune keeps.
+    canonical: dict[str, tuple[str, PackedBlob]] = field(default_factory=dict)
+
+
+def acquire_exclusive(repo: Repository, retry_lock: float = 0.0, poll: float = 1.0) -> RepositoryLock:
+    """The exclusive lock, waiting up to ``retry_lock`` seconds for other holders to finish."""
+    deadline = time.monotonic() + retry_lock
+    while True:
+        try:
+            return repo.lock(exclusive=True)
+        except RepositoryLocked:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+
+def plan_prune(repo: Repository, *, repack_threshold: float = DEFAULT_REPACK_THRESHOLD) -> PrunePlan:
+    """Read manifests, index files and the pack listing; decide what happens to each pack."""
+    index_files, entries = _read_index_files(repo)
+    stored = {basename(info.name): info.size for info in repo.backend.list(DATA_DIR)}
+    snapshots = repo.list_snapshots()  # an undecodable manifest raises: never prune blind
+    used = set().union(*(snapshot.blob_ids() for snapshot in snapshots)) if snapshots else set()
+    stats = PruneStats(snapshots=len(snapshots), blobs_used=len(used), packs_before=len(stored))
+    stats.bytes_before = sum(stored.values())
+    plan = PrunePlan(stats=stats, index_files=index_files)
+    present = {pack_id: entry for pack_id, entry in entries.items() if pack_id in stored}
+    plan.canonical = _choose_copies(present, used)
+    missing = sorted(used - set(plan.canonical))
+    if missing:
+        raise CorruptRepository(
+            f"refusing to prune: {len(missing)} blob(s) that snapshots need are in no stored pack "
+            f"(first: {missing[0]}); run 'lifeboat check'"
+        )
+    indexed_blobs = {blob.id for entry in present.values() for blob in entry.blobs}
+    stats.blobs_unused = len(indexed_blobs - used)
+    for pack_id, size in stored.items():
+        entry = present.get(pack_id)
+        if entry is None:
+            plan.unindexed[pack_id] = size
+            continue
+        used_bytes = sum(
+            blob.length for blob in entry.blobs if plan.canonical.get(blob.id, ("",))[0] == pack_id
+        )
+        if used_bytes == 0:
+            plan.remove[pack_id] = size
+        elif (size - used_bytes) / max(size, 1) > repack_threshold:
+            plan.repack[pack_id] = entry
+        else:
+            plan.keep[pack_id] = entry
+    _count(plan, stored)
+    return plan
+
+
+def _read_index_files(repo: Repository) -> tuple[list[str], dict[str, PackEntry]]:
+    """Names of the index files and pack id -> entry (blobs of several listings merged)."""
+    names: list[str] = []
+    packs: dict[str, PackEntry] = {}
+    for info in repo.backend.list(INDEX_DIR):
+        try:
+            decoded = decode_index(repo.sealer, repo.backend.get(info.name))
+        except FileNotFoundError:
+            continue
+        except Exception as exc:
+            raise CorruptRepository(
+                f"refusing to prune: index file {info.name} cannot be decoded ({exc}); run 'lifeboat check'"
+            ) from exc
+        names.append(info.name)
+        for entry in decoded:
+            known = packs.get(entry.id)
+            if known is None:
+                packs[entry.id] = entry
+            else:
+                merged = {blob.id: blob for blob in [*known.blobs, *entry.blobs]}
+                packs[entry.id] = PackEntry(entry.id, entry.size, list(merged.values()))
+    return names, packs
+
+
+def _choose_copies(packs: dict[str, PackEntry], used: set[str]) -> dict[str, tuple[str, PackedBlob]]:
+    """One stored copy of each needed blob, preferring packs that hold more needed blobs."""
+    needed_per_pack = {pack_id: sum(1 for b in e.blobs if b.id in used) for pack_id, e in packs.items()}
+    canonical: dict[str, tuple[str, PackedBlob]] = {}
+    for pack_id in sorted(packs, key=lambda p: (-needed_per_pack[p], p)):
+        for blob in packs[pack_id].blobs:
+            if blob.id in used and blob.id not in canonical:
+                canonical[blob.id] = (pack_id, blob)
+    return canonical
+
+
+def _count(plan: PrunePlan, stored: dict[str, int]) -> None:
+    stats = plan.stats
+    stats.packs_kept = len(plan.keep)
+    stats.packs_repacked = len(plan.repack)
+    stats.packs_removed = len(plan.remove)
+    stats.packs_unindexed_removed = len(plan.unindexed)
+    stats.bytes_repacked = sum(blob.length for pack_id, blob in plan.canonical.values() if pack_id in plan.repack)
+    removed = [*plan.remove, *plan.repack, *plan.unindexed]
+    stats.bytes_freed = sum(stored[pack_id] for pack_id in removed)
+    stats.bytes_after = stats.bytes_before - stats.bytes_freed + stats.bytes_repacked
+
+
+def prune(
+    repo: Repository,
+    *,
+    dry_run: bool = False,
+    repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
+    retry_lock: float = 0.0,
+    progress: Progress | None = None,
+    before_delete: Callable[[PrunePlan], None] | None = None,
+) -> PruneStats:
+    """Prune ``repo`` under the exclusive lock (a dry run only plans, under a shared lock).
+
+    ``before_delete`` is a test hook called after the new index is written, before anything
+    is deleted.
+    """
+    started = time.monotonic()
+    lock = repo.lock() if dry_run else acquire_exclusive(repo, retry_lock)
+    try:
+        plan = plan_prune(repo, repack_threshold=repack_threshold)
+        plan.stats.dry_run = dry_run
+        if not dry_run:
+            _execute(repo, lock, plan, progress, before_delete)
+    finally:
+        lock.release()
+    plan.stats.seconds = round(time.monotonic() - started, 3)
+    return plan.stats
+
+
+def _execute(
+    repo: Repository,
+    lock: RepositoryLock,
+    plan: PrunePlan,
+    progress: Progress | None,
+    before_delete: Callable[[PrunePlan], None] | None,
+) -> None:
+    written = _repack(repo, plan, progress)
+    plan.stats.packs_written = len(written)
+    nothing_to_do = not (plan.repack or plan.remove or plan.unindexed)
+    if nothing_to_do and len(plan.index_files) <= 1:
+        return
+    new_index_files = _write_index(repo, [*plan.keep.values(), *written])
+    if before_delete:
+        before_delete(plan)
+    protected = _packs_indexed_since(repo, set(plan.index_files) | new_index_files)
+    lock.ensure_held()
+    for name in plan.index_files:
+        repo.backend.delete(name)
+    plan.stats.index_files_replaced = len(plan.index_files)
+    for pack_id in [*plan.remove, *plan.repack, *plan.unindexed]:
+        if pack_id not in protected:
+            repo.backend.delete(pack_name(pack_id))
+    repo.load_index()
+
+
+def _repack(repo: Repository, plan: PrunePlan, progress: Progress | None) -> list[PackEntry]:
+    """Copy the needed blobs of the packs to repack into new packs (bodies verified, not re-encoded)."""
+    written: list[PackEntry] = []
+    builder = PackBuilder()
+    for pack_id in sorted(plan.repack):
+        for blob_id, (source, blob) in sorted(plan.canonical.items()):
+            if source != pack_id:
+                continue
+            body = repo.backend.get(pack_name(pack_id), blob.offset, blob.length)
+            decode_blob(repo.keys, repo.sealer, blob_id, body, blob.raw_size)  # CorruptBlob: abort
+            builder.add(blob_id, body, blob.raw_size)
+            if progress:
+                progress(len(body))
+            if builder.size >= repo.config.pack_size:
+                written.append(_store_pack(repo, builder))
+                builder = PackBuilder()
+    if len(builder):
+        written.append(_store_pack(repo, builder))
+    return written
+
+
+def _store_pack(repo: Repository, builder: PackBuilder) -> PackEntry:
+    sealed = builder.seal(repo.sealer)
+    repo.backend.put(pack_name(sealed.id), sealed.data)
+    return PackEntry(sealed.id, len(sealed.data), sealed.blobs)
+
+
+def _write_index(repo: Repository, entries: list[PackEntry]) -> set[str]:
+    names = set()
+    for start in range(0, len(entries), PACKS_PER_INDEX_FILE):
+        data = encode_index(repo.sealer, entries[start : start + PACKS_PER_INDEX_FILE])
+        name = index_name(hashlib.sha256(data).hexdigest())
+        repo.backend.put(name, data)
+        names.add(name)
+    return names
+
+
+def _packs_indexed_since(repo: Repository, known: set[str]) -> set[str]:
+    """Packs listed by index files that appeared after prune started (never delete those)."""
+    protected: set[str] = set()
+    for info in repo.backend.list(INDEX_DIR):
+        if info.name in known:
+            continue
+        try:
+            protected |= {entry.id for entry in decode_index(repo.sealer, repo.backend.get(info.name))}
+        except Exception as exc:
+            raise CorruptRepository(
+                f"prune stopped before deleting anything: new index file {info.name} cannot be read ({exc})"
+            ) from exc
+    return protected
