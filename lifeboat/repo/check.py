@@ -22,7 +22,7 @@ from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, pack_name
 from lifeboat.repo.crypto import DecryptionFailed
 from lifeboat.repo.index import PackEntry, decode_index
 from lifeboat.repo.manifest import Snapshot
-from lifeboat.repo.packs import FOOTER_SIZE, PackedBlob, parse_pack_tail, trailer_length
+from lifeboat.repo.packs import read_pack_trailer
 
 if TYPE_CHECKING:
     from lifeboat.repo.repository import Repository
@@ -201,7 +201,7 @@ def _check_trailers(
 ) -> None:
     for pack_id, entry in packs.items():
         try:
-            trailer = read_pack_trailer(repo, pack_id, entry.size)
+            trailer = read_pack_trailer(repo.backend, repo.sealer, pack_id, entry.size)
         except CorruptRepository as exc:
             blob_ids = [blob.id for blob in entry.blobs]
             report.add(
@@ -228,18 +228,6 @@ def _check_trailers(
                     message=f"pack {pack_id}: the index lists {len(disagreeing)} blob(s) its trailer does not",
                 )
             )
-
-
-def read_pack_trailer(repo: Repository, pack_id: str, pack_size: int) -> list[PackedBlob]:
-    """The blob list a pack's trailer holds (two ranged reads: footer, then trailer)."""
-    if pack_size < FOOTER_SIZE:
-        raise CorruptRepository(f"pack {pack_id} is shorter than its footer")
-    name = pack_name(pack_id)
-    length = trailer_length(pack_id, repo.backend.get(name, pack_size - FOOTER_SIZE, FOOTER_SIZE))
-    if length + FOOTER_SIZE > pack_size:
-        raise CorruptRepository(f"pack {pack_id}: trailer length {length} exceeds the pack")
-    tail = repo.backend.get(name, pack_size - FOOTER_SIZE - length, length + FOOTER_SIZE)
-    return parse_pack_tail(repo.sealer, pack_id, tail, pack_size)
 
 
 def _choose(pack_ids: list[str], subset_percent: float | None, seed: int | None) -> list[str]:

@@ -17,7 +17,9 @@ import struct
 from dataclasses import dataclass
 
 from lifeboat.errors import CorruptRepository
+from lifeboat.repo.backends.base import Backend
 from lifeboat.repo.blobs import compress, decompress
+from lifeboat.repo.config import pack_name
 from lifeboat.repo.crypto import DecryptionFailed, Sealer
 
 FOOTER_MAGIC = b"LBP1"
@@ -108,3 +110,15 @@ def parse_pack_tail(sealer: Sealer, pack_id: str, tail: bytes, pack_size: int) -
                 f"pack {pack_id}: trailer entry for blob {blob.id} points outside the pack"
             )
     return blobs
+
+
+def read_pack_trailer(backend: Backend, sealer: Sealer, pack_id: str, pack_size: int) -> list[PackedBlob]:
+    """The blob list a stored pack's trailer holds: two ranged reads (footer, then trailer)."""
+    if pack_size < FOOTER_SIZE:
+        raise CorruptRepository(f"pack {pack_id} is shorter than its footer")
+    name = pack_name(pack_id)
+    length = trailer_length(pack_id, backend.get(name, pack_size - FOOTER_SIZE, FOOTER_SIZE))
+    if length + FOOTER_SIZE > pack_size:
+        raise CorruptRepository(f"pack {pack_id}: trailer length {length} exceeds the pack")
+    tail = backend.get(name, pack_size - FOOTER_SIZE - length, length + FOOTER_SIZE)
+    return parse_pack_tail(sealer, pack_id, tail, pack_size)

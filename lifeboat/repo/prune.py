@@ -169,7 +169,9 @@ def _count(plan: PrunePlan, stored: dict[str, int]) -> None:
     stats.packs_repacked = len(plan.repack)
     stats.packs_removed = len(plan.remove)
     stats.packs_unindexed_removed = len(plan.unindexed)
-    stats.bytes_repacked = sum(blob.length for pack_id, blob in plan.canonical.values() if pack_id in plan.repack)
+    stats.bytes_repacked = sum(
+        blob.length for pack_id, blob in plan.canonical.values() if pack_id in plan.repack
+    )
     removed = [*plan.remove, *plan.repack, *plan.unindexed]
     stats.bytes_freed = sum(stored[pack_id] for pack_id in removed)
     stats.bytes_after = stats.bytes_before - stats.bytes_freed + stats.bytes_repacked

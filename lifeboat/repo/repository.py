@@ -60,6 +60,7 @@ from lifeboat.repo.writer import RepositoryWriter
 
 if TYPE_CHECKING:
     from lifeboat.repo.check import CheckReport
+    from lifeboat.repo.maintenance import RebuildReport
 
 LATEST = "latest"
 
@@ -351,6 +352,15 @@ class Repository:
         from lifeboat.repo.check import verify_snapshot_blobs
 
         return verify_snapshot_blobs(self, snapshot, read_data=read_data, blob_ids=blob_ids)
+
+    def rebuild_index(self, *, full: bool = False) -> RebuildReport:
+        """Index unindexed packs from their trailers (all packs, replacing the index, with ``full``).
+
+        Take the exclusive lock first: ``with repo.lock(exclusive=True): repo.rebuild_index()``.
+        """
+        from lifeboat.repo.maintenance import rebuild_index
+
+        return rebuild_index(self, full=full)
 
     def snapshots_needing(self, blob_ids: Iterable[str]) -> dict[str, list[str]]:
         """Blob id -> ids of the snapshots whose manifests refer to it (undecodable manifests skipped)."""

@@ -143,3 +143,35 @@ def test_read_data_subset(repo: Repository, two_snapshots: tuple[Snapshot, Snaps
     packs = len(repo.index.packs())
     report = repo.check(read_data=True, subset_percent=50, seed=1)
     assert report.ok and report.packs_read == round(packs / 2)
+
+
+def test_rebuild_index_from_pack_trailers(
+    repo: Repository, repo_path: Path, two_snapshots: tuple[Snapshot, Snapshot]
+) -> None:
+    for index_file in (repo_path / "index").iterdir():
+        index_file.unlink()
+    repo.load_index()
+    assert not repo.check().ok
+    with repo.lock(exclusive=True):
+        report = repo.rebuild_index()
+    assert len(report.packs_indexed) == len(list((repo_path / "data").rglob("*"))) - len(
+        list((repo_path / "data").iterdir())
+    )
+    assert repo.check(read_data=True).findings == []
+    with repo.lock(exclusive=True):
+        full = repo.rebuild_index(full=True)
+    assert full.packs_indexed and len(full.index_files_removed) == 1
+    assert len(list((repo_path / "index").iterdir())) == 1
+    assert repo.check(read_data=True).findings == []
+
+
+def test_full_rebuild_keeps_old_index_when_a_trailer_is_damaged(
+    repo: Repository, repo_path: Path, two_snapshots: tuple[Snapshot, Snapshot]
+) -> None:
+    pack_id = sorted(repo.index.packs())[0]
+    path = repo_path / pack_name(pack_id)
+    flip_byte(path, path.stat().st_size - FOOTER_SIZE - 3)
+    index_files = sorted((repo_path / "index").iterdir())
+    report = repo.rebuild_index(full=True)
+    assert list(report.packs_unreadable) == [pack_id] and report.index_files_removed == []
+    assert all(path.exists() for path in index_files)
