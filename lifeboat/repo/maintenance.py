@@ -1,7 +1,7 @@
 """Repairs and housekeeping that rewrite repository metadata. Callers hold the exclusive lock.
 
-Today: rebuilding the index from the packs' own trailers. Prune (delete packs no snapshot needs)
-and copy (between repositories sharing ids, see ``Repository.init(share_ids_with=)``) belong here.
+Rebuilding the index from the packs' own trailers. Prune lives in ``prune.py``; a future copy
+between repositories sharing ids (``Repository.init(share_ids_with=)``) is a blob transfer.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -79,9 +80,19 @@ class Repository:
         self.sealer = Sealer(keys.encryption)
         if config.encrypted and not self.sealer.encrypted:
             raise CorruptRepository("encrypted repository opened without its encryption key")  # fail closed
-        self.index = Index()
         self.locks = LockStore(backend, self.sealer)
-        self.load_index()
+        self._index: Index | None = None  # loaded on first use: listing snapshots does not need it
+        self._index_loading = threading.Lock()
+
+    @property
+    def index(self) -> Index:
+        """The in-memory index (every index file), read on first use."""
+        if self._index is None:
+            with self._index_loading:
+                if self._index is None:
+                    self.load_index()
+        assert self._index is not None
+        return self._index
 
     # -- creation and opening ------------------------------------------------------------------
 
@@ -166,7 +177,7 @@ class Repository:
                 raise CorruptRepository(f"index file {info.name} cannot be decoded ({exc})") from exc
             for entry in entries:
                 index.add_pack(entry)
-        self.index = index
+        self._index = index
         self._index_files = names
 
     def refresh_index(self) -> bool:
