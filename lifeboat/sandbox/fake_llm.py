@@ -34,6 +34,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 CHAT_MODEL = "lifeboat-fake-llm"
+#: The endpoint Letta is told about (OPENAI_BASE_URL) and stores in every agent's llm_config and
+#: embedding_config. It is a fixed, unresolvable name reached through HTTP_PROXY pointing at the
+#: FakeLLM, so a dump built in one process works with any later FakeLLM on any port.
+FAKE_LLM_BASE_URL = "http://fake-llm.lifeboat.test/v1"
 EMBEDDING_MODELS = {
     "text-embedding-3-small": 1536,
     "text-embedding-3-large": 3072,
@@ -233,6 +237,13 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default 5 drops connections under Letta's bursts
     fake: FakeLLM
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that went away (a SIGKILLed Letta server) are expected; stay quiet about them."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -241,8 +252,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def _route(self) -> str:
+        """The request path, also when we are addressed as an HTTP proxy (absolute URI)."""
+        path = self.path
+        if "://" in path:
+            path = "/" + path.split("://", 1)[1].partition("/")[2]
+        return path.split("?", 1)[0].rstrip("/")
+
     def do_GET(self) -> None:
-        if self.path.rstrip("/") in ("/v1/models", "/models"):
+        if self._route() in ("/v1/models", "/models"):
             models = [CHAT_MODEL, *EMBEDDING_MODELS]
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "lifeboat"} for m in models]
             self._json(200, {"object": "list", "data": data})
@@ -256,7 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             self._json(400, {"error": {"message": "invalid JSON"}})
             return
-        path = self.path.rstrip("/")
+        path = self._route()
         if path.endswith("/chat/completions"):
             self._chat(request)
         elif path.endswith("/embeddings"):
@@ -270,7 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
         serial = fake.record("chat", request)
         reply = plan_reply(request)
         if reply.sleep:
-            fake.sleeping.set()
+            fake.note_sleeper()
             fake.wake.wait(reply.sleep)
         if reply.fail:
             self._json(500, {"error": {"message": "fake LLM failure requested", "type": "server_error"}})
@@ -306,7 +324,8 @@ class FakeLLM:
     """The fake endpoint; use as a context manager or ``start()``/``stop()``.
 
     ``requests`` records ``(kind, request_json)`` for every call (bounded), ``sleeping`` is set
-    when a ``[[sleep]]`` call starts waiting (handy to time a SIGKILL).
+    and ``sleepers`` counts up when a ``[[sleep]]`` call starts waiting (to time a SIGKILL; see
+    ``wait_for_sleepers``).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, max_recorded: int = 2000) -> None:
@@ -318,6 +337,8 @@ class FakeLLM:
         self._max_recorded = max_recorded
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.sleeping = threading.Event()
+        self.sleepers = 0
+        self._sleepers_changed = threading.Condition(self._lock)
         self.wake = threading.Event()
 
     @property
@@ -329,12 +350,28 @@ class FakeLLM:
         """OpenAI-style base URL, e.g. ``http://127.0.0.1:PORT/v1`` (what OPENAI_BASE_URL takes)."""
         return f"http://127.0.0.1:{self.port}/v1"
 
+    @property
+    def proxy_url(self) -> str:
+        """What a Letta server's HTTP_PROXY must be to reach us as ``FAKE_LLM_BASE_URL``."""
+        return f"http://127.0.0.1:{self.port}"
+
     def record(self, kind: str, request: dict[str, Any]) -> int:
         with self._lock:
             self._serial += 1
             if len(self.requests) < self._max_recorded:
                 self.requests.append((kind, request))
             return self._serial
+
+    def note_sleeper(self) -> None:
+        with self._sleepers_changed:
+            self.sleepers += 1
+            self.sleeping.set()
+            self._sleepers_changed.notify_all()
+
+    def wait_for_sleepers(self, count: int, timeout: float = 60.0) -> bool:
+        """Block until ``count`` ``[[sleep]]`` calls (in total) are waiting; False on timeout."""
+        with self._sleepers_changed:
+            return self._sleepers_changed.wait_for(lambda: self.sleepers >= count, timeout)
 
     def start(self) -> FakeLLM:
         self.wake.clear()

@@ -39,7 +39,7 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def ensure_entry(name: str, build: Callable[[Path], None]) -> Path:
+def ensure_entry(name: str, build: Callable[[Path], object]) -> Path:
     """Return the cache entry ``name``, building it first if absent.
 
     ``build(tmp_dir)`` fills a fresh temporary directory; on success it is renamed to the

@@ -99,10 +99,14 @@ _PROVIDER_ENV_PREFIXES = (
 )  # fmt: skip
 
 
+_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
 def letta_process_env(home: str, dsn: str) -> dict[str, str]:
     """A scrubbed environment for a Letta process: own HOME, the DSN, no inherited provider keys."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_PROVIDER_ENV_PREFIXES)}
-    for key in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
+    for key in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", *_PROXY_VARS):
         env.pop(key, None)
+        env.pop(key.lower(), None)
     env.update({"HOME": home, "LETTA_PG_URI": dsn, "PYTHONUNBUFFERED": "1"})
     return env

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from lifeboat.errors import SandboxError
-from lifeboat.sandbox.fake_llm import CHAT_MODEL, FakeLLM
+from lifeboat.sandbox.fake_llm import CHAT_MODEL, FAKE_LLM_BASE_URL, FakeLLM
 from lifeboat.sandbox.letta_env import LettaEnv, ensure_letta_env
 from lifeboat.sandbox.letta_schema import letta_process_env
 from lifeboat.sandbox.postgres import free_port
@@ -89,7 +89,13 @@ class LettaServer:
         env.update(
             {
                 "OPENAI_API_KEY": "fake",
-                "OPENAI_BASE_URL": self.llm.base_url,
+                # Agents store this URL in their llm/embedding configs; the proxy makes it reach
+                # whichever FakeLLM is running now (see fake_llm.FAKE_LLM_BASE_URL).
+                "OPENAI_BASE_URL": FAKE_LLM_BASE_URL,
+                "HTTP_PROXY": self.llm.proxy_url,
+                "http_proxy": self.llm.proxy_url,
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
                 "TOOL_EXEC_DIR": str(tool_dir),
                 "LETTA_TOOL_EXEC_DIR": str(tool_dir),
             }
