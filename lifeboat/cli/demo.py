@@ -1,13 +1,79 @@
-"""`lifeboat demo`: the whole story on a throwaway deployment."""
+"""`lifeboat demo`: the whole story on a throwaway deployment of the real Letta 0.16.8."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
+from lifeboat.cli import output
 from lifeboat.cli.app import app
+
+FlavorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--flavor", help="PostgreSQL of the sandbox: pg18 or pg16 (env LIFEBOAT_PG_FLAVOR, default pg18)."
+    ),
+]
 
 
 @app.command()
-def demo() -> None:
-    """Build a throwaway Letta deployment, back it up, damage it, restore it and verify it."""
-    from lifeboat.ops.demo import run_demo
+def demo(
+    flavor: FlavorOption = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the throwaway cluster running; print its DSN.")
+    ] = False,
+    warm_cache: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--warm-cache",
+            help="Only build the cached Letta venv and deployment for these flavors (repeatable), e.g. in CI.",
+        ),
+    ] = None,
+) -> None:
+    """Build a throwaway Letta deployment, back it up, damage it, restore it and verify it.
 
-    run_demo()
+    The first run builds the real Letta 0.16.8 server's venv and a populated deployment
+    (a few minutes, cached under ~/.cache/lifeboat or LIFEBOAT_CACHE_DIR); later runs load it in seconds.
+    """
+    from lifeboat.ops import demo as ops
+
+    if warm_cache:
+        output.emit({"built_seconds": ops.warm_cache(warm_cache)}, None)
+        return
+    result = ops.run_demo(
+        flavor, keep=keep, on_phase=lambda name: output.info(f"demo: {name.replace('_', ' ')}")
+    )
+    output.emit(result, _render)
+
+
+def _render(result: object) -> None:
+    from rich.table import Table
+
+    from lifeboat.ops.demo import DemoResult
+
+    assert isinstance(result, DemoResult)
+    table = Table(title=f"Letta agents in the sandbox ({result.flavor}, database {result.database})")
+    for column in ("name", "id", "type", "messages", "blocks", "passages", "last run"):
+        table.add_column(
+            column,
+            justify="right" if column in ("messages", "blocks", "passages") else "left",
+            no_wrap=column in ("name", "id"),
+        )
+    for agent in result.agents:
+        status = agent.last_run_status or "-"
+        style = "yellow" if status in ("created", "running") else None
+        table.add_row(
+            agent.name,
+            agent.id,
+            agent.agent_type or "-",
+            str(agent.messages),
+            str(agent.blocks),
+            str(agent.passages),
+            f"[{style}]{status}[/]" if style else status,
+        )
+    output.console.print(table)
+    phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.timings.items())
+    output.console.print(f"{len(result.agents)} agents; phases: {phases}")
+    if result.dsn:
+        output.console.print(f"kept running: {result.dsn}")
