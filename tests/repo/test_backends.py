@@ -127,3 +127,12 @@ def test_s3_missing_bucket_is_no_repository(moto_endpoint: str) -> None:
     assert list(backend.list()) == []
     with pytest.raises(RepositoryNotFound):
         Repository.open(backend, PASSPHRASE)
+
+
+def test_local_list_prefix_cannot_escape_the_root(tmp_path: Path) -> None:
+    (tmp_path / "outside").write_text("x")
+    backend = LocalBackend(tmp_path / "store")
+    backend.put("inside", b"y")
+    with pytest.raises(ValueError):
+        list(backend.list("../"))
+    assert [info.name for info in backend.list("ins")] == ["inside"]

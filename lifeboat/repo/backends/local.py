@@ -30,14 +30,17 @@ class LocalBackend:
         return self.root / check_name(name)
 
     def list(self, prefix: str = "") -> Iterator[FileInfo]:
-        if not self.root.is_dir():
+        # Walk only below the prefix's directory part: listing snapshots must not walk every pack.
+        directory = prefix.rpartition("/")[0]
+        start = self.root / check_name(directory) if directory else self.root
+        if not start.is_dir():
             return
-        for dirpath, _dirnames, filenames in os.walk(self.root):
-            rel_dir = os.path.relpath(dirpath, self.root)
+        for dirpath, _dirnames, filenames in os.walk(start):
+            rel_dir = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
             for filename in filenames:
                 if filename.endswith(TEMP_SUFFIX):
                     continue
-                name = filename if rel_dir == "." else f"{rel_dir}/{filename}".replace(os.sep, "/")
+                name = filename if rel_dir == "." else f"{rel_dir}/{filename}"
                 if not name.startswith(prefix):
                     continue
                 try:
