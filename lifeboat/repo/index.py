@@ -82,7 +82,8 @@ class Index:
         return self._blobs.get(blob_id)
 
     def blob_ids(self) -> Iterator[str]:
-        return iter(list(self._blobs))
+        with self._lock:  # a writer may publish packs meanwhile
+            return iter(list(self._blobs))
 
     def packs(self) -> dict[str, int]:
         """Pack id -> size in bytes, for every pack some index file lists."""
