@@ -13,6 +13,7 @@ and a test compares it with the test bed's real deployment, so it cannot silentl
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -113,6 +114,14 @@ def expected_shape(revision: str | None) -> SchemaShape | None:
     return shape
 
 
+def _q(value: object) -> str:
+    """A Python literal with double-quoted strings (what the formatter wants); tuples of strings too."""
+    if isinstance(value, tuple):
+        inner = ", ".join(_q(item) for item in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
 def render_module(shape: SchemaShape) -> str:
     """Python source of a module holding ``shape`` as ``SHAPE`` (deterministic, diff-friendly)."""
     lines = [
@@ -126,24 +135,24 @@ def render_module(shape: SchemaShape) -> str:
         "TABLES: dict[str, dict[str, str]] = {",
     ]
     for table in sorted(shape.tables):
-        lines.append(f"    {table!r}: {{")
-        lines.extend(
-            f"        {column!r}: {type_name!r}," for column, type_name in shape.tables[table].items()
-        )
+        lines.append(f"    {_q(table)}: {{")
+        lines.extend(f"        {_q(column)}: {_q(kind)}," for column, kind in shape.tables[table].items())
         lines.append("    },")
-    lines.append("}")
-    lines.append("")
-    lines.append("FOREIGN_KEYS: tuple[ForeignKey, ...] = (")
+    lines += ["}", "", "FOREIGN_KEYS: tuple[ForeignKey, ...] = ("]
     for fk in shape.foreign_keys:
-        lines.append(
-            f"    ForeignKey({fk.name!r}, {fk.table!r}, {fk.columns!r}, {fk.ref_table!r}, "
-            f"{fk.ref_columns!r}, {fk.on_delete!r}, {fk.deferrable!r}),"
-        )
-    lines.append(")")
-    lines.append("")
-    lines.append(f"SEQUENCES: tuple[str, ...] = {shape.sequences!r}")
-    lines.append("")
-    lines.append(f"SHAPE = SchemaShape({shape.revision!r}, TABLES, FOREIGN_KEYS, SEQUENCES)")
+        lines += [
+            "    ForeignKey(",
+            f"        {_q(fk.name)},",
+            f"        {_q(fk.table)},",
+            f"        {_q(fk.columns)},",
+            f"        {_q(fk.ref_table)},",
+            f"        {_q(fk.ref_columns)},",
+            f"        {_q(fk.on_delete)},",
+            f"        {fk.deferrable!r},",
+            "    ),",
+        ]
+    lines += [")", "", f"SEQUENCES: tuple[str, ...] = {_q(shape.sequences)}", ""]
+    lines.append(f"SHAPE = SchemaShape({_q(shape.revision)}, TABLES, FOREIGN_KEYS, SEQUENCES)")
     return "\n".join(lines) + "\n"
 
 

@@ -33,7 +33,11 @@ def test_every_check_is_ordered_and_documented() -> None:
         # duplicate dropped (first occurrence kept)
         ([("s", True, "system", 1), ("u", True, "user", 1), ("u", True, "user", 2)], "s", ["s", "u"]),
         # system message found later in the list is moved to the front
-        ([("u", True, "user", 1), ("s", True, "system", 1), ("a", True, "assistant", 1)], "s", ["s", "u", "a"]),
+        (
+            [("u", True, "user", 1), ("s", True, "system", 1), ("a", True, "assistant", 1)],
+            "s",
+            ["s", "u", "a"],
+        ),
         # system message missing from the list: the agent's latest one is put first
         ([("x", False, None, 1), ("u", True, "user", 1)], "s2", ["s2", "u"]),
         # nothing to put first
@@ -52,7 +56,8 @@ def test_merge_group_members_keeps_json_order_drops_missing_appends_junction_onl
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("90", 90), ("30s", 30), ("5m", 300), ("2h", 7200), ("1d", 86400), ("0", 0), ("1.5m", 90)]
+    ("text", "seconds"),
+    [("90", 90), ("30s", 30), ("5m", 300), ("2h", 7200), ("1d", 86400), ("0", 0), ("1.5m", 90)],
 )
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
@@ -99,7 +104,9 @@ def test_pg_regex_agrees_with_python_patterns(pg_cluster: Cluster) -> None:
     with psycopg.connect(pg_cluster.dsn()) as conn:
         for value in SAMPLE_IDS:
             for strict in (False, True):
-                in_pg = conn.execute("SELECT %s ~ %s", (value, ids.pg_regex("agent", strict=strict))).fetchone()
+                in_pg = conn.execute(
+                    "SELECT %s ~ %s", (value, ids.pg_regex("agent", strict=strict))
+                ).fetchone()
                 assert in_pg is not None
                 assert in_pg[0] == ids.is_valid("agents", value, strict=strict), (value, strict)
     assert ids.is_valid("organizations", SAMPLE_IDS[-1], strict=True)

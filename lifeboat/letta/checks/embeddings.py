@@ -107,7 +107,7 @@ def scan_query(table: str, flags: list[Flag]) -> sql.Composed:
         SELECT {columns} FROM (
           SELECT p.*, CASE WHEN p.embedding IS NULL THEN NULL ELSE vector_dims(p.embedding) END AS dims,
                  CASE WHEN json_typeof(p.embedding_config->'embedding_dim') = 'number'
-                      THEN (p.embedding_config->>'embedding_dim')::numeric END AS dim,
+                      THEN (p.embedding_config->>'embedding_dim')::numeric::int END AS dim,
                  o.embedding_config->>'embedding_model' AS owner_model
           FROM {table} p LEFT JOIN {owner} o ON o.id = p.{owner_key}
         ) AS p

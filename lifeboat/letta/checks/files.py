@@ -76,13 +76,13 @@ def check_file_blocks(ctx: CheckContext) -> Iterator[Finding]:
         "files_agents",
         f"""
         SELECT fa.id, fa.file_id AS related
-        FROM files_agents fa LEFT JOIN file_contents fc ON fc.file_id = fa.file_id
+        FROM files_agents fa JOIN file_contents fc ON fc.file_id = fa.file_id
         WHERE NOT fa.is_deleted AND fa.is_open AND {_FIRST_LINE} <> ''
-          AND CASE WHEN fc.text IS NULL THEN true
-                   WHEN strpos(fc.text, {_FIRST_LINE}) > 0 THEN false
+          AND CASE WHEN strpos(fc.text, {_FIRST_LINE}) > 0 THEN false
                    ELSE strpos(regexp_replace(fc.text, '\\s+', ' ', 'g'), {_FIRST_LINE}) = 0 END
         """,
-        "{count} open file block(s) show text that is not in their file's contents",
+        "{count} open file block(s) show text that is not in their file's contents "
+        "(a file without contents is reported by files.missing_content)",
         "close and re-open the files (the open_files tool or PATCH .../files/{file_id}/open) to re-render the window",
     )
     yield from row_findings(
