@@ -16,7 +16,6 @@ from psycopg import sql
 from lifeboat.letta.checks.base import CheckContext, Finding, Severity, check, row_findings
 from lifeboat.letta.schema_shape import ForeignKey, capture_foreign_keys, expected_shape
 
-
 # Composite keys whose extra columns are a denormalized copy with a dedicated, clearer check: the
 # FK check only tests that the referenced row exists. (blocks_agents' (block_id, block_label) →
 # block(id, label): a wrong label is reported as blocks_agents.label_mismatch.)
