@@ -88,44 +88,46 @@ def run_backup(
     """Back up the database at ``dsn`` into ``repo`` under a shared lock; returns the new snapshot."""
     started = time.monotonic()
     timings: dict[str, float] = {}
-    with repo.lock(), pg.SharedSnapshot(dsn) as snap:
-        with snap.connection() as conn:
-            schema = pg.capture_schema(conn)
-            documents = _describe(conn, schema)
-        timings["schema"] = time.monotonic() - started
-        if on_schema:
-            on_schema(schema)
-        data_started = time.monotonic()
-        with repo.writer() as writer:
+    with repo.lock() as lock:
+        with pg.SharedSnapshot(dsn) as snap:
+            with snap.connection() as conn:
+                schema = pg.capture_schema(conn)
+                documents = _describe(conn, schema)
+            timings["schema"] = time.monotonic() - started
+            if on_schema:
+                on_schema(schema)
+            data_started = time.monotonic()
+            with repo.writer() as writer:
 
-            def copy_table(conn: psycopg.Connection, table: TableDef) -> Stream:
-                key, order_by = table_order(table)
-                attributes = {
-                    "schema": table.schema_,
-                    "table": table.name,
-                    "columns": table.copy_columns,
-                    "key": key,
-                    "order_by": list(order_by),
-                }
-                stream = writer.open_stream(stream_name(table), attributes)
+                def copy_table(conn: psycopg.Connection, table: TableDef) -> Stream:
+                    key, order_by = table_order(table)
+                    attributes = {
+                        "schema": table.schema_,
+                        "table": table.name,
+                        "columns": table.copy_columns,
+                        "key": key,
+                        "order_by": list(order_by),
+                    }
+                    stream = writer.open_stream(stream_name(table), attributes)
 
-                def store(batch: pg.CopyBatch) -> None:
-                    stream.add(batch.data, batch.keys)
-                    if progress:
-                        progress(len(batch.data))
+                    def store(batch: pg.CopyBatch) -> None:
+                        stream.add(batch.data, batch.keys)
+                        if progress:
+                            progress(len(batch.data))
 
-                batches = pg.copy_out(
-                    conn, table.qualified, table.copy_columns, order_by=order_by, key_column=key
-                )
-                pipelined(batches, store)
-                return stream.close()
+                    batches = pg.copy_out(
+                        conn, table.qualified, table.copy_columns, order_by=order_by, key_column=key
+                    )
+                    pipelined(batches, store)
+                    return stream.close()
 
-            streams = snap.map(copy_table, schema.tables_biggest_first(), jobs=jobs)
-        timings["data"] = time.monotonic() - data_started
-    documents["schema"] = schema.model_dump(mode="json", by_alias=True)
-    documents["timings"] = timings
-    snapshot = Snapshot(tags=sorted(set(tags)), streams=streams, documents=documents)
-    repo.save_snapshot(snapshot)
+                streams = snap.map(copy_table, schema.tables_biggest_first(), jobs=jobs)
+            timings["data"] = time.monotonic() - data_started
+        documents["schema"] = schema.model_dump(mode="json", by_alias=True)
+        documents["timings"] = timings
+        snapshot = Snapshot(tags=sorted(set(tags)), streams=streams, documents=documents)
+        lock.ensure_held()  # a lost lock could mean a prune removed our fresh packs
+        repo.save_snapshot(snapshot)
     return BackupResult(snapshot, writer.stats, time.monotonic() - started, timings)
 
 
