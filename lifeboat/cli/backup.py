@@ -8,7 +8,14 @@ import typer
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
-from lifeboat.cli.common import DbOption, PasswordFileOption, RepoOption, database_dsn, open_repo
+from lifeboat.cli.common import (
+    DbOption,
+    MetricsFileOption,
+    PasswordFileOption,
+    RepoOption,
+    database_dsn,
+    open_repo,
+)
 from lifeboat.cli.progress import byte_progress
 
 
@@ -21,21 +28,25 @@ def backup(
         list[str] | None, typer.Option("--tag", "-t", help="Tag the snapshot (repeatable).")
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel COPY connections.")] = 2,
+    metrics_file: MetricsFileOption = None,
 ) -> None:
     """Back up the Letta database (hot: the server keeps running) into a new snapshot."""
     from lifeboat.ops.backup import estimate_bytes, run_backup
+    from lifeboat.ops.metrics import recording_backup
 
-    repository = open_repo(repo, password_file)
-    dsn = database_dsn(db)
-    with byte_progress("backup") as bar:
-        result = run_backup(
-            repository,
-            dsn,
-            tags=tag or [],
-            jobs=jobs,
-            progress=bar.advance,
-            on_schema=lambda schema: bar.set_total(estimate_bytes(schema)),
-        )
+    with recording_backup(metrics_file, repo) as record:
+        repository = open_repo(repo, password_file)
+        dsn = database_dsn(db)
+        with byte_progress("backup") as bar:
+            result = run_backup(
+                repository,
+                dsn,
+                tags=tag or [],
+                jobs=jobs,
+                progress=bar.advance,
+                on_schema=lambda schema: bar.set_total(estimate_bytes(schema)),
+            )
+        record(result, repository)
     summary = result.summary()
 
     def render(s: dict[str, Any]) -> None:

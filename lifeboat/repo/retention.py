@@ -177,3 +177,16 @@ def plan_forget(
     return [
         GroupDecision(dict(key), apply_policy(members, policy, tz)) for key, members in sorted(groups.items())
     ]
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``30m``, ``26h``, ``7d``, ``2w``, ``1y``, or combinations like ``1d12h``."""
+    import re
+
+    parts = re.findall(r"(\d+)([smhdwy])", text.strip().lower())
+    if not parts or "".join(n + u for n, u in parts) != text.strip().lower():
+        raise UsageError(f"cannot read duration {text!r}: use e.g. 90s, 30m, 26h, 7d, 2w, 1y or 1d12h")
+    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
