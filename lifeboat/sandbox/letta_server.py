@@ -106,11 +106,24 @@ class LettaServer:
         return env
 
     def start(self, timeout: float = START_TIMEOUT) -> LettaServer:
+        """Boot (again, after stop/kill) and wait for health; retries once if the port was taken."""
         if self.running():
             return self
         if self.llm is None:
             self.llm = FakeLLM().start()
         letta_env = self.letta_env or ensure_letta_env()
+        for attempt in range(2):
+            self._spawn(letta_env)
+            try:
+                self._wait_healthy(timeout)
+                return self
+            except SandboxError:
+                if attempt or "address already in use" not in self.log_tail(40).lower():
+                    raise
+                self.port = free_port()
+        return self
+
+    def _spawn(self, letta_env: LettaEnv) -> None:
         args = letta_env.letta_command("server", "--host", "127.0.0.1", "--port", str(self.port))
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
@@ -122,8 +135,6 @@ class LettaServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: kill() reaches tool subprocesses too
             )
-        self._wait_healthy(timeout)
-        return self
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
