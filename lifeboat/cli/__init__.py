@@ -11,6 +11,7 @@ from lifeboat.cli.app import app, main
 from lifeboat.cli import backup, demo, repository  # noqa: F401  isort: skip
 from lifeboat.cli import agent_file  # noqa: F401  isort: skip
 from lifeboat.cli import verify  # noqa: F401  isort: skip
+from lifeboat.cli import agents  # noqa: F401  isort: skip
 from lifeboat.cli import maintenance  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]

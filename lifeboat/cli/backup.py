@@ -1,7 +1,8 @@
-"""backup and (full) restore."""
+"""backup and restore (whole snapshots, or agents with --agent/--name/--tag)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -76,13 +77,73 @@ def restore(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Replace an existing database (a safety snapshot of it is taken first)."
+            "--force",
+            help="Replace an existing database (a safety snapshot of it is taken first); with --agent: "
+            "restore even when the agent has an active run or Letta holds its lock.",
         ),
     ] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel COPY connections.")] = 2,
+    agent: Annotated[
+        list[str] | None,
+        typer.Option("--agent", help="Restore only this agent (repeatable) into the live database."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Restore the agents whose name matches this glob.")
+    ] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Restore the agents carrying this tag.")] = None,
+    snapshot_option: Annotated[
+        str | None, typer.Option("--snapshot", "-s", help="Snapshot (same as the argument).")
+    ] = None,
+    mode: Annotated[
+        str, typer.Option("--mode", help="Agent restore: 'in-place' (same ids) or 'copy' (new ids).")
+    ] = "in-place",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Agent restore: print the plan, change nothing.")
+    ] = False,
+    shared: Annotated[
+        str,
+        typer.Option(
+            "--shared",
+            help="Agent restore, rows shared with other agents (blocks, tools, folders, archives, "
+            "identities): 'missing' restores them only when missing, 'overwrite' rolls them back too, "
+            "'copy' (copy mode) gives the copy its own blocks and archives.",
+        ),
+    ] = "missing",
+    org: Annotated[
+        str | None, typer.Option("--org", help="Copy mode: target organization id (default: the agent's).")
+    ] = None,
+    suffix: Annotated[
+        str, typer.Option("--suffix", help="Copy mode: appended to the copies' names.")
+    ] = " (restored)",
+    db: DbOption = None,
 ) -> None:
-    """Restore a whole snapshot into a new database (or, with --force, over an existing one)."""
+    """Restore a whole snapshot into a new database (or, with --force, over an existing one); or,
+    with --agent/--name/--tag, bring agents back into the live database (in place or as copies)."""
     from lifeboat import settings
+    from lifeboat.errors import UsageError
+
+    snapshot = snapshot_option or snapshot
+    if agent or name is not None or tag is not None:
+        if target is not None:
+            raise UsageError("--target is for whole-snapshot restores; agent restores write to --db")
+        _restore_agents(
+            snapshot,
+            repo,
+            password_file,
+            agent or [],
+            name,
+            tag,
+            mode,
+            shared,
+            dry_run,
+            force,
+            org,
+            suffix,
+            db,
+        )
+        return
+    if dry_run or db is not None or org is not None:
+        raise UsageError("--dry-run, --db and --org apply to agent restores (--agent, --name or --tag)")
     from lifeboat.ops.restore import run_restore
 
     repository = open_repo(repo, password_file)
@@ -112,6 +173,45 @@ def restore(
             output.console.print(f"[yellow]warning:[/] {warning}")
 
     output.emit(summary, render)
+
+
+def _restore_agents(
+    snapshot: str,
+    repo: str | None,
+    password_file: Path | None,
+    agents: list[str],
+    name: str | None,
+    tag: str | None,
+    mode: str,
+    shared: str,
+    dry_run: bool,
+    force: bool,
+    org: str | None,
+    suffix: str,
+    db: str | None,
+) -> None:
+    from lifeboat import settings
+    from lifeboat.cli.agents import render_agent_restore
+    from lifeboat.errors import UsageError
+    from lifeboat.ops.agent_restore import Mode, Options, SharedPolicy, run_agent_restore
+
+    try:
+        options = Options(
+            mode=Mode(mode), shared=SharedPolicy(shared), dry_run=dry_run, force=force, org=org, suffix=suffix
+        )
+    except ValueError as exc:
+        raise UsageError(f"{exc} (--mode: in-place|copy, --shared: missing|overwrite|copy)") from None
+    report = run_agent_restore(
+        open_repo(repo, password_file),
+        database_dsn(db),
+        snapshot_ref=snapshot,
+        agent_ids=agents,
+        name=name,
+        tag=tag,
+        options=options,
+        redis=settings.letta_redis(),
+    )
+    output.emit(report.summary(), render_agent_restore)
 
 
 def _default_target(letta_dsn: str) -> str:

@@ -24,7 +24,6 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from fnmatch import fnmatchcase
 from typing import Any
 
 import psycopg
@@ -52,6 +51,7 @@ from lifeboat.letta.subgraph import (
     collect,
     copy_escape,
 )
+from lifeboat.ops.agents import filter_agents
 from lifeboat.ops.restore import table_streams
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository, split_records
@@ -59,7 +59,7 @@ from lifeboat.settings import RedisTarget
 
 FAULT_ENV = "LIFEBOAT_AGENT_RESTORE_FAULT"  # "N": fail after N tables applied; "N:kill": SIGKILL instead
 LOCK_SECONDS = 60  # Letta uses 300 s; ours is extended as the apply goes, so a crash frees it sooner
-LOCK_WAIT_SECONDS = 5.0
+LOCK_WAIT_SECONDS = 2.0
 
 
 class Mode(StrEnum):
@@ -221,7 +221,7 @@ def select_agents(
     name: str | None = None,
     tag: str | None = None,
 ) -> list[AgentEntry]:
-    """Agents by id (each must exist), by name glob (case-sensitive) and/or by tag; never empty."""
+    """Agents by id (each must exist), plus those matching the name glob and/or tag; never empty."""
     wanted = list(dict.fromkeys(ids))
     by_id = {entry.id: entry for entry in entries}
     unknown = [agent_id for agent_id in wanted if agent_id not in by_id]
@@ -229,13 +229,7 @@ def select_agents(
         raise UsageError(f"agent {unknown[0]} is not in the snapshot ({len(entries)} agents there)")
     chosen = [by_id[agent_id] for agent_id in wanted]
     if name is not None or tag is not None:
-        chosen += [
-            entry
-            for entry in entries
-            if (name is None or fnmatchcase(entry.name, name))
-            and (tag is None or tag in entry.tags)
-            and entry.id not in wanted
-        ]
+        chosen += [entry for entry in filter_agents(entries, name, tag) if entry.id not in wanted]
     if not chosen:
         raise UsageError("no agent in the snapshot matches the selection")
     return chosen
