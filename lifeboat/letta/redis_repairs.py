@@ -1,6 +1,9 @@
 """Redis repairs for ``lifeboat reconcile`` (DATA_MODEL.md §6): keys left by requests that died.
 
-Which keys are stale, and why deleting them is safe:
+A run is *dead* when it no longer exists, when it is a crash leftover (failed by this reconcile,
+or by an earlier one: its metadata carries the ``lifeboat_reconcile`` note), or when it ended
+in background mode without the completion marker in its stream. Which keys are stale, and why
+deleting them is safe:
 
 * ``conversation:lock:<conversation or agent id>`` — held while a request runs (TTL 300 s); while it
   exists every new message to that conversation gets 409 "busy". Stale when no run of that
@@ -8,15 +11,16 @@ Which keys are stale, and why deleting them is safe:
   to be stopped or the lock is older than :data:`LOCK_GRACE_SECONDS` (a live request takes the
   lock a moment before it inserts its run).
 * ``agent:send_message:run_id:<agent id>`` — the agent's latest run, read by cancel-without-run-id
-  (no TTL). Stale when that run no longer exists or is not active.
-* ``otid:run:<otid>`` — duplicate-request recovery: a retry with the same otid is answered by
-  replaying the run's stream. Stale when the run is *dead*: missing, or terminal without a
-  completion marker in its stream (the replay would wait forever). Mappings to runs that
-  completed normally are kept: they protect against duplicate processing for their 3 h TTL.
-* ``sse:run:<run id>`` — background-mode stream chunks. Removed for dead runs only, for the same
-  reason; complete streams of finished runs stay replayable until their TTL.
+  (no TTL); ``otid:run:<otid>`` — duplicate-request recovery (a retry with the same otid is
+  answered by replaying the run's stream). Stale when their run is dead. Keys of runs that ended
+  normally are kept: every finished request leaves them, Letta uses them (a retried request is
+  replayed, not run twice) and they are harmless; deleting them would make reconcile churn on
+  every live server.
+* ``sse:run:<run id>`` — background-mode stream chunks; a replay of a stream without completion
+  marker waits forever. Removed when the run is dead; complete streams stay replayable until
+  their TTL.
 
-A run counts as failed if the database plan fails it, so a dry run predicts the apply.
+A run the database plan fails counts as failed already, so a dry run predicts the apply.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 
 import psycopg
 
-from lifeboat.letta.repairs import Change, RepairOptions, RepairPlan
+from lifeboat.letta.repairs import NOTE_KEY, Change, RepairOptions, RepairPlan
 from lifeboat.letta.runs import ACTIVE_RUN_STATUSES
 
 LOCK_PREFIX = "conversation:lock:"
@@ -49,15 +53,22 @@ class RunFacts:
     """What the plan knows about the runs Redis mentions."""
 
     status: dict[str, str]  # run id -> effective status (after the planned DB repairs)
+    leftovers: set[str]  # runs failed as crash leftovers (by this plan or an earlier reconcile)
+    background: set[str]  # runs started in background (streaming into Redis) mode
     active_keys: set[str]  # conversation and agent ids with an effectively active run
     complete_streams: set[str]  # run ids whose sse stream ends with a completion marker
 
-    def is_active(self, run_id: str) -> bool:
-        return self.status.get(run_id) in ACTIVE_RUN_STATUSES
-
     def is_dead(self, run_id: str) -> bool:
         status = self.status.get(run_id)
-        return status is None or (status not in ACTIVE_RUN_STATUSES and run_id not in self.complete_streams)
+        if status is None or run_id in self.leftovers:
+            return True
+        ended = status not in ACTIVE_RUN_STATUSES
+        return ended and run_id in self.background and run_id not in self.complete_streams
+
+    def stream_is_stale(self, run_id: str) -> bool:
+        """A stream whose run is dead, or ended without its completion marker (a replay would hang)."""
+        ended = self.status.get(run_id) not in ACTIVE_RUN_STATUSES
+        return self.is_dead(run_id) or (ended and run_id not in self.complete_streams)
 
 
 def _scan(client: Any, prefix: str) -> list[str]:
@@ -86,15 +97,26 @@ def _complete_streams(client: Any, run_ids: list[str]) -> set[str]:
     return complete
 
 
+_RUNS_SQL = """
+SELECT id, status, coalesce(background, false),
+       json_typeof(metadata_) = 'object' AND (metadata_::jsonb) ? %s
+FROM runs WHERE id = ANY (%s)
+"""
+
+
 def _run_facts(
     conn: psycopg.Connection[Any], client: Any, run_ids: Iterable[str], lock_ids: list[str], plan: RepairPlan
 ) -> RunFacts:
     failing = {change.id for change in plan.of("runs.fail_stale")}
     wanted = sorted(set(run_ids))
-    status = {
-        run_id: ("failed" if run_id in failing else run_status)
-        for run_id, run_status in conn.execute("SELECT id, status FROM runs WHERE id = ANY (%s)", (wanted,))
-    }
+    status: dict[str, str] = {}
+    leftovers, background = set(failing), set()
+    for run_id, run_status, in_background, reconciled in conn.execute(_RUNS_SQL, (NOTE_KEY, wanted)):
+        status[run_id] = "failed" if run_id in failing else run_status
+        if reconciled:
+            leftovers.add(run_id)
+        if in_background:
+            background.add(run_id)
     active_keys: set[str] = set()
     for run_id, agent_id, conversation_id in conn.execute(
         "SELECT id, agent_id, conversation_id FROM runs WHERE status = ANY (%s) "
@@ -103,7 +125,7 @@ def _run_facts(
     ):
         if run_id not in failing:
             active_keys.update(key for key in (agent_id, conversation_id) if key)
-    return RunFacts(status, active_keys, _complete_streams(client, wanted))
+    return RunFacts(status, leftovers, background, active_keys, _complete_streams(client, wanted))
 
 
 def plan_redis_repairs(
@@ -121,13 +143,13 @@ def plan_redis_repairs(
 
     changes = _stale_locks(client, locks, facts, options)
     for key, run_id in pointers.items():
-        if not run_id or not facts.is_active(run_id):
+        if not run_id or facts.is_dead(run_id):
             changes.append(_change("redis.run_pointer", RUN_POINTER_PREFIX, key, run_id, _why(run_id, facts)))
     for key, run_id in otids.items():
         if not run_id or facts.is_dead(run_id):
             changes.append(_change("redis.otid_mapping", OTID_PREFIX, key, run_id, _why(run_id, facts)))
     for key, run_id in zip(streams, stream_runs, strict=True):
-        if facts.is_dead(run_id):
+        if facts.stream_is_stale(run_id):
             changes.append(_change("redis.sse_stream", STREAM_PREFIX, key, None, _why(run_id, facts)))
     return changes
 
@@ -156,6 +178,8 @@ def _stale_locks(client: Any, locks: list[str], facts: RunFacts, options: Repair
 def _why(run_id: str | None, facts: RunFacts) -> str:
     if not run_id or run_id not in facts.status:
         return f"run {run_id or '(none)'} does not exist"
+    if run_id in facts.leftovers:
+        return f"run {run_id} is a crash leftover (failed by lifeboat reconcile)"
     suffix = "" if run_id in facts.complete_streams else " and its stream never completed"
     return f"run {run_id} is {facts.status[run_id]}{suffix}"
 
