@@ -42,9 +42,17 @@ def demo(
         output.emit({"built_seconds": ops.warm_cache(warm_cache)}, None)
         return
     result = ops.run_demo(
-        flavor, keep=keep, on_phase=lambda name: output.info(f"demo: {name.replace('_', ' ')}")
+        flavor, keep=keep, on_phase=lambda name: output.info(f"demo: {_LABELS.get(name, name)}")
     )
     output.emit(result, _render)
+
+
+_LABELS = {
+    "deployment_cache": "cached Letta 0.16.8 deployment (the first run builds it: a few minutes)",
+    "start_cluster": "throwaway PostgreSQL cluster",
+    "load_deployment": "loading the deployment",
+    "catalog": "agent catalog",
+}
 
 
 def _render(result: object) -> None:
