@@ -12,6 +12,6 @@ from lifeboat.cli import backup, demo, repository  # noqa: F401  isort: skip
 from lifeboat.cli import agent_file  # noqa: F401  isort: skip
 from lifeboat.cli import verify  # noqa: F401  isort: skip
 from lifeboat.cli import agents  # noqa: F401  isort: skip
-from lifeboat.cli import maintenance  # noqa: F401  isort: skip
+from lifeboat.cli import drill, maintenance  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]

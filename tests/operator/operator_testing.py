@@ -8,6 +8,10 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
 
 from lifeboat.repo import ChunkerParams, KdfParams
 from lifeboat.repo.manifest import Snapshot
@@ -72,3 +76,95 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     """The real CLI in a subprocess, as an operator runs it."""
     full_env = {**os.environ, "LIFEBOAT_PASSWORD": PASSPHRASE, **(env or {})}
     return subprocess.run([*LIFEBOAT, *args], capture_output=True, text=True, env=full_env, timeout=900)
+
+
+# -- a small Letta-shaped database (seconds to back up and restore) ------------------------------
+
+HEAD_REVISION = "1c28e167b74f"
+
+
+def make_small_db(
+    cluster: Any,
+    name: str,
+    *,
+    vector: bool = True,
+    revision: str | None = HEAD_REVISION,
+    agents: int = 30,
+) -> str:
+    """A database laid out like Letta's (schema ``letta``, search_path, vector inside it) with three
+    marker tables; returns its superuser DSN."""
+    cluster.create_database(name)
+    dsn = cluster.dsn(name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA letta")
+        conn.execute(sql.SQL("ALTER DATABASE {} SET search_path TO letta").format(sql.Identifier(name)))
+        if vector:
+            conn.execute("CREATE EXTENSION vector WITH SCHEMA letta")
+        conn.execute("CREATE TABLE letta.agents (id text PRIMARY KEY, name text NOT NULL)")
+        conn.execute(
+            "CREATE TABLE letta.messages (id text PRIMARY KEY, agent_id text REFERENCES letta.agents(id), "
+            "content text)"
+        )
+        conn.execute("CREATE TABLE letta.block (id text PRIMARY KEY, value text)")
+        conn.execute("CREATE TABLE letta.alembic_version (version_num varchar(32) PRIMARY KEY)")
+        if revision:
+            conn.execute("INSERT INTO letta.alembic_version VALUES (%s)", (revision,))
+    add_rows(dsn, agents=agents, messages=40, seed=0)
+    return dsn
+
+
+def add_rows(dsn: str, *, agents: int = 0, messages: int = 40, seed: int = 0) -> None:
+    """More agents and messages (so the next backup differs)."""
+    rng = random.Random(seed)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        start = conn.execute("SELECT count(*) FROM letta.agents").fetchone()[0]  # type: ignore[index]
+        for number in range(start, start + agents):
+            conn.execute(
+                "INSERT INTO letta.agents VALUES (%s, %s)", (f"agent-{number:05d}", f"agent {number}")
+            )
+        ids = [r[0] for r in conn.execute("SELECT id FROM letta.agents")]
+        with conn.cursor().copy("COPY letta.messages (id, agent_id, content) FROM STDIN") as copy:
+            for _ in range(messages * max(1, len(ids) // 10)):
+                copy.write_row(
+                    (f"message-{rng.getrandbits(64):016x}", rng.choice(ids), rng.randbytes(200).hex())
+                )
+
+
+def digests(dsn: str, schema: str = "letta") -> dict[str, tuple[int, str]]:
+    """Row count and md5 of each table's rows in a stable order."""
+    result = {}
+    with psycopg.connect(dsn) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind = 'r' AND n.nspname = %s ORDER BY 1",
+                (schema,),
+            )
+        ]
+        for table in tables:
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE \"C\"), '')) FROM {} t"
+                ).format(sql.Identifier(schema, table))
+            ).fetchone()
+            assert row is not None
+            result[table] = (int(row[0]), str(row[1]))
+    return result
+
+
+def retime(repo: Repository, snapshot_id: str, when: datetime) -> None:
+    """Rewrite a manifest with another time (tests of time-based retention on real backups)."""
+    snapshot = repo.read_snapshot(snapshot_id)
+    repo.save_snapshot(snapshot.model_copy(update={"time": when}))
+
+
+def corrupt_a_pack(repo: Repository) -> str:
+    """Flip bytes in the middle of the largest pack (its blobs then fail to decrypt); returns its name."""
+    largest = max(repo.backend.list("data/"), key=lambda info: info.size)
+    path = Path(repo.backend.url) / largest.name
+    data = bytearray(path.read_bytes())
+    for offset in range(len(data) // 3, len(data) // 3 + 64):
+        data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return largest.name

@@ -1,0 +1,128 @@
+"""drill (restore into a throwaway PostgreSQL, verify, optionally use the real server) and drills (history)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from lifeboat.cli import output
+from lifeboat.cli.app import app
+from lifeboat.cli.common import MetricsFileOption, PasswordFileOption, RepoOption, open_repo
+from lifeboat.cli.progress import byte_progress
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout (docs/JSON.md).")]
+
+
+@app.command()
+def drill(
+    snapshot: Annotated[
+        str, typer.Option("--snapshot", "-s", help="Snapshot id, unique prefix, or 'latest'.")
+    ] = "latest",
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            help="Admin DSN naming a NEW database to restore into and drop afterwards "
+            "(default: a throwaway embedded PostgreSQL + pgvector).",
+        ),
+    ] = None,
+    smoke: Annotated[
+        bool,
+        typer.Option("--smoke", help="Start the real Letta server on the restored database and use its API."),
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write drill-<id>.json and drill-<id>.html into this directory."),
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel COPY connections.")] = 2,
+    metrics_file: MetricsFileOption = None,
+    repo: RepoOption = None,
+    password_file: PasswordFileOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Prove a snapshot restores: restore it into a throwaway database, verify it, time every phase.
+
+    Exits non-zero when any phase fails (with that failure's exit code, e.g. 13 for a damaged
+    repository, 3 for verification errors). Every drill is recorded in the repository.
+    """
+    from lifeboat.ops.drill import DrillOptions, failure, run_drill
+
+    if json_output:
+        output.set_json(True)
+    repository = open_repo(repo, password_file)
+    options = DrillOptions(snapshot=snapshot, target_dsn=target, smoke=smoke, jobs=jobs, report_dir=report)
+    started = time.monotonic()
+    with byte_progress("drill restore") as bar:
+        result = run_drill(
+            repository, options, progress=bar.advance, on_phase=lambda name: output.info(f"drill: {name}…")
+        )
+    if metrics_file is not None:
+        from lifeboat.ops.metrics import drill_metrics, update_file
+
+        families = drill_metrics(
+            repository.backend.url,
+            success=result.ok,
+            seconds=time.monotonic() - started,
+            rto_seconds=result.rto_seconds,
+            phases=result.phase_seconds(),
+        )
+        update_file(metrics_file, families)
+    output.emit(result, _render)
+    if not result.ok:
+        raise failure(result)
+
+
+def _render(report: Any) -> None:
+    table = Table("phase", "seconds", "result", title=f"drill {report.id} of snapshot {report.snapshot[:8]}")
+    for phase in report.phases:
+        table.add_row(
+            phase.name, f"{phase.seconds:.2f}", "[green]ok[/]" if phase.ok else f"[red]{phase.detail}[/]"
+        )
+    output.console.print(table)
+    if report.smoke is not None:
+        s = report.smoke
+        output.console.print(
+            f"smoke: server up in {s.server_start_seconds:.1f} s, {s.agents_listed} agents listed, agent "
+            f"{s.agent_name}: {s.memory_blocks} blocks, {s.messages} messages, reply of {s.reply_messages} message(s)"
+        )
+    if report.verify_summary:
+        v = report.verify_summary
+        output.console.print(f"verify: {v.get('error', 0)} error(s), {v.get('warning', 0)} warning(s)")
+    rto = "—" if report.rto_seconds is None else f"{report.rto_seconds:.1f} s"
+    verdict = "[bold green]PASSED[/]" if report.ok else "[bold red]FAILED[/]"
+    output.console.print(f"{verdict} in {report.seconds:.1f} s; RTO {rto}")
+    for kind, path in report.files.items():
+        output.console.print(f"{kind} report: {path}")
+
+
+@app.command()
+def drills(
+    repo: RepoOption = None,
+    password_file: PasswordFileOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List the recorded restore drills, oldest first."""
+    from lifeboat.ops.drill import drill_history
+
+    if json_output:
+        output.set_json(True)
+    history = drill_history(open_repo(repo, password_file))
+
+    def render(items: list[Any]) -> None:
+        table = Table("id", "snapshot", "result", "seconds", "RTO", "failed phase")
+        for d in items:
+            table.add_row(
+                d.id,
+                d.snapshot[:8],
+                "[green]passed[/]" if d.ok else "[red]FAILED[/]",
+                f"{d.seconds:.1f}",
+                "—" if d.rto_seconds is None else f"{d.rto_seconds:.1f}",
+                d.failed_phase or "",
+            )
+        output.console.print(table)
+
+    output.emit(history, render)
