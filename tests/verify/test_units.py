@@ -110,3 +110,37 @@ def test_pg_regex_agrees_with_python_patterns(pg_cluster: Cluster) -> None:
                 assert in_pg is not None
                 assert in_pg[0] == ids.is_valid("agents", value, strict=strict), (value, strict)
     assert ids.is_valid("organizations", SAMPLE_IDS[-1], strict=True)
+
+
+def test_secret_scheme_matches_letta_crypto_utils(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Letta's own CryptoUtils (its source file from the cached Letta venv) reads ours, and we read its.
+
+    The file is executed here with a stub ``letta.settings`` (importing the real package takes
+    half a minute); it only needs ``cryptography``, which lifeboat has too.
+    """
+    import importlib.util
+    import sys
+    import types
+
+    from lifeboat.sandbox.letta_env import ensure_letta_env
+
+    [source] = ensure_letta_env().root.glob("venv/lib/python3*/site-packages/letta/helpers/crypto_utils.py")
+    stub = types.ModuleType("letta.settings")
+    stub.settings = types.SimpleNamespace(encryption_key=None)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "letta", types.ModuleType("letta"))
+    monkeypatch.setitem(sys.modules, "letta.settings", stub)
+    spec = importlib.util.spec_from_file_location("letta_crypto_utils", source)
+    assert spec is not None and spec.loader is not None
+    letta_crypto = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(letta_crypto)
+    crypto = letta_crypto.CryptoUtils
+
+    assert crypto.decrypt(secrets.encrypt("from-lifeboat", "shared-key"), "shared-key") == "from-lifeboat"
+    assert secrets.decrypt(crypto.encrypt("from-letta", "shared-key"), "shared-key") == "from-letta"
+    for value in (
+        "sk-" + "A" * 80,
+        "short",
+        secrets.encrypt("x", "k"),
+        "Bearer abcdefghijklmnopqrstuvwxyz0123456789abcdefghijk",
+    ):
+        assert secrets.looks_encrypted(value) == crypto.is_encrypted(value), value

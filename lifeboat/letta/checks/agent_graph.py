@@ -49,7 +49,7 @@ def check_message_ids(ctx: CheckContext) -> Iterator[Finding]:
                  SELECT 1 FROM json_array_elements(a.message_ids) e WHERE json_typeof(e) <> 'string'))
         """,
         "{count} agent(s) have a message_ids value that is not a list of message ids: Letta cannot load them",
-        "lifeboat reconcile rebuilds the list from the agent's messages is not possible; restore the agent",
+        "restore the agent from a backup (the in-context list cannot be guessed from its history)",
     )
     yield from row_findings(
         ctx,
