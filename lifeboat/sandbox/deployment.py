@@ -362,3 +362,17 @@ def load_deployment(cluster: Cluster, dbname: str, cached: CachedDeployment | No
     if revision != HEAD_REVISION:
         raise SandboxError(f"restored deployment has alembic revision {revision}, expected {HEAD_REVISION}")
     return database
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m lifeboat.sandbox.deployment [pg18] [pg16]``: warm the cache (e.g. first CI step)."""
+    import sys
+
+    for flavor in (argv if argv is not None else sys.argv[1:]) or [default_flavor()]:
+        started = time.monotonic()
+        cached = ensure_deployment(flavor)
+        print(f"{flavor}: {cached.root} ({time.monotonic() - started:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
