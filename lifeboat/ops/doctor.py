@@ -354,8 +354,16 @@ def _redis_check(run: _Run, target: RedisTarget | None) -> None:
         )
         return
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
-    client = redis.Redis(host=target.host, port=target.port, socket_timeout=3, socket_connect_timeout=3)
+    client = redis.Redis(
+        host=target.host,
+        port=target.port,
+        socket_timeout=3,
+        socket_connect_timeout=3,
+        retry=Retry(NoBackoff(), 0),
+    )
     try:
         client.ping()
     except redis.RedisError as exc:
@@ -481,10 +489,12 @@ def _rpo_check(run: _Run, repo: Any, max_age: timedelta, now: datetime) -> None:
 
 
 def _human_age(delta: timedelta) -> str:
+    """``5s``, ``12m``, ``26h``, ``3.5d``: days only from two days on, so 26h reads as 26h."""
     seconds = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, size in (("d", 2 * 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
+            size = 86400 if unit == "d" else size
+            return f"{seconds / size:.1f}".rstrip("0").rstrip(".") + unit
     return f"{seconds}s"
 
 
