@@ -297,15 +297,35 @@ def _columns(conn: psycopg.Connection, oids: list[int]) -> dict[int, list[Column
         """,
         (oids,),
     ).fetchall()
+    not_null_names = _not_null_names(conn, oids)
     columns: dict[int, list[ColumnDef]] = defaultdict(list)
     for r in rows:
         columns[r[0]].append(
             ColumnDef(
                 name=r[1], type=r[2], not_null=r[3], default=r[4], identity=r[5], generated=r[6],
-                collation=r[7], comment=r[8],
+                collation=r[7], comment=r[8], not_null_name=not_null_names.get((r[0], r[1])),
             )
         )  # fmt: skip
     return columns
+
+
+def _not_null_names(conn: psycopg.Connection, oids: list[int]) -> dict[tuple[int, str], str]:
+    """(table oid, column) -> name of its NOT NULL constraint (PostgreSQL 18+ catalogs them as
+    contype 'n'; older servers have none, and their columns get the default name on a PG18 target).
+
+    Names matter: a table renamed after creation keeps its old constraint names (Letta's
+    archival_passages still has ``agent_passages_*_not_null``), and pg_dump shows them.
+    """
+    rows = conn.execute(
+        """
+        SELECT c.conrelid, a.attname, c.conname
+        FROM pg_constraint c
+        JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+        WHERE c.contype = 'n' AND c.conrelid = ANY(%s)
+        """,
+        (oids,),
+    ).fetchall()
+    return {(r[0], r[1]): r[2] for r in rows}
 
 
 def _constraints(conn: psycopg.Connection, oids: list[int]) -> dict[int, list[ConstraintDef]]:

@@ -241,7 +241,10 @@ def column_definition(schema: DatabaseSchema, table: TableDef, column: ColumnDef
         parts.append(identity)
     elif column.default is not None:
         parts.append(sql.SQL("DEFAULT {}").format(sql.SQL(column.default)))
-    if column.not_null:
+    if column.not_null and column.not_null_name:
+        # Accepted (and the name ignored) by servers older than 18.
+        parts.append(sql.SQL("CONSTRAINT {} NOT NULL").format(sql.Identifier(column.not_null_name)))
+    elif column.not_null:
         parts.append(sql.SQL("NOT NULL"))
     return sql.SQL(" ").join(parts)
 

@@ -118,6 +118,7 @@ class ColumnDef(_Model):
     name: str
     type: str  # format_type(), schema-qualified when not in pg_catalog
     not_null: bool = False
+    not_null_name: str | None = None  # PostgreSQL 18+ names NOT NULL constraints (kept across renames)
     default: str | None = None  # pg_get_expr(); the generation expression when ``generated``
     identity: Literal["", "a", "d"] = ""  # a: ALWAYS, d: BY DEFAULT
     generated: Literal["", "s", "v"] = ""  # s: STORED, v: VIRTUAL (PostgreSQL 18)

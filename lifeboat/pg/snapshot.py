@@ -78,6 +78,7 @@ class SharedSnapshot:
                 self._conn.execute("ROLLBACK")
             self._conn.close()
             self._conn = None
+        self.snapshot_id = ""
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:

@@ -1,0 +1,83 @@
+"""N workers copying in one shared snapshot while a writer keeps committing."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+from lifeboat import pg
+from lifeboat.errors import DatabaseError
+from lifeboat.pg.models import QualifiedName
+from lifeboat.sandbox.postgres import Cluster
+
+TABLES = [QualifiedName(schema="public", name=f"t{i}") for i in range(4)]
+
+
+def _writer(dsn: str, stop: threading.Event, committed: list[int]) -> None:
+    """Each transaction adds row i to every table: any consistent instant has equal tables."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        i = 1000
+        while not stop.is_set():
+            i += 1
+            with conn.transaction():
+                for table in TABLES:
+                    conn.execute(f"INSERT INTO {table.name} VALUES (%s, repeat('x', 100))", (i,))  # type: ignore[arg-type]
+            committed.append(i)
+
+
+@pytest.fixture
+def writer_db(pg_cluster: Cluster) -> str:
+    name = f"snapshot_{time.monotonic_ns()}"
+    pg_cluster.create_database(name)
+    with psycopg.connect(pg_cluster.dsn(name), autocommit=True) as conn:
+        for table in TABLES:
+            conn.execute(f"CREATE TABLE {table.name} (id int, payload text)")  # type: ignore[arg-type]
+            conn.execute(f"INSERT INTO {table.name} SELECT i, 'seed' FROM generate_series(1, 1000) i")  # type: ignore[arg-type]
+    return pg_cluster.dsn(name)
+
+
+def test_workers_see_one_instant_while_a_writer_commits(writer_db: str) -> None:
+    stop, committed = threading.Event(), []
+    writer = threading.Thread(target=_writer, args=(writer_db, stop, committed))
+    writer.start()
+    try:
+        while len(committed) < 20:
+            time.sleep(0.01)
+        with pg.SharedSnapshot(writer_db, lock=TABLES) as snap:
+            (count_in_snapshot,) = snap.query("SELECT count(*) FROM t0")[0]
+
+            def copy_slowly(conn: psycopg.Connection, table: QualifiedName) -> list[bytes]:
+                time.sleep(0.2 * TABLES.index(table))  # the writer commits more in between
+                rows = b"".join(
+                    batch.data for batch in pg.copy_out(conn, table, ["id", "payload"], order_by=["id"])
+                )
+                return rows.splitlines()
+
+            copies = snap.map(copy_slowly, TABLES, jobs=3)
+            (count_in_snapshot_later,) = snap.query("SELECT count(*) FROM t0")[0]
+        with psycopg.connect(writer_db) as conn:
+            (count_now,) = conn.execute("SELECT count(*) FROM t0").fetchone()  # type: ignore[misc]
+    finally:
+        stop.set()
+        writer.join()
+    assert all(copy == copies[0] for copy in copies)
+    assert len(copies[0]) == count_in_snapshot == count_in_snapshot_later
+    assert count_now > count_in_snapshot  # writes went on during the copy
+
+
+def test_snapshot_reports_a_failing_worker(writer_db: str) -> None:
+    missing = QualifiedName(schema="public", name="no_such_table")
+    with pg.SharedSnapshot(writer_db) as snap, pytest.raises(DatabaseError, match="no_such_table"):
+        snap.map(lambda conn, table: list(pg.copy_out(conn, table, ["id"])), [TABLES[0], missing], jobs=2)
+
+
+def test_worker_cannot_outlive_the_exporter(writer_db: str) -> None:
+    snap = pg.SharedSnapshot(writer_db)
+    with snap:
+        snapshot_id = snap.snapshot_id
+    assert snapshot_id
+    with pytest.raises(DatabaseError, match="not open"):
+        snap.open_worker()
