@@ -58,7 +58,7 @@ def drill(
     started = time.monotonic()
     with byte_progress("drill restore") as bar:
         result = run_drill(
-            repository, options, progress=bar.advance, on_phase=lambda name: output.info(f"drill: {name}…")
+            repository, options, progress=bar.advance, on_phase=None if output.json_mode() else _announce
         )
     if metrics_file is not None:
         from lifeboat.ops.metrics import drill_metrics, update_file
@@ -74,6 +74,10 @@ def drill(
     output.emit(result, _render)
     if not result.ok:
         raise failure(result)
+
+
+def _announce(phase: str) -> None:
+    output.info(f"drill: {phase}…")
 
 
 def _render(report: Any) -> None:

@@ -131,7 +131,7 @@ class _Recorder:
             entry.ok = False
             entry.detail = str(exc) or type(exc).__name__
             self.report.failed_phase = name
-            self.report.reason = f"{name}: {entry.detail}"
+            self.report.reason = entry.detail
             self.report.exit_code = _exit_code(exc)
             raise
         finally:
