@@ -171,12 +171,29 @@ class AgentEntry(_Model):
     in_context_message_ids: list[str] = []
     messages: list[MessageEntry] = []
     files_agents: list[FileAgentEntry] = []
-    # CreateAgent flags Letta's importer obeys: an agent file must not ask for extra base tools
+    # The rest of Letta's CreateAgent, with the values Letta's export writes. The flags matter:
+    # Letta's importer would otherwise attach base tools/rules or a default folder.
     include_base_tools: bool = False
     include_multi_agent_tools: bool = False
+    include_base_tool_rules: bool | None = False
     include_default_source: bool = False
-    memory_blocks: list[JsonObject] | None = None
-    tools: list[str] | None = None
+    memory_blocks: list[JsonObject] | None = []
+    tools: list[str] | None = []
+    initial_message_sequence: list[JsonObject] | None = None
+    model: Text | None = None
+    embedding: Text | None = None
+    model_settings: JsonObject | None = None
+    context_window_limit: int | None = None
+    embedding_chunk_size: int | None = None
+    max_tokens: int | None = None
+    max_reasoning_tokens: int | None = None
+    enable_reasoner: bool | None = False
+    reasoning: bool | None = None
+    from_template: Text | None = None
+    template: bool = False
+    project: Text | None = None
+    memory_variables: dict[Text, Text] | None = None
+    parallel_tool_calls: bool | None = None
 
 
 class BlockEntry(_Model):
@@ -249,6 +266,8 @@ class SourceEntry(_Model):
     description: Text | None = None
     instructions: Text | None = None
     metadata: JsonObject | None = None
+    embedding: Text | None = None
+    embedding_chunk_size: int | None = None
     embedding_config: EmbeddingConfig
 
 

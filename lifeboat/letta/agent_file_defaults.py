@@ -59,3 +59,59 @@ def default_compaction_settings(llm_config: dict[str, Any]) -> dict[str, Any]:
         "mode": "sliding_window",
         "sliding_window_percentage": 0.3,
     }
+
+
+# Fields Letta's pydantic models add when they parse (and later dump) these JSON objects; an
+# object missing them is stored with them by Letta's importer, so lifeboat's adds them too.
+_EMBEDDING_DEFAULTS: dict[str, Any] = {
+    "embedding_endpoint": None,
+    "embedding_chunk_size": 300,
+    "handle": None,
+    "batch_size": 32,
+    "azure_endpoint": None,
+    "azure_version": None,
+    "azure_deployment": None,
+}
+_CONTENT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "text": {"signature": None},
+    "tool_call": {"signature": None},
+    "reasoning": {"signature": None},
+    "omitted_reasoning": {"signature": None},
+    "summarized_reasoning": {"encrypted_content": None},
+}
+_TOOL_RETURN_DEFAULTS: dict[str, Any] = {
+    "tool_call_id": None,
+    "stdout": None,
+    "stderr": None,
+    "func_response": None,
+}
+_APPROVAL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "approval": {"reason": None},
+    "tool": {"stdout": None, "stderr": None},
+}
+
+
+def _with_defaults(value: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    missing = {key: default for key, default in defaults.items() if key not in value}
+    return {**value, **missing} if missing else value
+
+
+def embedding_config(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An ``EmbeddingConfig`` as Letta stores it (``model_dump(mode="json")``)."""
+    return None if value is None else _with_defaults(value, _EMBEDDING_DEFAULTS)
+
+
+def content_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [_with_defaults(part, _CONTENT_DEFAULTS.get(str(part.get("type")), {})) for part in parts]
+
+
+def tool_returns(returns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [_with_defaults(item, _TOOL_RETURN_DEFAULTS) for item in returns]
+
+
+def approvals(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    result = []
+    for item in items:
+        kind = str(item.get("type", "approval"))
+        result.append(_with_defaults({"type": kind, **item}, _APPROVAL_DEFAULTS.get(kind, {})))
+    return result

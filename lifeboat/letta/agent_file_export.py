@@ -246,7 +246,7 @@ class _Export:
         messages, in_context = self._messages(row)
         llm_config = row["llm_config"] or {}
         max_files, char_limit = file_window_defaults(llm_config.get("context_window"))
-        secrets: dict[str, str | None] = {r["key"]: "" for r in self._env_vars(row["id"])}
+        secrets: dict[str, str | None] = {r["key"]: "" for r in self._env_vars(row["id"])}  # values blanked
         entry = AgentEntry(
             id=agent_id,
             name=row["name"],
@@ -265,8 +265,8 @@ class _Export:
             timezone=row["timezone"] or DEFAULT_TIMEZONE,
             max_files_open=row["max_files_open"] or max_files,
             per_file_view_window_char_limit=row["per_file_view_window_char_limit"] or char_limit,
-            secrets=secrets or None,
-            tool_exec_environment_variables=secrets or None,
+            secrets=secrets or None,  # Letta's export: None without secrets, but {} below
+            tool_exec_environment_variables=secrets,
             in_context_message_ids=in_context,
             messages=messages,
         )

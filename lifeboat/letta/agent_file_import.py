@@ -23,10 +23,12 @@ such instead of being re-embedded, MCP tool metadata points at the imported serv
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lifeboat.letta import agent_file_defaults as letta_defaults
 from lifeboat.letta.agent_config import MAX_EMBEDDING_DIM
 from lifeboat.letta.agent_file import (
     AgentEntry,
@@ -122,12 +124,18 @@ class _Planner:
         self.options = options
         self.plan = ImportPlan()
         self.extras = doc.lifeboat or CompleteExtras(complete=False)
+        # Letta's importer re-parses JSON objects through its pydantic models (adding default
+        # fields); a complete lifeboat export is restored verbatim instead: it is a backup.
+        self.verbatim = self.extras.complete
         self.org = target.organization_id
         self.user = target.user_id
         self.block_labels: dict[str, str] = {}  # db block id -> label
         self.tool_names: dict[str, str] = {}  # db tool id -> name
         self.tool_approval: dict[str, bool] = {}  # db tool id -> default_requires_approval
         self.blocks_agents: set[tuple[str, str]] = set()
+
+    def _normal(self, normalize: Callable[[Any], Any], value: Any) -> Any:
+        return value if self.verbatim else normalize(value)
 
     def _map(self, file_id: str, prefix: str) -> str:
         db_id = new_id(prefix)
@@ -297,7 +305,7 @@ class _Planner:
                 description=source.description,
                 instructions=source.instructions,
                 metadata_=source.metadata,
-                embedding_config=source.embedding_config,
+                embedding_config=self._normal(letta_defaults.embedding_config, source.embedding_config),
                 vector_db_provider="NATIVE",
                 **self._audit(),
             )
@@ -327,7 +335,14 @@ class _Planner:
             **self._audit(),
         )
         if file.content is not None:
-            self.plan.insert("file_contents", id=new_id("file_content"), file_id=db_id, text=file.content)
+            self.plan.insert(
+                "file_contents",
+                id=new_id("file_content"),
+                file_id=db_id,
+                text=file.content,
+                _created_by_id=self.user,
+                _last_updated_by_id=self.user,
+            )
 
     # ---- agents ----
 
@@ -347,7 +362,7 @@ class _Planner:
             "response_format": agent.response_format,
             "metadata_": agent.metadata,
             "llm_config": llm_config,
-            "embedding_config": agent.embedding_config,
+            "embedding_config": self._normal(letta_defaults.embedding_config, agent.embedding_config),
             "compaction_settings": agent.compaction_settings or default_compaction_settings(llm_config),
             "tool_rules": self._tool_rules(agent, tool_ids),
             "message_buffer_autoclear": agent.message_buffer_autoclear
@@ -447,13 +462,13 @@ class _Planner:
         values: dict[str, Any] = {
             "id": db_id,
             "role": message.role,
-            "content": content or [],
+            "content": self._normal(letta_defaults.content_parts, content or []),
             "model": message.model,
             "name": message.name,
             "tool_calls": message.tool_calls or [],
             "tool_call_id": message.tool_call_id,
             "otid": message.otid or str(uuid.uuid4()),
-            "tool_returns": message.tool_returns or [],
+            "tool_returns": self._normal(letta_defaults.tool_returns, message.tool_returns or []),
             "group_id": self.plan.id_map.get(message.group_id, message.group_id)
             if message.group_id
             else None,
@@ -463,7 +478,7 @@ class _Planner:
             "approval_request_id": message.approval_request_id,
             "approve": message.approve,
             "denial_reason": message.denial_reason,
-            "approvals": message.approvals or [],
+            "approvals": self._normal(letta_defaults.approvals, message.approvals or []),
             "agent_id": agent_db_id,
             "created_at": message.created_at or self.options.now,
             **self._audit(),
@@ -525,9 +540,7 @@ class _Planner:
                 last_accessed_at=link.last_accessed_at or self.options.now,
                 start_line=link.start_line,
                 end_line=link.end_line,
-                organization_id=self.org,
-                _created_by_id=self.user,
-                _last_updated_by_id=self.user,
+                organization_id=self.org,  # attach_files_bulk leaves the audit columns empty
             )
 
     # ---- groups ----
@@ -598,7 +611,7 @@ class _Planner:
                 "name": archive.name,
                 "description": archive.description,
                 "vector_db_provider": archive.vector_db_provider,
-                "embedding_config": archive.embedding_config,
+                "embedding_config": self._normal(letta_defaults.embedding_config, archive.embedding_config),
                 "metadata_": archive.metadata,
                 **self._audit(),
             }
@@ -632,7 +645,7 @@ class _Planner:
             "id": db_id,
             "text": passage.text,
             "embedding": padded_vector(passage.embedding),
-            "embedding_config": passage.embedding_config,
+            "embedding_config": self._normal(letta_defaults.embedding_config, passage.embedding_config),
             "metadata_": passage.metadata,
             "tags": passage.tags,
             **refs,

@@ -1,0 +1,122 @@
+"""Round trips with the real Letta 0.16.8 server (one shared server for the module).
+
+* lifeboat export → Letta's ``POST /v1/agents/import``;
+* Letta's ``GET /v1/agents/{id}/export`` → lifeboat import (direct database write);
+
+and in both cases the API shows the copy with the same memory blocks, tools, in-context
+messages and files as the original. A third test imports the same Letta-made file with both
+importers and compares the rows column by column.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lifeboat.letta.agent_file_import import Options
+from lifeboat.letta.agent_file_validate import validate_bytes
+from lifeboat.ops.export import export_agents
+from lifeboat.ops.import_af import import_agent_file
+
+from .conftest import SharedServer
+from .dbtools import agent_rows, agent_view, row_differences, rows
+
+pytestmark = pytest.mark.letta_server
+
+# Agents of the cached deployment that together cover the model: custom tool + shared blocks +
+# folder + identities (00), a secret (01), a named conversation (02), the sleeptime group (03).
+CASES = ["lb-agent-00", "lb-agent-01", "lb-agent-02", "lb-agent-03"]
+
+
+def letta_import(server: Any, data: bytes, **form: str) -> list[str]:
+    files = {"file": ("agent.af", data, "application/json")}
+    response = server.client.post("/v1/agents/import", files=files, data=form)
+    assert response.status_code == 200, response.text[:500]
+    return list(response.json()["agent_ids"])
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_lifeboat_export_then_letta_import(shared_server: SharedServer, tmp_path: Path, name: str) -> None:
+    db, server = shared_server.db, shared_server.server
+    original = db.facts["agent_ids"][name]
+    out = tmp_path / "agent.af"
+    report = export_agents(db.dsn, [original], out)
+    exported = report.files[0]
+    imported = letta_import(server, out.read_bytes(), name=f"{name}-vialetta")
+    assert len(imported) == len(exported.agent_ids)
+    copy_of = dict(zip(exported.agent_ids, imported, strict=True))
+    for source_id, copy_id in copy_of.items():
+        before, after = agent_view(server, source_id), agent_view(server, copy_id)
+        assert after == before, f"{source_id} -> {copy_id}"
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_letta_export_then_lifeboat_import(shared_server: SharedServer, tmp_path: Path, name: str) -> None:
+    db, server = shared_server.db, shared_server.server
+    original = db.facts["agent_ids"][name]
+    data = server.client.get(f"/v1/agents/{original}/export").content
+    path = tmp_path / "letta.af"
+    path.write_bytes(data)
+    report = import_agent_file(path, db.dsn, options=Options(name=f"{name}-vialifeboat"))
+    assert len(validate_bytes(data).agents) == len(report.agent_ids)
+    originals = [original, *_group_members(db.dsn, original)]  # Letta's export order
+    for source_id, copy_id in zip(originals, report.agent_ids, strict=True):
+        before, after = agent_view(server, source_id), agent_view(server, copy_id)
+        assert after == before, f"{source_id} -> {copy_id}"
+
+
+def _group_members(dsn: str, agent_id: str) -> list[str]:
+    found = rows(dsn, "SELECT agent_ids FROM groups WHERE manager_agent_id = %s", [agent_id])
+    return [member for row in found for member in row["agent_ids"]]
+
+
+def test_complete_file_is_accepted_by_letta(shared_server: SharedServer, tmp_path: Path) -> None:
+    """Letta's importer ignores the ``lifeboat`` extras; it imports the whole history we list."""
+    db, server = shared_server.db, shared_server.server
+    original = db.facts["agent_ids"]["lb-agent-00"]
+    out = tmp_path / "complete.af"
+    export_agents(db.dsn, [original], out, complete=True)
+    assert "lifeboat" in json.loads(out.read_text())
+    imported = letta_import(server, out.read_bytes(), name="complete-vialetta")
+    history = rows(
+        db.dsn,
+        "SELECT count(*) AS n FROM messages WHERE agent_id = %s AND conversation_id IS NULL",
+        [original],
+    )
+    copied = rows(db.dsn, "SELECT count(*) AS n FROM messages WHERE agent_id = %s", [imported[0]])
+    assert copied[0]["n"] == history[0]["n"]
+    assert agent_view(server, imported[0]) == agent_view(server, original)
+
+
+# The only differences between Letta's import and lifeboat's of the same file (docs/AGENT_FILES.md):
+# folder names get a random suffix in both; lifeboat does not embed files (Letta re-embeds them in
+# the background); lifeboat's --name renames the first agent only (Letta renames every agent).
+EXPECTED = re.compile(
+    r"^(sources\[\d+\]\.name: 'lb-handbook_[0-9a-f]{8}' vs 'lb-handbook_[0-9a-f]{8}'"
+    r"|files\[\d+\]\.(processing_status|error_message|total_chunks|chunks_embedded): .*"
+    r"|agents\[\d+\]\.name: 'same-name' vs 'lb-agent-\d\d-sleeptime')$"
+)
+
+
+@pytest.mark.parametrize("source", ["letta", "lifeboat"])
+@pytest.mark.parametrize("name", ["lb-agent-00", "lb-agent-03"])
+def test_rows_match_lettas_importer(
+    shared_server: SharedServer, tmp_path: Path, source: str, name: str
+) -> None:
+    """One file, both importers: the rows they create are the same, column by column."""
+    db, server = shared_server.db, shared_server.server
+    original = db.facts["agent_ids"][name]
+    path = tmp_path / "agent.af"
+    if source == "letta":
+        path.write_bytes(server.client.get(f"/v1/agents/{original}/export").content)
+    else:
+        export_agents(db.dsn, [original], path)
+    via_letta = letta_import(server, path.read_bytes(), name="same-name")
+    via_lifeboat = import_agent_file(path, db.dsn, options=Options(name="same-name")).agent_ids
+    differences = row_differences(agent_rows(db.dsn, via_letta), agent_rows(db.dsn, via_lifeboat))
+    unexpected = [d for d in differences if not EXPECTED.match(d)]
+    assert not unexpected, "\n".join(unexpected)
