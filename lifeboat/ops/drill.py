@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from lifeboat.errors import LifeboatError, SandboxError, VerificationFailed
+from lifeboat.errors import LifeboatError, SandboxError, UnsafeRestore, VerificationFailed
 from lifeboat.repo.documents import list_documents, new_document_id, put_document
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
@@ -165,8 +165,8 @@ def run_drill(
             _drill(repo, snapshot, options, recorder, progress)
             report.ok = True
         except Exception as exc:  # any failure is the drill's verdict, recorded with its reason
-            if report.failed_phase is None:  # failed outside any phase (cleanup): still a failure
-                report.failed_phase, report.reason = "cleanup", str(exc)
+            if report.failed_phase is None:  # failed outside any phase (target checks, cleanup)
+                report.failed_phase, report.reason = "setup", str(exc)
                 report.exit_code = _exit_code(exc)
             raise _Stop from exc
     report.finished_at = datetime.now(UTC)
@@ -226,6 +226,7 @@ def _target(snapshot: Snapshot, options: DrillOptions, recorder: _Recorder) -> I
 
     database = str(snapshot.documents.get("source", {}).get("database") or "letta")
     if options.target_dsn is not None:
+        _refuse_existing(options.target_dsn)  # never drop a database the drill did not create
         try:
             yield options.target_dsn, options.target_dsn
         finally:
@@ -243,6 +244,22 @@ def _target(snapshot: Snapshot, options: DrillOptions, recorder: _Recorder) -> I
     finally:
         if cluster is not None:
             cluster.stop()
+
+
+def _refuse_existing(dsn: str) -> None:
+    import psycopg
+
+    from lifeboat import pg
+
+    name = str(psycopg.conninfo.conninfo_to_dict(dsn).get("dbname") or "")
+    if not name:
+        raise UnsafeRestore("the drill --target DSN names no database")
+    with pg.connect(pg.with_database(dsn, "postgres")) as admin:
+        if pg.database_exists(admin, name):
+            raise UnsafeRestore(
+                f"database {name} already exists: a drill restores into a NEW database and drops it "
+                "afterwards; name one that does not exist"
+            )
 
 
 def _drop_database(dsn: str) -> None:

@@ -184,3 +184,22 @@ def test_drill_of_a_damaged_pack_fails_with_a_clear_reason(pg_cluster: Cluster, 
     history = cli("--json", "drills", "--repo", repo.backend.url)
     assert [(d["ok"], d["failed_phase"]) for d in json.loads(history.stdout)] == [(False, "fetch")]
     assert pg_cluster.list_databases().count("drill_damaged") == 1  # the source is untouched
+
+
+def test_drill_into_a_given_target_drops_only_what_it_created(letta_db, tmp_path: Path) -> None:
+    repo = small_repo(tmp_path / "repo")
+    run_backup(repo, letta_db.admin_dsn)
+    cluster = letta_db.cluster
+    target = cluster.dsn("drill_target")
+
+    drilled = cli("--json", "drill", "--repo", repo.backend.url, "--target", target)
+
+    assert drilled.returncode == 0, drilled.stderr
+    report = json.loads(drilled.stdout)
+    assert report["ok"] and [p["name"] for p in report["phases"]] == [*RESTORE_PHASES, "verify"]
+    assert "drill_target" not in cluster.list_databases()  # the throwaway database is gone again
+
+    refused = cli("--json", "drill", "--repo", repo.backend.url, "--target", letta_db.admin_dsn)
+    assert refused.returncode == 5, refused.stderr  # an existing database is never a drill target
+    assert json.loads(refused.stdout)["failed_phase"] == "setup"
+    assert letta_db.dbname in cluster.list_databases()
