@@ -109,7 +109,7 @@ CREATE TABLE steps (
     CONSTRAINT pk_steps_id PRIMARY KEY (id),
     CONSTRAINT ck_steps_tokens CHECK (completion_tokens >= 0 AND prompt_tokens >= 0)
 );
-CREATE TABLE archival_passages (
+CREATE TABLE agent_passages (  -- renamed below: PostgreSQL 18 keeps agent_passages_*_not_null names
     id varchar NOT NULL,
     text varchar NOT NULL,
     embedding vector(4096),
@@ -120,6 +120,7 @@ CREATE TABLE archival_passages (
     CONSTRAINT agent_passages_pkey PRIMARY KEY (id),
     CONSTRAINT agent_passages_agent_id_fkey FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE
 );
+ALTER TABLE agent_passages RENAME TO archival_passages;
 CREATE TABLE sandbox_configs (
     id varchar NOT NULL PRIMARY KEY,
     type sandboxtype NOT NULL,

@@ -73,10 +73,20 @@ def table_digests(dsn: str) -> dict[str, tuple[int, str]]:
 _DROP_LINE = re.compile(r"^(--.*|SET .*|SELECT pg_catalog\.set_config\('search_path'.*|\\(un)?restrict .*|)$")
 
 
-def normalized_schema_dump(pg_dump: str, dsn: str) -> str:
-    """``pg_dump --schema-only`` without comments, SET lines, ``\\restrict`` and blank lines."""
+_NAMED_NOT_NULL = re.compile(r"CONSTRAINT \S+ NOT NULL")
+
+
+def normalized_schema_dump(pg_dump: str, dsn: str, *, drop_not_null_names: bool = False) -> str:
+    """``pg_dump --schema-only`` without comments, SET lines, ``\\restrict`` and blank lines.
+
+    ``drop_not_null_names``: PostgreSQL 18 names NOT NULL constraints, older majors cannot;
+    compare a PG18 source with an older target without them.
+    """
     result = subprocess.run([pg_dump, "--schema-only", dsn], check=True, capture_output=True, text=True)
-    return "\n".join(line for line in result.stdout.splitlines() if not _DROP_LINE.match(line))
+    lines = [line for line in result.stdout.splitlines() if not _DROP_LINE.match(line)]
+    if drop_not_null_names:
+        lines = [_NAMED_NOT_NULL.sub("NOT NULL", line) for line in lines]
+    return "\n".join(lines)
 
 
 def newest_pg_dump(*clusters: Cluster) -> str:
