@@ -54,11 +54,32 @@ def table_prefix(table: str) -> str | None:
     return ID_PREFIX.get(ID_SAME_AS.get(table, table))
 
 
-def pg_regex(prefix: str, *, strict: bool = False) -> str:
-    """The same shapes as :func:`strict_pattern` / :func:`loose_pattern`, as a PostgreSQL regular expression."""
+def pg_predicate(prefix: str, column: str, *, strict: bool = False) -> str:
+    """SQL boolean: ``column`` has the loose (or strict) shape of ``prefix`` ids.
+
+    The same shapes as :func:`loose_pattern` / :func:`strict_pattern`, written with plain string
+    functions: PostgreSQL's regex engine costs ~15 µs per id with the strict pattern, which is
+    the bulk of verifying a large database's ids. ``prefix`` and ``column`` are trusted SQL
+    (prefixes from :data:`ID_PREFIX`, column names from the catalog).
+    """
     if not re.fullmatch(r"[a-z_-]+", prefix):
         raise ValueError(f"unexpected id prefix {prefix!r}")
-    return f"^{prefix}-{_UUID4}$" if strict else f"^{prefix}-{_LOOSE}"
+    head = len(prefix) + 1  # characters of "<prefix>-"
+    starts = f"left({column}, {head}) = '{prefix}-'"
+    if not strict:
+        first8 = f"substr({column}, {head + 1}, 8)"
+        return (
+            f"({starts} AND length({first8}) = 8 AND translate({first8}, '0123456789abcdefABCDEF', '') = '')"
+        )
+    uuid_part = f"substr({column}, {head + 1})"
+    dashes = " || ".join(f"substr({column}, {head + offset}, 1)" for offset in (9, 14, 19, 24))
+    return (
+        f"({starts} AND length({column}) = {head + 36}"
+        f" AND translate({uuid_part}, '0123456789abcdef', '') = '----'"
+        f" AND {dashes} = '----'"
+        f" AND substr({column}, {head + 15}, 1) = '4'"
+        f" AND substr({column}, {head + 20}, 1) IN ('8', '9', 'a', 'b'))"
+    )
 
 
 def strict_pattern(prefix: str) -> re.Pattern[str]:

@@ -94,19 +94,23 @@ SAMPLE_IDS = [
     "agent-2F1C7B9E-0d4a-4c1e-9b7a-3e5d6f7a8b9c",  # loose only (upper case)
     "agent-2f1c7b9e-0d4a-1c1e-9b7a-3e5d6f7a8b9c",  # loose only (uuid version 1)
     "agent-2f1c7b9e",  # loose only (short)
+    "agent-2f1c7b9e-0d4a-4c1e-7b7a-3e5d6f7a8b9c",  # loose only (variant 7)
+    "agent-2f1c7b9e-0d4a-4c1e-9b7a-3e5d6f7a8b9c0",  # loose only (one digit too many)
+    "agent-2f1c7b9e00d4a-4c1e-9b7a-3e5d6f7a8b9c",  # loose only (dash moved)
+    "agent-2f1c7",  # malformed (fewer than 8 hex digits)
+    "agent-",  # malformed
     "agent-xyz",  # malformed
     "block-2f1c7b9e-0d4a-4c1e-9b7a-3e5d6f7a8b9c",  # wrong prefix
     "org-00000000-0000-4000-8000-000000000000",  # Letta's fixed default org id (other table)
 ]
 
 
-def test_pg_regex_agrees_with_python_patterns(pg_cluster: Cluster) -> None:
+def test_pg_predicate_agrees_with_python_patterns(pg_cluster: Cluster) -> None:
     with psycopg.connect(pg_cluster.dsn()) as conn:
         for value in SAMPLE_IDS:
             for strict in (False, True):
-                in_pg = conn.execute(
-                    "SELECT %s ~ %s", (value, ids.pg_regex("agent", strict=strict))
-                ).fetchone()
+                predicate = ids.pg_predicate("agent", "v", strict=strict)
+                in_pg = conn.execute(f"SELECT {predicate} FROM (SELECT %s::text AS v) x", (value,)).fetchone()
                 assert in_pg is not None
                 assert in_pg[0] == ids.is_valid("agents", value, strict=strict), (value, strict)
     assert ids.is_valid("organizations", SAMPLE_IDS[-1], strict=True)

@@ -92,31 +92,46 @@ def has_subvector(ctx: CheckContext) -> bool:
     return bool(ctx.scalar("SELECT to_regprocedure('subvector(vector, integer, integer)') IS NOT NULL"))
 
 
-def scan_query(table: str, flags: list[Flag]) -> sql.Composed:
+def scan_query(table: str, flags: list[Flag], dims_known: bool) -> sql.Composed:
+    """One pass over ``table``: per-row flags computed once (materialized), then aggregated.
+
+    ``dims_known``: the column is ``vector(4096)``, whose type modifier already guarantees the
+    dimension, so the per-row ``vector_dims`` (a full detoast of 16 KB) is skipped.
+    """
     owner_table, owner_key = _OWNER[table]
-    columns = []
-    for flag in flags:
-        columns.append(sql.SQL("count(*) FILTER (WHERE {})").format(sql.SQL(flag.predicate)))
-        columns.append(
-            sql.SQL("(array_agg(p.id ORDER BY p.id) FILTER (WHERE {}))[1:{}]").format(
-                sql.SQL(flag.predicate), sql.Literal(MAX_IDS)
-            )
-        )
+    dims = sql.SQL(str(MAX_EMBEDDING_DIM) if dims_known else "vector_dims(p.embedding)")
+    flag_columns = sql.SQL(", ").join(
+        sql.SQL("coalesce({}, false) AS {}").format(sql.SQL(flag.predicate), sql.Identifier(f"f{i}"))
+        for i, flag in enumerate(flags)
+    )
+    aggregates = sql.SQL(", ").join(
+        sql.SQL(
+            "count(*) FILTER (WHERE {f}), (array_agg(id ORDER BY id) FILTER (WHERE {f}))[1:{limit}]"
+        ).format(f=sql.Identifier(f"f{i}"), limit=sql.Literal(MAX_IDS))
+        for i in range(len(flags))
+    )
+    any_flag = sql.SQL(" OR ").join(sql.Identifier(f"f{i}") for i in range(len(flags)))
     return sql.SQL(
         """
-        SELECT {columns} FROM (
-          SELECT p.*, CASE WHEN p.embedding IS NULL THEN NULL ELSE vector_dims(p.embedding) END AS dims,
-                 CASE WHEN json_typeof(p.embedding_config->'embedding_dim') = 'number'
-                      THEN (p.embedding_config->>'embedding_dim')::numeric::int END AS dim,
-                 o.embedding_config->>'embedding_model' AS owner_model
-          FROM {table} p LEFT JOIN {owner} o ON o.id = p.{owner_key}
-        ) AS p
+        WITH flagged AS MATERIALIZED (
+          SELECT p.id, {flag_columns} FROM (
+            SELECT p.*, CASE WHEN p.embedding IS NULL THEN NULL ELSE {dims} END AS dims,
+                   CASE WHEN json_typeof(p.embedding_config->'embedding_dim') = 'number'
+                        THEN (p.embedding_config->>'embedding_dim')::numeric::int END AS dim,
+                   o.embedding_config->>'embedding_model' AS owner_model
+            FROM {table} p LEFT JOIN {owner} o ON o.id = p.{owner_key}
+          ) AS p
+        )
+        SELECT {aggregates} FROM flagged WHERE {any_flag}
         """
     ).format(
-        columns=sql.SQL(", ").join(columns),
+        flag_columns=flag_columns,
+        dims=dims,
         table=sql.Identifier(table),
         owner=sql.Identifier(owner_table),
         owner_key=sql.Identifier(owner_key),
+        aggregates=aggregates,
+        any_flag=any_flag,
     )
 
 
@@ -142,7 +157,8 @@ def check_embeddings(ctx: CheckContext) -> Iterator[Finding]:
         ):
             continue
         flags = _flags(table, subvector)
-        values = ctx.rows(scan_query(table, flags))[0]
+        dims_known = ctx.columns[table]["embedding"] == f"vector({MAX_EMBEDDING_DIM})"
+        values = ctx.rows(scan_query(table, flags, dims_known))[0]
         for index, flag in enumerate(flags):
             count, ids = values[2 * index], values[2 * index + 1]
             if count:

@@ -14,12 +14,16 @@ from psycopg import sql
 from lifeboat.letta import ids
 from lifeboat.letta.checks.base import MAX_IDS, CheckContext, Finding, Severity, check
 
+# One pass per table; each id is classified once (strict first: almost every id is), in a
+# materialized CTE so the aggregates below do not re-evaluate the predicates per aggregate.
 _ID_SCAN = """
-SELECT count(*) FILTER (WHERE NOT (id ~ {loose})),
-       count(*) FILTER (WHERE id ~ {loose} AND NOT (id ~ {strict})),
-       (array_agg(id ORDER BY id) FILTER (WHERE NOT (id ~ {loose})))[1:{limit}],
-       (array_agg(id ORDER BY id) FILTER (WHERE id ~ {loose} AND NOT (id ~ {strict})))[1:{limit}]
-FROM {table}
+WITH shapes AS MATERIALIZED (
+  SELECT id, CASE WHEN {strict} THEN 0 WHEN {loose} THEN 1 ELSE 2 END AS shape FROM {table}
+)
+SELECT count(*) FILTER (WHERE shape = 2), count(*) FILTER (WHERE shape = 1),
+       (array_agg(id ORDER BY id) FILTER (WHERE shape = 2))[1:{limit}],
+       (array_agg(id ORDER BY id) FILTER (WHERE shape = 1))[1:{limit}]
+FROM shapes WHERE shape > 0
 """
 
 
@@ -30,8 +34,8 @@ def check_id_formats(ctx: CheckContext) -> Iterator[Finding]:
         if prefix is None or not ctx.has(table, "id"):
             continue
         query = sql.SQL(_ID_SCAN).format(
-            loose=sql.Literal(ids.pg_regex(prefix)),
-            strict=sql.Literal(ids.pg_regex(prefix, strict=True)),
+            loose=sql.SQL(ids.pg_predicate(prefix, "id")),
+            strict=sql.SQL(ids.pg_predicate(prefix, "id", strict=True)),
             limit=sql.Literal(MAX_IDS),
             table=sql.Identifier(table),
         )

@@ -15,6 +15,21 @@ from lifeboat.letta.checks.base import CheckContext, Finding, Severity, check, r
 from lifeboat.letta.runs import ACTIVE_RUN_STATUSES, PENDING_STEP_STATUS
 
 
+def describe_age(seconds: object) -> str:
+    """``3 d 4 h``, ``2 h 5 min``, ``40 s``: enough precision to tell a crash from live work."""
+    if seconds is None:
+        return "?"
+    total = int(float(seconds))  # type: ignore[arg-type]
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
 @check(
     "runs",
     "Runs and steps left in flight",
@@ -22,6 +37,11 @@ from lifeboat.letta.runs import ACTIVE_RUN_STATUSES, PENDING_STEP_STATUS
     codes=("runs.in_flight", "steps.pending"),
 )
 def check_runs(ctx: CheckContext) -> Iterator[Finding]:
+    oldest = ctx.scalar(
+        sql.SQL(
+            "SELECT extract(epoch FROM now() - min(created_at)) FROM runs WHERE status = ANY ({})"
+        ).format(sql.Literal(list(ACTIVE_RUN_STATUSES)))
+    )
     yield from row_findings(
         ctx,
         Severity.WARNING,
@@ -30,7 +50,8 @@ def check_runs(ctx: CheckContext) -> Iterator[Finding]:
         sql.SQL("SELECT r.id, r.agent_id AS related FROM runs r WHERE r.status = ANY ({})").format(
             sql.Literal(list(ACTIVE_RUN_STATUSES))
         ),
-        "{count} run(s) are created/running: live work, or leftovers of a server that died mid-step",
+        f"{{count}} run(s) are created/running (the oldest started {describe_age(oldest)} ago): live work, "
+        "or leftovers of a server that died mid-step",
         "if the server is stopped (or they are older than any request), lifeboat reconcile --apply fails them",
     )
     if "steps" not in ctx.columns:
