@@ -52,6 +52,11 @@ _LABELS = {
     "start_cluster": "throwaway PostgreSQL cluster",
     "load_deployment": "loading the deployment",
     "catalog": "agent catalog",
+    "backup": "hot backup into an encrypted repository",
+    "damage": "damage: dropping the database",
+    "restore": "full restore from the snapshot",
+    "verify": "verifying the restored database",
+    "server": "starting the real Letta server on the restored database",
 }
 
 
@@ -81,7 +86,36 @@ def _render(result: object) -> None:
             f"[{style}]{status}[/]" if style else status,
         )
     output.console.print(table)
+    _render_story(result.story)
     phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.timings.items())
     output.console.print(f"{len(result.agents)} agents; phases: {phases}")
     if result.dsn:
         output.console.print(f"kept running: {result.dsn}")
+
+
+def _render_story(story: dict[str, object]) -> None:
+    snapshot = story.get("snapshot")
+    if not isinstance(snapshot, dict):
+        return
+    restore = story.get("restore") or {}
+    verify = story.get("verify") or {}
+    server = story.get("server") or {}
+    assert isinstance(restore, dict) and isinstance(verify, dict) and isinstance(server, dict)
+    mark = {True: "[green]yes[/]", False: "[red]NO[/]"}
+    output.console.print(
+        f"backup: snapshot [bold]{snapshot['short_id']}[/], {snapshot['rows']} rows, "
+        f"{snapshot['raw_bytes'] / 1e6:.1f} MB read, {snapshot['bytes_added'] / 1e6:.2f} MB stored "
+        f"(encrypted), {snapshot['seconds']:.1f} s"
+    )
+    output.console.print(f"damage: {story.get('damage')}")
+    output.console.print(
+        f"restore: {restore.get('seconds', 0):.1f} s into database {restore.get('database')}"
+    )
+    output.console.print(
+        f"verify: clean {mark[bool(verify.get('ok'))]}, catalog identical {mark[bool(verify.get('catalog_identical'))]}"
+        f" (findings {verify.get('findings')})"
+    )
+    output.console.print(
+        f"real Letta server on the restored database lists {server.get('agents_listed')} agents, "
+        f"the same as before: {mark[bool(server.get('same_agents'))]}"
+    )

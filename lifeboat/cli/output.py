@@ -10,7 +10,8 @@ from typing import Any
 from pydantic import BaseModel
 from rich.console import Console
 
-console = Console(stderr=False, highlight=False)
+# Not a terminal (pipes, CI logs): rich would assume 80 columns and squeeze tables of ids.
+console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False)
 
 _json_mode = False

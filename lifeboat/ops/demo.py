@@ -1,21 +1,25 @@
 """The demo: the whole story on a throwaway deployment of the real Letta 0.16.8.
 
-Today it builds (or loads from the cache) the sandbox deployment on a throwaway PostgreSQL
-cluster and catalogs its agents. It is a list of small phases sharing a :class:`DemoContext`;
-each phase's wall time lands in ``timings``. The backup / damage / restore / verify story is
-added by appending phases to :data:`PHASES` (or passing ``phases=``).
+It builds (or loads from the cache) the sandbox deployment on a throwaway PostgreSQL cluster,
+catalogs its agents, backs it up into an encrypted repository, drops the database, restores it,
+verifies it, and has the real Letta server list the agents. It is a list of small phases sharing
+a :class:`DemoContext`; each phase's wall time lands in ``timings``, its evidence in ``story``.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from lifeboat.letta.catalog import CATALOG_SQL, AgentEntry, catalog_from_rows
+from lifeboat.repo.repository import Repository
 from lifeboat.sandbox.deployment import CachedDeployment, LettaDatabase, ensure_deployment, load_deployment
 from lifeboat.sandbox.postgres import Cluster, default_flavor, start_cluster
 
@@ -29,6 +33,7 @@ class DemoResult(BaseModel):
     agents: list[AgentEntry] = []
     facts: dict[str, Any] = {}
     timings: dict[str, float] = {}
+    story: dict[str, Any] = {}  # backup / damage / restore / verify / server evidence
 
 
 @dataclass
@@ -42,6 +47,9 @@ class DemoContext:
     database: LettaDatabase | None = None
     agents: list[AgentEntry] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    story: dict[str, Any] = field(default_factory=dict)
+    workdir: Path | None = None
+    repo: Repository | None = None
 
     def require_database(self) -> LettaDatabase:
         assert self.database is not None, "phase order: load the deployment first"
@@ -69,11 +77,70 @@ def phase_catalog(ctx: DemoContext) -> None:
     ctx.agents = agent_catalog(ctx.require_database().admin_dsn)
 
 
+DEMO_PASSPHRASE = "lifeboat-demo"  # a throwaway repository in a temp dir
+
+
+def phase_backup(ctx: DemoContext) -> None:
+    """An encrypted repository in a temp dir, and a hot backup of the live deployment."""
+    from lifeboat.ops.backup import run_backup
+
+    ctx.workdir = Path(tempfile.mkdtemp(prefix="lifeboat-demo-"))
+    ctx.repo = Repository.init(ctx.workdir / "repo", DEMO_PASSPHRASE)
+    result = run_backup(ctx.repo, ctx.require_database().admin_dsn, tags=["demo"])
+    ctx.story["snapshot"] = result.summary()
+
+
+def phase_damage(ctx: DemoContext) -> None:
+    """The bad day: the database is gone."""
+    database = ctx.require_database()
+    database.cluster.drop_database(database.dbname)
+    ctx.story["damage"] = f"dropped database {database.dbname}"
+
+
+def phase_restore(ctx: DemoContext) -> None:
+    from lifeboat.ops.restore import run_restore
+
+    assert ctx.repo is not None
+    database = ctx.require_database()
+    result = run_restore(ctx.repo, "latest", database.admin_dsn)
+    ctx.story["restore"] = result.summary()
+
+
+def phase_verify(ctx: DemoContext) -> None:
+    from lifeboat.ops.verify import verify_database
+
+    report = verify_database(ctx.require_database().admin_dsn)
+    restored = agent_catalog(ctx.require_database().admin_dsn)
+    ctx.story["verify"] = {
+        "ok": report.ok,
+        "findings": report.summary,
+        "catalog_identical": [a.model_dump() for a in restored] == [a.model_dump() for a in ctx.agents],
+    }
+
+
+def phase_server(ctx: DemoContext) -> None:
+    """The real Letta 0.16.8 server, started on the restored database, lists the same agents."""
+    from lifeboat.sandbox.letta_server import LettaServer
+
+    database = ctx.require_database()
+    with LettaServer(database.dsn) as server:
+        listed = server.get("/v1/agents/", limit=1000)
+    ctx.story["server"] = {
+        "agents_listed": len(listed),
+        "same_agents": sorted(a["id"] for a in listed) == sorted(a.id for a in ctx.agents),
+    }
+
+
 PHASES: list[tuple[str, Phase]] = [
     ("deployment_cache", phase_deployment_cache),
     ("start_cluster", phase_cluster),
     ("load_deployment", phase_load),
     ("catalog", phase_catalog),
+    ("backup", phase_backup),
+    ("damage", phase_damage),
+    ("restore", phase_restore),
+    ("verify", phase_verify),
+    ("server", phase_server),
 ]
 
 
@@ -106,6 +173,8 @@ def run_demo(
     finally:
         if ctx.cluster is not None and not keep:
             ctx.cluster.stop()
+        if ctx.workdir is not None and not keep:
+            shutil.rmtree(ctx.workdir, ignore_errors=True)
 
 
 def _result(ctx: DemoContext) -> DemoResult:
@@ -123,6 +192,7 @@ def _result(ctx: DemoContext) -> DemoResult:
             "letta_version": facts.get("letta_version"),
         },
         timings=ctx.timings,
+        story=ctx.story,
     )
 
 

