@@ -156,6 +156,8 @@ class _Export:
         groups = _rows(
             self.conn, "SELECT * FROM groups WHERE manager_agent_id = ANY(%s) ORDER BY id", [self.agent_ids]
         )
+        for group in groups:  # before the messages, which name their group
+            self.ids(group["id"], "group")
         agents = [self._agent(row, tools, blocks, files_agents, groups) for row in self.agent_rows]
         doc = AgentFile(
             agents=agents,
@@ -475,7 +477,7 @@ class _Export:
     # ---- complete extras ----
 
     def _extras(self, files: list[Row]) -> CompleteExtras:
-        extras = CompleteExtras(messages=self._message_extras)
+        extras = CompleteExtras()
         archive_links = _rows(
             self.conn,
             "SELECT * FROM archives_agents WHERE agent_id = ANY(%s) ORDER BY agent_id, archive_id",
@@ -493,6 +495,7 @@ class _Export:
         extras.identities = self._identities()
         for row in self.agent_rows:
             extras.agents[self.ids(row["id"], "agent")] = self._agent_extra(row, archive_links, extras)
+        extras.messages = dict(self._message_extras)  # after the conversations added theirs
         return extras
 
     def _agent_extra(self, row: Row, archive_links: list[Row], extras: CompleteExtras) -> AgentExtra:

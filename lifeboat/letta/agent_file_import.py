@@ -467,7 +467,7 @@ class _Planner:
             "name": message.name,
             "tool_calls": message.tool_calls or [],
             "tool_call_id": message.tool_call_id,
-            "otid": message.otid or str(uuid.uuid4()),
+            "otid": message.otid if self.verbatim else message.otid or str(uuid.uuid4()),  # MessageCreate
             "tool_returns": self._normal(letta_defaults.tool_returns, message.tool_returns or []),
             "group_id": self.plan.id_map.get(message.group_id, message.group_id)
             if message.group_id
