@@ -9,6 +9,7 @@ is incomplete; the next restore of the same target removes it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -234,10 +235,18 @@ def _switch(admin_dsn: str, temp: str, target: str, exists: bool) -> None:
 
 
 def _drop_leftovers(admin: psycopg.Connection, target: str) -> None:
-    """Remove databases an interrupted restore of the same target left behind (marked by comment)."""
+    """Remove databases an interrupted restore of the same target left behind.
+
+    They are recognised by their temporary name (only the final rename gives a database its real
+    name) or by the comment set right after creation. One still in use (another restore of the
+    same target running now) is left alone: DROP without FORCE refuses it.
+    """
+    prefix = pg.temporary_database_name(target).rsplit("_lifeboat_restore_", 1)[0] + "_lifeboat_restore_"
     rows = admin.execute(
-        "SELECT d.datname FROM pg_database d WHERE shobj_description(d.oid, 'pg_database') LIKE %s",
-        (INCOMPLETE_COMMENT.format(snapshot="%", target=target),),
+        "SELECT d.datname FROM pg_database d "
+        "WHERE starts_with(d.datname, %s) OR shobj_description(d.oid, 'pg_database') LIKE %s",
+        (prefix, INCOMPLETE_COMMENT.format(snapshot="%", target=target)),
     ).fetchall()
     for (name,) in rows:
-        pg.drop_database(admin, name)
+        with contextlib.suppress(psycopg.errors.ObjectInUse):
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))

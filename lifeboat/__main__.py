@@ -1,0 +1,5 @@
+"""``python -m lifeboat``."""
+
+from lifeboat.cli import main
+
+main()
