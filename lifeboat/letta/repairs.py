@@ -102,15 +102,18 @@ def _current_schema(conn: Conn) -> str:
 
 
 _STALE_RUNS_SQL = """
-SELECT r.id, r.status, r.agent_id, r.conversation_id,
-       GREATEST(r.created_at, r.updated_at, (SELECT max(GREATEST(s.created_at, s.updated_at))
-                                             FROM steps s WHERE s.run_id = r.id))::text AS last_activity
-FROM runs r
-WHERE r.status = ANY (%(active)s)
-  AND GREATEST(r.created_at, r.updated_at, (SELECT max(GREATEST(s.created_at, s.updated_at))
-                                            FROM steps s WHERE s.run_id = r.id))
-      <= now() - make_interval(secs => %(seconds)s)
-ORDER BY r.id
+WITH active AS (
+  SELECT r.id, r.status, r.agent_id, r.conversation_id, GREATEST(r.created_at, r.updated_at) AS touched
+  FROM runs r WHERE r.status = ANY (%(active)s)
+),
+step_activity AS (
+  SELECT s.run_id, max(GREATEST(s.created_at, s.updated_at)) AS touched
+  FROM steps s WHERE s.run_id IN (SELECT id FROM active) GROUP BY s.run_id
+)
+SELECT a.id, a.status, a.agent_id, a.conversation_id, GREATEST(a.touched, sa.touched)::text AS last_activity
+FROM active a LEFT JOIN step_activity sa ON sa.run_id = a.id
+WHERE GREATEST(a.touched, sa.touched) <= now() - make_interval(secs => %(seconds)s)
+ORDER BY a.id
 """
 
 
