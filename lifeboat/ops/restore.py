@@ -222,13 +222,14 @@ def _counting(chunks: Any, progress: Progress | None) -> Any:
 
 
 def _switch(admin_dsn: str, temp: str, target: str, exists: bool) -> None:
-    """Rename the finished database into place; the replaced one is dropped only after the rename."""
+    """Rename the finished database into place (one transaction when replacing), then drop the old one."""
     with pg.connect(admin_dsn) as admin:
         previous = None
         if exists:
             previous = pg.temporary_database_name(target, "replaced")
-            pg.rename_database(admin, target, previous)
-        pg.rename_database(admin, temp, target)
+            pg.swap_databases(admin, target, temp, previous)
+        else:
+            pg.rename_database(admin, temp, target)
         admin.execute(sql.SQL("COMMENT ON DATABASE {} IS NULL").format(sql.Identifier(target)))
         if previous:
             pg.drop_database(admin, previous)

@@ -24,6 +24,7 @@ from lifeboat.pg.admin import (
     drop_database,
     rename_database,
     set_allow_connections,
+    swap_databases,
     temporary_database_name,
     terminate_backends,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "run_statements",
     "server_info",
     "set_allow_connections",
+    "swap_databases",
     "temporary_database_name",
     "terminate_backends",
     "with_database",

@@ -110,6 +110,43 @@ def rename_database(conn: psycopg.Connection, old: str, new: str, *, attempts: i
     set_allow_connections(conn, new, True)
 
 
+def swap_databases(
+    conn: psycopg.Connection, current: str, replacement: str, parking: str, *, attempts: int = 5
+) -> None:
+    """Rename ``current`` to ``parking`` and ``replacement`` to ``current`` in ONE transaction.
+
+    ALTER DATABASE ... RENAME is transactional, so there is no instant (and no crash point) at
+    which no database carries the name ``current``. Sessions on ``current`` are closed first and
+    new ones refused while it happens; the new ``current`` accepts connections afterwards.
+    """
+    set_allow_connections(conn, current, False)
+    try:
+        for attempt in range(attempts):
+            terminate_backends(conn, current)
+            try:
+                with conn.transaction():
+                    for old, new in ((current, parking), (replacement, current)):
+                        conn.execute(
+                            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                                sql.Identifier(old), sql.Identifier(new)
+                            )
+                        )
+                break
+            except psycopg.errors.ObjectInUse as exc:
+                if attempt == attempts - 1:
+                    raise DatabaseError(
+                        f"swap database {replacement} into {current}: {one_line(exc)}"
+                    ) from exc
+                time.sleep(0.2 * (attempt + 1))
+            except psycopg.Error as exc:
+                raise DatabaseError(f"swap database {replacement} into {current}: {one_line(exc)}") from exc
+    except BaseException:
+        with contextlib.suppress(DatabaseError):
+            set_allow_connections(conn, current, True)
+        raise
+    set_allow_connections(conn, current, True)
+
+
 def _run(conn: psycopg.Connection, statement: sql.Composed, what: str) -> None:
     try:
         conn.execute(statement)
