@@ -26,7 +26,7 @@ def letta_pg_uri(env: dict[str, str] | None = None) -> str:
     parts = {name: lower.get(f"letta_pg_{name}") for name in ("db", "user", "password", "host", "port")}
     if all(parts.values()):
         return (
-            f"postgresql://{quote(parts['user'] or '')}:{quote(parts['password'] or '')}"
+            f"postgresql://{quote(parts['user'] or '', safe='')}:{quote(parts['password'] or '', safe='')}"
             f"@{parts['host']}:{parts['port']}/{parts['db']}"
         )
     return "postgresql://letta:letta@localhost:5432/letta"
