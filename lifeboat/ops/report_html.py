@@ -181,7 +181,7 @@ def _axes(top: float, plot_w: float, plot_h: float) -> list[str]:
         out.append(
             f'<line x1="{MARGIN_L}" y1="{y:.1f}" x2="{MARGIN_L + plot_w}" y2="{y:.1f}" stroke="#e2e8f0"/>'
             f'<text x="{MARGIN_L - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="#475569">'
-            f"{value:.0f} s</text>"
+            f"{value:g} s</text>"
         )
     out.append(
         f'<line x1="{MARGIN_L}" y1="{MARGIN_T}" x2="{MARGIN_L}" y2="{MARGIN_T + plot_h}" stroke="#94a3b8"/>'

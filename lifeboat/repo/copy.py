@@ -6,6 +6,7 @@ target's encryption key (or in clear when the target is unencrypted). Deduplicat
 both ends: a blob already in the target (by its target id) is not stored again, and a blob that
 several copied snapshots share is read once. Snapshots keep their ids, so copying again skips
 what the target already has; a copied manifest is saved only after its blobs are durable there.
+Drill reports (``drills/``) stay with the repository the drills ran against.
 """
 
 from __future__ import annotations
