@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,8 +20,7 @@ from lifeboat.sandbox.postgres import Cluster
 
 def test_every_check_is_ordered_and_documented() -> None:
     assert list(REGISTRY) == list(CHECK_ORDER)
-    with open("docs/VERIFY.md") as handle:
-        doc = handle.read()
+    doc = (Path(__file__).parents[2] / "docs" / "VERIFY.md").read_text()
     undocumented = [code for code in all_codes() if f"`{code}`" not in doc]
     assert undocumented == []
 
