@@ -486,14 +486,13 @@ def rows_to_write(graph: Subgraph, decisions: Decisions, options: Options) -> di
             for value in rows.values("id"):
                 if value:
                     decisions.remap.renew(value)
-        elif spec.owner != AGENT and rows.has("id") and _copied(spec, decisions):
+        elif spec.owner != AGENT and rows.has("id") and decisions.with_action(spec.owner, Action.COPY):
+            copied = _copied_parents(spec, decisions, graph)
             for value, parent in zip(rows.values("id"), rows.values(spec.key), strict=True):
-                if value and parent in _copied_parents(spec, decisions, graph):
+                if value and parent in copied:
                     decisions.remap.renew(value)
         out[spec.table] = rows
-    for table, rows in out.items():
-        out[table] = _rewrite(rows, decisions, options, graph)
-    return out
+    return {table: _rewrite(rows, decisions, options) for table, rows in out.items()}
 
 
 def _filter_for(
@@ -520,10 +519,6 @@ def _filter_for(
     return rows.where_in(spec.key, written)
 
 
-def _copied(spec: TableSpec, decisions: Decisions) -> bool:
-    return bool(decisions.with_action(spec.owner, Action.COPY))
-
-
 def _copied_parents(spec: TableSpec, decisions: Decisions, graph: Subgraph) -> set[str]:
     copied = decisions.with_action(spec.owner, Action.COPY)
     if spec.table == ENTITIES[spec.owner].table:
@@ -536,7 +531,7 @@ def _copied_parents(spec: TableSpec, decisions: Decisions, graph: Subgraph) -> s
     return copied
 
 
-def _rewrite(rows: TableRows, decisions: Decisions, options: Options, graph: Subgraph) -> TableRows:
+def _rewrite(rows: TableRows, decisions: Decisions, options: Options) -> TableRows:
     """Ids through the remap; for copies also the organization and the agents' name suffix."""
     org = options.org.encode() if options.org and options.mode is Mode.COPY else None
     org_at = rows.index("organization_id") if org and rows.has("organization_id") else None
@@ -595,7 +590,6 @@ class Applier:
         self.tables: dict[str, TablePlan] = {}
         self.staged: dict[str, Staged] = {}
         self.warnings: list[str] = []
-        self.on_progress: list[Any] = []
 
     # staging
     def stage(self, rows: dict[str, TableRows]) -> None:

@@ -38,7 +38,7 @@ def digests_outside(dsn: str, excluded: set[str], schema: str = "letta") -> dict
                 )
             }
             keep = [
-                sql.SQL("t.{} IS DISTINCT FROM ALL(%s)").format(sql.Identifier(c))
+                sql.SQL("NOT coalesce(t.{}::text = ANY(%s), false)").format(sql.Identifier(c))
                 for c in SCOPE_COLUMNS
                 if c in columns
             ]

@@ -180,7 +180,10 @@ def test_copy_into_another_organization(letta_db, repo: Repository) -> None:
     org = f"org-{uuid.uuid4()}"
     run_backup(repo, letta_db.admin_dsn)
     with psycopg.connect(letta_db.admin_dsn) as conn:
-        conn.execute("INSERT INTO letta.organizations (id, name, privileged_tools) VALUES (%s, 'second org', false)", (org,))
+        conn.execute(
+            "INSERT INTO letta.organizations (id, name, privileged_tools) VALUES (%s, 'second org', false)",
+            (org,),
+        )
     original = agent_rows(letta_db.admin_dsn, [agent_id])
     errors_before = verify_database(letta_db.admin_dsn).codes(Severity.ERROR)
 
