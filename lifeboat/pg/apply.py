@@ -96,6 +96,8 @@ def apply_pre_data(
     """
     report = report if report is not None else ApplyReport()
     roles = existing_roles(conn)
+    report.warnings += check_target_version(conn, schema)
+    _refuse_existing_tables(conn, schema)
     try:
         with conn.transaction():
             conn.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog', true)")
@@ -107,6 +109,20 @@ def apply_pre_data(
     except psycopg.Error as exc:
         raise DatabaseError(f"pre-data: {one_line(exc)}") from exc
     return report
+
+
+def _refuse_existing_tables(conn: psycopg.Connection, schema: DatabaseSchema) -> None:
+    names = [str(table.qualified) for table in schema.tables]
+    rows = conn.execute(
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname || '.' || c.relname = ANY(%s) ORDER BY 1",
+        (names,),
+    ).fetchall()
+    if rows:
+        listing = ", ".join(row[0] for row in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        raise DatabaseError(
+            f"the target database is not empty (it already has {listing}); restore into a new database"
+        )
 
 
 def _drop_public_if_absent(conn: psycopg.Connection, schema: DatabaseSchema) -> None:
@@ -135,7 +151,13 @@ def _create_extension(conn: psycopg.Connection, extension: ExtensionDef, report:
         )
         if version is not None:
             statement = sql.SQL("{} VERSION {}").format(statement, sql.Literal(version))
-        _execute(conn, Statement(statement))
+        try:
+            conn.execute(statement)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise DatabaseError(
+                f"creating extension {extension.name} needs more privileges than role"
+                f" {conn.info.user} has ({one_line(exc)}); apply pre-data as a superuser"
+            ) from exc
         return
     schema_name, version = installed
     if schema_name != extension.schema_:

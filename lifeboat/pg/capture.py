@@ -128,28 +128,29 @@ def _acl_sql(column: str, kind: str, owner_column: str) -> str:
     """JSON of an ACL column: its entries, the owner, and the owner's default privileges."""
     return f"""CASE WHEN {column} IS NULL THEN NULL ELSE json_build_object(
         'grants', (SELECT coalesce(json_agg(json_build_array(
-                       CASE WHEN x.grantee = 0 THEN NULL ELSE pg_get_userbyid(x.grantee) END,
-                       x.privilege_type, x.is_grantable)
-                   ORDER BY x.grantee = 0, pg_get_userbyid(x.grantee), x.privilege_type), '[]'::json)
-                   FROM aclexplode({column}) x),
+                       CASE WHEN acl_entry.grantee = 0 THEN NULL ELSE pg_get_userbyid(acl_entry.grantee) END,
+                       acl_entry.privilege_type, acl_entry.is_grantable)
+                   ORDER BY acl_entry.grantee = 0, pg_get_userbyid(acl_entry.grantee), acl_entry.privilege_type), '[]'::json)
+                   FROM aclexplode({column}) acl_entry),
         'owner', pg_get_userbyid({owner_column}),
-        'owner_default', (SELECT json_agg(d.privilege_type ORDER BY d.privilege_type)
-                          FROM aclexplode(acldefault('{kind}', {owner_column})) d
-                          WHERE d.grantee = {owner_column})) END"""
+        'owner_default', (SELECT json_agg(acl_default.privilege_type ORDER BY acl_default.privilege_type)
+                          FROM aclexplode(acldefault('{kind}', {owner_column})) acl_default
+                          WHERE acl_default.grantee = {owner_column})) END"""
 
 
 def _database(conn: psycopg.Connection) -> DatabaseInfo:
     row = conn.execute(
-        """
+        f"""
         SELECT d.datname, pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype,
-               shobj_description(d.oid, 'pg_database')
+               shobj_description(d.oid, 'pg_database'), {_acl_sql("d.datacl", "d", "d.datdba")}
         FROM pg_database d WHERE d.datname = current_database()
         """
     ).fetchone()
     assert row is not None
     return DatabaseInfo(
-        name=row[0], owner=row[1], encoding=row[2], collate=row[3], ctype=row[4], comment=row[5]
-    )
+        name=row[0], owner=row[1], encoding=row[2], collate=row[3], ctype=row[4], comment=row[5],
+        grants=_grants(row[6]),
+    )  # fmt: skip
 
 
 def _settings(conn: psycopg.Connection) -> list[DatabaseSetting]:
@@ -181,13 +182,25 @@ def _schemas(conn: psycopg.Connection) -> list[SchemaDef]:
 
 
 def _extensions(conn: psycopg.Connection) -> list[ExtensionDef]:
+    """Installed extensions, each after the extensions it requires."""
     rows = conn.execute(
         """
-        SELECT x.extname, n.nspname, x.extversion FROM pg_extension x
-        JOIN pg_namespace n ON n.oid = x.extnamespace ORDER BY x.extname
+        SELECT x.extname, n.nspname, x.extversion,
+               ARRAY(SELECT r.extname FROM pg_depend d JOIN pg_extension r ON r.oid = d.refobjid
+                     WHERE d.classid = 'pg_extension'::regclass AND d.objid = x.oid
+                       AND d.refclassid = 'pg_extension'::regclass)
+        FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace ORDER BY x.extname
         """
     ).fetchall()
-    return [ExtensionDef(name=r[0], schema=r[1], version=r[2]) for r in rows]
+    requires = {r[0]: set(r[3]) for r in rows}
+    ordered: list[str] = []
+    while len(ordered) < len(rows):
+        ready = sorted(
+            name for name, needs in requires.items() if name not in ordered and needs <= set(ordered)
+        )
+        ordered += ready or sorted(set(requires) - set(ordered))  # a cycle cannot happen; never loop forever
+    by_name = {r[0]: ExtensionDef(name=r[0], schema=r[1], version=r[2]) for r in rows}
+    return [by_name[name] for name in ordered]
 
 
 def _extension_config_warnings(conn: psycopg.Connection) -> list[str]:

@@ -15,13 +15,14 @@ from lifeboat.errors import DatabaseError
 APPLICATION_NAME = "lifeboat"
 CONNECT_TIMEOUT_SECONDS = 10
 
-# Long operations (COPY of a big table, index builds) must not be cut by server-side defaults
-# an operator configured for the application role.
+# Long operations (COPY of a big table, index builds, a snapshot held open for the whole
+# backup) must not be cut by server-side defaults an operator configured for the role.
 _SESSION_SETTINGS = {
     "statement_timeout": "0",
     "idle_in_transaction_session_timeout": "0",
     "lock_timeout": "0",
 }
+_SESSION_SETTINGS_17 = {"transaction_timeout": "0"}  # PostgreSQL 17+
 
 _SERVER_PREFIX = re.compile(
     r'^(connection failed: )?(connection to server (at|on) "[^"]*"( \([^)]*\))?, port \d+ failed: )?'
@@ -76,8 +77,11 @@ def connect(
             f"cannot connect to PostgreSQL at {describe_target(dsn)}: {one_line(exc)}"
         ) from None
     try:
-        for name, value in _SESSION_SETTINGS.items():
-            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        settings = dict(_SESSION_SETTINGS)
+        if conn.info.server_version >= 170000:
+            settings.update(_SESSION_SETTINGS_17)
+        calls = ", ".join(["set_config(%s, %s, false)"] * len(settings))
+        conn.execute(f"SELECT {calls}", [item for pair in settings.items() for item in pair])
         if not autocommit:
             conn.commit()
     except psycopg.Error as exc:

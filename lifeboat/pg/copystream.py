@@ -42,11 +42,16 @@ def copy_out_statement(
 ) -> sql.Composed:
     column_list = sql.SQL(", ").join(sql.Identifier(column) for column in columns)
     if not order_by:
-        return sql.SQL("COPY {} ({}) TO STDOUT").format(table.identifier(), column_list)
+        return sql.SQL("COPY {}{} TO STDOUT").format(table.identifier(), _parenthesized(column_list, columns))
     ordering = sql.SQL(", ").join(sql.Identifier(column) for column in order_by)
     return sql.SQL("COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT").format(
         column_list, table.identifier(), ordering
     )
+
+
+def _parenthesized(column_list: sql.Composable, columns: Sequence[str]) -> sql.Composable:
+    """``(a, b)``; nothing for a table without (copyable) columns, where ``()`` is a syntax error."""
+    return sql.SQL(" ({})").format(column_list) if columns else sql.SQL("")
 
 
 def copy_out(
@@ -143,7 +148,9 @@ def copy_in(
     """
     column_list = sql.SQL(", ").join(sql.Identifier(column) for column in columns)
     options = sql.SQL(" (FREEZE)") if freeze else sql.SQL("")
-    statement = sql.SQL("COPY {} ({}) FROM STDIN{}").format(table.identifier(), column_list, options)
+    statement = sql.SQL("COPY {}{} FROM STDIN{}").format(
+        table.identifier(), _parenthesized(column_list, columns), options
+    )
     try:
         with conn.transaction(), conn.cursor() as cursor:
             if freeze:

@@ -27,6 +27,7 @@ from lifeboat.pg.models import (
     DatabaseSetting,
     EnumDef,
     Grant,
+    IndexDef,
     QualifiedName,
     SequenceDef,
     TableDef,
@@ -135,8 +136,12 @@ def setting_statement(database: str, setting: DatabaseSetting) -> Statement:
 
 
 def database_setting_statements(schema: DatabaseSchema, database: str) -> list[Statement]:
-    """``ALTER DATABASE`` statements; run them connected to another database (or the same)."""
-    return [setting_statement(database, setting) for setting in schema.settings]
+    """``ALTER DATABASE ... SET``, the database's comment and privileges (any connection)."""
+    name = sql.Identifier(database)
+    statements = [setting_statement(database, setting) for setting in schema.settings]
+    statements += _comment("DATABASE", name, schema.database.comment)
+    statements += _privileges("DATABASE", name, schema.database.owner, schema.database.grants)
+    return statements
 
 
 # ---- pre-data ----------------------------------------------------------------------------------
@@ -283,6 +288,9 @@ def table_statements(schema: DatabaseSchema, table: TableDef) -> list[Statement]
     name = table.qualified.identifier()
     statements = [create_table_statement(schema, table)]
     statements += _comment("TABLE", name, table.comment)
+    for constraint in table.constraints:
+        if _inline_check(constraint):
+            statements += _constraint_comment(table, constraint)
     for column in table.columns:
         statements += _comment(
             "COLUMN", sql.SQL("{}.{}").format(name, sql.Identifier(column.name)), column.comment
@@ -322,6 +330,16 @@ def pre_data_statements(schema: DatabaseSchema) -> list[Statement]:
 # ---- post-data ---------------------------------------------------------------------------------
 
 
+def _constraint_comment(table: TableDef, constraint: ConstraintDef) -> list[Statement]:
+    target = sql.SQL("{} ON {}").format(sql.Identifier(constraint.name), table.qualified.identifier())
+    return _comment("CONSTRAINT", target, constraint.comment)
+
+
+def _with_comments(statement: Query, comments: list[Statement]) -> Query:
+    """One unit for the scheduler: a comment must not run before (or beside) its object's creation."""
+    return sql.SQL("; ").join([statement, *(comment.sql for comment in comments)]) if comments else statement
+
+
 def _constraint_statement(table: TableDef, constraint: ConstraintDef) -> Statement:
     statement = sql.SQL("ALTER TABLE ONLY {} ADD CONSTRAINT {} {}").format(
         table.qualified.identifier(), sql.Identifier(constraint.name), sql.SQL(constraint.definition)
@@ -329,36 +347,27 @@ def _constraint_statement(table: TableDef, constraint: ConstraintDef) -> Stateme
     locks = {str(table.qualified)}
     if constraint.references is not None:
         locks.add(str(constraint.references))
-    return Statement(statement, exclusive_locks=frozenset(locks))
+    return Statement(
+        _with_comments(statement, _constraint_comment(table, constraint)), exclusive_locks=frozenset(locks)
+    )
 
 
-def _constraint_comment(table: TableDef, constraint: ConstraintDef) -> list[Statement]:
-    target = sql.SQL("{} ON {}").format(sql.Identifier(constraint.name), table.qualified.identifier())
-    return [
-        Statement(s.sql, exclusive_locks=frozenset({str(table.qualified)}))
-        for s in _comment("CONSTRAINT", target, constraint.comment)
-    ]
+def _index_statement(table: TableDef, index: IndexDef) -> Statement:
+    index_name = QualifiedName(schema=table.schema_, name=index.name).identifier()
+    statement = _with_comments(sql.SQL(index.definition), _comment("INDEX", index_name, index.comment))
+    return Statement(statement, shared_locks=frozenset({str(table.qualified)}))
 
 
 def post_data_statements(schema: DatabaseSchema) -> PostData:
     keys_and_indexes: list[Statement] = []
     foreign_keys: list[Statement] = []
     for table in schema.tables_biggest_first():
-        table_lock = frozenset({str(table.qualified)})
         for constraint in table.constraints:
             if constraint.kind in ("p", "u", "x"):
                 keys_and_indexes.append(_constraint_statement(table, constraint))
-                keys_and_indexes += _constraint_comment(table, constraint)
-            elif constraint.kind == "f" or not _inline_check(constraint):
+            elif not _inline_check(constraint):  # foreign keys and NOT VALID checks
                 foreign_keys.append(_constraint_statement(table, constraint))
-                foreign_keys += _constraint_comment(table, constraint)
-        for index in table.indexes:
-            keys_and_indexes.append(Statement(sql.SQL(index.definition), shared_locks=table_lock))
-            index_name = QualifiedName(schema=table.schema_, name=index.name).identifier()
-            keys_and_indexes += [
-                Statement(s.sql, shared_locks=table_lock)
-                for s in _comment("INDEX", index_name, index.comment)
-            ]
+        keys_and_indexes += [_index_statement(table, index) for index in table.indexes]
     return PostData(keys_and_indexes, foreign_keys, sequence_ownership_statements(schema.sequences))
 
 

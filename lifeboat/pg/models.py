@@ -56,6 +56,7 @@ class DatabaseInfo(_Model):
     collate: str
     ctype: str
     comment: str | None = None
+    grants: list[Grant] | None = None  # None: default privileges (PUBLIC may CONNECT and TEMP)
 
 
 class SchemaDef(_Model):

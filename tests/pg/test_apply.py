@@ -1,0 +1,142 @@
+"""Schema apply beyond the Letta layout: generic features, missing roles, refusals."""
+
+from __future__ import annotations
+
+import itertools
+
+import psycopg
+import pytest
+
+from lifeboat import pg
+from lifeboat.errors import DatabaseError
+from lifeboat.sandbox.postgres import Cluster
+
+from .roundtrip import capture, newest_pg_dump, normalized_schema_dump, restore, table_digests
+
+_names = itertools.count()
+
+EXTRAS_SQL = r"""
+CREATE SCHEMA "Other Schema";
+COMMENT ON SCHEMA "Other Schema" IS 'quoted; with ''quotes''';
+CREATE TYPE "Other Schema".mood AS ENUM ('it''s ok', 'tab	in label', 'ünï');
+CREATE SEQUENCE "Other Schema".countdown AS integer INCREMENT BY -2 MINVALUE -100 MAXVALUE 50 START WITH 50 CACHE 3 CYCLE;
+CREATE TABLE "Other Schema"."Weird Table" (
+    "select" integer NOT NULL DEFAULT nextval('"Other Schema".countdown'),
+    "Mixed Case" "Other Schema".mood,
+    during tstzrange,
+    body text CHECK (length(body) < 1000),
+    CONSTRAINT no_overlap EXCLUDE USING gist (during WITH &&)
+);
+ALTER SEQUENCE "Other Schema".countdown OWNED BY "Other Schema"."Weird Table"."select";
+CREATE INDEX weird_expression ON "Other Schema"."Weird Table" (lower(body)) WHERE "select" > 0;
+COMMENT ON INDEX "Other Schema".weird_expression IS 'expression + partial';
+COMMENT ON CONSTRAINT no_overlap ON "Other Schema"."Weird Table" IS 'exclusion';
+COMMENT ON CONSTRAINT "Weird Table_body_check" ON "Other Schema"."Weird Table" IS 'inline check';
+CREATE UNLOGGED TABLE public.cache_entries (key text PRIMARY KEY, value bytea);
+CREATE TABLE public.no_columns ();
+CREATE TABLE public.empty_table (id int PRIMARY KEY);
+GRANT SELECT ON public.cache_entries TO PUBLIC;
+INSERT INTO "Other Schema"."Weird Table" ("Mixed Case", during, body)
+SELECT (ARRAY['it''s ok', 'tab	in label', 'ünï'])[i % 3 + 1]::"Other Schema".mood,
+       tstzrange('2025-01-01'::timestamptz + i * interval '1 day', '2025-01-01'::timestamptz + (i + 1) * interval '1 day'),
+       'row ' || i
+FROM generate_series(1, 20) i;
+INSERT INTO "Other Schema"."Weird Table" ("select", body) VALUES (7, 'violates the NOT VALID check');
+INSERT INTO public.cache_entries VALUES ('k1', '\x00ff10'), ('k2', NULL);
+INSERT INTO public.no_columns DEFAULT VALUES;
+INSERT INTO public.no_columns DEFAULT VALUES;
+ALTER TABLE "Other Schema"."Weird Table" ADD CONSTRAINT later_check CHECK ("select" <> 7) NOT VALID;
+"""
+
+
+def _ensure_role(conn: psycopg.Connection, role: str) -> None:
+    if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+        conn.execute(f"CREATE ROLE {role}")  # type: ignore[arg-type]
+
+
+def _extras_database(cluster: Cluster, name: str) -> str:
+    cluster.create_database(name)
+    with psycopg.connect(cluster.dsn(name), autocommit=True) as conn:
+        conn.execute(EXTRAS_SQL)
+        conn.execute(f"COMMENT ON DATABASE \"{name}\" IS 'the extras'")
+        conn.execute(f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC')
+        conn.execute(f"ALTER DATABASE \"{name}\" SET work_mem TO '12MB'")
+        _ensure_role(conn, "extras_app")
+        conn.execute(f'GRANT CONNECT ON DATABASE "{name}" TO extras_app')
+        conn.execute(f'ALTER ROLE extras_app IN DATABASE "{name}" SET search_path TO "Other Schema", public')
+    return cluster.dsn(name)
+
+
+@pytest.mark.parametrize("source,target", [("pg18", "pg18"), ("pg16", "pg18"), ("pg18", "pg16")])
+def test_generic_features_round_trip(request: pytest.FixtureRequest, source: str, target: str) -> None:
+    source_cluster: Cluster = request.getfixturevalue(f"{source}_cluster")
+    target_cluster: Cluster = request.getfixturevalue(f"{target}_cluster")
+    n = next(_names)
+    source_dsn = _extras_database(source_cluster, f"extras_src{n}")
+    with psycopg.connect(target_cluster.dsn(), autocommit=True) as conn:
+        _ensure_role(conn, "extras_app")
+
+    schema, report = restore(source_dsn, target_cluster, f"extras_dst{n}")
+
+    assert report.skipped == []
+    target_dsn = target_cluster.dsn(f"extras_dst{n}")
+    assert table_digests(target_dsn) == table_digests(source_dsn)
+    pg_dump = newest_pg_dump(source_cluster, target_cluster)
+    older = target_cluster.major < source_cluster.major
+    assert normalized_schema_dump(pg_dump, target_dsn, drop_not_null_names=older) == normalized_schema_dump(
+        pg_dump, source_dsn, drop_not_null_names=older
+    )
+    restored = capture(target_dsn)
+    assert restored.settings == schema.settings
+    assert restored.database.comment == "the extras" and restored.database.grants == schema.database.grants
+    assert [s.model_dump(exclude={"owner"}) for s in restored.sequences] == [
+        s.model_dump(exclude={"owner"}) for s in schema.sequences
+    ]
+    with psycopg.connect(target_dsn) as conn:
+        # the NOT VALID check stayed NOT VALID (its violating row is back), the exclusion holds
+        assert conn.execute(
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'later_check'"
+        ).fetchone() == (False,)
+        with pytest.raises(psycopg.errors.ExclusionViolation):
+            conn.execute(
+                """INSERT INTO "Other Schema"."Weird Table" (during) VALUES (tstzrange('2025-01-03', '2025-01-04'))"""
+            )
+
+
+def test_missing_roles_are_reported_not_fatal(pg16_cluster: Cluster, pg18_cluster: Cluster) -> None:
+    n = next(_names)
+    role = f"only_on_source_{n}"
+    pg16_cluster.create_database(f"roles_src{n}")
+    with psycopg.connect(pg16_cluster.dsn(f"roles_src{n}"), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role}")
+        conn.execute("CREATE TABLE owned (id int PRIMARY KEY)")
+        conn.execute(f"ALTER TABLE owned OWNER TO {role}")
+        conn.execute(f"GRANT SELECT ON owned TO {role}")
+        conn.execute("INSERT INTO owned VALUES (1), (2)")
+    _, report = restore(pg16_cluster.dsn(f"roles_src{n}"), pg18_cluster, f"roles_dst{n}")
+    assert report.missing_roles == {role}
+    assert any("OWNER TO" in skipped for skipped in report.skipped)
+    assert table_digests(pg18_cluster.dsn(f"roles_dst{n}")) == table_digests(
+        pg16_cluster.dsn(f"roles_src{n}")
+    )
+
+
+def test_pre_data_refuses_a_non_empty_target_and_explains_extension_privileges(pg_cluster: Cluster) -> None:
+    n = next(_names)
+    pg_cluster.create_database(f"refuse_src{n}")
+    pg_cluster.execute("CREATE EXTENSION vector; CREATE TABLE t (v vector(3))", f"refuse_src{n}")
+    schema = capture(pg_cluster.dsn(f"refuse_src{n}"))
+    with (
+        pg.connect(pg_cluster.dsn(f"refuse_src{n}")) as conn,
+        pytest.raises(DatabaseError, match=r"not empty.*public\.t"),
+    ):
+        pg.apply_pre_data(conn, schema)
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+        _ensure_role(conn, "plain_owner")
+        conn.execute("ALTER ROLE plain_owner LOGIN")
+    pg_cluster.create_database(f"refuse_dst{n}", owner="plain_owner")
+    with (
+        pg.connect(pg_cluster.dsn(f"refuse_dst{n}", "plain_owner")) as conn,
+        pytest.raises(DatabaseError, match=r"extension vector needs more privileges.*as a superuser"),
+    ):
+        pg.apply_pre_data(conn, schema)
