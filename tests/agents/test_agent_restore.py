@@ -13,7 +13,7 @@ from ops_testing import cli, table_digests
 
 from lifeboat.errors import UnsafeRestore
 from lifeboat.letta.checks import Severity
-from lifeboat.ops.agent_restore import Action, Mode, Options, run_agent_restore
+from lifeboat.ops.agent_restore import Action, Mode, Options, SharedPolicy, run_agent_restore
 from lifeboat.ops.backup import run_backup
 from lifeboat.ops.verify import verify_database
 from lifeboat.repo.repository import Repository
@@ -235,3 +235,80 @@ def test_diff_shows_a_memory_edit_between_two_snapshots(letta_db, repo: Reposito
     human = cli("diff", "--repo", _repo_path(repo), first[:8], second[:8], "--agent", agent_id)
     assert human.returncode == 0, human.stderr
     assert "block human" in human.stdout and "+User8 moved to Lisbon." in human.stdout
+
+
+def _team_block(dsn: str) -> tuple[str, str]:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT id, value FROM letta.block WHERE label = 'team'").fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def test_shared_rows_are_kept_by_default_and_rolled_back_with_overwrite(letta_db, repo: Repository) -> None:
+    agent_id = letta_db.facts["agent_ids"]["lb-agent-02"]
+    run_backup(repo, letta_db.admin_dsn)
+    block_id, original = _team_block(letta_db.admin_dsn)
+    with psycopg.connect(letta_db.admin_dsn) as conn:
+        conn.execute("UPDATE letta.block SET value = 'edited by the team' WHERE id = %s", (block_id,))
+
+    kept = run_agent_restore(repo, letta_db.dsn, agent_ids=[agent_id])
+    team = next(d for d in kept.entities if d.id == block_id)
+    assert team.action is Action.KEEP and _team_block(letta_db.admin_dsn)[1] == "edited by the team"
+
+    rolled = run_agent_restore(
+        repo, letta_db.dsn, agent_ids=[agent_id], options=Options(shared=SharedPolicy.OVERWRITE)
+    )
+    team = next(d for d in rolled.entities if d.id == block_id)
+    others = {a for a in letta_db.facts["shared_blocks"][1]["agent_ids"]} - {agent_id}
+    assert team.action is Action.OVERWRITE and set(team.affects) == others
+    assert _team_block(letta_db.admin_dsn)[1] == original
+
+
+def test_copy_with_own_copies_of_shared_blocks(letta_db, repo: Repository) -> None:
+    agent_id = letta_db.facts["agent_ids"]["lb-agent-02"]
+    run_backup(repo, letta_db.admin_dsn)
+    block_id, _value = _team_block(letta_db.admin_dsn)
+    report = run_agent_restore(
+        repo, letta_db.dsn, agent_ids=[agent_id], options=Options(mode=Mode.COPY, shared=SharedPolicy.COPY)
+    )
+    decisions = {d.id: d for d in report.entities}
+    assert decisions[block_id].action is Action.COPY and decisions[block_id].target_id
+    assert all(d.action is Action.REUSE for d in report.entities if d.kind == "tool")
+    copy_id = report.agents[0].new_id
+    with psycopg.connect(letta_db.admin_dsn) as conn:
+        attached = {
+            r[0]
+            for r in conn.execute("SELECT block_id FROM letta.blocks_agents WHERE agent_id = %s", (copy_id,))
+        }
+        conversations = conn.execute(
+            "SELECT count(*) FROM letta.conversations WHERE agent_id = %s", (copy_id,)
+        ).fetchone()
+        moved = conn.execute(
+            "SELECT count(*) FROM letta.conversation_messages cm JOIN letta.messages m ON m.id = cm.message_id "
+            "WHERE cm.agent_id = %s AND m.agent_id = %s AND m.conversation_id = cm.conversation_id",
+            (copy_id, copy_id),
+        ).fetchone()
+    assert decisions[block_id].target_id in attached and block_id not in attached
+    assert conversations == (1,) and moved is not None and moved[0] > 0  # the named conversation came along
+
+
+def test_agents_list_and_selection_by_name_and_tag(letta_db, repo: Repository) -> None:
+    run_backup(repo, letta_db.admin_dsn)
+    result, listed = lifeboat_json("agents", "list", "--repo", _repo_path(repo), "--tag", "team-1")
+    assert result.returncode == 0, result.stderr
+    tagged = {a["name"] for a in listed["agents"]}
+    assert tagged == {f"lb-agent-{i:02d}" for i in range(1, 20, 3)}
+    result, live = lifeboat_json("agents", "list", "--db", letta_db.dsn, "--name", "lb-agent-03*")
+    assert {a["name"] for a in live["agents"]} == {"lb-agent-03", "lb-agent-03-sleeptime"}
+    assert live["source"] == "database"
+    human = cli("agents", "list", "--repo", _repo_path(repo), "--name", "lb-agent-1?", env={"COLUMNS": "200"})
+    assert human.returncode == 0 and "10 agent(s) in snapshot" in human.stdout
+
+    result, plan = lifeboat_json(
+        "restore", "--repo", _repo_path(repo), "--db", letta_db.dsn, "--tag", "team-1", "--name", "lb-agent-0*",
+        "--dry-run",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert {a["name"] for a in plan["agents"]} == {"lb-agent-01", "lb-agent-04", "lb-agent-07"}
+    unknown = cli("restore", "--repo", _repo_path(repo), "--db", letta_db.dsn, "--agent", "agent-nope")
+    assert unknown.returncode == 2 and "not in the snapshot" in unknown.stderr
