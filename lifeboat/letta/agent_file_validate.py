@@ -137,10 +137,18 @@ def parse(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
         document = _loads(document)
     if not isinstance(document, dict):
         raise fail([f"top level must be a JSON object, not {type(document).__name__}"])
-    problems = list(scan_json(document, limits))
+    problems = list(scan_json(document, limits, strings=_may_hold_bad_strings(text)))
     if problems:
         raise fail(problems)
     return document
+
+
+_BAD_ESCAPE = re.compile(r"\\u(0000|d[89a-f])", re.IGNORECASE)
+
+
+def _may_hold_bad_strings(text: str) -> bool:
+    """NUL and lone surrogates can only enter as \\u escapes (raw ones fail decoding/parsing)."""
+    return "\\u" in text and bool(_BAD_ESCAPE.search(text))
 
 
 def _loads(text: str) -> Any:
@@ -152,8 +160,8 @@ def _loads(text: str) -> Any:
         raise fail([f"not valid JSON: {str(exc).splitlines()[0][:200]}"]) from None
 
 
-def scan_json(document: Any, limits: Limits = DEFAULT_LIMITS) -> Iterator[str]:
-    """Problems in any value of the tree: depth, NUL characters, lone surrogates, odd keys.
+def scan_json(document: Any, limits: Limits = DEFAULT_LIMITS, *, strings: bool = True) -> Iterator[str]:
+    """Problems in any value of the tree: depth, and (``strings``) NUL characters or lone surrogates.
 
     Iterative, so hostile nesting cannot exhaust the Python stack.
     """
@@ -167,14 +175,14 @@ def scan_json(document: Any, limits: Limits = DEFAULT_LIMITS) -> Iterator[str]:
             continue
         if isinstance(value, dict):
             for key, item in value.items():
-                problem = _string_problem(key)
+                problem = _string_problem(key) if strings else None
                 if problem:
                     yield f"{path or '<document>'}: a key {problem}"
                     reported += 1
                 stack.append((item, f"{path}.{key}" if path else str(key)[:60], depth + 1))
         elif isinstance(value, list):
             stack.extend((item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value))
-        elif isinstance(value, str):
+        elif strings and isinstance(value, str):
             problem = _string_problem(value)
             if problem:
                 yield f"{path or '<document>'}: {problem}"

@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg.types.json import Json
 
 from lifeboat.sandbox.letta_server import LettaServer
 
@@ -143,3 +144,13 @@ def row_differences(
                         f"{table}[{index}].{column}: {str(x.get(column))[:120]!r} vs {str(y.get(column))[:120]!r}"
                     )
     return found
+
+
+def evict_history(dsn: str, agent_id: str, keep: int = 2) -> list[str]:
+    """Leave the system message and the last ``keep`` messages in context, as compaction does."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT message_ids FROM agents WHERE id = %s", [agent_id]).fetchone()
+        assert row is not None and len(row[0]) > keep + 1
+        kept = [row[0][0], *row[0][-keep:]]
+        conn.execute("UPDATE agents SET message_ids = %s WHERE id = %s", [Json(kept), agent_id])
+    return kept

@@ -55,13 +55,13 @@ scalars = st.one_of(
     st.sampled_from(HOSTILE_TEXT),
     st.text(max_size=12),
 )
-json_values = st.recursive(
+KEYS = ["id", "type", "text", "name", "role", "agent_id", "tool_name", "manager_type", "x", ""]
+json_values = st.one_of(
     scalars,
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
-    ),
-    max_leaves=6,
+    st.lists(scalars, max_size=3),
+    st.dictionaries(st.sampled_from(KEYS), scalars, max_size=3),
 )
+
 
 Path = tuple[Any, ...]
 

@@ -15,7 +15,7 @@ from lifeboat.ops.export import export_agents
 from lifeboat.ops.import_af import import_agent_file
 from lifeboat.sandbox.deployment import LettaDatabase
 
-from .dbtools import rows
+from .dbtools import evict_history, rows
 
 MESSAGE_COLUMNS = (
     "role, text, content::text, model, name, tool_calls::text, tool_call_id, otid, tool_returns::text, sender_id,"
@@ -32,6 +32,7 @@ def translate(value: Any, old_to_new: dict[str, str]) -> Any:
 
 
 def test_complete_round_trip_is_lossless(letta_db: LettaDatabase, tmp_path: Path) -> None:
+    evict_history(letta_db.dsn, letta_db.facts["agent_ids"]["lb-agent-05"])  # some out-of-context history
     path = tmp_path / "everything.af"
     exported = export_agents(letta_db.dsn, None, path, complete=True).files[0]
     imported = import_agent_file(path, letta_db.dsn)

@@ -23,7 +23,7 @@ from lifeboat.ops.export import export_agents
 from lifeboat.ops.import_af import import_agent_file
 
 from .conftest import SharedServer
-from .dbtools import agent_rows, agent_view, row_differences, rows
+from .dbtools import agent_rows, agent_view, evict_history, row_differences, rows
 
 pytestmark = pytest.mark.letta_server
 
@@ -75,21 +75,30 @@ def _group_members(dsn: str, agent_id: str) -> list[str]:
 
 
 def test_complete_file_is_accepted_by_letta(shared_server: SharedServer, tmp_path: Path) -> None:
-    """Letta's importer ignores the ``lifeboat`` extras; it imports the whole history we list."""
+    """Letta's importer ignores the ``lifeboat`` extras and imports the whole history we list.
+
+    Measured: the import succeeds; every default-conversation message (not only the in-context
+    ones) is created with its otid; the in-context window is the original's; the extras
+    (archives/passages, identities, conversations, agent state) are not applied.
+    """
     db, server = shared_server.db, shared_server.server
-    original = db.facts["agent_ids"]["lb-agent-00"]
+    original = db.facts["agent_ids"]["lb-agent-05"]
+    evict_history(db.admin_dsn, original)
     out = tmp_path / "complete.af"
     export_agents(db.dsn, [original], out, complete=True)
-    assert "lifeboat" in json.loads(out.read_text())
-    imported = letta_import(server, out.read_bytes(), name="complete-vialetta")
-    history = rows(
-        db.dsn,
-        "SELECT count(*) AS n FROM messages WHERE agent_id = %s AND conversation_id IS NULL",
-        [original],
-    )
-    copied = rows(db.dsn, "SELECT count(*) AS n FROM messages WHERE agent_id = %s", [imported[0]])
-    assert copied[0]["n"] == history[0]["n"]
-    assert agent_view(server, imported[0]) == agent_view(server, original)
+    extras = json.loads(out.read_text())["lifeboat"]
+    assert extras["passages"] and extras["identities"]
+    (copy,) = letta_import(server, out.read_bytes(), name="complete-vialetta")
+    history = "SELECT role, otid, created_at FROM messages WHERE agent_id = %s AND conversation_id IS NULL ORDER BY sequence_id"
+    before, after = rows(db.dsn, history, [original]), rows(db.dsn, history, [copy])
+    assert len(after) == len(before) > len(json.loads(out.read_text())["agents"][0]["in_context_message_ids"])
+    for a, b in zip(before, after, strict=True):  # Letta invents an otid where there was none
+        assert (a["role"], a["created_at"], a["otid"] or b["otid"]) == (b["role"], b["created_at"], b["otid"])
+    assert agent_view(server, copy) == agent_view(server, original)
+    for table in ("archives_agents", "identities_agents", "conversations"):
+        assert rows(db.dsn, f"SELECT count(*) AS n FROM {table} WHERE agent_id = %s", [copy]) == [{"n": 0}], (
+            table
+        )
 
 
 # The only differences between Letta's import and lifeboat's of the same file (docs/AGENT_FILES.md):
