@@ -39,20 +39,32 @@ def export(
     db: DbOption = None,
     from_snapshot: Annotated[
         str | None,
-        typer.Option("--from-snapshot", help="Export from a lifeboat snapshot instead of the live database."),
+        typer.Option(
+            "--from-snapshot", help="Export from a lifeboat snapshot (id, prefix or 'latest') instead."
+        ),
     ] = None,
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
+    scratch: Annotated[
+        str | None,
+        typer.Option(
+            "--scratch",
+            help="With --from-snapshot: admin DSN naming a NEW database to restore into (dropped after);"
+            " default: a throwaway local PostgreSQL.",
+        ),
+    ] = None,
 ) -> None:
     """Export agents as Letta 0.16.8 agent files (secrets blanked), from one consistent read."""
     if bool(agent) == all_agents:
         raise UsageError("name agents with --agent ID (repeatable) or use --all")
     agent_ids = None if all_agents else list(agent or [])
     if from_snapshot:
+        from lifeboat.cli.common import open_repo
         from lifeboat.ops.export_snapshot import export_from_snapshot
 
+        repository = open_repo(repo, password_file)
         report = export_from_snapshot(
-            repo, password_file, from_snapshot, agent_ids, output_path, complete=complete, admin_dsn=db
+            repository, from_snapshot, agent_ids, output_path, complete=complete, scratch_dsn=scratch
         )
     else:
         from lifeboat.ops.export import export_agents
