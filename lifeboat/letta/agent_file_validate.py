@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from lifeboat.errors import ValidationFailed
+from lifeboat.letta.revisions import RELEASES, is_known, release_label
 from lifeboat.letta.agent_file import (
     FILE_ID_PREFIX,
     AgentEntry,
@@ -242,6 +243,7 @@ def path_problem(name: str | None, *, what: str, slashes: int = 0, limit: int = 
 def check_document(doc: AgentFile, limits: Limits = DEFAULT_LIMITS) -> list[str]:
     """Every id, reference, name and count problem of a parsed agent file."""
     problems = Problems(limits.max_problems)
+    _check_revision(doc, problems)
     _check_counts(doc, limits, problems)
     _check_ids(doc, problems)
     _check_names(doc, limits, problems)
@@ -270,6 +272,21 @@ def validate_bytes(data: bytes, limits: Limits = DEFAULT_LIMITS) -> AgentFile:
     if problems:
         raise fail(problems)
     return doc
+
+
+def _check_revision(doc: AgentFile, problems: Problems) -> None:
+    """The exporting server's alembic revision, when recorded, must be a Letta release we know.
+
+    Letta writes "unknown" when it cannot read its revision and never checks it on import; a
+    revision no known release has means a newer (or forked) format that may not mean what the
+    models here assume.
+    """
+    revision = doc.metadata.get("revision_id")
+    if revision and revision != "unknown" and not is_known(revision):
+        problems.add(
+            f"metadata.revision_id: {revision[:40]!r} is not the alembic head of any known Letta release"
+            f" (the newest lifeboat knows is {release_label(RELEASES[-1].head)})"
+        )
 
 
 def _check_counts(doc: AgentFile, limits: Limits, problems: Problems) -> None:

@@ -220,3 +220,12 @@ def test_cli_reports_problems_with_exit_code_6(tmp_path: Path) -> None:
     assert result.returncode == 6, result.stderr
     assert "Traceback" not in result.stderr
     assert "looks like a path" in result.stderr and "tool-9" in result.stderr
+
+
+def test_unknown_exporting_revision_is_refused() -> None:
+    doc = rich_document()
+    doc["metadata"]["revision_id"] = "0123456789ab"
+    assert "not the alembic head of any known Letta release" in str(rejected(to_bytes(doc)))
+    for known in ("unknown", "614c4e53b66e"):  # Letta's fallback, and 0.8.0's head
+        doc["metadata"]["revision_id"] = known
+        validate_bytes(to_bytes(doc))
