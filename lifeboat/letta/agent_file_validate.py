@@ -28,7 +28,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from lifeboat.errors import ValidationFailed
-from lifeboat.letta.revisions import RELEASES, is_known, release_label
 from lifeboat.letta.agent_file import (
     FILE_ID_PREFIX,
     AgentEntry,
@@ -38,6 +37,7 @@ from lifeboat.letta.agent_file import (
     PassageEntry,
     describe_validation_error,
 )
+from lifeboat.letta.revisions import RELEASES, is_known, release_label
 
 
 @dataclass(frozen=True)
