@@ -129,3 +129,25 @@ def test_rows_match_lettas_importer(
     differences = row_differences(agent_rows(db.dsn, via_letta), agent_rows(db.dsn, via_lifeboat))
     unexpected = [d for d in differences if not EXPECTED.match(d)]
     assert not unexpected, "\n".join(unexpected)
+
+
+def test_whole_server_in_one_file_imports_into_letta(shared_server: SharedServer, tmp_path: Path) -> None:
+    """``export --all -o all.af`` is a way off a server: Letta's importer takes every agent at once
+    (shared blocks stay shared inside the file), and each copy shows what its original shows."""
+    db, server = shared_server.db, shared_server.server
+    originals = [a["id"] for a in db.facts["agents"]]
+    out = tmp_path / "all.af"
+    exported = export_agents(db.dsn, None, out).files[0]
+    imported = letta_import(server, out.read_bytes())
+    copy_of = dict(zip(exported.agent_ids, imported, strict=True))
+    assert set(originals) <= set(copy_of)
+    for source_id in originals:
+        assert agent_view(server, copy_of[source_id]) == agent_view(server, source_id), source_id
+    team = next(b for b in db.facts["shared_blocks"] if b["label"] == "team")
+    holders = rows(
+        db.dsn,
+        "SELECT count(DISTINCT block_id) AS blocks, count(*) AS agents FROM blocks_agents"
+        " WHERE block_label = 'team' AND agent_id = ANY(%s)",
+        [[copy_of[a] for a in team["agent_ids"]]],
+    )
+    assert holders == [{"blocks": 1, "agents": len(team["agent_ids"])}]
