@@ -429,9 +429,7 @@ class _Planner:
                 key=key,
                 value="",
                 value_enc=value_enc(value, self.target.encryption_key),
-                organization_id=self.org,
-                _created_by_id=self.user,
-                _last_updated_by_id=self.user,
+                organization_id=self.org,  # a core INSERT in create_agent_async: no audit columns
             )
         missing = [k for k in secrets if k not in self.options.secrets]
         if missing:

@@ -112,7 +112,7 @@ EXPECTED = re.compile(
 
 
 @pytest.mark.parametrize("source", ["letta", "lifeboat"])
-@pytest.mark.parametrize("name", ["lb-agent-00", "lb-agent-03"])
+@pytest.mark.parametrize("name", CASES)
 def test_rows_match_lettas_importer(
     shared_server: SharedServer, tmp_path: Path, source: str, name: str
 ) -> None:
