@@ -91,13 +91,14 @@ def _content(message: dict[str, Any]) -> str:
 VOLATILE = {
     "id", "created_at", "updated_at", "last_accessed_at", "sequence_id", "agent_id", "block_id", "file_id",
     "source_id", "group_id", "message_ids", "manager_agent_id", "agent_ids", "conversation_id", "archive_id",
-    "passage_id", "identity_id", "otid", "value_enc", "last_processed_message_id",
+    "passage_id", "identity_id", "otid", "value_enc", "last_processed_message_id", "tool_id",
 }  # fmt: skip
 
 AGENT_TABLES = {
     "agents": "SELECT * FROM agents WHERE id = ANY(%(ids)s)",
     "agents_tags": "SELECT * FROM agents_tags WHERE agent_id = ANY(%(ids)s)",
     "tools_agents": "SELECT * FROM tools_agents WHERE agent_id = ANY(%(ids)s)",
+    "tools": "SELECT t.* FROM tools t WHERE t.id IN (SELECT tool_id FROM tools_agents WHERE agent_id = ANY(%(ids)s))",
     "blocks_agents": "SELECT * FROM blocks_agents WHERE agent_id = ANY(%(ids)s)",
     "block": "SELECT b.* FROM block b WHERE b.id IN (SELECT block_id FROM blocks_agents WHERE agent_id = ANY(%(ids)s))",
     "blocks_tags": "SELECT bt.* FROM blocks_tags bt JOIN blocks_agents ba ON ba.block_id = bt.block_id WHERE ba.agent_id = ANY(%(ids)s)",

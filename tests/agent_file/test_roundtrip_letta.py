@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from lifeboat.letta.agent_file_import import Options
@@ -151,3 +152,40 @@ def test_whole_server_in_one_file_imports_into_letta(shared_server: SharedServer
         [[copy_of[a] for a in team["agent_ids"]]],
     )
     assert holders == [{"blocks": 1, "agents": len(team["agent_ids"])}]
+
+
+def test_rows_match_lettas_importer_in_a_new_organization(
+    shared_server: SharedServer, tmp_path: Path
+) -> None:
+    """Into an organization that has none of the file's tools and folders, both importers create
+    the same tool, folder, file and agent rows."""
+    db, server = shared_server.db, shared_server.server
+    org, user = "org-5f1c0a61-3b0e-4c55-9f0e-1d2c3b4a5f60", "user-5f1c0a61-3b0e-4c55-9f0e-1d2c3b4a5f61"
+    with psycopg.connect(db.admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO organizations (id, name, privileged_tools) VALUES (%s, 'other', false)", [org]
+        )
+        conn.execute(
+            "INSERT INTO users (id, name, organization_id) VALUES (%s, 'other-user', %s)", [user, org]
+        )
+    path = tmp_path / "agent.af"
+    path.write_bytes(server.client.get(f"/v1/agents/{db.facts['agent_ids']['lb-agent-00']}/export").content)
+    response = server.client.post(
+        "/v1/agents/import",
+        files={"file": ("agent.af", path.read_bytes(), "application/json")},
+        data={"name": "same-name"},
+        headers={"user_id": user},
+    )
+    assert response.status_code == 200, response.text[:300]
+    via_letta = response.json()["agent_ids"]
+    via_lifeboat = import_agent_file(
+        path, db.dsn, organization_id=org, options=Options(name="same-name")
+    ).agent_ids
+    letta_rows, lifeboat_rows = agent_rows(db.dsn, via_letta), agent_rows(db.dsn, via_lifeboat)
+    assert letta_rows["tools"] and all(t["organization_id"] == org for t in lifeboat_rows["tools"])
+    differences = row_differences(letta_rows, lifeboat_rows)
+    # the folder name is free in the new organization for the first importer only
+    unexpected = [
+        d for d in differences if not EXPECTED.match(d) and not d.startswith("sources[0].name: 'lb-handbook'")
+    ]
+    assert not unexpected, "\n".join(unexpected)
