@@ -12,10 +12,13 @@ Restore (into a new database ``db``)::
 
     apply_database_settings(admin_conn, schema, db)
     apply_pre_data(target_admin_conn, schema)
-    copy_in(conn, table.qualified, columns, chunks)          # per table, in parallel
-    apply_post_data(target_dsn, schema, jobs=2)
+    def load(conn, part):                                   # a big table comes in several parts
+        chunks = part.slice(blobs_of(part.table))            # contiguous, line-aligned blobs
+        copy_in(conn, part.table.qualified, columns, chunks, freeze=part.whole)
+    load_and_apply_post_data(target_dsn, schema, load, jobs=2)  # loads, indexes, keys, FKs, ANALYZE
     apply_sequence_values(target_conn, schema)
-    analyze(target_dsn, schema.tables, jobs=2)
+
+or, phase by phase: copy_in per table (run_on_connections), apply_post_data, analyze.
 """
 
 from lifeboat.pg.admin import (
@@ -30,12 +33,15 @@ from lifeboat.pg.admin import (
 )
 from lifeboat.pg.apply import (
     ApplyReport,
+    TablePart,
     analyze,
     apply_database_settings,
     apply_post_data,
     apply_pre_data,
     apply_sequence_values,
     check_target_version,
+    load_and_apply_post_data,
+    parts_per_table,
 )
 from lifeboat.pg.capture import UnsupportedSchema, capture_schema, find_unsupported_objects
 from lifeboat.pg.connect import (
@@ -50,7 +56,7 @@ from lifeboat.pg.connect import (
     with_database,
 )
 from lifeboat.pg.copystream import CopyBatch, copy_in, copy_out
-from lifeboat.pg.ddl import Statement, post_data_statements, pre_data_statements
+from lifeboat.pg.ddl import Statement, load_key, post_data_statements, pre_data_statements
 from lifeboat.pg.models import DatabaseSchema, QualifiedName, TableDef
 from lifeboat.pg.parallel import run_on_connections, run_statements
 from lifeboat.pg.snapshot import SharedSnapshot
@@ -64,6 +70,7 @@ __all__ = [
     "SharedSnapshot",
     "Statement",
     "TableDef",
+    "TablePart",
     "UnsupportedSchema",
     "analyze",
     "apply_database_settings",
@@ -83,6 +90,9 @@ __all__ = [
     "drop_database",
     "existing_roles",
     "find_unsupported_objects",
+    "load_and_apply_post_data",
+    "load_key",
+    "parts_per_table",
     "post_data_statements",
     "pre_data_statements",
     "rename_database",

@@ -9,8 +9,9 @@ owner role missing on a drill server should not make the data unrecoverable.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import psycopg
 from psycopg import sql
@@ -20,13 +21,14 @@ from lifeboat.pg.connect import connect, existing_roles, one_line, server_info
 from lifeboat.pg.ddl import (
     Statement,
     database_setting_statements,
+    load_key,
     post_data_statements,
     pre_data_statements,
     schema_statements,
     sequence_value_statements,
 )
 from lifeboat.pg.models import DatabaseSchema, ExtensionDef, TableDef
-from lifeboat.pg.parallel import run_on_connections, run_statements
+from lifeboat.pg.parallel import execute_statement, run_on_connections, run_statements
 
 # Sessions that build indexes: more memory makes sorts of big tables cheaper; durability of
 # each DDL commit is not needed until the restore as a whole is done.
@@ -198,15 +200,173 @@ def apply_post_data(
     """Keys and indexes, then foreign keys, then sequence ownership, on ``jobs`` connections.
 
     Run after the data is loaded: building an index once over all rows is much faster than
-    maintaining it row by row, and foreign keys are checked once, in bulk.
+    maintaining it row by row, and foreign keys are checked once, in bulk. (Or let
+    :func:`load_and_apply_post_data` interleave loads and index builds.)
     """
     report = report if report is not None else ApplyReport()
-    post = post_data_statements(schema)
     with connect(dsn) as conn:
         roles = existing_roles(conn)
-    for phase in (post.keys_and_indexes, post.foreign_keys, post.sequence_ownership):
-        run_statements(dsn, _filter_by_roles(phase, roles, report), jobs, session_sql=RESTORE_SESSION_SQL)
+    statements = _filter_by_roles(post_data_statements(schema), roles, report)
+    run_statements(dsn, statements, jobs, session_sql=RESTORE_SESSION_SQL)
     return report
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TablePart:
+    """Part ``index`` of ``count`` of one table's data, for :func:`load_and_apply_post_data`.
+
+    A big table is loaded as several parts on several connections at once (COPY is CPU-bound on
+    the server, so one stream keeps one core busy). Parts of a row stream must each be whole
+    rows; :meth:`slice` cuts a list (e.g. of line-aligned blobs) into contiguous parts.
+    """
+
+    table: TableDef
+    index: int = 0
+    count: int = 1
+
+    @property
+    def whole(self) -> bool:
+        """Only a whole-table load may use ``copy_in(..., freeze=True)`` (it truncates first)."""
+        return self.count == 1
+
+    def slice(self, items: Sequence[T]) -> Sequence[T]:
+        size, extra = divmod(len(items), self.count)
+        start = self.index * size + min(self.index, extra)
+        return items[start : start + size + (1 if self.index < extra else 0)]
+
+
+LoadPart = Callable[[psycopg.Connection, TablePart], object]
+
+
+def parts_per_table(tables: Sequence[TableDef], jobs: int) -> dict[str, int]:
+    """Split a table when it alone is more than a connection's fair share of all the data.
+
+    Without it, a restore dominated by one table (Letta's messages) loads on one core while the
+    others idle.
+    """
+    total = sum(table.total_bytes for table in tables)
+    if jobs < 2 or total <= 0:
+        return {str(table.qualified): 1 for table in tables}
+    share = total / jobs
+    return {str(table.qualified): max(1, min(jobs, round(table.total_bytes / share))) for table in tables}
+
+
+@dataclass(frozen=True)
+class _Task:
+    """A table load (the caller's) or a post-data statement, for one scheduler."""
+
+    run: Callable[[psycopg.Connection], object]
+    key: str
+    after: frozenset[str]
+    exclusive_locks: frozenset[str]
+    shared_locks: frozenset[str] = frozenset()
+
+    def conflicts_with(self, other: _Task) -> bool:
+        return bool(
+            self.exclusive_locks & (other.exclusive_locks | other.shared_locks)
+            or other.exclusive_locks & self.shared_locks
+        )
+
+
+def load_and_apply_post_data(
+    dsn: str,
+    schema: DatabaseSchema,
+    load: LoadPart,
+    *,
+    tables: Sequence[TableDef] | None = None,
+    jobs: int = 2,
+    parts: Mapping[str, int] | None = None,
+    report: ApplyReport | None = None,
+    analyze_tables: bool = True,
+) -> ApplyReport:
+    """Load every table with ``load(conn, part)`` and build post-data, all on one pool of
+    ``jobs`` connections, each statement as soon as what it needs is there.
+
+    A table's indexes start right after its own load (while bigger tables are still loading),
+    a table's index builds overlap each other (keys are built as plain unique indexes, then
+    attached), foreign keys wait for both tables' keys, and ``ANALYZE`` of a table follows its
+    indexes. With a biggest-first order this keeps every connection busy until the end instead
+    of leaving all but one idle behind the largest table, then behind its indexes.
+
+    ``load`` runs on a pool connection (autocommit) and typically calls
+    :func:`lifeboat.pg.copystream.copy_in` with ``freeze=part.whole`` (the parts of a split
+    table load concurrently, so only a whole table may be truncated and frozen). ``parts`` maps
+    ``"schema.table"`` to a number of parts (default :func:`parts_per_table`). ``tables``
+    defaults to all of the schema's; those left out get no load.
+    """
+    report = report if report is not None else ApplyReport()
+    with connect(dsn) as conn:
+        roles = existing_roles(conn)
+    to_load = sorted(tables if tables is not None else schema.tables, key=lambda table: -table.total_bytes)
+    counts = dict(parts) if parts is not None else parts_per_table(to_load, jobs)
+    tasks = [_load_task(load, TablePart(table, index, count)) for table in to_load
+             for count in [counts.get(str(table.qualified), 1)] for index in range(count)]  # fmt: skip
+    statements = _filter_by_roles(post_data_statements(schema), roles, report)
+    tasks += [_statement_task(statement, dsn) for statement in statements]
+    if analyze_tables:
+        tasks += _analyze_tasks(schema, statements)
+
+    def open_connection() -> psycopg.Connection:
+        conn = connect(dsn)
+        for setting in RESTORE_SESSION_SQL:
+            conn.execute(setting)
+        return conn
+
+    run_on_connections(
+        open_connection,
+        tasks,
+        lambda conn, task: task.run(conn),
+        jobs,
+        conflicts=_Task.conflicts_with,
+        key=lambda task: task.key,
+        after=lambda task: task.after,
+    )
+    return report
+
+
+def _load_task(load: LoadPart, part: TablePart) -> _Task:
+    """Parts of one table share its load key; they may run together, a whole load runs alone."""
+    name = frozenset({str(part.table.qualified)})
+    if part.whole:
+        return _Task(_bound(load, part), load_key(part.table), frozenset(), name)
+    return _Task(_bound(load, part), load_key(part.table), frozenset(), frozenset(), shared_locks=name)
+
+
+def _bound(
+    function: Callable[[psycopg.Connection, T], object], argument: T
+) -> Callable[[psycopg.Connection], object]:
+    return lambda conn: function(conn, argument)
+
+
+def _statement_task(statement: Statement, dsn: str) -> _Task:
+    return _Task(
+        lambda conn: execute_statement(conn, statement, dsn),
+        statement.key,
+        statement.after,
+        statement.exclusive_locks,
+        statement.shared_locks,
+    )
+
+
+def _analyze_tasks(schema: DatabaseSchema, statements: Sequence[Statement]) -> list[_Task]:
+    """ANALYZE each table after its own keys and indexes (expression indexes get statistics too)."""
+    tasks = []
+    for table in sorted(schema.tables, key=lambda table: -table.total_bytes):
+        name = str(table.qualified)
+        own = frozenset(s.key for s in statements if name in (s.shared_locks | s.exclusive_locks) and s.key)
+        statement = Statement(sql.SQL("ANALYZE {}").format(table.qualified.identifier()))
+        tasks.append(
+            _Task(
+                _bound(execute_statement, statement),
+                f"analyze:{name}",
+                own | {load_key(table)},
+                frozenset({name}),
+            )
+        )
+    return tasks
 
 
 def apply_sequence_values(conn: psycopg.Connection, schema: DatabaseSchema) -> None:
@@ -237,9 +397,9 @@ def check_target_version(conn: psycopg.Connection, schema: DatabaseSchema) -> li
     )
     if uses_nulls_not_distinct and target.major < 15:
         warnings.append("UNIQUE NULLS NOT DISTINCT needs PostgreSQL 15 or later on the target")
-    if (
-        any(column.generated == "v" for table in schema.tables for column in table.columns)
-        and target.major < 18
-    ):
+    columns = [column for table in schema.tables for column in table.columns]
+    if any(column.generated == "v" for column in columns) and target.major < 18:
         warnings.append("virtual generated columns need PostgreSQL 18 or later on the target")
+    if any(column.not_null_name for column in columns) and target.major < 18:
+        warnings.append("NOT NULL constraint names are not kept on PostgreSQL older than 18")
     return warnings

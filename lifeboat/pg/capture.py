@@ -348,7 +348,9 @@ def _constraints(conn: psycopg.Connection, oids: list[int]) -> dict[int, list[Co
                ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
                      JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
                      ORDER BY k.ord),
-               rn.nspname, r.relname, obj_description(con.oid, 'pg_constraint')
+               rn.nspname, r.relname, obj_description(con.oid, 'pg_constraint'),
+               con.condeferrable, con.condeferred,
+               CASE WHEN con.contype IN ('p', 'u') THEN pg_get_indexdef(con.conindid) END
         FROM pg_constraint con
         LEFT JOIN pg_class r ON r.oid = con.confrelid
         LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace
@@ -363,7 +365,7 @@ def _constraints(conn: psycopg.Connection, oids: list[int]) -> dict[int, list[Co
         constraints[r[0]].append(
             ConstraintDef(
                 name=r[1], kind=r[2], definition=r[3], validated=r[4], columns=list(r[5]),
-                references=references, comment=r[8],
+                references=references, comment=r[8], deferrable=r[9], deferred=r[10], index_definition=r[11],
             )
         )  # fmt: skip
     return constraints

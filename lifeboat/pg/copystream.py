@@ -8,11 +8,14 @@ the server, so splitting on ``b"\\n"`` and ``b"\\t"`` is exact.
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import ExecStatus
+from psycopg.pq.abc import PGconn
 
 from lifeboat.errors import DatabaseError
 from lifeboat.pg.connect import one_line
@@ -67,15 +70,66 @@ def copy_out(
 
     Memory stays bounded by one batch plus one row. Run it on a connection that imported the
     shared snapshot so the rows belong to the snapshot's instant. The connection must not be
-    used for anything else until the iterator is exhausted or closed.
+    used for anything else until the iterator is exhausted or closed. Closing it before the end
+    cancels the COPY, which aborts the connection's transaction.
     """
     key_index = _key_index(columns, key_column)
     statement = copy_out_statement(table, columns, order_by)
     try:
-        with conn.cursor() as cursor, cursor.copy(statement) as copy:
-            yield from _batches(copy, batch_bytes, key_index)
+        with conn.cursor() as cursor, cursor.copy(statement):
+            chunks = _copy_data_chunks(conn.pgconn, table, batch_bytes)
+            yield from _line_batches(chunks, key_index)
     except psycopg.Error as exc:
         raise DatabaseError(f"COPY out of {table}: {one_line(exc)}") from exc
+
+
+def _copy_data_chunks(pgconn: PGconn, table: QualifiedName, chunk_bytes: int) -> Iterator[bytes]:
+    """The data of a COPY TO already started (psycopg's ``cursor.copy`` did that), joined into
+    chunks of at least ``chunk_bytes`` (the last one may be smaller).
+
+    Straight from libpq rather than through ``Copy.read()``: the server sends one message per
+    row, and psycopg's per-message machinery (a generator driven by its wait loop) cost as much
+    client CPU as the rest of the copy. This loop does the least per row; waiting happens in
+    ``poll``, which releases the GIL.
+    """
+    poller = select.poll()
+    poller.register(pgconn.socket, select.POLLIN)
+    get_copy_data = pgconn.get_copy_data
+    pending: list[Buffer] = []
+    pending_bytes = 0
+    while True:
+        nbytes, data = get_copy_data(1)
+        if nbytes > 0:
+            pending.append(data)
+            pending_bytes += nbytes
+            if pending_bytes >= chunk_bytes:
+                yield b"".join(pending)
+                pending, pending_bytes = [], 0
+        elif nbytes == 0:  # no complete message buffered: wait for the socket, then read
+            poller.poll()
+            pgconn.consume_input()
+        else:
+            break
+    # Before the last yield: a consumer that stops there must find the COPY fully ended.
+    _finish_copy_out(pgconn, poller, table)
+    if pending:
+        yield b"".join(pending)
+
+
+def _finish_copy_out(pgconn: PGconn, poller: select.poll, table: QualifiedName) -> None:
+    """Collect the results that follow the end of the data; raise the server's error if any."""
+    error = None
+    while True:
+        while pgconn.is_busy():
+            poller.poll()
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            break
+        if result.status == ExecStatus.FATAL_ERROR and error is None:
+            error = (result.error_message or b"").decode(errors="replace").strip()
+    if error is not None:
+        raise DatabaseError(f"COPY out of {table}: {'; '.join(error.splitlines())}")
 
 
 def _key_index(columns: Sequence[str], key_column: str | None) -> int | None:
@@ -89,30 +143,21 @@ def _key_index(columns: Sequence[str], key_column: str | None) -> int | None:
         ) from None
 
 
-def _batches(chunks: Iterable[Buffer], batch_bytes: int, key_index: int | None) -> Iterator[CopyBatch]:
-    """Join server messages into big batches cut at a line end; carry the partial line over.
+def _line_batches(chunks: Iterable[bytes], key_index: int | None) -> Iterator[CopyBatch]:
+    """Cut chunks at their last line end, carrying a partial last line into the next batch.
 
     The server sends one message per row today, but the protocol does not promise it, so
-    batches are cut on the last ``b"\\n"`` rather than on message boundaries.
+    batches are cut on ``b"\\n"`` rather than on message boundaries.
     """
-    pending: list[Buffer] = []
-    pending_bytes = 0
+    carry = b""
     for chunk in chunks:
-        pending.append(chunk)
-        pending_bytes += len(chunk)
-        if pending_bytes >= batch_bytes:
-            data = b"".join(pending)
-            cut = data.rfind(b"\n") + 1
-            if cut:
-                yield _make_batch(data if cut == len(data) else data[:cut], key_index)
-            rest = data[cut:]
-            pending = [rest] if rest else []
-            pending_bytes = len(rest)
-    if pending:
-        data = b"".join(pending)
-        if not data.endswith(b"\n"):
-            raise DatabaseError("COPY stream ended in the middle of a row")
-        yield _make_batch(data, key_index)
+        data = carry + chunk if carry else chunk
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield _make_batch(data if cut == len(data) else data[:cut], key_index)
+        carry = data[cut:]
+    if carry:
+        raise DatabaseError("COPY stream ended in the middle of a row")
 
 
 def _make_batch(data: bytes, key_index: int | None) -> CopyBatch:

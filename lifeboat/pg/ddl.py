@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from psycopg import sql
 
@@ -54,6 +54,8 @@ class Statement:
     exclusive_locks: frozenset[str] = frozenset()
     shared_locks: frozenset[str] = frozenset()
     roles: frozenset[str] = field(default_factory=frozenset)
+    key: str = ""  # names the statement for ``after`` of others (post-data)
+    after: frozenset[str] = frozenset()  # keys that must have run first (missing keys are ignored)
 
     def text(self) -> str:
         return self.sql.as_string()
@@ -63,19 +65,6 @@ class Statement:
             self.exclusive_locks & (other.exclusive_locks | other.shared_locks)
             or other.exclusive_locks & self.shared_locks
         )
-
-
-@dataclass(frozen=True)
-class PostData:
-    """Post-data statements in the phases that must run one after the other."""
-
-    keys_and_indexes: list[Statement]
-    foreign_keys: list[Statement]
-    sequence_ownership: list[Statement]
-
-    @property
-    def all(self) -> list[Statement]:
-        return self.keys_and_indexes + self.foreign_keys + self.sequence_ownership
 
 
 def _roles(*names: str | None) -> frozenset[str]:
@@ -340,7 +329,51 @@ def _with_comments(statement: Query, comments: list[Statement]) -> Query:
     return sql.SQL("; ").join([statement, *(comment.sql for comment in comments)]) if comments else statement
 
 
-def _constraint_statement(table: TableDef, constraint: ConstraintDef) -> Statement:
+def load_key(table: TableDef | QualifiedName) -> str:
+    """The key of a table's data load; post-data statements of the table run ``after`` it."""
+    name = table.qualified if isinstance(table, TableDef) else table
+    return f"load:{name}"
+
+
+def _deferral(constraint: ConstraintDef) -> sql.Composable:
+    if not constraint.deferrable:
+        return sql.SQL("")
+    return sql.SQL(" DEFERRABLE INITIALLY DEFERRED" if constraint.deferred else " DEFERRABLE")
+
+
+def _key_statements(table: TableDef, constraint: ConstraintDef) -> list[Statement]:
+    """PRIMARY KEY / UNIQUE as two steps: build the index (parallel with the table's other index
+    builds, which a constraint's ACCESS EXCLUSIVE lock would forbid), then attach it."""
+    name = str(table.qualified)
+    if constraint.index_definition is None:  # EXCLUDE (or a capture without index definitions)
+        return [_add_constraint(table, constraint, after=frozenset({load_key(table)}))]
+    index_key = f"index:{table.schema_}.{constraint.name}"
+    build = Statement(
+        sql.SQL(constraint.index_definition),
+        shared_locks=frozenset({name}),
+        key=index_key,
+        after=frozenset({load_key(table)}),
+    )
+    kind = "PRIMARY KEY" if constraint.kind == "p" else "UNIQUE"
+    attach = sql.SQL("ALTER TABLE ONLY {} ADD CONSTRAINT {} {} USING INDEX {}{}").format(
+        table.qualified.identifier(),
+        sql.Identifier(constraint.name),
+        sql.SQL(kind),
+        sql.Identifier(constraint.name),
+        _deferral(constraint),
+    )
+    return [
+        build,
+        Statement(
+            _with_comments(attach, _constraint_comment(table, constraint)),
+            exclusive_locks=frozenset({name}),
+            key=f"constraint:{name}.{constraint.name}",
+            after=frozenset({index_key}),
+        ),
+    ]
+
+
+def _add_constraint(table: TableDef, constraint: ConstraintDef, *, after: frozenset[str]) -> Statement:
     statement = sql.SQL("ALTER TABLE ONLY {} ADD CONSTRAINT {} {}").format(
         table.qualified.identifier(), sql.Identifier(constraint.name), sql.SQL(constraint.definition)
     )
@@ -348,27 +381,54 @@ def _constraint_statement(table: TableDef, constraint: ConstraintDef) -> Stateme
     if constraint.references is not None:
         locks.add(str(constraint.references))
     return Statement(
-        _with_comments(statement, _constraint_comment(table, constraint)), exclusive_locks=frozenset(locks)
+        _with_comments(statement, _constraint_comment(table, constraint)),
+        exclusive_locks=frozenset(locks),
+        key=f"constraint:{table.qualified}.{constraint.name}",
+        after=after,
     )
 
 
 def _index_statement(table: TableDef, index: IndexDef) -> Statement:
     index_name = QualifiedName(schema=table.schema_, name=index.name).identifier()
     statement = _with_comments(sql.SQL(index.definition), _comment("INDEX", index_name, index.comment))
-    return Statement(statement, shared_locks=frozenset({str(table.qualified)}))
+    return Statement(
+        statement,
+        shared_locks=frozenset({str(table.qualified)}),
+        key=f"index:{table.schema_}.{index.name}",
+        after=frozenset({load_key(table)}),
+    )
 
 
-def post_data_statements(schema: DatabaseSchema) -> PostData:
-    keys_and_indexes: list[Statement] = []
-    foreign_keys: list[Statement] = []
+def post_data_statements(schema: DatabaseSchema) -> list[Statement]:
+    """Indexes and keys, then foreign keys and NOT VALID checks, then sequence ownership.
+
+    Ordering is by ``after`` (a statement runs once the statements it names are done; a table's
+    statements wait for ``load_key(table)`` when the caller schedules loads in the same run), so
+    index builds of different tables, and of the same table, overlap on several connections.
+    """
+    keys_and_indexes: dict[str, list[Statement]] = {}
     for table in schema.tables_biggest_first():
+        statements: list[Statement] = []
         for constraint in table.constraints:
             if constraint.kind in ("p", "u", "x"):
-                keys_and_indexes.append(_constraint_statement(table, constraint))
-            elif not _inline_check(constraint):  # foreign keys and NOT VALID checks
-                foreign_keys.append(_constraint_statement(table, constraint))
-        keys_and_indexes += [_index_statement(table, index) for index in table.indexes]
-    return PostData(keys_and_indexes, foreign_keys, sequence_ownership_statements(schema.sequences))
+                statements += _key_statements(table, constraint)
+        statements += [_index_statement(table, index) for index in table.indexes]
+        keys_and_indexes[str(table.qualified)] = statements
+    # Builds first (biggest table first), attaches after: a scheduler takes the first ready one.
+    ordered = [st for group in keys_and_indexes.values() for st in group if st.shared_locks]
+    ordered += [st for group in keys_and_indexes.values() for st in group if not st.shared_locks]
+    done_with = {name: frozenset(st.key for st in group) for name, group in keys_and_indexes.items()}
+    for table in schema.tables_biggest_first():
+        for constraint in table.constraints:
+            if constraint.kind == "f" or (constraint.kind == "c" and not _inline_check(constraint)):
+                after = done_with[str(table.qualified)] | {load_key(table)}
+                if constraint.references is not None:
+                    after |= done_with.get(str(constraint.references), frozenset())
+                    after |= {load_key(constraint.references)}
+                ordered.append(_add_constraint(table, constraint, after=after))
+    everything = frozenset(st.key for st in ordered)
+    ordered += [replace(st, after=everything) for st in sequence_ownership_statements(schema.sequences)]
+    return ordered
 
 
 def sequence_ownership_statements(sequences: Iterable[SequenceDef]) -> list[Statement]:

@@ -141,6 +141,12 @@ class ConstraintDef(_Model):
     definition: str  # pg_get_constraintdef()
     columns: list[str] = []
     validated: bool = True
+    deferrable: bool = False
+    deferred: bool = False
+    # PRIMARY KEY / UNIQUE: pg_get_indexdef() of the backing index. The restore builds that index
+    # (in parallel with the table's other indexes, storage options included) and then attaches
+    # it with ADD CONSTRAINT ... USING INDEX.
+    index_definition: str | None = None
     references: QualifiedName | None = None
     comment: str | None = None
 

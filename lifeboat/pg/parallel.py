@@ -1,14 +1,16 @@
 """Run work on N connections at once, one thread per connection.
 
 psycopg releases the GIL while it waits on the server, so threads are enough to keep N
-backends busy. The scheduler never runs two statements whose table locks conflict at the same
-time: two foreign keys between the same tables taken in opposite orders would deadlock.
+backends busy. Items start in the order given, as soon as (a) the items they come ``after``
+are done and (b) they do not conflict with a running item: two statements taking table locks in
+opposite orders (a foreign key each way between two tables) would deadlock, and a statement
+waiting on a lock held by another wastes a connection.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Generic, TypeVar
 
 import psycopg
@@ -28,16 +30,19 @@ def run_on_connections(
     jobs: int,
     *,
     conflicts: Callable[[T, T], bool] | None = None,
+    key: Callable[[T], str] | None = None,
+    after: Callable[[T], Iterable[str]] | None = None,
 ) -> list[R]:
     """Apply ``work(conn, item)`` to every item on ``jobs`` threads, each with its own connection.
 
-    Items are started in the given order (sort biggest first for the best makespan), skipping
-    over items that ``conflicts`` with one currently running. Returns results in item order.
-    The first failure stops new items from starting and is re-raised once running ones end.
+    Items start in the given order (sort biggest first for the best makespan), skipping over
+    items that ``conflicts`` with a running one or whose ``after`` keys (other items' ``key``)
+    are not done yet; keys that name no item are ignored. Returns results in item order. The
+    first failure stops new items from starting and is re-raised once running ones end.
     """
     if not items:
         return []
-    queue = _ConflictQueue(list(items), conflicts)
+    queue = _Scheduler(list(items), conflicts, key, after)
     results: dict[int, R] = {}
 
     def worker() -> None:
@@ -68,13 +73,33 @@ def run_on_connections(
     return [results[index] for index in range(len(items))]
 
 
-class _ConflictQueue(Generic[T]):
-    def __init__(self, items: list[T], conflicts: Callable[[T, T], bool] | None) -> None:
+class _Scheduler(Generic[T]):
+    def __init__(
+        self,
+        items: list[T],
+        conflicts: Callable[[T, T], bool] | None,
+        key: Callable[[T], str] | None,
+        after: Callable[[T], Iterable[str]] | None,
+    ) -> None:
         self._pending = list(enumerate(items))
         self._running: dict[int, T] = {}
         self._conflicts = conflicts
+        keys = [key(item) if key else "" for item in items]
+        known = {k for k in keys if k}
+        self._key_of = dict(enumerate(keys))
+        self._waits_for = {
+            index: {k for k in (after(item) if after else ()) if k in known}
+            for index, item in enumerate(items)
+        }
+        self._outstanding = {k: keys.count(k) for k in known}  # several items may share a key
         self._condition = threading.Condition()
         self.error: BaseException | None = None
+
+    def _ready(self, index: int, item: T) -> bool:
+        if any(self._outstanding[k] for k in self._waits_for[index]):
+            return False
+        conflicts = self._conflicts
+        return not conflicts or not any(conflicts(item, busy) for busy in self._running.values())
 
     def take(self) -> tuple[int, T] | None:
         with self._condition:
@@ -82,17 +107,21 @@ class _ConflictQueue(Generic[T]):
                 if self.error is not None or not self._pending:
                     return None
                 for position, (index, item) in enumerate(self._pending):
-                    if not self._conflicts or not any(
-                        self._conflicts(item, busy) for busy in self._running.values()
-                    ):
+                    if self._ready(index, item):
                         del self._pending[position]
                         self._running[index] = item
                         return index, item
+                if not self._running:  # nothing can ever become ready: a cycle in ``after``
+                    self.error = DatabaseError("internal error: circular ordering between scheduled items")
+                    self._condition.notify_all()
+                    return None
                 self._condition.wait()
 
     def done(self, index: int) -> None:
         with self._condition:
             self._running.pop(index, None)
+            if self._key_of[index]:
+                self._outstanding[self._key_of[index]] -= 1
             self._condition.notify_all()
 
     def fail(self, error: BaseException) -> None:
@@ -105,7 +134,7 @@ class _ConflictQueue(Generic[T]):
 def run_statements(
     dsn: str, statements: Sequence[Statement], jobs: int, *, session_sql: Sequence[str] = ()
 ) -> None:
-    """Execute independent DDL statements on ``jobs`` autocommit connections to ``dsn``."""
+    """Execute DDL statements on ``jobs`` autocommit connections to ``dsn``, honouring ``after``."""
 
     def open_connection() -> psycopg.Connection:
         conn = connect(dsn)
@@ -113,12 +142,20 @@ def run_statements(
             conn.execute(setting)
         return conn
 
-    def execute(conn: psycopg.Connection, statement: Statement) -> None:
-        try:
-            conn.execute(statement.sql)
-        except psycopg.Error as exc:
-            raise DatabaseError(
-                f"on {describe_target(dsn)}: {one_line(exc)} (while running: {statement.text()[:200]})"
-            ) from exc
+    run_on_connections(
+        open_connection,
+        statements,
+        lambda conn, statement: execute_statement(conn, statement, dsn),
+        jobs,
+        conflicts=Statement.conflicts_with,
+        key=lambda statement: statement.key,
+        after=lambda statement: statement.after,
+    )
 
-    run_on_connections(open_connection, statements, execute, jobs, conflicts=Statement.conflicts_with)
+
+def execute_statement(conn: psycopg.Connection, statement: Statement, dsn: str = "") -> None:
+    try:
+        conn.execute(statement.sql)
+    except psycopg.Error as exc:
+        where = f"on {describe_target(dsn)}: " if dsn else ""
+        raise DatabaseError(f"{where}{one_line(exc)} (while running: {statement.text()[:300]})") from exc

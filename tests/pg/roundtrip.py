@@ -19,9 +19,12 @@ def capture(source_dsn: str) -> DatabaseSchema:
 
 
 def restore(
-    source_dsn: str, target: Cluster, target_db: str, *, jobs: int = 2
+    source_dsn: str, target: Cluster, target_db: str, *, jobs: int = 2, pipelined: bool = True
 ) -> tuple[DatabaseSchema, pg.ApplyReport]:
-    """Capture the source in a shared snapshot, recreate it as ``target_db`` and copy every table."""
+    """Capture the source in a shared snapshot, recreate it as ``target_db`` and copy every table.
+
+    ``pipelined``: loads and post-data on one scheduler (load_and_apply_post_data); else phase
+    by phase (copy everything, apply_post_data, analyze)."""
     with pg.SharedSnapshot(source_dsn) as snap:
         with snap.connection() as conn:
             schema = pg.capture_schema(conn)
@@ -33,19 +36,36 @@ def restore(
         with pg.connect(target_dsn) as conn:
             pg.apply_pre_data(conn, schema, report)
 
-        def copy_table(source: psycopg.Connection, table: TableDef) -> int:
-            columns = table.copy_columns
-            with pg.connect(target_dsn) as destination:
-                batches = pg.copy_out(source, table.qualified, columns)
-                return pg.copy_in(
-                    destination, table.qualified, columns, (b.data for b in batches), freeze=True
-                )
+        if pipelined:
 
-        snap.map(copy_table, schema.tables_biggest_first(), jobs=jobs)
-    pg.apply_post_data(target_dsn, schema, jobs=jobs, report=report)
+            def load(destination: psycopg.Connection, part: pg.TablePart) -> int:
+                table = part.table
+                with snap.worker() as source:  # each part reads it all, keeps every count-th batch
+                    batches = pg.copy_out(source, table.qualified, table.copy_columns, batch_bytes=4096)
+                    chunks = (b.data for n, b in enumerate(batches) if n % part.count == part.index)
+                    return pg.copy_in(
+                        destination, table.qualified, table.copy_columns, chunks, freeze=part.whole
+                    )
+
+            biggest = schema.tables_biggest_first()[0]
+            parts = {str(biggest.qualified): 3} | {
+                str(t.qualified): 1 for t in schema.tables_biggest_first()[1:]
+            }
+            pg.load_and_apply_post_data(target_dsn, schema, load, jobs=jobs, parts=parts, report=report)
+        else:
+
+            def copy_table(source: psycopg.Connection, table: TableDef) -> int:
+                with pg.connect(target_dsn) as destination:
+                    batches = pg.copy_out(source, table.qualified, table.copy_columns)
+                    chunks = (batch.data for batch in batches)
+                    return pg.copy_in(destination, table.qualified, table.copy_columns, chunks, freeze=True)
+
+            snap.map(copy_table, schema.tables_biggest_first(), jobs=jobs)
+    if not pipelined:
+        pg.apply_post_data(target_dsn, schema, jobs=jobs, report=report)
+        pg.analyze(target_dsn, schema.tables, jobs=jobs)
     with pg.connect(target_dsn) as conn:
         pg.apply_sequence_values(conn, schema)
-    pg.analyze(target_dsn, schema.tables, jobs=jobs)
     return schema, report
 
 

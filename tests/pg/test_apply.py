@@ -76,7 +76,7 @@ def test_generic_features_round_trip(request: pytest.FixtureRequest, source: str
     with psycopg.connect(target_cluster.dsn(), autocommit=True) as conn:
         _ensure_role(conn, "extras_app")
 
-    schema, report = restore(source_dsn, target_cluster, f"extras_dst{n}")
+    schema, report = restore(source_dsn, target_cluster, f"extras_dst{n}", pipelined=False)
 
     assert report.skipped == []
     target_dsn = target_cluster.dsn(f"extras_dst{n}")

@@ -9,7 +9,7 @@ import pytest
 
 from lifeboat import pg
 from lifeboat.errors import DatabaseError
-from lifeboat.pg.copystream import CopyBatch, _batches
+from lifeboat.pg.copystream import CopyBatch, _line_batches
 from lifeboat.pg.models import QualifiedName
 from lifeboat.sandbox.postgres import Cluster
 
@@ -75,11 +75,11 @@ def _rechunk(chunks, size: int):  # type: ignore[no-untyped-def]
 
 def test_split_rows_across_messages_are_reassembled() -> None:
     messages = [b"1\ta", b"bc\n2\t", b"x\n3\ty\n", b"4\t\\N\n"]
-    batches = list(_batches(messages, 5, key_index=1))
+    batches = list(_line_batches(messages, key_index=1))
     assert b"".join(b.data for b in batches) == b"1\tabc\n2\tx\n3\ty\n4\t\\N\n"
     assert [k for b in batches for k in b.keys or []] == [b"abc", b"x", b"y", b"\\N"]
     with pytest.raises(DatabaseError, match="middle of a row"):
-        list(_batches([b"1\tab"], 5, key_index=None))
+        list(_line_batches([b"1\tab"], key_index=None))
 
 
 def test_unknown_key_column_and_table_fail_clearly(items_dsn: str) -> None:
@@ -92,3 +92,39 @@ def test_unknown_key_column_and_table_fail_clearly(items_dsn: str) -> None:
 
 def test_batch_is_a_value() -> None:
     assert CopyBatch(b"a\n", 1) == CopyBatch(b"a\n", 1, None)
+
+
+def test_stopping_after_the_last_batch_keeps_the_transaction(items_dsn: str) -> None:
+    with pg.connect(items_dsn) as conn:
+        conn.execute("BEGIN")
+        batches = pg.copy_out(conn, TABLE, COLUMNS, batch_bytes=1 << 30)
+        assert next(batches).rows == 5000
+        batches.close()
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (5000,)
+        conn.execute("COMMIT")
+
+
+def test_stopping_in_the_middle_cancels_the_copy(items_dsn: str) -> None:
+    """The rest of the table is not read for nothing: the COPY is cancelled, which aborts the
+    connection's transaction (a snapshot worker is done after that)."""
+    with pg.connect(items_dsn) as conn:
+        conn.execute("BEGIN")
+        batches = pg.copy_out(conn, TABLE, COLUMNS, batch_bytes=1000)
+        assert next(batches).rows > 0
+        batches.close()
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            conn.execute("SELECT 1")
+        conn.execute("ROLLBACK")
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (5000,)
+
+
+def test_server_error_in_the_middle_of_a_copy_is_reported(items_dsn: str) -> None:
+    with pg.connect(items_dsn) as conn, pg.connect(items_dsn) as killer:
+        pid = conn.info.backend_pid
+        batches = pg.copy_out(conn, TABLE, COLUMNS, order_by=["id"], batch_bytes=100)
+        next(batches)
+        killer.execute("SELECT pg_cancel_backend(%s)", (pid,))
+        with pytest.raises(DatabaseError, match="canceling statement due to user request"):
+            for _ in batches:
+                time.sleep(0.001)
+        assert conn.execute("SELECT 1").fetchone() == (1,)
