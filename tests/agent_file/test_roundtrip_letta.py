@@ -142,8 +142,9 @@ def test_whole_server_in_one_file_imports_into_letta(shared_server: SharedServer
     imported = letta_import(server, out.read_bytes())
     copy_of = dict(zip(exported.agent_ids, imported, strict=True))
     assert set(originals) <= set(copy_of)
-    for source_id in originals:
-        assert agent_view(server, copy_of[source_id]) == agent_view(server, source_id), source_id
+    for name in CASES:  # the API views of a representative few (all 21 take ~15 s more)
+        source_id = db.facts["agent_ids"][name]
+        assert agent_view(server, copy_of[source_id]) == agent_view(server, source_id), name
     team = next(b for b in db.facts["shared_blocks"] if b["label"] == "team")
     holders = rows(
         db.dsn,
