@@ -76,3 +76,23 @@ def test_unknown_keys_are_ignored_and_cycles_reported() -> None:
         run_on_connections(
             _open, [1, 2], lambda conn, item: item, 2, key=str, after=lambda item: {str(3 - item)}
         )
+
+
+def test_table_parts_cover_every_item_once() -> None:
+    from lifeboat.pg import TablePart, parts_per_table
+    from lifeboat.pg.models import ColumnDef, TableDef
+
+    def table(name: str, size: int) -> TableDef:
+        return TableDef(
+            schema="s", name=name, owner="o", columns=[ColumnDef(name="c", type="int")], total_bytes=size
+        )
+
+    big, small = table("big", 900), table("small", 100)
+    items = list(range(10))
+    for count in (1, 3, 4, 11):
+        parts = [TablePart(big, index, count).slice(items) for index in range(count)]
+        assert [item for part in parts for item in part] == items
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    assert TablePart(big).whole and not TablePart(big, 0, 2).whole
+    assert parts_per_table([big, small], 2) == {"s.big": 2, "s.small": 1}
+    assert parts_per_table([big, small], 1) == {"s.big": 1, "s.small": 1}
