@@ -370,6 +370,10 @@ class AgentExtra(_Model):
     last_stop_reason: Text | None = None
     deployment_id: Text | None = None
     entity_id: Text | None = None
+    # raw columns where the Letta-visible field holds the value Letta derives on read
+    max_files_open: int | None = None
+    per_file_view_window_char_limit: int | None = None
+    timezone: Text | None = None
     archive_ids: list[str] = []
     owned_archive_ids: list[str] = []
     identity_ids: list[str] = []

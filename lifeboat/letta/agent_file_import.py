@@ -349,22 +349,45 @@ class _Planner:
     def _agent(self, agent: AgentEntry, index: int) -> None:
         db_id = self._map(agent.id, "agent")
         self.plan.agent_ids.append(db_id)
-        extra = self.extras.agents.get(agent.id)
-        llm_config = dict(agent.llm_config or {})
         tool_ids = [self.plan.id_map[t] for t in agent.tool_ids or []]
-        values: dict[str, Any] = {
-            "id": db_id,
+        values = self._agent_values(agent, index, tool_ids)
+        extra = self.extras.agents.get(agent.id)
+        if extra is not None:  # state Letta's export drops, from a complete file
+            values.update(
+                enable_sleeptime=extra.enable_sleeptime,
+                hidden=extra.hidden,
+                last_run_completion=extra.last_run_completion,
+                last_run_duration_ms=extra.last_run_duration_ms,
+                last_stop_reason=extra.last_stop_reason,
+                deployment_id=extra.deployment_id,
+                entity_id=extra.entity_id,
+            )
+            for raw in ("max_files_open", "per_file_view_window_char_limit", "timezone"):
+                if raw in extra.model_fields_set:
+                    values[raw] = getattr(extra, raw)
+            if extra.created_at is not None:
+                values["created_at"] = extra.created_at
+        self.plan.insert("agents", id=db_id, **values)
+        self._agent_links(agent, db_id, tool_ids)
+
+    def _agent_values(self, agent: AgentEntry, index: int, tool_ids: list[str]) -> dict[str, Any]:
+        """The agents row as ``create_agent_async`` fills it (minus id and message_ids)."""
+        llm_config = dict(agent.llm_config or {})
+        compaction = agent.compaction_settings
+        if compaction is None and not self.verbatim:
+            compaction = default_compaction_settings(llm_config)
+        return {
             "name": self.options.name if index == 0 and self.options.name else agent.name,
             "description": agent.description,
             "system": agent.system,
             "agent_type": agent.agent_type,
-            "message_ids": [],  # filled once the messages exist
+            "message_ids": [],  # set once the messages exist
             "response_format": agent.response_format,
             "metadata_": agent.metadata,
             "llm_config": llm_config,
             "embedding_config": self._normal(letta_defaults.embedding_config, agent.embedding_config),
-            "compaction_settings": agent.compaction_settings or default_compaction_settings(llm_config),
-            "tool_rules": self._tool_rules(agent, tool_ids),
+            "compaction_settings": compaction,
+            "tool_rules": agent.tool_rules or [] if self.verbatim else self._tool_rules(agent, tool_ids),
             "message_buffer_autoclear": agent.message_buffer_autoclear
             or agent.agent_type == "workflow_agent",
             "enable_sleeptime": agent.enable_sleeptime,
@@ -377,20 +400,6 @@ class _Planner:
             "base_template_id": agent.base_template_id,
             **self._audit(),
         }
-        if extra is not None:
-            values.update(
-                enable_sleeptime=extra.enable_sleeptime,
-                hidden=extra.hidden,
-                last_run_completion=extra.last_run_completion,
-                last_run_duration_ms=extra.last_run_duration_ms,
-                last_stop_reason=extra.last_stop_reason,
-                deployment_id=extra.deployment_id,
-                entity_id=extra.entity_id,
-            )
-            if extra.created_at is not None:
-                values["created_at"] = extra.created_at
-        self.plan.insert("agents", **values)
-        self._agent_links(agent, db_id, tool_ids)
 
     def _tool_rules(self, agent: AgentEntry, tool_ids: list[str]) -> list[dict[str, Any]]:
         """The file's rules plus Letta's requires-approval rules, deduplicated like Letta's column type."""

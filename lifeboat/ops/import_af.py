@@ -15,7 +15,6 @@ import back. Either way nothing is left behind except consumed ``message_seq_id`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,10 +143,22 @@ def _fetch(conn: psycopg.Connection, query: str, params: list[Any] | None = None
     return conn.execute(query, params).fetchall()
 
 
-def _adapt(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return Json(value, dumps=lambda obj: json.dumps(obj, ensure_ascii=False))
+def _adapt(value: Any, json_column: bool) -> Any:
+    """Python value → parameter. JSON columns get JSON text as SQLAlchemy writes it for Letta:
+    ``json.dumps`` defaults, and an explicit None stored as the JSON ``null`` (not SQL NULL)."""
+    if isinstance(value, dict | list) or (json_column and value is None):
+        return Json(value)
     return value
+
+
+def json_columns(conn: psycopg.Connection) -> set[tuple[str, str]]:
+    """(table, column) of every json/jsonb column of the Letta schema."""
+    rows = _fetch(
+        conn,
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND data_type IN ('json', 'jsonb')",
+    )
+    return {(str(table), str(column)) for table, column in rows}
 
 
 def _placeholder(table: str, column: str, value: Any) -> sql.Composable:
@@ -172,7 +183,9 @@ def _statement(write: Write) -> sql.Composed:
     )
 
 
-def _batches(writes: Iterable[Write]) -> Iterable[tuple[Write, list[list[Any]]]]:
+def _batches(
+    writes: Iterable[Write], json_cols: set[tuple[str, str]]
+) -> Iterable[tuple[Write, list[list[Any]]]]:
     """Consecutive writes with the same statement shape, as (first write, parameter rows)."""
     current: Write | None = None
     key: tuple[Any, ...] = ()
@@ -189,7 +202,7 @@ def _batches(writes: Iterable[Write]) -> Iterable[tuple[Write, list[list[Any]]]]
             params = []
         if not params:
             current, key = write, shape
-        row = [_adapt(v) for v in write.values.values()]
+        row = [_adapt(v, (write.table, c) in json_cols) for c, v in write.values.items()]
         params.append(row + ([write.update_id] if write.update_id is not None else []))
     if current is not None and params:
         yield current, params
@@ -197,8 +210,9 @@ def _batches(writes: Iterable[Write]) -> Iterable[tuple[Write, list[list[Any]]]]
 
 def apply_plan(conn: psycopg.Connection, plan: ImportPlan) -> None:
     """Execute the plan's writes in order (the caller owns the transaction)."""
+    json_cols = json_columns(conn)
     with conn.cursor() as cur:
-        for first, params in _batches(plan.writes):
+        for first, params in _batches(plan.writes, json_cols):
             cur.executemany(_statement(first), params)
 
 

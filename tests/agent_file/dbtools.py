@@ -9,6 +9,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Json
+from psycopg.types.string import TextLoader
 
 from lifeboat.sandbox.letta_server import LettaServer
 
@@ -33,10 +34,14 @@ def table_hashes(dsn: str) -> dict[str, str]:
     return hashes
 
 
-def rows(dsn: str, query: str, params: Any = None) -> list[dict[str, Any]]:
-    with psycopg.connect(dsn) as conn, conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)
-        return list(cur.fetchall())
+def rows(dsn: str, query: str, params: Any = None, *, json_text: bool = False) -> list[dict[str, Any]]:
+    """Rows as dicts; ``json_text`` keeps json columns as their stored text (JSON null != SQL NULL)."""
+    with psycopg.connect(dsn) as conn:
+        if json_text:
+            conn.adapters.register_loader("json", TextLoader)
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(query, params)
+            return list(cur.fetchall())
 
 
 def agent_view(server: LettaServer, agent_id: str) -> dict[str, Any]:
@@ -120,7 +125,7 @@ def agent_rows(dsn: str, agent_ids: list[str]) -> dict[str, list[dict[str, Any]]
     """The rows an import creates for ``agent_ids``, minus volatile columns, in a stable order."""
     result = {}
     for table, query in AGENT_TABLES.items():
-        found = rows(dsn, query, {"ids": agent_ids})
+        found = rows(dsn, query, {"ids": agent_ids}, json_text=True)
         cleaned = [{k: v for k, v in row.items() if k not in VOLATILE} for row in found]
         if table != "messages":
             cleaned.sort(key=lambda row: json.dumps(row, sort_keys=True, default=str))

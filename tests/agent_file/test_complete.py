@@ -59,7 +59,9 @@ def _compare_agent(dsn: str, old: str, new: str, old_to_new: dict[str, str]) -> 
         assert expected == b, f"message of {old}"
     agent_query = (
         "SELECT message_ids, enable_sleeptime, hidden, compaction_settings::text, tool_rules::text,"
-        " llm_config::text, embedding_config::text, system, last_stop_reason, created_at FROM agents WHERE id = %s"
+        " llm_config::text, embedding_config::text, system, last_stop_reason, created_at, max_files_open,"
+        " per_file_view_window_char_limit, timezone, metadata_::text, response_format::text, description,"
+        " message_buffer_autoclear, agent_type FROM agents WHERE id = %s"
     )
     (agent_before,), (agent_after,) = rows(dsn, agent_query, [old]), rows(dsn, agent_query, [new])
     agent_before["message_ids"] = [old_to_new[m] for m in agent_before["message_ids"]]
