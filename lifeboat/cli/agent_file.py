@@ -84,7 +84,7 @@ def export(
     summary = {
         "complete": report.complete,
         "revision": report.revision,
-        "files": [{k: v for k, v in vars(f).items() if k != "id_map"} for f in report.files],
+        "files": [vars(f) for f in report.files],  # with each file's id map (file id -> database id)
     }
     if str(output_path) == "-":  # the file itself is on stdout
         render(summary)

@@ -13,6 +13,7 @@ exported with it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 import psycopg
 
 from lifeboat.errors import UsageError
+from lifeboat.letta import ids
 from lifeboat.letta.agent_file import AgentFile
 from lifeboat.letta.agent_file_export import build_agent_file, group_members, resolve_agent_ids, revision
 from lifeboat.pg.connect import connection, database_errors
@@ -90,9 +92,16 @@ def export_from_connection(
     if not single:
         output.mkdir(parents=True, exist_ok=True)
     for doc, id_map in documents:
-        path = output if single else output / f"{id_map[doc.agents[0].id]}.af"
+        path = output if single else output / file_name_for(id_map[doc.agents[0].id])
         report.files.append(_write(doc, id_map, path))
     return report
+
+
+def file_name_for(agent_id: str) -> str:
+    """``<agent id>.af``; an id that is not Letta's strict shape never becomes a path."""
+    if ids.is_valid("agents", agent_id, strict=True):
+        return f"{agent_id}.af"
+    return f"agent-{hashlib.sha256(agent_id.encode()).hexdigest()[:32]}.af"
 
 
 @contextlib.contextmanager
