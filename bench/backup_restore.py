@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +41,42 @@ LIFEBOAT = str(HERE.parent / ".venv" / "bin" / "lifeboat")
 
 
 def timed(command: list[str], env: dict[str, str] | None = None, stdout: int | None = None) -> dict[str, Any]:
-    """Run a command; wall seconds and the process's own peak RSS (MB)."""
+    """Run a command; wall seconds and the process's own peak RSS (MB); its JSON output if it printed one."""
     started = time.monotonic()
-    process = subprocess.Popen(command, env=env, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(process.pid, 0)
-    seconds = time.monotonic() - started
-    stderr = process.stderr.read().decode() if process.stderr else ""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=err)
+        _pid, status, usage = os.wait4(process.pid, 0)
+        seconds = time.monotonic() - started
+        out.seek(0)
+        err.seek(0)
+        printed, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{command[0]} failed ({status}): {stderr[-2000:]}")
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    result: dict[str, Any] = {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    if "--json" in command:
+        result["output"] = json.loads(printed)
+    return result
+
+
+def change_one_agent(dsn: str) -> None:
+    """The incremental case: one agent's memory edited and ten messages added to it."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET search_path TO letta")
+        agent = conn.execute(
+            "SELECT id, organization_id FROM agents ORDER BY id OFFSET 11 LIMIT 1"
+        ).fetchone()
+        assert agent is not None
+        conn.execute(
+            "UPDATE block SET value = value || ' (edited)' WHERE id IN "
+            "(SELECT block_id FROM blocks_agents WHERE agent_id = %s AND block_label = 'human')",
+            (agent[0],),
+        )
+        for number in range(10):
+            conn.execute(
+                "INSERT INTO messages (id, agent_id, role, content, tool_calls, organization_id) VALUES "
+                "(%s, %s, 'user', json_build_array(json_build_object('type', 'text', 'text', %s::text)), '[]', %s)",
+                (f"message-{uuid.uuid4()}", agent[0], f"incremental message {number}", agent[1]),
+            )
 
 
 def raw_copy_seconds(dsn: str, jobs: int) -> float:
@@ -125,8 +153,13 @@ def run(scale: Scale, workdir: Path) -> dict[str, Any]:
         r = results["runs"] = {}
         r["raw_copy_1conn"] = {"seconds": raw_copy_seconds(dsn, 1)}
         r["raw_copy_2conn"] = {"seconds": raw_copy_seconds(dsn, 2)}
-        r["lifeboat_backup"] = timed([LIFEBOAT, "backup", "--repo", repo, "--db", dsn, "--jobs", "2"], env)
-        r["lifeboat_backup_incremental"] = timed([LIFEBOAT, "backup", "--repo", repo, "--db", dsn], env)
+        r["lifeboat_backup"] = timed(
+            [LIFEBOAT, "--json", "backup", "--repo", repo, "--db", dsn, "--jobs", "2"], env
+        )
+        change_one_agent(dsn)
+        r["lifeboat_backup_incremental"] = timed(
+            [LIFEBOAT, "--json", "backup", "--repo", repo, "--db", dsn], env
+        )
         r["repo_bytes"] = sum(f.stat().st_size for f in Path(repo).rglob("*") if f.is_file())
         r["pg_dump_Fc"] = timed([pg_dump, "-Fc", "-f", str(workdir / "dump.fc"), dsn])
         r["pg_dump_Fc"]["bytes"] = (workdir / "dump.fc").stat().st_size
@@ -154,7 +187,11 @@ def ratios(r: dict[str, Any]) -> dict[str, float]:
         "restore_vs_pg_restore_j2": round(restore / r["pg_restore_j2"]["seconds"], 3),
         "backup_vs_raw_copy_2conn": round(backup / r["raw_copy_2conn"]["seconds"], 3),
         "backup_vs_raw_copy_1conn": round(backup / r["raw_copy_1conn"]["seconds"], 3),
-        "incremental_bytes_share": round(0.0, 3),
+        "incremental_bytes_share": round(
+            r["lifeboat_backup_incremental"]["output"]["bytes_added"]
+            / r["lifeboat_backup"]["output"]["bytes_added"],
+            4,
+        ),
     }
 
 

@@ -274,7 +274,7 @@ def _agent(
 ) -> None:
     agent_id = uid(rng, "agent")
     messages = _messages(writers, rng, scale, agent_id)
-    in_context = [messages[0]] + messages[-(scale.in_context - 1) :]
+    in_context = [messages[0], *messages[-(scale.in_context - 1) :]]
     writers["agents"].add(
         agent_id, f"agent-{index:05d}", "letta_v1_agent", "You are a helpful assistant with memory.",
         json.dumps(in_context), LLM_CONFIG, EMBEDDING_CONFIG, ORG, "false", "UTC",
