@@ -9,6 +9,7 @@ owner role missing on a drill server should not make the data unrecoverable.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -40,6 +41,7 @@ class ApplyReport:
     missing_roles: set[str] = field(default_factory=set)
     skipped: list[str] = field(default_factory=list)  # statements not run, with why
     warnings: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # per scheduled item: "load:s.t", "index:s.i"...
 
     def skip(self, statement: Statement, missing: set[str]) -> None:
         self.missing_roles |= missing
@@ -316,10 +318,15 @@ def load_and_apply_post_data(
             conn.execute(setting)
         return conn
 
+    def run(conn: psycopg.Connection, task: _Task) -> None:
+        started = time.monotonic()
+        task.run(conn)
+        report.seconds[task.key] = report.seconds.get(task.key, 0.0) + time.monotonic() - started
+
     run_on_connections(
         open_connection,
         tasks,
-        lambda conn, task: task.run(conn),
+        run,
         jobs,
         conflicts=_Task.conflicts_with,
         key=lambda task: task.key,

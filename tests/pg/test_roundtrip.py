@@ -35,6 +35,9 @@ def test_letta_like_database_round_trips(request: pytest.FixtureRequest, source:
 
     assert report.missing_roles == set()
     assert report.skipped == []
+    assert {key for key in report.seconds if key.startswith("load:")} == {
+        f"load:{t.qualified}" for t in schema.tables
+    }
     target_dsn = target_cluster.dsn(target_db, "letta")
     assert table_digests(target_dsn) == table_digests(source_dsn)
     pg_dump = newest_pg_dump(source_cluster, target_cluster)
