@@ -186,9 +186,9 @@ def _render_entities(entities: list[dict[str, Any]]) -> None:
             table.add_column(column, overflow="fold")
         for e in shown:
             target = f" → {e['target_id']}" if e["target_id"] else ""
-            table.add_row(e["kind"], e["label"], e["id"] + target, e["action"], _agents(e["affects"]))
+            table.add_row(e["kind"], e["label"], e["id"] + target, e["action"], _agents(e))
         output.console.print(table)
-    untouched: dict[tuple[str, str], list[str]] = {}
+    untouched: dict[tuple[str, str], list[str]] = {}  # (kind, action) -> names
     for e in entities:
         if e["action"] in quiet:
             untouched.setdefault((e["kind"], e["action"]), []).append(e["label"] or e["id"])
@@ -198,7 +198,9 @@ def _render_entities(entities: list[dict[str, Any]]) -> None:
         output.console.print(f"{len(labels)} {kind}(s) {verb}: {names}")
 
 
-def _agents(ids: list[str]) -> str:
+def _agents(entity: dict[str, Any]) -> str:
+    """How many other live agents use the row; for an overwrite, which ones see the change."""
+    ids = entity["affects"]
     if not ids:
-        return ""
-    return f"{len(ids)}: " + ", ".join(ids[:2]) + (" …" if len(ids) > 2 else "")
+        return str(entity["used_by"] or "")
+    return f"{len(ids)} see the change: " + ", ".join(ids[:2]) + (" …" if len(ids) > 2 else "")

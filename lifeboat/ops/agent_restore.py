@@ -105,7 +105,8 @@ class EntityDecision(BaseModel):
     label: str = ""
     action: Action
     target_id: str | None = None  # the id written/pointed to, when it differs
-    affects: list[str] = Field(default_factory=list)  # other live agents using it
+    used_by: int = 0  # live agents outside the restored set using it now
+    affects: list[str] = Field(default_factory=list)  # those of them that see a change (overwrite)
 
 
 class TablePlan(BaseModel):
@@ -352,6 +353,7 @@ def _decide_one(
     entity_id = str(record["id"])
     label = record.get(entity.label) or ""
     affects = sorted(set(users.get(entity_id, [])))
+    used_by = len(affects)
     target_org = options.org or record.get("organization_id")
     cross_org = target_org != record.get("organization_id")
     in_live = entity_id in existing
@@ -359,7 +361,13 @@ def _decide_one(
 
     def made(action: Action, target: str | None = None, shown: list[str] | None = None) -> EntityDecision:
         return EntityDecision(
-            kind=kind, id=entity_id, label=label, action=action, target_id=target, affects=shown or []
+            kind=kind,
+            id=entity_id,
+            label=label,
+            action=action,
+            target_id=target,
+            used_by=used_by,
+            affects=shown or [],
         )
 
     if options.mode is Mode.IN_PLACE:
@@ -370,21 +378,21 @@ def _decide_one(
             return made(Action.OVERWRITE)
         if options.shared is SharedPolicy.OVERWRITE:
             return made(Action.OVERWRITE, shown=affects)
-        return made(Action.KEEP, shown=affects)
+        return made(Action.KEEP)
     # copy mode
     if kind == "group" and entity_id not in graph.managed_groups:
         return made(Action.SKIP)
     if not entity.org_object:
         shared_live = in_live and same_org and bool(affects)
         if shared_live and options.shared is SharedPolicy.MISSING:
-            return made(Action.REUSE, shown=affects)
+            return made(Action.REUSE)
         if shared_live and options.shared is SharedPolicy.OVERWRITE:
             return made(Action.OVERWRITE, shown=affects)
         return made(Action.COPY)
     if same_org:
         if options.shared is SharedPolicy.OVERWRITE:
             return made(Action.OVERWRITE, shown=affects)
-        return made(Action.REUSE, shown=affects)
+        return made(Action.REUSE)
     match = _natural_match(conn, live, kind, record, target_org)
     if match:
         return made(Action.MATCH, match)

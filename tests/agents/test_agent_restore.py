@@ -50,7 +50,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(letta_db, repo: Repository)
     assert rows["agents"]["write"] == 2 and rows["groups"]["write"] == 1
     decisions = {(e["kind"], e["label"]): e for e in plan["entities"]}
     assert decisions[("block", "team")]["action"] == "keep"  # shared with other agents, still there
-    assert len(decisions[("block", "team")]["affects"]) >= 5
+    assert decisions[("block", "team")]["used_by"] >= 5 and decisions[("block", "team")]["affects"] == []
     assert decisions[("block", "human")]["action"] == "overwrite"  # the agent's own block
     assert decisions[("tool", "lookup_order")]["action"] == "keep"
 
