@@ -170,11 +170,6 @@ def _make_batch(data: bytes, key_index: int | None) -> CopyBatch:
     return CopyBatch(data, len(lines), keys)
 
 
-def iter_rows(batch: CopyBatch) -> list[bytes]:
-    """The rows of a batch, each with its trailing newline (for callers that cut at rows)."""
-    return batch.data.splitlines(keepends=True)
-
-
 def copy_in(
     conn: psycopg.Connection,
     table: QualifiedName,
