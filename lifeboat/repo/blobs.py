@@ -12,7 +12,10 @@ import zstandard
 from lifeboat.errors import CorruptBlob
 from lifeboat.repo.crypto import DecryptionFailed, MasterKeys, Sealer
 
-ZSTD_LEVEL = 3
+# Level 1: on COPY text of Letta rows it compresses about as well as level 3 (6.9x vs 6.5x on
+# messages) at ~1.5x the speed (448 vs 302 MB/s on this 2-core box), and backup is CPU-bound.
+# The level is not part of the format: any zstd decoder reads every level.
+ZSTD_LEVEL = 1
 
 _local = threading.local()
 
