@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: let tests import agents_testing
 sys.path.insert(0, str(Path(__file__).parent.parent / "ops"))  # and reuse ops_testing
+sys.path.insert(0, str(Path(__file__).parent.parent))  # and the helpers shared by every test folder
 
 from ops_testing import new_repo
 
