@@ -100,3 +100,20 @@ def redis_server() -> Iterator[RedisServer]:
     """A private redis-server on a free port (no persistence): ``.port``, ``.url``, ``.client()``."""
     with RedisServer() as redis:
         yield redis
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A local S3 endpoint (moto's server mode in a thread, on a free port) for the session."""
+    import os
+
+    from moto.server import ThreadedMotoServer
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()

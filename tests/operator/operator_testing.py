@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from dbcompare import table_digests
 from psycopg import sql
 
 from lifeboat.repo import ChunkerParams, KdfParams
@@ -132,25 +133,7 @@ def add_rows(dsn: str, *, agents: int = 0, messages: int = 40, seed: int = 0) ->
 
 def digests(dsn: str, schema: str = "letta") -> dict[str, tuple[int, str]]:
     """Row count and md5 of each table's rows in a stable order."""
-    result = {}
-    with psycopg.connect(dsn) as conn:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relkind = 'r' AND n.nspname = %s ORDER BY 1",
-                (schema,),
-            )
-        ]
-        for table in tables:
-            row = conn.execute(
-                sql.SQL(
-                    "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE \"C\"), '')) FROM {} t"
-                ).format(sql.Identifier(schema, table))
-            ).fetchone()
-            assert row is not None
-            result[table] = (int(row[0]), str(row[1]))
-    return result
+    return table_digests(dsn, schema)
 
 
 def retime(repo: Repository, snapshot_id: str, when: datetime) -> None:

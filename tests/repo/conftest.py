@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,20 +29,3 @@ def repo(repo_path: Path) -> Repository:
 @pytest.fixture
 def plain_repo(repo_path: Path) -> Repository:
     return Repository.init(repo_path, None, encrypt=False, chunker=SMALL_CHUNKS, pack_size=SMALL_PACK)
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """An S3 endpoint served by moto in a thread, on a free port, for the whole session."""
-    import os
-
-    from moto.server import ThreadedMotoServer
-
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
