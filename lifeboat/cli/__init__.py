@@ -8,10 +8,15 @@ from __future__ import annotations
 from lifeboat.cli.app import app, main
 
 # Command modules register themselves on import (keep this list sorted).
-from lifeboat.cli import backup, demo, repository  # noqa: F401  isort: skip
-from lifeboat.cli import agent_file  # noqa: F401  isort: skip
-from lifeboat.cli import verify  # noqa: F401  isort: skip
-from lifeboat.cli import agents  # noqa: F401  isort: skip
-from lifeboat.cli import drill, maintenance  # noqa: F401  isort: skip
+from lifeboat.cli import (  # noqa: F401  isort: skip
+    agent_file,
+    agents,
+    backup,
+    demo,
+    drill,
+    maintenance,
+    repository,
+    verify,
+)
 
 __all__ = ["app", "main"]
