@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from pathlib import Path
 
 import pytest
+import zstandard
 from repo_testing import FAST_KDF, PASSPHRASE, SMALL_CHUNKS, SMALL_PACK
 
 from lifeboat.errors import CorruptBlob, CorruptRepository, WrongPassphrase
@@ -14,7 +16,7 @@ from lifeboat.repo.crypto import MasterKeys, Sealer
 
 SECRET = b"sk-live-PROVIDER-KEY-0123456789abcdef"
 AGENT = "agent-4f1c9a7e-secret-name"
-# Incompressible bytes: zstd stores them verbatim, so without encryption they would be found as is.
+# Random bytes: found in an unencrypted repository (in clear or inside a zstd frame), never in an encrypted one.
 RANDOM_PAYLOAD = random.Random(7).randbytes(8192).replace(b"\n", b" ")
 NEEDLES = [RANDOM_PAYLOAD[1000:1064], RANDOM_PAYLOAD[5000:5064]]
 
@@ -32,8 +34,26 @@ def fill(repo: Repository) -> None:
         )
 
 
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def readable(data: bytes) -> bytes:
+    """A file's bytes plus the plaintext of every zstd frame in it: what anyone without the keys reads.
+
+    Compression alone is no protection, and whether zstd keeps a literal run verbatim depends on
+    its level, so the search looks inside every decodable frame too.
+    """
+    parts = [data]
+    position = data.find(ZSTD_MAGIC)
+    while position != -1:
+        with contextlib.suppress(zstandard.ZstdError):
+            parts.append(zstandard.ZstdDecompressor().decompressobj().decompress(data[position:]))
+        position = data.find(ZSTD_MAGIC, position + 1)
+    return b"".join(parts)
+
+
 def all_bytes(root: Path) -> list[tuple[Path, bytes]]:
-    return [(path, path.read_bytes()) for path in root.rglob("*") if path.is_file()]
+    return [(path, readable(path.read_bytes())) for path in root.rglob("*") if path.is_file()]
 
 
 def test_known_plaintext_appears_in_no_file(repo: Repository, repo_path: Path) -> None:
