@@ -243,7 +243,7 @@ def _drop_leftovers(admin: psycopg.Connection, target: str) -> None:
     name) or by the comment set right after creation. One still in use (another restore of the
     same target running now) is left alone: DROP without FORCE refuses it.
     """
-    prefix = pg.temporary_database_name(target).rsplit("_lifeboat_restore_", 1)[0] + "_lifeboat_restore_"
+    prefix = pg.temporary_name_prefix(target)
     rows = admin.execute(
         "SELECT d.datname FROM pg_database d "
         "WHERE starts_with(d.datname, %s) OR shobj_description(d.oid, 'pg_database') LIKE %s",

@@ -29,6 +29,7 @@ from lifeboat.pg.admin import (
     set_allow_connections,
     swap_databases,
     temporary_database_name,
+    temporary_name_prefix,
     terminate_backends,
 )
 from lifeboat.pg.apply import (
@@ -103,6 +104,7 @@ __all__ = [
     "set_allow_connections",
     "swap_databases",
     "temporary_database_name",
+    "temporary_name_prefix",
     "terminate_backends",
     "with_database",
 ]

@@ -26,12 +26,19 @@ def database_exists(conn: psycopg.Connection, name: str) -> bool:
     )
 
 
+_STAMP_AND_TOKEN = "_YYYYmmddHHMMSS_xxxxxx"  # the shape of what follows the prefix
+
+
+def temporary_name_prefix(base: str, purpose: str = "restore") -> str:
+    """What every :func:`temporary_database_name` of ``base`` and ``purpose`` starts with."""
+    marker = f"_lifeboat_{purpose}"
+    room = MAX_IDENTIFIER_BYTES - len((marker + _STAMP_AND_TOKEN).encode())
+    return base.encode()[:room].decode(errors="ignore") + marker + "_"
+
+
 def temporary_database_name(base: str, purpose: str = "restore") -> str:
-    """A fresh name like ``letta_lifeboat_restore_20240102_a1b2c3`` that fits in 63 bytes."""
-    suffix = f"_lifeboat_{purpose}_{time.strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(3)}"
-    room = MAX_IDENTIFIER_BYTES - len(suffix.encode())
-    prefix = base.encode()[:room].decode(errors="ignore")
-    return prefix + suffix
+    """A fresh name like ``letta_lifeboat_restore_20240102030405_a1b2c3`` that fits in 63 bytes."""
+    return f"{temporary_name_prefix(base, purpose)}{time.strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(3)}"
 
 
 def create_database(
