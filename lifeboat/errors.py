@@ -29,6 +29,12 @@ class UnsafeRestore(LifeboatError):
     exit_code = 5
 
 
+class RedisUnavailable(LifeboatError):
+    """Letta's Redis (LETTA_REDIS_HOST/PORT or --redis-url) could not be reached."""
+
+    exit_code = 7
+
+
 class RepositoryNotFound(LifeboatError):
     exit_code = 10
 

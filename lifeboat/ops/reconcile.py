@@ -14,11 +14,11 @@ from typing import Any
 import psycopg
 from pydantic import BaseModel, Field
 
-from lifeboat.errors import UsageError
+from lifeboat.errors import RedisUnavailable, UsageError
 from lifeboat.letta.checks.context import locate_letta_schema, pin_search_path
 from lifeboat.letta.redis_repairs import apply_redis_repairs, plan_redis_repairs
 from lifeboat.letta.repairs import Change, RepairOptions, RepairPlan, apply_repairs, plan_repairs
-from lifeboat.ops.redis import RedisUnavailable
+from lifeboat.ops.redis import client as target_client
 from lifeboat.pg.connect import connection, describe_target
 from lifeboat.settings import RedisTarget
 
@@ -68,13 +68,7 @@ def redis_client(target: RedisTarget | None = None, url: str | None = None) -> A
         client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
         where = url
     elif target is not None:
-        client = redis.Redis(
-            host=target.host,
-            port=target.port,
-            decode_responses=True,
-            socket_timeout=5,
-            socket_connect_timeout=5,
-        )
+        client = target_client(target, decode_responses=True)
         where = f"{target.host}:{target.port}"
     else:
         return None

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from lifeboat.errors import LifeboatError
+from typing import Any
+
+from lifeboat.errors import RedisUnavailable
 from lifeboat.letta.redis_keys import STALE_AFTER_RESTORE, delete_matching
 from lifeboat.settings import RedisTarget
 
-
-class RedisUnavailable(LifeboatError):
-    exit_code = 7
+__all__ = ["RedisUnavailable", "client", "invalidate_after_restore"]
 
 
-def client(target: RedisTarget):
+def client(target: RedisTarget, *, decode_responses: bool = False) -> Any:
+    """A redis-py client for Letta's Redis (5 s timeouts; not connected until first used)."""
     import redis
 
-    return redis.Redis(host=target.host, port=target.port, socket_timeout=5, socket_connect_timeout=5)
+    make: Any = redis.Redis  # its stubs overload on a literal decode_responses
+    return make(
+        host=target.host,
+        port=target.port,
+        decode_responses=decode_responses,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+    )
 
 
 def invalidate_after_restore(
