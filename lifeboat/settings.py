@@ -34,7 +34,12 @@ def letta_pg_uri(env: dict[str, str] | None = None) -> str:
 
 def normalize_dsn(uri: str) -> str:
     """Accept SQLAlchemy-style URIs (postgresql+asyncpg://, postgresql+pg8000://) as Letta's users write them."""
-    for prefix in ("postgresql+asyncpg://", "postgresql+pg8000://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+    for prefix in (
+        "postgresql+asyncpg://",
+        "postgresql+pg8000://",
+        "postgresql+psycopg://",
+        "postgresql+psycopg2://",
+    ):
         if uri.startswith(prefix):
             return "postgresql://" + uri[len(prefix) :]
     if uri.startswith("postgres://"):
@@ -80,7 +85,9 @@ def repository_url(flag: str | None, config: dict[str, object] | None = None) ->
         configured = (config if config is not None else load_config()).get("repository")
         url = str(configured) if configured else None
     if not url:
-        raise UsageError("no repository given: use --repo, LIFEBOAT_REPOSITORY or 'repository' in the config file")
+        raise UsageError(
+            "no repository given: use --repo, LIFEBOAT_REPOSITORY or 'repository' in the config file"
+        )
     return url
 
 

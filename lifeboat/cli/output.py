@@ -56,4 +56,6 @@ def error(message: str, exc: BaseException | None = None) -> None:
         code = getattr(exc, "exit_code", 1)
         sys.stderr.write(json.dumps({"error": kind, "message": message, "exit_code": code}) + "\n")
     else:
-        err_console.print(f"[bold red]lifeboat: error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]lifeboat: error:[/] {message}", markup=True, highlight=False, soft_wrap=True
+        )
