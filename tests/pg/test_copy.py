@@ -119,6 +119,12 @@ def test_stopping_in_the_middle_cancels_the_copy(items_dsn: str) -> None:
 
 
 def test_server_error_in_the_middle_of_a_copy_is_reported(items_dsn: str) -> None:
+    # Far more than loopback socket buffers hold (several MB), so the server is still sending
+    # when the cancel arrives: otherwise the COPY may already be complete and nothing fails.
+    with psycopg.connect(items_dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO items (id, body) SELECT i, repeat('x', 200) FROM generate_series(5001, 205000) i"
+        )
     with pg.connect(items_dsn) as conn, pg.connect(items_dsn) as killer:
         pid = conn.info.backend_pid
         batches = pg.copy_out(conn, TABLE, COLUMNS, order_by=["id"], batch_bytes=100)
