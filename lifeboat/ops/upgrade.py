@@ -59,12 +59,20 @@ class UpgradePlan:
             "to_revision": self.to_revision,
             "to_release": revisions.release_label(self.to_revision),
             "migrations": len(self.steps),
-            "data_changes": [
-                {"revision": m.revision, "release": m.release, "title": m.title, "drops": m.drops,
-                 "rewrites": m.rewrites, "note": migrations.NOTES.get(m.revision)}
-                for m in self.data_changes
-            ],  # fmt: skip
+            "data_changes": [_change(m) for m in self.data_changes],
         }
+
+
+def _change(m: Migration) -> dict[str, Any]:
+    return {
+        "revision": m.revision,
+        "release": m.release,
+        "title": m.title,
+        "drops": m.drops,
+        "rewrites": m.rewrites,
+        "needs_encryption_key": m.needs_encryption_key,
+        "note": migrations.NOTES.get(m.revision),
+    }
 
 
 @dataclass
@@ -84,7 +92,9 @@ class UpgradeResult:
 def plan_upgrade(from_revision: str | None, target: str | None) -> UpgradePlan:
     """The forward path from the snapshot's revision; refuses downgrades and unknown revisions."""
     if not from_revision:
-        raise UnsafeRestore("the snapshot records no Letta alembic revision: there is nothing to upgrade from")
+        raise UnsafeRestore(
+            "the snapshot records no Letta alembic revision: there is nothing to upgrade from"
+        )
     to_revision = migrations.resolve_target(target)
     try:
         steps = migrations.path(from_revision, to_revision)
@@ -135,7 +145,14 @@ def run_upgrade_restore(
         spent[0] = time.monotonic() - started
 
     result = run_restore(
-        repo, snapshot_ref, target_dsn, force=force, jobs=jobs, redis=redis, progress=progress, prepare=upgrade
+        repo,
+        snapshot_ref,
+        target_dsn,
+        force=force,
+        jobs=jobs,
+        redis=redis,
+        progress=progress,
+        prepare=upgrade,
     )
     result.timings["upgrade"] = spent[0]
     return UpgradeResult(result, plan, ran, spent[0])

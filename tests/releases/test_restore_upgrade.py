@@ -4,12 +4,14 @@ downgrades are refused and a failing migration leaves nothing behind."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from ops_testing import scalar
+from ops_testing import cli, new_repo, scalar
 from releases_testing import OLDER_RELEASES, comparable_view
 
 from lifeboat.errors import DatabaseError, UnsafeRestore
@@ -121,3 +123,31 @@ def test_failing_migration_leaves_nothing_behind(
         _upgrade(repo, source, pg_cluster, "upgrade_fails")
     assert "letta:letta@" not in str(caught.value) and LETTA_PASSWORD + "@" not in str(caught.value)
     assert set(pg_cluster.list_databases()) == before
+
+
+def test_cli_restore_upgrade(pg_cluster: Cluster, release_db_factory: Loader, tmp_path: Path) -> None:
+    """The command line: the plan on stderr first, JSON on stdout, exit 5 for a downgrade."""
+    source = release_db_factory("0.11.7", pg_cluster)
+    repo_dir = tmp_path / "repo"
+    snapshot = run_backup(new_repo(repo_dir), source.admin_dsn).snapshot
+    target = f"{source.dbname}_cli"
+    done = cli(
+        "--json", "restore", snapshot.id, "--repo", str(repo_dir),
+        "--target", pg_cluster.dsn(target), "--upgrade", "head",
+    )  # fmt: skip
+    try:
+        assert done.returncode == 0, done.stderr
+        assert "567e9fe06270" in done.stderr and "job_messages" in done.stderr
+        summary = json.loads(done.stdout)
+        assert summary["upgrade"]["to_revision"] == HEAD_0_16_8
+        assert summary["upgrade"]["ran"] == summary["upgrade"]["migrations"] == 50
+        assert "567e9fe06270" in [c["revision"] for c in summary["upgrade"]["data_changes"]]
+        assert scalar(pg_cluster.dsn(target), "SELECT version_num FROM letta.alembic_version") == HEAD_0_16_8
+    finally:
+        pg_cluster.drop_database(target)
+    refused = cli(
+        "restore", snapshot.id, "--repo", str(repo_dir), "--target", pg_cluster.dsn("never_created"),
+        "--upgrade", "0.10.0",
+    )  # fmt: skip
+    assert refused.returncode == 5 and "downgrades are refused" in refused.stderr, refused.stderr
+    assert "never_created" not in pg_cluster.list_databases()
