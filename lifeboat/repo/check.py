@@ -20,7 +20,7 @@ from lifeboat.errors import CorruptBlob, CorruptRepository
 from lifeboat.repo.blobs import decode_blob
 from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, pack_name
 from lifeboat.repo.crypto import DecryptionFailed
-from lifeboat.repo.index import PackEntry, decode_index
+from lifeboat.repo.index import PackEntry
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.packs import read_pack_trailer
 
@@ -121,16 +121,8 @@ def _load_index_files(repo: Repository, report: CheckReport, users: _BlobUsers) 
     for info in repo.backend.list(INDEX_DIR):
         data = repo.backend.get(info.name)
         report.index_files_checked += 1
-        if hashlib.sha256(data).hexdigest() != basename(info.name):
-            report.add(
-                Finding(
-                    severity="error",
-                    kind="bad-index",
-                    message=f"index file {info.name} does not match its name",
-                )
-            )
         try:
-            entries = decode_index(repo.sealer, data)
+            entries = repo.decode_index_file(info.name, data)
         except (DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError) as exc:
             report.add(
                 Finding(

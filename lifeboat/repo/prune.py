@@ -24,7 +24,6 @@ a pack that an index file written since then lists is never deleted.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +32,8 @@ from pydantic import BaseModel, Field
 
 from lifeboat.errors import CorruptRepository, RepositoryLocked
 from lifeboat.repo.blobs import decode_blob
-from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, index_name, pack_name
-from lifeboat.repo.index import PackEntry, decode_index, encode_index
+from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, pack_name
+from lifeboat.repo.index import PackEntry
 from lifeboat.repo.locks import RepositoryLock
 from lifeboat.repo.packs import PackBuilder, PackedBlob
 from lifeboat.repo.repository import Repository
@@ -134,7 +133,7 @@ def _read_index_files(repo: Repository) -> tuple[list[str], dict[str, PackEntry]
     packs: dict[str, PackEntry] = {}
     for info in repo.backend.list(INDEX_DIR):
         try:
-            decoded = decode_index(repo.sealer, repo.backend.get(info.name))
+            decoded = repo.decode_index_file(info.name, repo.backend.get(info.name))
         except FileNotFoundError:
             continue
         except Exception as exc:
@@ -260,8 +259,7 @@ def _store_pack(repo: Repository, builder: PackBuilder) -> PackEntry:
 def _write_index(repo: Repository, entries: list[PackEntry]) -> set[str]:
     names = set()
     for start in range(0, len(entries), PACKS_PER_INDEX_FILE):
-        data = encode_index(repo.sealer, entries[start : start + PACKS_PER_INDEX_FILE])
-        name = index_name(hashlib.sha256(data).hexdigest())
+        name, data = repo.encode_index_file(entries[start : start + PACKS_PER_INDEX_FILE])
         repo.backend.put(name, data)
         names.add(name)
     return names
@@ -274,7 +272,9 @@ def _packs_indexed_since(repo: Repository, known: set[str]) -> set[str]:
         if info.name in known:
             continue
         try:
-            protected |= {entry.id for entry in decode_index(repo.sealer, repo.backend.get(info.name))}
+            protected |= {
+                entry.id for entry in repo.decode_index_file(info.name, repo.backend.get(info.name))
+            }
         except Exception as exc:
             raise CorruptRepository(
                 f"prune stopped before deleting anything: new index file {info.name} cannot be read ({exc})"

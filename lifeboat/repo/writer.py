@@ -13,7 +13,6 @@ manifest referring to the blobs be saved (``Repository.save_snapshot`` refuses o
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from lifeboat.errors import StorageError
 from lifeboat.repo.blobs import encode_blob
 from lifeboat.repo.chunker import Chunk, Key, RecordChunker
-from lifeboat.repo.config import ChunkerParams, index_name, pack_name
-from lifeboat.repo.index import PackEntry, encode_index
+from lifeboat.repo.config import ChunkerParams, pack_name
+from lifeboat.repo.index import PackEntry
 from lifeboat.repo.manifest import BlobRef, Stream
 from lifeboat.repo.packs import PackBuilder
 
@@ -221,9 +220,9 @@ class RepositoryWriter:
                 entries, self._unindexed = self._unindexed, []
             if not entries:
                 return
-            data = encode_index(self.repo.sealer, entries)
+            name, data = self.repo.encode_index_file(entries)
             try:
-                self.repo.backend.put(index_name(hashlib.sha256(data).hexdigest()), data)
+                self.repo.backend.put(name, data)
             except Exception as exc:
                 with self._lock:
                     self._unindexed[:0] = entries
