@@ -145,11 +145,21 @@ def _load_index_files(repo: Repository, report: CheckReport, users: _BlobUsers) 
 def _check_pack_files(
     report: CheckReport, users: _BlobUsers, packs: dict[str, PackEntry], stored: dict[str, int]
 ) -> dict[str, PackEntry]:
-    """Compare indexed packs with the files present; returns the indexed packs whose file looks right."""
+    """Compare indexed packs with the files present; returns the indexed packs whose file looks right.
+
+    A blob of a missing or truncated pack that another, intact pack also holds (stored again by
+    a later backup) is not lost: the finding stays (the index is stale) but names no snapshot.
+    """
     present: dict[str, PackEntry] = {}
+    intact = {
+        blob.id
+        for pack_id, entry in packs.items()
+        if stored.get(pack_id) == entry.size
+        for blob in entry.blobs
+    }
     for pack_id, entry in sorted(packs.items()):
         report.packs_checked += 1
-        blob_ids = [blob.id for blob in entry.blobs]
+        blob_ids = [blob.id for blob in entry.blobs if blob.id not in intact]
         if pack_id not in stored:
             report.add(
                 Finding(

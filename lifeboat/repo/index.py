@@ -91,20 +91,34 @@ def decode_index(sealer: Sealer, index_id: str, data: bytes, version: int = 2) -
 
 
 class Index:
-    """Blob id -> location, plus pack id -> size; thread-safe for concurrent readers and adders."""
+    """Blob id -> location, plus pack id -> size; thread-safe for concurrent readers and adders.
 
-    def __init__(self) -> None:
+    ``stored`` (pack id -> size, from one listing of ``data/``) makes the index prefer, for a blob
+    listed in several packs, a copy whose pack is stored at the size the index says: after a pack
+    was lost and its blobs stored again, readers find the new copy whatever the file order.
+    """
+
+    def __init__(self, stored: dict[str, int] | None = None) -> None:
         self._blobs: dict[str, BlobLocation] = {}
         self._packs: dict[str, int] = {}
+        self._stored = stored
         self._lock = threading.Lock()
 
-    def add_pack(self, pack: PackEntry) -> None:
+    def add_pack(self, pack: PackEntry, *, preferred: bool = False) -> None:
+        """Add a pack's blobs; ``preferred`` (a pack just stored) replaces known locations of them."""
         with self._lock:
             self._packs[pack.id] = pack.size
             for blob in pack.blobs:
-                self._blobs.setdefault(
-                    blob.id, BlobLocation(pack.id, blob.offset, blob.length, blob.raw_size)
-                )
+                known = self._blobs.get(blob.id)
+                if known is None or preferred or not self._is_stored(known.pack_id):
+                    self._blobs[blob.id] = BlobLocation(pack.id, blob.offset, blob.length, blob.raw_size)
+
+    def _is_stored(self, pack_id: str) -> bool:
+        return self._stored is None or self._stored.get(pack_id) == self._packs.get(pack_id)
+
+    def pack_size(self, pack_id: str) -> int | None:
+        """The size the index gives a pack, None when no index file lists it."""
+        return self._packs.get(pack_id)
 
     def __contains__(self, blob_id: object) -> bool:
         return blob_id in self._blobs

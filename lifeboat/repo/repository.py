@@ -31,6 +31,7 @@ from lifeboat.repo.backends import Backend, LocalBackend, open_backend
 from lifeboat.repo.blobs import compress, decode_blob, decompress
 from lifeboat.repo.config import (
     CONFIG_FILE,
+    DATA_DIR,
     FORMAT_VERSION,
     INDEX_DIR,
     SNAPSHOTS_DIR,
@@ -173,8 +174,11 @@ class Repository:
         return repo
 
     def load_index(self) -> None:
-        """(Re)read every index file. Damaged index files raise ``CorruptRepository`` (``check`` reports them)."""
-        index = Index()
+        """(Re)read every index file. Damaged index files raise ``CorruptRepository`` (``check`` reports them).
+
+        One listing of ``data/`` lets the index prefer stored copies of blobs listed twice (``Index``).
+        """
+        index = Index(self.stored_packs())
         names = set()
         for info in self.backend.list(INDEX_DIR):
             names.add(info.name)
@@ -188,6 +192,10 @@ class Repository:
                 index.add_pack(entry)
         self._index = index
         self._index_files = names
+
+    def stored_packs(self) -> dict[str, int]:
+        """Pack id -> size of every pack file in storage (one listing of ``data/``)."""
+        return {basename(info.name): info.size for info in self.backend.list(DATA_DIR)}
 
     def encode_index_file(self, entries: Iterable[PackEntry]) -> tuple[str, bytes]:
         """(file name, bytes) of a new index file listing ``entries``, in this repository's format."""
@@ -296,15 +304,38 @@ class Repository:
     # -- snapshots ---------------------------------------------------------------------------------
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Write the manifest, making the snapshot visible. Refuses if any blob it needs is not durable."""
+        """Write the manifest, making the snapshot visible. Refuses if any blob it needs is not durable:
+        not in the index, or its pack not in storage at the indexed size (one listing of ``data/``)."""
         missing = sorted(blob_id for blob_id in snapshot.blob_ids() if blob_id not in self.index)
         if missing:
             raise CorruptRepository(
                 f"refusing to save snapshot {snapshot.short_id}: {len(missing)} blob(s) are not in the index "
                 f"(first: {missing[0]}); close the writer before saving the snapshot"
             )
+        lost = self._packs_not_stored(snapshot)
+        if lost:
+            self.load_index()  # a prune may have repacked them: the new index lists other copies
+            lost = self._packs_not_stored(snapshot)
+        if lost:
+            raise CorruptRepository(
+                f"refusing to save snapshot {snapshot.short_id}: {len(lost)} pack(s) it needs are missing "
+                f"or damaged in the repository (first: {lost[0]}); nothing was saved, back up again"
+            )
         payload = compress(snapshot.model_dump_json().encode())
         self.backend.put(snapshot_name(snapshot.id), self.sealer.seal(payload, snapshot_aad(snapshot.id)))
+
+    def _packs_not_stored(self, snapshot: Snapshot) -> list[str]:
+        """Packs the snapshot's blobs are in that storage lacks or holds at another size; a blob in
+        no index counts as in the missing pack ``"(unindexed)"``."""
+        stored = self.stored_packs()
+        lost = set()
+        for blob_id in snapshot.blob_ids():
+            location = self.index.get(blob_id)
+            if location is None:
+                lost.add("(unindexed)")
+            elif stored.get(location.pack_id) != self.index.pack_size(location.pack_id):
+                lost.add(location.pack_id)
+        return sorted(lost)
 
     def snapshot_ids(self) -> list[str]:
         return sorted(basename(info.name) for info in self.backend.list(SNAPSHOTS_DIR))
