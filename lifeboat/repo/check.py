@@ -60,7 +60,11 @@ class CheckReport(BaseModel):
 
     @property
     def affected_snapshots(self) -> list[str]:
-        return sorted({snapshot_id for ids in self.damaged_blobs.values() for snapshot_id in ids})
+        """Snapshots that need a damaged blob, and snapshots whose manifest cannot be read."""
+        unreadable = {s for f in self.findings if f.kind == "bad-snapshot" for s in f.snapshot_ids}
+        return sorted(
+            unreadable | {snapshot_id for ids in self.damaged_blobs.values() for snapshot_id in ids}
+        )
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)

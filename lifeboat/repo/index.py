@@ -80,7 +80,9 @@ def decode_index(sealer: Sealer, index_id: str, data: bytes, version: int = 2) -
         try:
             payload = sealer.open(data, index_aad(index_id))
         except DecryptionFailed as exc:
-            raise IndexNameMismatch(f"it does not belong to the name {index_id} ({exc})") from exc
+            raise IndexNameMismatch(
+                f"it does not authenticate under its name ({exc}): damaged or renamed"
+            ) from exc
         if hashlib.sha256(payload).hexdigest() != index_id:
             raise IndexNameMismatch(f"its content does not match the name {index_id}")
     document = json.loads(decompress(payload))

@@ -175,7 +175,7 @@ def test_index_file_renamed_is_refused(repo: Repository, repo_path: Path) -> Non
     backup(repo, make_rows(800))
     (index_file,) = (repo_path / "index").iterdir()
     index_file.rename(index_file.with_name("f" * 64))
-    with pytest.raises(CorruptRepository, match="does not belong to the name"):
+    with pytest.raises(CorruptRepository, match="does not authenticate under its name"):
         Repository.open(repo_path, PASSPHRASE).load_index()
 
 
