@@ -169,7 +169,7 @@ def restore(
     repository = open_repo(repo, password_file)
     target_dsn = target or _default_target(settings.letta_pg_uri())
     if upgrade is not None:
-        from lifeboat.cli.upgrade import restore_with_upgrade
+        from lifeboat.cli.restore_upgrade import restore_with_upgrade
 
         restore_with_upgrade(repository, snapshot, target_dsn, upgrade, encryption_key, force, jobs)
         return

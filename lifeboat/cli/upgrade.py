@@ -1,58 +1,46 @@
-"""``restore --upgrade``: print the migration plan first, restore, migrate, switch, report."""
+"""``lifeboat upgrade-repository``: rewrite a format-1 repository as format 2 (docs/FORMAT.md §13)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from lifeboat import settings
+import typer
+
 from lifeboat.cli import output
-from lifeboat.cli.progress import byte_progress
-from lifeboat.ops.upgrade import UpgradePlan, run_upgrade_restore
-from lifeboat.repo.repository import Repository
+from lifeboat.cli.app import app
+from lifeboat.cli.common import PasswordFileOption, RepoOption
 
 
-def announce(plan: UpgradePlan) -> None:
-    """The plan goes to stderr before anything is created (stdout stays clean for --json)."""
-    for line in plan.lines():
-        output.info(line)
-
-
-def restore_with_upgrade(
-    repository: Repository,
-    snapshot: str,
-    target_dsn: str,
-    target: str,
-    encryption_key: str | None,
-    force: bool,
-    jobs: int,
+@app.command("upgrade-repository")
+def upgrade_repository(
+    repo: RepoOption = None,
+    password_file: PasswordFileOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
-    with byte_progress("restore") as bar:
-        result = run_upgrade_restore(
-            repository,
-            snapshot,
-            target_dsn,
-            target,
-            announce=announce,
-            encryption_key=encryption_key or None,
-            force=force,
-            jobs=jobs,
-            redis=settings.letta_redis(),
-            progress=bar.advance,
-        )
+    """Upgrade the repository format in place (authenticated config, name-bound index files)."""
+    from lifeboat import settings
+    from lifeboat.repo.repository import Repository
+    from lifeboat.repo.upgrade import upgrade_repository as upgrade
 
-    def render(s: dict[str, Any]) -> None:
-        up = s["upgrade"]
+    if json_output:
+        output.set_json(True)
+    config = settings.load_config()
+    url = settings.repository_url(repo, config)
+    passphrase = settings.passphrase(password_file, config=config)
+    report = upgrade(Repository.open(url, passphrase), passphrase)
+
+    def render(r: Any) -> None:
+        if r.from_version == r.to_version and not r.index_files_rewritten and not r.key_file_replaced:
+            output.console.print(f"repository {r.repository} is already format version {r.to_version}")
+            return
         output.console.print(
-            f"restored snapshot [bold]{s['snapshot'][:8]}[/] into database [bold]{s['database']}[/] and "
-            f"upgraded it from Letta {up['from_release']} ({up['from_revision']}) to {up['to_release']} "
-            f"({up['to_revision']}): {up['ran']} migration(s) in {up['seconds']:.1f} s, "
-            f"{s['seconds']:.1f} s in all"
+            f"upgraded {r.repository} from format version {r.from_version} to {r.to_version} "
+            f"({r.index_files_rewritten} index file(s) rewritten)"
         )
-        if s["safety_snapshot"]:
+        if r.key_files_not_upgraded:
             output.console.print(
-                f"the replaced database was saved first as snapshot {s['safety_snapshot'][:8]}"
+                f"{len(r.key_files_not_upgraded)} other key file(s) keep format 1 (their passphrases were "
+                "not given); run upgrade-repository with each of them too"
             )
-        for warning in s["warnings"]:
-            output.console.print(f"[yellow]warning:[/] {warning}")
 
-    output.emit(result.summary(), render)
+    output.emit(report, render)
