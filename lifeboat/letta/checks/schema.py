@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 from lifeboat.letta import revisions
 from lifeboat.letta.checks.base import CheckContext, Finding, Severity, check, finding
-from lifeboat.letta.schema_shape import ForeignKey, capture_foreign_keys, expected_shape
+from lifeboat.letta.schema_shape import expected_shape
+from lifeboat.pg.catalog import ForeignKey, foreign_keys
 
 _SEARCH_PATH_SETTINGS_SQL = """
 SELECT s.setdatabase <> 0 AS for_database, s.setrole <> 0 AS for_role, substr(cfg, length('search_path=') + 1)
@@ -190,7 +191,7 @@ def _fk_signature(fk: ForeignKey) -> tuple[str, tuple[str, ...], str, tuple[str,
 
 
 def _foreign_key_findings(ctx: CheckContext, expected: tuple[ForeignKey, ...]) -> Iterator[Finding]:
-    present = {_fk_signature(fk) for fk in capture_foreign_keys(ctx.conn, ctx.schema)}
+    present = {_fk_signature(fk) for fk in foreign_keys(ctx.conn, ctx.schema)}
     missing = [fk for fk in expected if _fk_signature(fk) not in present and fk.table in ctx.columns]
     by_table: dict[str, list[ForeignKey]] = {}
     for fk in missing:
