@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from lifeboat.errors import UsageError
 from lifeboat.pg import catalog
 
 # Tables every Letta release since 0.6 has; the schema holding most of them is Letta's.
@@ -40,6 +41,22 @@ def use_letta_schema(conn: psycopg.Connection[Any], schema: str) -> str | None:
     path = [schema] + ([vector_schema] if vector_schema and vector_schema != schema else [])
     catalog.set_local_search_path(conn, path)
     return vector_schema
+
+
+def enter_letta_schema(conn: psycopg.Connection[Any]) -> str:
+    """Inside an open transaction: find Letta's schema and pin the search_path to it.
+
+    Raises :class:`~lifeboat.errors.UsageError` when the database holds no Letta tables (the
+    operator pointed the command at the wrong database).
+    """
+    schema = find_letta_schema(conn)
+    if schema is None:
+        tables = ", ".join(LETTA_MARKER_TABLES)
+        raise UsageError(
+            f"no schema of this database holds Letta's tables ({tables}): is it the Letta database?"
+        )
+    use_letta_schema(conn, schema)
+    return schema
 
 
 def session_search_path(conn: psycopg.Connection[Any]) -> list[str]:

@@ -33,6 +33,7 @@ from psycopg import sql
 from pydantic import BaseModel, Field
 
 from lifeboat.letta.runs import ACTIVE_RUN_STATUSES, PENDING_STEP_STATUS
+from lifeboat.pg import catalog
 from lifeboat.pg.catalog import column_types
 
 NOTE_KEY = "lifeboat_reconcile"
@@ -98,7 +99,7 @@ def plan_repairs(conn: Conn, options: RepairOptions) -> RepairPlan:
 
 
 def _current_schema(conn: Conn) -> str:
-    return str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
+    return catalog.current_schema(conn) or ""
 
 
 _STALE_RUNS_SQL = """

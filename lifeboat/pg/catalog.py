@@ -209,6 +209,13 @@ def foreign_keys(conn: Connection, schema: str) -> tuple[ForeignKey, ...]:
     )
 
 
+def primary_keys(conn: Connection, schema: str) -> dict[str, tuple[str, ...]]:
+    """Per table that has one, the columns of its primary key."""
+    return {
+        table: c.columns for table, cons in constraints(conn, schema).items() for c in cons if c.kind == "p"
+    }
+
+
 def unique_keys(conn: Connection, schema: str) -> dict[str, list[tuple[str, ...]]]:
     """Per table, the column lists of its primary key (first) and unique constraints (fewest
     columns first, then by name)."""
@@ -232,6 +239,12 @@ def extension_schema(conn: Connection, extension: str) -> str | None:
     """The schema an installed extension lives in (None when it is not installed)."""
     row = conn.execute(_EXTENSION_SCHEMA_SQL, {"extension": extension}).fetchone()
     return None if row is None else str(row[0])
+
+
+def current_schema(conn: Connection) -> str | None:
+    """The first schema of the session's search_path that exists (where unqualified names resolve)."""
+    row = conn.execute("SELECT pg_catalog.current_schema()").fetchone()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 def set_local_search_path(conn: Connection, schemas: Sequence[str]) -> None:
