@@ -1,6 +1,7 @@
 """Shape of a Letta database migrated to alembic revision 1c28e167b74f (generated).
 
-Captured from a real deployment by ``python -m lifeboat.letta.schema_shape DSN``; do not edit.
+Generated from a database migrated by Letta 0.16.8's own migrations
+(``python -m lifeboat.sandbox.release_schema schemas``); do not edit.
 """
 
 from lifeboat.letta.schema_shape import ForeignKey, SchemaShape, ShapeDetails

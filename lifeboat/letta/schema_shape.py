@@ -6,10 +6,8 @@ sequence definitions and enum labels, with the Letta (and pgvector) schema names
 shape does not depend on what the schema is called.
 
 ``lifeboat verify`` compares a database with the shape recorded for its alembic revision
-(module ``lifeboat.letta.schema_<revision>``, e.g. :mod:`lifeboat.letta.schema_1c28e167b74f` for
-Letta 0.16.7/0.16.8); :func:`expected_shape` looks it up by revision, so a record added for another
-release is used as soon as its module exists. The recorded module is generated from a real
-migrated database::
+(:func:`lifeboat.letta.schema_records.schema_record`; one ``schema_<revision>.py`` per recorded
+release head). A record is generated from a real migrated database::
 
     python -m lifeboat.letta.schema_shape postgresql://letta:letta@host:port/letta > \
         lifeboat/letta/schema_1c28e167b74f.py
@@ -19,7 +17,6 @@ and a test compares it with the test bed's real deployment, so it cannot silentl
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import sys
@@ -28,7 +25,6 @@ from typing import Any
 
 import psycopg
 
-from lifeboat.letta import revisions
 from lifeboat.pg.capture import capture_schema
 from lifeboat.pg.models import DatabaseSchema, SequenceDef
 
@@ -166,15 +162,10 @@ def _unqualifier(schemas: list[str]) -> Any:
 
 
 def expected_shape(revision: str | None) -> SchemaShape | None:
-    """The recorded shape of a Letta revision (module ``schema_<revision>``), when lifeboat has one."""
-    if not revision or not revisions.is_known(revision):
-        return None
-    try:
-        module = importlib.import_module(f"lifeboat.letta.schema_{revision}")
-    except ModuleNotFoundError:
-        return None
-    shape: SchemaShape = module.SHAPE
-    return shape
+    """The recorded shape of a Letta revision, when lifeboat has one (see :mod:`.schema_records`)."""
+    from lifeboat.letta.schema_records import schema_record
+
+    return schema_record(revision)
 
 
 def _q(value: object) -> str:
@@ -185,15 +176,19 @@ def _q(value: object) -> str:
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
-def render_module(shape: SchemaShape) -> str:
+_DEFAULT_ORIGIN = "Captured from a real deployment by ``python -m lifeboat.letta.schema_shape DSN``"
+
+
+def render_module(shape: SchemaShape, origin: str = _DEFAULT_ORIGIN) -> str:
     """Python source of a module holding ``shape`` as ``SHAPE`` (deterministic, diff-friendly)."""
     lines = [
         f'"""Shape of a Letta database migrated to alembic revision {shape.revision} (generated).',
         "",
-        "Captured from a real deployment by ``python -m lifeboat.letta.schema_shape DSN``; do not edit.",
+        f"{origin}; do not edit.",
         '"""',
         "",
-        "from lifeboat.letta.schema_shape import ForeignKey, SchemaShape, ShapeDetails",
+        "from lifeboat.letta.schema_shape import ForeignKey, SchemaShape"
+        + (", ShapeDetails" if shape.details is not None else ""),
         "",
         "TABLES: dict[str, dict[str, str]] = {",
     ]
