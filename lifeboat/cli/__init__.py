@@ -17,6 +17,7 @@ from lifeboat.cli import (  # noqa: F401  isort: skip
     maintenance,
     migrate,
     repository,
+    upgrade,
     verify,
 )
 
