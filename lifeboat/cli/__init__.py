@@ -15,6 +15,7 @@ from lifeboat.cli import (  # noqa: F401  isort: skip
     demo,
     drill,
     maintenance,
+    migrate,
     repository,
     restore,
     verify,

@@ -54,13 +54,12 @@ def open_repo(repo: str | None, password_file: Path | None):
         ) from None
 
 
-def database_dsn(db: str | None, *, option: str = "--db") -> str:
-    """The Letta database's DSN: ``--db``, else what the Letta server reads (LETTA_PG_URI/LETTA_PG_*)."""
+def database_dsn(db: str | None) -> str:
+    """The Letta database's DSN: ``--db``, else what the Letta server reads (see settings)."""
     from lifeboat import settings
 
-    if db:
-        return checked_dsn(settings.normalize_dsn(db), option)
-    return checked_dsn(settings.letta_pg_uri(), "LETTA_PG_URI (or LETTA_PG_*)")
+    setting = settings.database_setting(db)
+    return checked_dsn(setting.dsn, setting.source)
 
 
 def checked_dsn(dsn: str, source: str, *, need_database: bool = False) -> str:

@@ -48,6 +48,7 @@ MATRIX: dict[str, tuple[list[str], list[str]]] = {
     "export": (["--all", "-o", "/tmp/out.af", "--db", "garbage"], []),
     "import": (["--max-bytes", "lots", "file.af"], []),
     "demo": (["--flavor", "pg99"], ["--flavor"]),
+    "migrate": (["--to", "letta-cloud"], ["--snapshot"]),
 }
 KINDS = ("unknown option", "bad value", "missing argument", "--json")
 
