@@ -1,4 +1,9 @@
-"""The structural shape of a Letta schema (tables, column types, foreign keys) and how to capture it.
+"""The structural shape of a Letta schema and how to capture it.
+
+A shape holds tables and column types, foreign keys and sequence names and, since record
+format 2, :class:`ShapeDetails`: nullability, defaults, every constraint and index by name,
+sequence definitions and enum labels, with the Letta (and pgvector) schema names taken out so a
+shape does not depend on what the schema is called.
 
 ``lifeboat verify`` compares a database with the shape recorded for its alembic revision
 (:func:`lifeboat.letta.schema_records.schema_record`; one ``schema_<revision>.py`` per recorded
@@ -13,11 +18,15 @@ and a test compares it with the test bed's real deployment, so it cannot silentl
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+
+from lifeboat.pg.capture import capture_schema
+from lifeboat.pg.models import DatabaseSchema, SequenceDef
 
 
 @dataclass(frozen=True)
@@ -32,11 +41,24 @@ class ForeignKey:
 
 
 @dataclass(frozen=True)
+class ShapeDetails:
+    """What record format 2 adds; every SQL text has the Letta/pgvector schema qualifiers removed."""
+
+    not_null: dict[str, tuple[str, ...]]  # table -> NOT NULL columns
+    defaults: dict[str, dict[str, str]]  # table -> column -> default expression
+    constraints: dict[str, dict[str, str]]  # table -> constraint name -> "<kind> <definition>" (p u c f x)
+    indexes: dict[str, dict[str, str]]  # table -> index name -> CREATE INDEX (not backing a constraint)
+    sequences: dict[str, str]  # sequence -> "<type> increment .. min .. max .. start .. cache .. [cycle]"
+    enums: dict[str, tuple[str, ...]]  # enum type -> labels in order
+
+
+@dataclass(frozen=True)
 class SchemaShape:
     revision: str | None
     tables: dict[str, dict[str, str]]  # table -> column -> type as format_type() prints it
     foreign_keys: tuple[ForeignKey, ...]
     sequences: tuple[str, ...]
+    details: ShapeDetails | None = None  # None: a format-1 record; the detailed comparison is skipped
 
 
 COLUMNS_SQL = """
@@ -96,7 +118,47 @@ def capture_shape(conn: psycopg.Connection[Any], schema: str) -> SchemaShape:
         ).fetchone()
         revision = row[0] if row else None
     sequences = tuple(row[0] for row in conn.execute(SEQUENCES_SQL, (schema,)))
-    return SchemaShape(revision, tables, capture_foreign_keys(conn, schema), sequences)
+    details = shape_details(capture_schema(conn, allow_unsupported=True), schema)
+    return SchemaShape(revision, tables, capture_foreign_keys(conn, schema), sequences, details)
+
+
+def shape_details(database: DatabaseSchema, schema: str) -> ShapeDetails:
+    """Project a catalog capture onto one schema, with its (and pgvector's) qualifiers removed."""
+    strip = _unqualifier([schema, *(e.schema_ for e in database.extensions if e.name == "vector")])
+    tables = [t for t in database.tables if t.schema_ == schema]
+    return ShapeDetails(
+        not_null={t.name: tuple(c.name for c in t.columns if c.not_null) for t in tables},
+        defaults={t.name: {c.name: strip(c.default) for c in t.columns if c.default} for t in tables},
+        constraints={
+            t.name: {c.name: f"{c.kind} {strip(c.definition)}" for c in t.constraints} for t in tables
+        },
+        indexes={t.name: {i.name: strip(i.definition) for i in t.indexes} for t in tables},
+        sequences={s.name: _sequence_text(s, strip) for s in database.sequences if s.schema_ == schema},
+        enums={e.name: tuple(e.labels) for e in database.enums if e.schema_ == schema},
+    )
+
+
+def _sequence_text(sequence: SequenceDef, strip: Any) -> str:
+    text = (
+        f"{sequence.data_type} increment {sequence.increment} min {sequence.min_value} "
+        f"max {sequence.max_value} start {sequence.start} cache {sequence.cache}"
+    )
+    if sequence.cycle:
+        text += " cycle"
+    if sequence.owned_by is not None:
+        text += f" owned by {sequence.owned_by.table.name}.{sequence.owned_by.column}"
+    return str(strip(text))
+
+
+def _unqualifier(schemas: list[str]) -> Any:
+    """A function removing ``schema.`` qualifiers (plain or quoted) of the given schemas from SQL text."""
+    names = sorted({name for schema in schemas for name in (schema, f'"{schema}"')}, key=len, reverse=True)
+    pattern = re.compile(r'(?<![\w."])(?:' + "|".join(re.escape(n) for n in names) + r")\.")
+
+    def strip(text: str | None) -> str:
+        return pattern.sub("", text or "")
+
+    return strip
 
 
 def expected_shape(revision: str | None) -> SchemaShape | None:
@@ -125,7 +187,8 @@ def render_module(shape: SchemaShape, origin: str = _DEFAULT_ORIGIN) -> str:
         f"{origin}; do not edit.",
         '"""',
         "",
-        "from lifeboat.letta.schema_shape import ForeignKey, SchemaShape",
+        "from lifeboat.letta.schema_shape import ForeignKey, SchemaShape"
+        + (", ShapeDetails" if shape.details is not None else ""),
         "",
         "TABLES: dict[str, dict[str, str]] = {",
     ]
@@ -147,8 +210,34 @@ def render_module(shape: SchemaShape, origin: str = _DEFAULT_ORIGIN) -> str:
             "    ),",
         ]
     lines += [")", "", f"SEQUENCES: tuple[str, ...] = {_q(shape.sequences)}", ""]
-    lines.append(f"SHAPE = SchemaShape({_q(shape.revision)}, TABLES, FOREIGN_KEYS, SEQUENCES)")
+    details = shape.details
+    if details is None:
+        lines.append(f"SHAPE = SchemaShape({_q(shape.revision)}, TABLES, FOREIGN_KEYS, SEQUENCES)")
+        return "\n".join(lines) + "\n"
+    sections: list[tuple[str, str, dict[str, Any]]] = [
+        ("NOT_NULL", "dict[str, tuple[str, ...]]", details.not_null),
+        ("DEFAULTS", "dict[str, dict[str, str]]", details.defaults),
+        ("CONSTRAINTS", "dict[str, dict[str, str]]", details.constraints),
+        ("INDEXES", "dict[str, dict[str, str]]", details.indexes),
+        ("SEQUENCE_DEFINITIONS", "dict[str, str]", details.sequences),
+        ("ENUMS", "dict[str, tuple[str, ...]]", details.enums),
+    ]
+    for name, annotation, mapping in sections:
+        lines += [f"{name}: {annotation} = {{"]
+        lines += [f"    {_q(key)}: {_literal(mapping[key])}," for key in sorted(mapping)]
+        lines += ["}", ""]
+    lines += [
+        "DETAILS = ShapeDetails(NOT_NULL, DEFAULTS, CONSTRAINTS, INDEXES, SEQUENCE_DEFINITIONS, ENUMS)",
+        "",
+        f"SHAPE = SchemaShape({_q(shape.revision)}, TABLES, FOREIGN_KEYS, SEQUENCES, DETAILS)",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in sorted(value.items())) + "}"
+    return _q(value)
 
 
 def main(argv: list[str]) -> int:

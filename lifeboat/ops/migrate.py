@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from lifeboat.errors import UnsafeRestore, UsageError
+from lifeboat.errors import LifeboatError, UnsafeRestore, UsageError
 from lifeboat.letta.catalog import AgentEntry
 from lifeboat.letta.subgraph import collect
 from lifeboat.letta_code import LETTA_CODE_VERSION, writer
@@ -34,6 +35,7 @@ from lifeboat.ops.migrate_rows import source_agents
 from lifeboat.ops.migrate_source import Origin
 
 BATCH_SIZE = 100
+FAULT_ENV = "LIFEBOAT_MIGRATE_FAULT"  # tests: "build:N" fails after N agents built, "install:N" is SIGKILLed after N installed
 DEFAULT_DIR_ENV = "LETTA_LOCAL_BACKEND_DIR"
 
 
@@ -89,6 +91,7 @@ def migrate(
         for batch in _batches([entry.id for entry in chosen], BATCH_SIZE):
             graph = collect(origin.rows, batch)
             for agent in source_agents(graph, batch, block_users, names):
+                _fault("build", len(built))
                 out = writer.build_agent(agent, staging)
                 state = writer.existing_state(target, out, staging)
                 built.append((out, agent_migration(agent, out, state)))
@@ -100,7 +103,8 @@ def migrate(
                 f"(e.g. {different[0].name} {different[0].id}); use --force to replace them"
             )
         if not dry_run and report.refused is None:
-            for out, migration in built:
+            for n, (out, migration) in enumerate(built):
+                _fault("install", n)
                 if migration.state != "same":
                     writer.install(target, out, staging)
                 migration.state = {"new": "written", "different": "replaced", "same": "unchanged"}[
@@ -110,6 +114,16 @@ def migrate(
     if report.refused and not dry_run:
         raise UnsafeRestore(report.refused)
     return report
+
+
+def _fault(phase: str, done: int) -> None:
+    """Fault injection for the tests (``FAULT_ENV``); does nothing unless that variable is set."""
+    spec = os.environ.get(FAULT_ENV, "")
+    if spec != f"{phase}:{done}":
+        return
+    if phase == "install":
+        os.kill(os.getpid(), signal.SIGKILL)
+    raise LifeboatError(f"injected fault after {done} agent(s) ({phase})")
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:

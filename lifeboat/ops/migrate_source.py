@@ -39,11 +39,34 @@ class Origin:
 def snapshot_origin(repo: Repository, snapshot_ref: str) -> Origin:
     snapshot = repo.load_snapshot(snapshot_ref)
     letta = snapshot.documents.get("letta", {})
-    if not letta.get("letta", True) or "agents" not in letta:
-        reason = letta.get("warning") or "it holds no Letta agent catalog"
-        raise UsageError(f"snapshot {snapshot.short_id} cannot be migrated: {reason}")
+    if not letta.get("letta", True):
+        raise UsageError(f"snapshot {snapshot.short_id} cannot be migrated: it is not a Letta database")
     revision = snapshot.documents.get("source", {}).get("letta_revision")
-    return Origin("snapshot", snapshot.id, catalog(snapshot), SnapshotSource(repo, snapshot), revision)
+    source = SnapshotSource(repo, snapshot)
+    # A release whose columns the backup's catalog query did not know has no catalog: read the rows.
+    entries = catalog(snapshot) if "agents" in letta else entries_from_rows(source)
+    return Origin("snapshot", snapshot.id, entries, source, revision)
+
+
+def entries_from_rows(rows: RowSource) -> list[AgentEntry]:
+    """A minimal agent catalog (id, name, type, tags) from the ``agents`` and ``agents_tags`` rows."""
+    agents = rows("agents", "id", None)
+    if agents is None:
+        raise UsageError("the source has no agents table")
+    tags: dict[str, list[str]] = {}
+    for record in (rows("agents_tags", "agent_id", None) or TableRows("agents_tags", [])).records():
+        tags.setdefault(record.get("agent_id") or "", []).append(record.get("tag") or "")
+    entries = [
+        AgentEntry(
+            id=record["id"] or "",
+            name=record.get("name") or "",
+            organization_id=record.get("organization_id"),
+            agent_type=record.get("agent_type"),
+            tags=sorted(tags.get(record["id"] or "", [])),
+        )
+        for record in agents.records()
+    ]
+    return sorted(entries, key=lambda entry: entry.id)
 
 
 @contextlib.contextmanager
@@ -55,8 +78,8 @@ def database_origin(dsn: str) -> Iterator[Origin]:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
             revision_row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-            entries = catalog_from_rows(conn.execute(CATALOG_SQL).fetchall())
             source = DatabaseSource(conn, schema)
+            entries = _database_catalog(conn, source)
             yield Origin(
                 "database",
                 pg.describe_target(dsn),
@@ -64,6 +87,15 @@ def database_origin(dsn: str) -> Iterator[Origin]:
                 source,
                 revision_row[0] if revision_row else None,
             )
+
+
+def _database_catalog(conn: psycopg.Connection[Any], source: DatabaseSource) -> list[AgentEntry]:
+    """The agent catalog; for a release whose columns the catalog query does not know, the rows."""
+    try:
+        with conn.transaction():  # a savepoint: a failing query must not end the read transaction
+            return catalog_from_rows(conn.execute(CATALOG_SQL).fetchall())
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+        return entries_from_rows(source)
 
 
 def _letta_schema(conn: psycopg.Connection[Any]) -> str:

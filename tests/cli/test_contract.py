@@ -49,6 +49,7 @@ MATRIX: dict[str, tuple[list[str], list[str]]] = {
     "import": (["--max-bytes", "lots", "file.af"], []),
     "demo": (["--flavor", "pg99"], ["--flavor"]),
     "migrate": (["--to", "letta-cloud"], ["--snapshot"]),
+    "upgrade-repository": (["--repo", "s3://"], ["--repo"]),
 }
 KINDS = ("unknown option", "bad value", "missing argument", "--json")
 

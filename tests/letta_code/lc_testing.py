@@ -59,7 +59,7 @@ def db_messages(dsn: str, agent_id: str) -> list[tuple[str, str | None, str, lis
     """(id, conversation id, role, text parts) of every message of the agent, in sequence order."""
     rows = db_rows(
         dsn,
-        "SELECT id, conversation_id, role, content::text FROM messages WHERE agent_id = %s ORDER BY sequence_id",
+        "SELECT id, to_jsonb(m) ->> 'conversation_id', role, content::text FROM messages m WHERE agent_id = %s ORDER BY sequence_id",
         (agent_id,),
     )
     result = []

@@ -292,3 +292,45 @@ def test_dry_run_second_run_refusal_and_force(
     assert forced.returncode == 0
     assert json.loads(record.read_text())["name"] == "lb-agent-10"
     assert not list(target.glob(".lifeboat-migrate-*"))
+
+
+def test_a_failure_while_building_leaves_the_target_untouched(
+    migrated: tuple[Path, dict[str, Any], Path], tmp_path: Path
+) -> None:
+    _, _, repo = migrated
+    target = tmp_path / "backend"
+    base = ["migrate", str(target), "--repo", str(repo), "--snapshot", "latest", "--name", "lb-agent-1*"]
+    failed = cli(*base, env={"LIFEBOAT_MIGRATE_FAULT": "build:5"})
+    assert failed.returncode == 1 and "injected fault" in failed.stderr
+    assert sorted(p.name for p in target.iterdir()) == [".lifeboat-migrate.lock"]
+
+
+def test_a_kill_while_installing_leaves_whole_agents_and_a_rerun_finishes(
+    migrated: tuple[Path, dict[str, Any], Path], tmp_path: Path
+) -> None:
+    _, report, repo = migrated
+    target = tmp_path / "backend"
+    base = ["migrate", str(target), "--repo", str(repo), "--snapshot", "latest", "--name", "lb-agent-1*"]
+    killed = cli(*base, env={"LIFEBOAT_MIGRATE_FAULT": "install:3"})
+    assert killed.returncode == -9
+    records = sorted(p.name for p in (target / "agents").iterdir())
+    assert len(records) == 3  # three complete agents, the others not visible at all
+    for agent in report["agents"]:
+        if (target / layout.agent_record_path(agent["id"])).exists():
+            assert all((target / path).exists() for path in agent["paths"])
+    finished = cli("--json", *base)
+    assert finished.returncode == 0, finished.stderr
+    states = [a["state"] for a in json.loads(finished.stdout)["agents"]]
+    assert states.count("unchanged") == 3 and states.count("written") == len(states) - 3
+    assert not list(target.glob(".lifeboat-migrate-*"))  # the killed run's staging directory is gone
+    clean = tmp_path / "clean"
+    assert cli(*base[:1], str(clean), *base[2:]).returncode == 0
+    assert _tree(target) == _tree(clean)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and ".git" not in p.parts and not p.name.startswith(".lifeboat")
+    }

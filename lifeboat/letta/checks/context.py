@@ -89,8 +89,12 @@ def build_context(
     columns = capture_columns(conn, schema)
     revision = None
     if "alembic_version" in columns:
-        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
-        revision = rows[0][0] if len(rows) == 1 else None
+        try:
+            with conn.transaction():  # a savepoint: the role may lack the right to read it
+                rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+            revision = rows[0][0] if len(rows) == 1 else None
+        except psycopg.Error:
+            revision = None
     ctx = CheckContext(
         conn=conn,
         schema=schema,
