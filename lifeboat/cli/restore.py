@@ -112,14 +112,36 @@ def restore(
         str, typer.Option("--suffix", help="Copy mode: appended to the copies' names.")
     ] = " (restored)",
     db: DbOption = None,
+    upgrade: Annotated[
+        str | None,
+        typer.Option(
+            "--upgrade",
+            metavar="head|REVISION|RELEASE",
+            help="Whole-snapshot restore of an older Letta release: run Letta 0.16.8's migrations in the "
+            "temporary database before the switch (to 'head', or to an alembic revision or a release "
+            "such as 0.16.8). Prints first "
+            "which migrations drop or rewrite data; downgrades are refused.",
+        ),
+    ] = None,
+    encryption_key: Annotated[
+        str | None,
+        typer.Option(
+            "--encryption-key",
+            envvar="LETTA_ENCRYPTION_KEY",
+            show_default=False,
+            help="With --upgrade: Letta's LETTA_ENCRYPTION_KEY, passed to the migrations that encrypt secrets.",
+        ),
+    ] = None,
 ) -> None:
     """Restore a whole snapshot into a new database (or, with --force, over an existing one); or,
     with --agent/--name/--tag, bring agents back into the live database (in place or as copies)."""
     snapshot = snapshot_option or snapshot
     selection = AgentSelection(agent or [], name, tag, mode, shared, dry_run, force, org, suffix)
     if selection.selects:
-        if target is not None:
-            raise UsageError("--target is for whole-snapshot restores; agent restores write to --db")
+        if target is not None or upgrade is not None:
+            raise UsageError(
+                "--target and --upgrade are for whole-snapshot restores; agent restores write to --db"
+            )
         restore_agents(snapshot, repo, password_file, selection, db)
         return
     agent_only = {
@@ -134,7 +156,16 @@ def restore(
         raise UsageError(
             f"{', '.join(given)} apply to agent restores: select agents with --agent, --name or --tag"
         )
-    restore_snapshot(snapshot, repo, password_file, target, force=force, jobs=jobs)
+    restore_snapshot(
+        snapshot,
+        repo,
+        password_file,
+        target,
+        force=force,
+        jobs=jobs,
+        upgrade=upgrade,
+        encryption_key=encryption_key,
+    )
 
 
 def restore_snapshot(
@@ -145,9 +176,12 @@ def restore_snapshot(
     *,
     force: bool,
     jobs: int,
+    upgrade: str | None = None,
+    encryption_key: str | None = None,
 ) -> None:
-    """The whole snapshot into ``target`` (default: ``<letta db>_restored`` on the Letta server)."""
-    from lifeboat import settings
+    """The whole snapshot into ``target`` (default: ``<letta db>_restored`` on the Letta server);
+    with ``upgrade``, migrated to that Letta revision before the switch."""
+    from lifeboat import redact, settings
     from lifeboat.ops.restore import run_restore
 
     target_dsn = (
@@ -156,6 +190,12 @@ def restore_snapshot(
         else _default_target(database_dsn(None))
     )
     repository = open_repo(repo, password_file)
+    if upgrade is not None:
+        from lifeboat.cli.restore_upgrade import restore_with_upgrade
+
+        redact.register(encryption_key)
+        restore_with_upgrade(repository, snapshot, target_dsn, upgrade, encryption_key, force, jobs)
+        return
     with byte_progress("restore") as bar:
         result = run_restore(
             repository,

@@ -25,19 +25,12 @@ from typing import Any
 
 import psycopg
 
+from lifeboat.pg import catalog
 from lifeboat.pg.capture import capture_schema
+from lifeboat.pg.catalog import ForeignKey
 from lifeboat.pg.models import DatabaseSchema, SequenceDef
 
-
-@dataclass(frozen=True)
-class ForeignKey:
-    name: str
-    table: str
-    columns: tuple[str, ...]
-    ref_table: str
-    ref_columns: tuple[str, ...]
-    on_delete: str  # 'a' no action, 'r' restrict, 'c' cascade, 'n' set null, 'd' set default
-    deferrable: bool = False
+__all__ = ["ForeignKey", "SchemaShape", "capture_shape", "expected_shape", "render_module"]
 
 
 @dataclass(frozen=True)
@@ -61,54 +54,9 @@ class SchemaShape:
     details: ShapeDetails | None = None  # None: a format-1 record; the detailed comparison is skipped
 
 
-COLUMNS_SQL = """
-SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relnamespace = %s::regnamespace AND c.relkind IN ('r', 'p')
-ORDER BY c.relname, a.attnum
-"""
-
-FOREIGN_KEYS_SQL = """
-SELECT con.conname, child.relname,
-       ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(attnum, n)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum ORDER BY k.n),
-       parent.relname,
-       ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(attnum, n)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum ORDER BY k.n),
-       con.confdeltype::text, con.condeferrable
-FROM pg_catalog.pg_constraint con
-JOIN pg_catalog.pg_class child ON child.oid = con.conrelid
-JOIN pg_catalog.pg_class parent ON parent.oid = con.confrelid
-WHERE con.contype = 'f' AND child.relnamespace = %s::regnamespace
-ORDER BY child.relname, con.conname
-"""
-
-SEQUENCES_SQL = """
-SELECT c.relname FROM pg_catalog.pg_class c
-WHERE c.relnamespace = %s::regnamespace AND c.relkind = 'S' ORDER BY c.relname
-"""
-
-
-def capture_columns(conn: psycopg.Connection[Any], schema: str) -> dict[str, dict[str, str]]:
-    tables: dict[str, dict[str, str]] = {}
-    for table, column, type_name in conn.execute(COLUMNS_SQL, (schema,)):
-        tables.setdefault(table, {})[column] = type_name
-    return tables
-
-
-def capture_foreign_keys(conn: psycopg.Connection[Any], schema: str) -> tuple[ForeignKey, ...]:
-    return tuple(
-        ForeignKey(name, table, tuple(cols), ref_table, tuple(ref_cols), on_delete, bool(deferrable))
-        for name, table, cols, ref_table, ref_cols, on_delete, deferrable in conn.execute(
-            FOREIGN_KEYS_SQL, (schema,)
-        )
-    )
-
-
 def capture_shape(conn: psycopg.Connection[Any], schema: str) -> SchemaShape:
     """Read the shape of ``schema`` from the catalogs (plus its alembic revision, if any)."""
-    tables = capture_columns(conn, schema)
+    tables = catalog.column_types(conn, schema)
     revision = None
     if "alembic_version" in tables:
         from psycopg import sql
@@ -117,9 +65,9 @@ def capture_shape(conn: psycopg.Connection[Any], schema: str) -> SchemaShape:
             sql.SQL("SELECT version_num FROM {}.alembic_version").format(sql.Identifier(schema))
         ).fetchone()
         revision = row[0] if row else None
-    sequences = tuple(row[0] for row in conn.execute(SEQUENCES_SQL, (schema,)))
+    sequences = catalog.sequence_names(conn, schema)
     details = shape_details(capture_schema(conn, allow_unsupported=True), schema)
-    return SchemaShape(revision, tables, capture_foreign_keys(conn, schema), sequences, details)
+    return SchemaShape(revision, tables, catalog.foreign_keys(conn, schema), sequences, details)
 
 
 def shape_details(database: DatabaseSchema, schema: str) -> ShapeDetails:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from lifeboat.errors import LifeboatError
 from lifeboat.letta import revisions
-from lifeboat.letta.checks import locate_letta_schema
+from lifeboat.letta.locate import find_letta_schema
 from lifeboat.pg.connect import connect, describe_target, one_line
 from lifeboat.settings import RedisTarget
 
@@ -131,7 +131,7 @@ def _database_checks(run: _Run, inputs: DoctorInputs) -> None:
     with conn:
         run.add("database", Status.OK, f"connected to {target}")
         _guard(run, "database.version", lambda: _version(run, conn))
-        schema = locate_letta_schema(conn)
+        schema = find_letta_schema(conn)
         _guard(run, "database.backup_privileges", lambda: _backup_privileges(run, conn, schema))
         _guard(run, "database.restore_privileges", lambda: _restore_privileges(run, conn, inputs))
         _guard(run, "database.pgvector", lambda: _pgvector(run, conn, schema))

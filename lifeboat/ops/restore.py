@@ -102,10 +102,13 @@ def run_restore(
     progress: Progress | None = None,
     safety_snapshot: bool = True,
     verify_first: bool = True,
+    prepare: Callable[[str], None] | None = None,
 ) -> RestoreResult:
     """Restore ``snapshot_ref`` as the database named in ``target_dsn`` (connect as an admin role).
 
     An existing target is replaced only with ``force``, and only after a safety snapshot of it.
+    ``prepare(temp_dsn)`` runs on the finished temporary database before the switch (``restore
+    --upgrade`` runs Letta's migrations there); if it raises, the temporary database is dropped.
     """
     started = time.monotonic()
     timings: dict[str, float] = {}
@@ -132,6 +135,8 @@ def run_restore(
             with pg.connect(admin_dsn) as admin:
                 _create_target(admin, schema, temp, snapshot, target)
             report = _build(repo, snapshot, schema, temp_dsn, jobs, progress, timings)
+            if prepare is not None:
+                prepare(temp_dsn)
             safety_id = None
             if exists and safety_snapshot:
                 phase = time.monotonic()

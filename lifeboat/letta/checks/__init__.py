@@ -31,7 +31,7 @@ from lifeboat.letta.checks.base import (
     all_codes,
     run_checks,
 )
-from lifeboat.letta.checks.context import build_context, locate_letta_schema
+from lifeboat.letta.checks.context import build_context
 
 # The order checks run and are listed in: structure first, then references, then contents.
 CHECK_ORDER = (
@@ -74,6 +74,5 @@ __all__ = [
     "Severity",
     "all_codes",
     "build_context",
-    "locate_letta_schema",
     "run_checks",
 ]

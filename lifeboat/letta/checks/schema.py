@@ -13,13 +13,8 @@ from collections.abc import Iterator
 from lifeboat.letta import revisions
 from lifeboat.letta.checks.base import CheckContext, Finding, Severity, check, finding
 from lifeboat.letta.schema_compare import Difference, compare_shapes, matching_revisions
-from lifeboat.letta.schema_shape import (
-    ForeignKey,
-    SchemaShape,
-    capture_foreign_keys,
-    capture_shape,
-    expected_shape,
-)
+from lifeboat.letta.schema_shape import SchemaShape, capture_shape, expected_shape
+from lifeboat.pg.catalog import ForeignKey, foreign_keys
 
 _MESSAGE_SEQUENCE = "message_seq_id"  # its absence and its default are the sequence check's business
 
@@ -289,7 +284,7 @@ def _fk_signature(fk: ForeignKey) -> tuple[str, tuple[str, ...], str, tuple[str,
 
 
 def _foreign_key_findings(ctx: CheckContext, expected: tuple[ForeignKey, ...]) -> Iterator[Finding]:
-    present = {_fk_signature(fk) for fk in capture_foreign_keys(ctx.conn, ctx.schema)}
+    present = {_fk_signature(fk) for fk in foreign_keys(ctx.conn, ctx.schema)}
     missing = [fk for fk in expected if _fk_signature(fk) not in present and fk.table in ctx.columns]
     by_table: dict[str, list[ForeignKey]] = {}
     for fk in missing:
