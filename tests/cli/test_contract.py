@@ -50,6 +50,9 @@ MATRIX: dict[str, tuple[list[str], list[str]]] = {
     "demo": (["--flavor", "pg99"], ["--flavor"]),
     "migrate": (["--to", "letta-cloud"], ["--snapshot"]),
     "upgrade-repository": (["--repo", "s3://"], ["--repo"]),
+    "repair index": (["--repo", "s3://"], ["--repo"]),
+    "repair packs": (["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"], ["--repo"]),
+    "repair snapshots": (["--forget=maybe"], ["--password-file"]),
 }
 KINDS = ("unknown option", "bad value", "missing argument", "--json")
 
