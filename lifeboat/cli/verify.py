@@ -214,6 +214,7 @@ def reconcile(
     the message sequence, and stale Redis locks/run pointers/streams. Dry run unless --apply."""
     from lifeboat.letta.repairs import RepairOptions
     from lifeboat.ops.reconcile import parse_duration, reconcile_database, redis_client
+    from lifeboat.redact import redact, register_url
     from lifeboat.settings import letta_redis
 
     if json_output:
@@ -222,8 +223,9 @@ def reconcile(
     client, label = None, None
     if not no_redis:
         target = None if redis_url else letta_redis()
+        register_url(redis_url)
         client = redis_client(target, redis_url)
-        label = redis_url or (f"{target.host}:{target.port}" if target else None)
+        label = redact(redis_url) if redis_url else (f"{target.host}:{target.port}" if target else None)
     report = reconcile_database(
         database_dsn(db), apply=apply, options=options, redis=client, redis_label=label
     )
