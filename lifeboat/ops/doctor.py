@@ -465,13 +465,16 @@ def _repository_checks(run: _Run, inputs: DoctorInputs, now: datetime) -> None:
         run.add("rpo", Status.SKIP, "repository not opened")
         return
     mode = "encrypted" if repo.config.encrypted else "UNENCRYPTED"
+    hint = None
+    if not repo.config.encrypted:
+        hint = "backups hold conversations and keys in clear: copy them into an encrypted repository"
+    elif repo.config.version < FORMAT_VERSION:
+        hint = "its config is not authenticated: run `lifeboat upgrade-repository` (docs/FORMAT.md §13)"
     run.add(
         "repository",
-        Status.OK if repo.config.encrypted else Status.WARN,
+        Status.OK if hint is None else Status.WARN,
         f"{mode} repository {repo.backend.url}, format version {repo.config.version} (supported: {FORMAT_VERSION})",
-        None
-        if repo.config.encrypted
-        else "backups hold conversations and keys in clear: copy them into an encrypted repository",
+        hint,
         version=repo.config.version,
         encrypted=repo.config.encrypted,
     )
