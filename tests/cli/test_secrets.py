@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from support import cli, new_repo
+from support import cli, cli_commands, new_repo
 
 from lifeboat.ops.backup import run_backup
 from lifeboat.sandbox.deployment import LettaDatabase
@@ -76,6 +76,8 @@ def _error_runs(letta_db: LettaDatabase, tmp: Path) -> list[list[str]]:
                 ["repair", "index"],
                 ["repair", "packs"],
                 ["repair", "snapshots"],
+                ["repair", "config"],
+                ["repair", "keys"],
             )
         ),
         ["copy", "--to", missing],
@@ -123,6 +125,8 @@ def test_canaries_never_appear(letta_db: LettaDatabase, secured_redis: str, tmp_
         "LETTA_REDIS_HOST": "",
     }
     runs = _error_runs(letta_db, tmp_path)
+    groups = ("agents", "repair")
+    assert sorted({" ".join(a[:2] if a[0] in groups else a[:1]) for a in runs}) == cli_commands()
     variants = [args for args in runs] + [[*args, "--json"] for args in runs]
     with ThreadPoolExecutor(max_workers=2) as pool:
         leaks = list(itertools.chain.from_iterable(pool.map(lambda args: _leaks(args, env), variants)))
