@@ -18,6 +18,7 @@ from lifeboat.cli.common import (
     RepoOption,
     SourceFilterOption,
     TagFilterOption,
+    checked_dsn,
     open_repo,
     snapshot_filter,
 )
@@ -85,7 +86,10 @@ def drill(
         output.set_json(True)
     repository = open_repo(repo, password_file)
     snapshot = repository.resolve_snapshot(snapshot, snapshot_filter(source, host, tag))
-    options = DrillOptions(snapshot=snapshot, target_dsn=target, smoke=smoke, jobs=jobs, report_dir=report)
+    target_dsn = checked_dsn(target, "--target", need_database=True) if target else None
+    options = DrillOptions(
+        snapshot=snapshot, target_dsn=target_dsn, smoke=smoke, jobs=jobs, report_dir=report
+    )
     if upgrade_to is not None:
         from lifeboat.ops.drill_upgrade import target_release
 

@@ -38,7 +38,9 @@ def test_latest_by_source_and_agent_restore_uses_the_target_databases_newest(
         result, agents = lifeboat_json("agents", "list", "--repo", path, "--source", source)
         assert result.returncode == 0, result.stderr
         assert agents["snapshot"] == expected.id
-    result, listed = lifeboat_json("snapshots", "--repo", path, "--host", socket.gethostname(), "--tag", "staging")
+    result, listed = lifeboat_json(
+        "snapshots", "--repo", path, "--host", socket.gethostname(), "--tag", "staging"
+    )
     assert [s["id"] for s in listed] == [theirs.id]
     nowhere = cli("agents", "list", "--repo", path, "--host", "no-such-host")
     assert nowhere.returncode == 14 and nowhere.stderr.count("\n") == 1
