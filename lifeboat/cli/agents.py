@@ -173,6 +173,13 @@ def render_agent_restore(report: Any) -> None:
         f"{verb} {len(report['agents'])} agent(s) from snapshot [bold]{report['snapshot'][:8]}[/] "
         f"{report['mode']} into {report['database']} (shared rows: {report['shared_policy']})"
     )
+    chosen = report.get("snapshot_chosen")
+    if chosen:
+        console.print(
+            f"using snapshot {chosen['short_id']} of database {chosen['source_database'] or '?'} taken "
+            f"{output.local_time(chosen['time'])} on {chosen['hostname']} ({chosen['chosen_by']})",
+            soft_wrap=True,
+        )
     agents = Table(header_style="bold", title="agents")
     for column in ("id", "name", "now", "new id"):
         agents.add_column(column, overflow="fold")

@@ -288,11 +288,6 @@ def restore_agents(
     _, chosen = choose_for_database(
         repository, snapshot, dsn, sources=filters.sources, hosts=filters.hosts, tags=filters.tags
     )
-    if not output.json_mode():
-        output.info(
-            f"using snapshot {chosen.short_id} of database {chosen.source_database or '?'} "
-            f"taken {output.local_time(chosen.time)} on {chosen.hostname} ({chosen.chosen_by})"
-        )
     try:
         report = run_agent_restore_any_release(
             repository,
