@@ -112,7 +112,7 @@ def test_drill_with_smoke_on_the_fixture(letta_db, tmp_path: Path) -> None:
 
     report = json.loads(drilled.stdout)
     assert report["ok"] and report["failed_phase"] is None
-    assert [p["name"] for p in report["phases"]] == ["sandbox", *RESTORE_PHASES, "verify", "compare", "smoke"]
+    assert [p["name"] for p in report["phases"]] == ["sandbox", *RESTORE_PHASES, "compare", "verify", "smoke"]
     assert report["rto_seconds"] == pytest.approx(
         sum(p["seconds"] for p in report["phases"] if p["name"] in RESTORE_PHASES), abs=0.01
     )
@@ -197,7 +197,7 @@ def test_drill_into_a_given_target_drops_only_what_it_created(letta_db, tmp_path
 
     assert drilled.returncode == 0, drilled.stderr
     report = json.loads(drilled.stdout)
-    assert report["ok"] and [p["name"] for p in report["phases"]] == [*RESTORE_PHASES, "verify", "compare"]
+    assert report["ok"] and [p["name"] for p in report["phases"]] == [*RESTORE_PHASES, "compare", "verify"]
     assert report["equal"] is True
     assert "drill_target" not in cluster.list_databases()  # the throwaway database is gone again
 
