@@ -11,7 +11,7 @@ from rich.table import Table
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
-from lifeboat.cli.common import MetricsFileOption, PasswordFileOption, RepoOption, open_repo
+from lifeboat.cli.common import MetricsFileOption, PasswordFileOption, RepoOption, checked_dsn, open_repo
 from lifeboat.cli.progress import byte_progress
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout (docs/JSON.md).")]
@@ -79,8 +79,9 @@ def drill(
     if json_output:
         output.set_json(True)
     repository = open_repo(repo, password_file)
+    target_dsn = checked_dsn(target, "--target", need_database=True) if target else None
     options = DrillOptions(
-        snapshot=snapshot, target_dsn=target, smoke=smoke, jobs=jobs, report_dir=report, compare=compare
+        snapshot=snapshot, target_dsn=target_dsn, smoke=smoke, jobs=jobs, report_dir=report, compare=compare
     )
     if upgrade_to is not None:
         from lifeboat.ops.drill_upgrade import target_release

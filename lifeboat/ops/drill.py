@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from lifeboat.errors import LifeboatError, SandboxError, UnsafeRestore, VerificationFailed
+from lifeboat.redact import redact
 from lifeboat.repo.documents import list_documents, new_document_id, put_document
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
@@ -447,8 +448,8 @@ def _publish(repo: Repository, report: DrillReport, options: DrillOptions) -> No
     json_path = options.report_dir / f"drill-{report.id}.json"
     html_path = options.report_dir / f"drill-{report.id}.html"
     report.files = {"json": str(json_path), "html": str(html_path)}
-    json_path.write_text(report.model_dump_json(indent=2) + "\n")
-    html_path.write_text(render_drill_html(report, drill_history(repo, current=report)))
+    json_path.write_text(redact(report.model_dump_json(indent=2)) + "\n")
+    html_path.write_text(redact(render_drill_html(report, drill_history(repo, current=report))))
 
 
 def drill_history(repo: Repository, *, current: DrillReport | None = None) -> list[DrillReport]:
