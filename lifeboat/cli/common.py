@@ -62,6 +62,25 @@ def database_dsn(db: str | None) -> str:
     return checked_dsn(setting.dsn, setting.source)
 
 
+# describe_target(dsn) -> where that DSN came from, so a connection error can say it.
+_DSN_SOURCES: dict[str, str] = {}
+
+
+def _remember_source(dsn: str, source: str) -> None:
+    from lifeboat.pg.connect import describe_target
+
+    _DSN_SOURCES[describe_target(dsn)] = source
+
+
+def with_dsn_source(message: str) -> str:
+    """``message`` plus where the DSN it names came from (flag, which variable, config file,
+    default), when it names one this command resolved."""
+    for target, source in _DSN_SOURCES.items():
+        if target in message:
+            return f"{message} (connection settings from {source})"
+    return message
+
+
 def checked_dsn(dsn: str, source: str, *, need_database: bool = False) -> str:
     """``dsn`` if libpq can parse it (and it names a database when ``need_database``), else a
     usage error that does not repeat its password (libpq's parse errors quote the bad token)."""
@@ -80,6 +99,7 @@ def checked_dsn(dsn: str, source: str, *, need_database: bool = False) -> str:
             reason = redact.redact_secret(reason, secret)
         raise UsageError(f"{source} is not a PostgreSQL connection string: {reason}") from None
     redact.register(str(params.get("password") or ""))
+    _remember_source(dsn, source)
     if need_database and not params.get("dbname"):
         raise UsageError(f"{source} names no database (e.g. postgresql://user@host:5432/letta_restored)")
     return dsn

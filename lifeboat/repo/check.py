@@ -20,7 +20,7 @@ from lifeboat.errors import CorruptBlob, CorruptRepository
 from lifeboat.repo.blobs import decode_blob
 from lifeboat.repo.config import DATA_DIR, INDEX_DIR, KEYS_DIR, basename, pack_name
 from lifeboat.repo.crypto import DecryptionFailed
-from lifeboat.repo.index import PackEntry
+from lifeboat.repo.index import IndexFile, PackEntry, superseded
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.packs import read_pack_trailer
 
@@ -121,13 +121,14 @@ def _load_snapshots(repo: Repository, report: CheckReport) -> list[Snapshot]:
 
 
 def _load_index_files(repo: Repository, report: CheckReport, users: _BlobUsers) -> dict[str, PackEntry]:
-    """Pack id -> what the index files say about it (entries of several files merged)."""
-    packs: dict[str, PackEntry] = {}
+    """Pack id -> what the index files say about it (entries of several files merged); index files
+    another one supersedes (replaced by a prune or repair, and present again) are named, not used."""
+    files: list[IndexFile] = []
     for info in repo.backend.list(INDEX_DIR):
         data = repo.backend.get(info.name)
         report.index_files_checked += 1
         try:
-            entries = repo.decode_index_file(info.name, data)
+            files.append(repo.read_index_file(info.name, data))
         except (DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError) as exc:
             report.add(
                 Finding(
@@ -136,8 +137,20 @@ def _load_index_files(repo: Repository, report: CheckReport, users: _BlobUsers) 
                     message=f"index file {info.name} cannot be decoded ({exc})",
                 )
             )
+    replaced = superseded(files)
+    packs: dict[str, PackEntry] = {}
+    for file in files:
+        if file.id in replaced:
+            report.add(
+                Finding(
+                    severity="warning",
+                    kind="superseded-index",
+                    message=f"index file index/{file.id} was replaced by a prune or repair and is present "
+                    "again (left by an interrupted one, or put back): ignored; the next prune removes it",
+                )
+            )
             continue
-        for entry in entries:
+        for entry in file.packs:
             known = packs.get(entry.id)
             if known is None:
                 packs[entry.id] = entry

@@ -26,7 +26,7 @@ from lifeboat.repo.backends.base import Backend
 from lifeboat.repo.blobs import decode_blob
 from lifeboat.repo.config import CONFIG_FILE, DATA_DIR, INDEX_DIR, KEYS_DIR, RepoConfig, basename, pack_name
 from lifeboat.repo.crypto import DecryptionFailed
-from lifeboat.repo.index import PackEntry
+from lifeboat.repo.index import IndexFile, PackEntry, carried_forward, superseded
 from lifeboat.repo.keys import encode_config, key_file_problem, unlock
 from lifeboat.repo.packs import PackBuilder, PackedBlob, read_pack_trailer
 
@@ -54,6 +54,7 @@ def repair_index(repo: Repository) -> IndexRepair:
     """
     report = IndexRepair()
     old = {info.name for info in repo.backend.list(INDEX_DIR)}
+    supersedes = carried_forward(_decodable_index_files(repo, old))
     previous: dict[str, PackEntry] | None = None
     written: set[str] = set()
     batch: list[PackEntry] = []
@@ -73,10 +74,10 @@ def repair_index(repo: Repository) -> IndexRepair:
             continue
         report.packs_indexed += 1
         if len(batch) >= PACKS_PER_INDEX_FILE:
-            written.add(_store(repo, batch))
+            written.add(_store(repo, batch, supersedes if not written else []))
             batch = []
-    if batch:
-        written.add(_store(repo, batch))
+    if batch or not written:
+        written.add(_store(repo, batch, supersedes if not written else []))
     report.index_files_written = len(written)
     for name in sorted(old - written):
         repo.backend.delete(name)
@@ -85,8 +86,18 @@ def repair_index(repo: Repository) -> IndexRepair:
     return report
 
 
-def _store(repo: Repository, entries: list[PackEntry]) -> str:
-    name, data = repo.encode_index_file(entries)
+def _decodable_index_files(repo: Repository, names: set[str]) -> list[IndexFile]:
+    files = []
+    for name in sorted(names):
+        try:
+            files.append(repo.read_index_file(name, repo.backend.get(name)))
+        except (FileNotFoundError, DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError):
+            files.append(IndexFile(basename(name), []))  # damaged: replaced all the same
+    return files
+
+
+def _store(repo: Repository, entries: list[PackEntry], supersedes: list[str] | None = None) -> str:
+    name, data = repo.encode_index_file(entries, supersedes or ())
     repo.backend.put(name, data)
     return name
 
@@ -141,14 +152,11 @@ def _indexed_packs(repo: Repository) -> dict[str, PackEntry]:
     """Pack id -> entry, from the index files that still decode (a truncated pack has no trailer)."""
     sizes: dict[str, int] = {}
     packs: dict[str, dict[str, PackedBlob]] = {}
-    for info in repo.backend.list(INDEX_DIR):
-        try:
-            decoded = repo.decode_index_file(info.name, repo.backend.get(info.name))
-        except (FileNotFoundError, DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError):
-            continue  # a damaged index file: its packs are read from their trailers by repair_index
-        for entry in decoded:
-            sizes[entry.id] = entry.size
-            packs.setdefault(entry.id, {}).update({blob.id: blob for blob in entry.blobs})
+    files = _decodable_index_files(repo, {info.name for info in repo.backend.list(INDEX_DIR)})
+    replaced = superseded(files)
+    for entry in (entry for file in files if file.id not in replaced for entry in file.packs):
+        sizes[entry.id] = entry.size
+        packs.setdefault(entry.id, {}).update({blob.id: blob for blob in entry.blobs})
     return {
         pack_id: PackEntry(pack_id, sizes[pack_id], list(blobs.values())) for pack_id, blobs in packs.items()
     }
