@@ -11,7 +11,7 @@ from rich.table import Table
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
-from lifeboat.cli.common import MetricsFileOption, PasswordFileOption, RepoOption, open_repo
+from lifeboat.cli.common import MetricsFileOption, PasswordFileOption, RepoOption, checked_dsn, open_repo
 from lifeboat.cli.progress import byte_progress
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout (docs/JSON.md).")]
@@ -34,6 +34,13 @@ def drill(
         bool,
         typer.Option("--smoke", help="Start the real Letta server on the restored database and use its API."),
     ] = False,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare/--no-compare",
+            help="Compare the restored database with the snapshot row by row (verify --against).",
+        ),
+    ] = True,
     report: Annotated[
         Path | None,
         typer.Option("--report", help="Write drill-<id>.json and drill-<id>.html into this directory."),
@@ -43,6 +50,24 @@ def drill(
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     json_output: JsonOption = False,
+    upgrade_to: Annotated[
+        str | None,
+        typer.Option(
+            "--upgrade-to",
+            metavar="VERSION",
+            help="Rehearse an upgrade: after the restore, keep a safety copy, run this Letta release's own "
+            "migrations (e.g. 0.16.8), verify, and start that release's server on the result (implies --smoke).",
+        ),
+    ] = None,
+    encryption_key: Annotated[
+        str | None,
+        typer.Option(
+            "--encryption-key",
+            envvar="LETTA_ENCRYPTION_KEY",
+            show_default=False,
+            help="With --upgrade-to: Letta's LETTA_ENCRYPTION_KEY, for the migrations that encrypt secrets.",
+        ),
+    ] = None,
 ) -> None:
     """Prove a snapshot restores: restore it into a throwaway database, verify it, time every phase.
 
@@ -54,7 +79,15 @@ def drill(
     if json_output:
         output.set_json(True)
     repository = open_repo(repo, password_file)
-    options = DrillOptions(snapshot=snapshot, target_dsn=target, smoke=smoke, jobs=jobs, report_dir=report)
+    target_dsn = checked_dsn(target, "--target", need_database=True) if target else None
+    options = DrillOptions(
+        snapshot=snapshot, target_dsn=target_dsn, smoke=smoke, jobs=jobs, report_dir=report, compare=compare
+    )
+    if upgrade_to is not None:
+        from lifeboat.ops.drill_upgrade import target_release
+
+        options.upgrade_to = target_release(upgrade_to)
+        options.encryption_key = encryption_key or None
     started = time.monotonic()
     with byte_progress("drill restore") as bar:
         result = run_drill(
@@ -93,14 +126,32 @@ def _render(report: Any) -> None:
             f"smoke: server up in {s.server_start_seconds:.1f} s, {s.agents_listed} agents listed, agent "
             f"{s.agent_name}: {s.memory_blocks} blocks, {s.messages} messages, reply of {s.reply_messages} message(s)"
         )
+    if report.upgrade is not None:
+        _render_upgrade(report.upgrade)
     if report.verify_summary:
         v = report.verify_summary
         output.console.print(f"verify: {v.get('error', 0)} error(s), {v.get('warning', 0)} warning(s)")
+    if report.equal is not None:
+        c = report.compare_summary
+        state = "equal to the snapshot" if report.equal else "DIFFERS from the snapshot"
+        output.console.print(f"compare: {c.get('rows_database', 0)} rows, {state}")
+        for difference in report.compare_differences[:5]:
+            output.console.print(f"  {difference}")
     rto = "—" if report.rto_seconds is None else f"{report.rto_seconds:.1f} s"
     verdict = "[bold green]PASSED[/]" if report.ok else "[bold red]FAILED[/]"
     output.console.print(f"{verdict} in {report.seconds:.1f} s; RTO {rto}")
     for kind, path in report.files.items():
         output.console.print(f"{kind} report: {path}")
+
+
+def _render_upgrade(up: dict[str, Any]) -> None:
+    output.console.print(
+        f"upgrade: Letta {up['from_release']} ({up['from_revision']}) → {up['to_release']} "
+        f"({up['to_revision']}), {len(up['ran'])} of {up['migrations']} migration(s) ran in {up['seconds']:.1f} s"
+    )
+    for change in up["data_changes"]:
+        what = "; ".join(filter(None, [", ".join(change["drops"]), ", ".join(change["rewrites"])]))
+        output.console.print(f"  {change['revision']} (Letta {change['release']}) {change['title']}: {what}")
 
 
 @app.command()

@@ -298,10 +298,18 @@ def doctor(
         typer.Option("--max-age", help="Fail when the newest snapshot is older than this (RPO), e.g. 26h."),
     ] = "26h",
     json_output: JsonOption = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="LETTA_BASE_URL",
+            help="The running Letta server's URL: report its version and warn when it disagrees with the schema.",
+        ),
+    ] = None,
 ) -> None:
     """Check that backups and restores would work here: database, privileges, pgvector, Letta
     revision, Redis, repository, locks, disk, newest snapshot age. Exit 3 when a check fails."""
-    from lifeboat import settings
+    from lifeboat import redact, settings
     from lifeboat.errors import LifeboatError, VerificationFailed
     from lifeboat.ops.doctor import DoctorInputs, run_doctor
     from lifeboat.repo.retention import parse_duration
@@ -312,14 +320,17 @@ def doctor(
         repository: str | None = settings.repository_url(repo, config)
     except LifeboatError:
         repository = None
+    secret = settings.passphrase(password_file, config=config) if repository else None
+    redact.register(secret)  # doctor reports a bad DSN as a failed check: its password by value too
     inputs = DoctorInputs(
         dsn=settings.database_setting(db, config=config).dsn,
         repository=repository,
-        passphrase=settings.passphrase(password_file, config=config) if repository else None,
+        passphrase=secret,
         redis=settings.letta_redis(),
         target_dsn=settings.normalize_dsn(target) if target else None,
         max_age=parse_duration(max_age),
         sources=settings.setting_sources(db, repo, password_file, config),
+        server_url=server,
     )
     report = run_doctor(inputs)
 

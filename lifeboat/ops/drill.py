@@ -6,6 +6,9 @@ Phases, each timed:
 * ``fetch``: read and verify every blob the snapshot needs from the repository;
 * ``schema``, ``data``, ``indexes``, ``analyze``: the full restore (``run_restore``);
 * ``verify``: lifeboat's Letta checks on the restored database (error findings fail the drill);
+* ``compare`` (default; ``compare=False`` skips it; right after the restore, before any upgrade
+  rehearsal): ``verify --against`` the drilled snapshot, row by row — the restored database must
+  equal the snapshot (a difference fails the drill);
 * ``smoke`` (optional): the real Letta 0.16.8 server on the restored database, through its
   API: list agents, read one agent's memory and messages, send it one message (fake LLM).
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,13 +30,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from lifeboat.errors import LifeboatError, SandboxError, UnsafeRestore, VerificationFailed
+from lifeboat.redact import redact
 from lifeboat.repo.documents import list_documents, new_document_id, put_document
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
 
 REPORT_FORMAT = "lifeboat.drill/1"
 RESTORE_PHASES = ("fetch", "schema", "data", "indexes", "analyze")
-ALL_PHASES = ("sandbox", *RESTORE_PHASES, "verify", "smoke")
+ALL_PHASES = ("sandbox", *RESTORE_PHASES, "compare", "safety_point", "upgrade", "verify", "smoke")
 HISTORY_LIMIT = 60
 SMOKE_MESSAGE = "lifeboat drill: are you there?"
 
@@ -94,7 +98,18 @@ class DrillReport(BaseModel):
     raw_bytes: int = 0
     verify_summary: dict[str, int] = Field(default_factory=dict)
     verify_errors: list[str] = Field(default_factory=list)
+    equal: bool | None = Field(
+        default=None, description="the restored database equals the snapshot row by row (None: not compared)"
+    )
+    compare_summary: dict[str, int] = Field(default_factory=dict)
+    compare_differences: list[str] = Field(
+        default_factory=list, description="per differing table or sequence"
+    )
     smoke: SmokeReport | None = None
+    upgrade: dict[str, Any] | None = Field(
+        default=None,
+        description="drill --upgrade-to: plan, migrations run, what they drop (ops/drill_upgrade.py)",
+    )
     files: dict[str, str] = Field(default_factory=dict)
 
     def phase_seconds(self) -> dict[str, float]:
@@ -110,6 +125,9 @@ class DrillOptions:
     report_dir: Path | None = None
     record: bool = True
     flavor: str | None = None
+    compare: bool = True
+    upgrade_to: str | None = None  # a Letta release: rehearse the upgrade (ops/drill_upgrade.py)
+    encryption_key: str | None = field(default=None, repr=False)
 
 
 class _Recorder:
@@ -212,11 +230,32 @@ def _drill(
 ) -> None:
     with _target(snapshot, options, recorder) as (admin_dsn, app_dsn):
         _restore(repo, snapshot, admin_dsn, options, recorder, progress)
+        if options.compare:  # the restore itself is exact (before any upgrade rehearsal changes it)
+            with recorder.phase("compare"):
+                _compare(repo, snapshot, recorder.report, admin_dsn, options.jobs)
+        if options.upgrade_to is not None:
+            _rehearse_upgrade(snapshot, admin_dsn, options, recorder)
         with recorder.phase("verify"):
             _verify(recorder.report, admin_dsn)
-        if options.smoke:
+        if options.smoke or options.upgrade_to is not None:
             with recorder.phase("smoke"):
-                recorder.report.smoke = smoke_test(app_dsn, snapshot)
+                recorder.report.smoke = smoke_test(app_dsn, snapshot, options.upgrade_to)
+
+
+def _rehearse_upgrade(snapshot: Snapshot, admin_dsn: str, options: DrillOptions, recorder: _Recorder) -> None:
+    from lifeboat.ops import drill_upgrade
+
+    assert options.upgrade_to is not None
+    revision = snapshot.documents.get("source", {}).get("letta_revision")
+    with recorder.phase("safety_point"):
+        copy = drill_upgrade.safety_point(admin_dsn)
+    try:
+        with recorder.phase("upgrade"):
+            recorder.report.upgrade = drill_upgrade.run_upgrade(
+                admin_dsn, revision, options.upgrade_to, options.encryption_key
+            )
+    finally:
+        drill_upgrade.drop_safety_point(admin_dsn, copy)
 
 
 @contextlib.contextmanager
@@ -313,13 +352,39 @@ def _verify(report: DrillReport, dsn: str) -> None:
         )
 
 
-def smoke_test(dsn: str, snapshot: Snapshot) -> SmokeReport:
-    """Start the real Letta server on ``dsn`` and use it as a client would."""
+def _compare(repo: Repository, snapshot: Snapshot, report: DrillReport, dsn: str, jobs: int) -> None:
+    from lifeboat.ops.verify_against import AgainstOptions, verify_against
+
+    compared = verify_against(repo, dsn, AgainstOptions(snapshot=snapshot.id, jobs=jobs))
+    report.equal = compared.equal
+    report.compare_summary = dict(compared.summary)
+    report.compare_differences = [
+        f"{t.table}: {t.missing} missing, {t.extra} extra, {t.changed} changed"
+        + (f" ({', '.join(t.changed_columns)})" if t.changed_columns else "")
+        + (f" — {t.note}" if t.note else "")
+        for t in compared.tables
+        if t.missing or t.extra or t.changed
+    ][:20]
+    report.compare_differences += [
+        f"sequence {s.sequence}: snapshot {s.snapshot}, database {s.database}" for s in compared.sequences
+    ]
+    if not compared.equal:
+        raise VerificationFailed(
+            f"the restored database differs from snapshot {snapshot.short_id}: "
+            f"{compared.summary['missing']} missing, {compared.summary['extra']} extra, "
+            f"{compared.summary['changed']} changed row(s); first: {report.compare_differences[0]}"
+        )
+
+
+def smoke_test(dsn: str, snapshot: Snapshot, version: str | None = None) -> SmokeReport:
+    """Start the real Letta server (0.16.8, or release ``version``) on ``dsn``; use it as a client would."""
+    from lifeboat.sandbox.letta_env import ensure_letta_env
     from lifeboat.sandbox.letta_server import LettaServer
 
     smoke = SmokeReport(agents_in_snapshot=len(snapshot.documents.get("letta", {}).get("agents", [])))
     started = time.monotonic()
-    with LettaServer(dsn) as server:
+    env = ensure_letta_env(version) if version else None
+    with LettaServer(dsn, env=env) as server:
         smoke.server_start_seconds = round(time.monotonic() - started, 3)
 
         def step(name: str, call: Callable[[], Any]) -> Any:
@@ -383,8 +448,8 @@ def _publish(repo: Repository, report: DrillReport, options: DrillOptions) -> No
     json_path = options.report_dir / f"drill-{report.id}.json"
     html_path = options.report_dir / f"drill-{report.id}.html"
     report.files = {"json": str(json_path), "html": str(html_path)}
-    json_path.write_text(report.model_dump_json(indent=2) + "\n")
-    html_path.write_text(render_drill_html(report, drill_history(repo, current=report)))
+    json_path.write_text(redact(report.model_dump_json(indent=2)) + "\n")
+    html_path.write_text(redact(render_drill_html(report, drill_history(repo, current=report))))
 
 
 def drill_history(repo: Repository, *, current: DrillReport | None = None) -> list[DrillReport]:

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from lifeboat import pg
-from lifeboat.errors import CorruptRepository, UnsafeRestore
+from lifeboat.errors import CorruptRepository, UnsafeRestore, note_rolled_back
 from lifeboat.ops.backup import STREAM_PREFIX, run_backup
 from lifeboat.ops.redis import invalidate_after_restore
 from lifeboat.pg.models import DatabaseSchema
@@ -102,10 +102,13 @@ def run_restore(
     progress: Progress | None = None,
     safety_snapshot: bool = True,
     verify_first: bool = True,
+    prepare: Callable[[str], None] | None = None,
 ) -> RestoreResult:
     """Restore ``snapshot_ref`` as the database named in ``target_dsn`` (connect as an admin role).
 
     An existing target is replaced only with ``force``, and only after a safety snapshot of it.
+    ``prepare(temp_dsn)`` runs on the finished temporary database before the switch (``restore
+    --upgrade`` runs Letta's migrations there); if it raises, the temporary database is dropped.
     """
     started = time.monotonic()
     timings: dict[str, float] = {}
@@ -126,24 +129,26 @@ def run_restore(
                 )
             _drop_leftovers(admin, target)
             warnings = pg.check_target_version(admin, schema)
-            temp = pg.temporary_database_name(target)
-            _create_target(admin, schema, temp, snapshot, target)
+        temp = pg.temporary_database_name(target)
         temp_dsn = pg.with_database(target_dsn, temp)
-        try:
-            report = _build(repo, snapshot, schema, temp_dsn, jobs, progress, timings)
-        except BaseException:
+        try:  # from here until the switch, any failure or interruption drops the temporary database
             with pg.connect(admin_dsn) as admin:
-                pg.drop_database(admin, temp)
+                _create_target(admin, schema, temp, snapshot, target)
+            report = _build(repo, snapshot, schema, temp_dsn, jobs, progress, timings)
+            if prepare is not None:
+                prepare(temp_dsn)
+            safety_id = None
+            if exists and safety_snapshot:
+                phase = time.monotonic()
+                safety = run_backup(
+                    repo, target_dsn, tags=["safety", f"before-restore-{snapshot.short_id}"], jobs=jobs
+                )
+                safety_id = safety.snapshot.id
+                timings["safety_snapshot"] = time.monotonic() - phase
+            _switch(admin_dsn, temp, target, exists)
+        except BaseException as exc:
+            _drop_temporary(admin_dsn, temp, target, exc)
             raise
-        safety_id = None
-        if exists and safety_snapshot:
-            phase = time.monotonic()
-            safety = run_backup(
-                repo, target_dsn, tags=["safety", f"before-restore-{snapshot.short_id}"], jobs=jobs
-            )
-            safety_id = safety.snapshot.id
-            timings["safety_snapshot"] = time.monotonic() - phase
-        _switch(admin_dsn, temp, target, exists)
     removed = invalidate_after_restore(redis)
     return RestoreResult(
         snapshot=snapshot,
@@ -234,6 +239,14 @@ def _switch(admin_dsn: str, temp: str, target: str, exists: bool) -> None:
         admin.execute(sql.SQL("COMMENT ON DATABASE {} IS NULL").format(sql.Identifier(target)))
         if previous:
             pg.drop_database(admin, previous)
+
+
+def _drop_temporary(admin_dsn: str, temp: str, target: str, exc: BaseException) -> None:
+    """Drop the half-built database (a no-op once the switch renamed it into place)."""
+    with pg.connect(admin_dsn) as admin:
+        if pg.database_exists(admin, temp):
+            pg.drop_database(admin, temp)
+            note_rolled_back(exc, f"temporary database {temp} dropped ({target} untouched)")
 
 
 def _drop_leftovers(admin: psycopg.Connection, target: str) -> None:
