@@ -309,7 +309,7 @@ def doctor(
 ) -> None:
     """Check that backups and restores would work here: database, privileges, pgvector, Letta
     revision, Redis, repository, locks, disk, newest snapshot age. Exit 3 when a check fails."""
-    from lifeboat import settings
+    from lifeboat import redact, settings
     from lifeboat.errors import LifeboatError, VerificationFailed
     from lifeboat.ops.doctor import DoctorInputs, run_doctor
     from lifeboat.repo.retention import parse_duration
@@ -320,10 +320,12 @@ def doctor(
         repository: str | None = settings.repository_url(repo, config)
     except LifeboatError:
         repository = None
+    secret = settings.passphrase(password_file, config=config) if repository else None
+    redact.register(secret)  # doctor reports a bad DSN as a failed check: its password by value too
     inputs = DoctorInputs(
         dsn=settings.database_setting(db, config=config).dsn,
         repository=repository,
-        passphrase=settings.passphrase(password_file, config=config) if repository else None,
+        passphrase=secret,
         redis=settings.letta_redis(),
         target_dsn=settings.normalize_dsn(target) if target else None,
         max_age=parse_duration(max_age),
