@@ -32,6 +32,7 @@ from lifeboat.repo.backends import Backend, LocalBackend, open_backend
 from lifeboat.repo.blobs import compress, decode_blob, decompress
 from lifeboat.repo.config import (
     CONFIG_FILE,
+    DAMAGED_DIR,
     DATA_DIR,
     FORMAT_VERSION,
     INDEX_DIR,
@@ -427,6 +428,7 @@ class Repository:
         if not self.backend.exists(snapshot_name(snapshot_id)):
             raise SnapshotNotFound(f"no snapshot {snapshot_id}")
         self.backend.delete(snapshot_name(snapshot_id))
+        self.backend.delete(DAMAGED_DIR + snapshot_id)  # its `repair snapshots` mark, if any
 
     # -- checking ----------------------------------------------------------------------------------
 
