@@ -39,6 +39,7 @@ from lifeboat.ops.verify_against_diff import (
     lines_of,
     written_after,
 )
+from lifeboat.pg import catalog
 from lifeboat.pg.connect import describe_target
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo.manifest import Snapshot, Stream
@@ -377,18 +378,13 @@ def _biggest_first(tables: list[_Table]) -> list[_Table]:
     return sorted(tables, key=lambda t: -t.stream.raw_size)
 
 
-_COLUMNS_SQL = """
-SELECT n.nspname || '.' || c.relname, array_agg(a.attname::text)
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)
-GROUP BY 1
-"""
-
-
 def _present_columns(conn: psycopg.Connection, tables: list[_Table]) -> dict[str, set[str]]:
-    schemas = sorted({t.definition.schema_ for t in tables})
-    return {name: set(columns) for name, columns in conn.execute(_COLUMNS_SQL, (schemas,)).fetchall()}
+    """``schema.table`` → its column names, for the schemas the snapshot's tables live in."""
+    present = {}
+    for schema in sorted({t.definition.schema_ for t in tables}):
+        for table, columns in catalog.columns(conn, schema).items():
+            present[f"{schema}.{table}"] = {column.name for column in columns}
+    return present
 
 
 def _sequence_differences(conn: psycopg.Connection, schema: DatabaseSchema) -> list[SequenceReport]:
