@@ -34,6 +34,7 @@ from lifeboat.ops.verify_against_diff import (
     RowLayout,
     TableDiff,
     diff_lines,
+    diff_streams,
     field_text,
     lines_of,
     written_after,
@@ -230,8 +231,9 @@ class _Comparison:
         self.sequences: list[SequenceReport] = []
 
     def compare(
-        self, table: _Table, snapshot_lines: Iterable[bytes], database_lines: Iterable[bytes]
+        self, table: _Table, snapshot: Iterable[bytes], database: Iterable[bytes], *, chunks: bool = False
     ) -> None:
+        """Compare one table: lines (no newline) or, with ``chunks``, streams of whole lines."""
         after = [0]
         instant = self.snapshot.time
 
@@ -252,10 +254,10 @@ class _Comparison:
             if self.options.since_snapshot and written_after(table.layout, line, instant, columns):
                 after[0] += 1
 
-        diff = diff_lines(
+        diff = (diff_streams if chunks else diff_lines)(
             table.layout,
-            snapshot_lines,
-            database_lines,
+            snapshot,
+            database,
             on_missing=lambda line: tally(line, "missing"),
             on_extra=on_extra,
             on_changed=on_changed,
@@ -365,9 +367,8 @@ def _compare_all(repo: Repository, dsn: str, comparison: _Comparison, jobs: int)
             batches = pg.copy_out(
                 conn, table.definition.qualified, list(table.layout.columns), order_by=order_by
             )
-            database_lines = lines_of(batch.data for batch in batches)
-            snapshot_lines = lines_of(repo.iter_stream_data(table.stream))
-            comparison.compare(table, snapshot_lines, database_lines)
+            database_chunks = (batch.data for batch in batches)
+            comparison.compare(table, repo.iter_stream_data(table.stream), database_chunks, chunks=True)
 
         shared.map(work, _biggest_first(comparison.tables), jobs=max(1, jobs))
 
