@@ -26,6 +26,7 @@ from psycopg import sql
 from pydantic import BaseModel, Field
 
 from lifeboat import pg
+from lifeboat.errors import UsageError
 from lifeboat.letta.subgraph import TableRows, collect
 from lifeboat.ops.agent_restore.source import SnapshotSource
 from lifeboat.ops.restore import snapshot_schema, table_streams
@@ -411,6 +412,9 @@ def _compare_agents(repo: Repository, dsn: str, comparison: _Comparison, agent_i
     with pg.SharedSnapshot(dsn) as shared, shared.connection() as conn:
         present = _present_columns(conn, comparison.tables)
         database_graph = collect(_DatabaseSource(conn, by_name, present), agent_ids)
+    unknown = sorted(set(agent_ids) - snapshot_graph.ids("agents") - database_graph.ids("agents"))
+    if unknown:
+        raise UsageError(f"agent(s) {', '.join(unknown)} exist neither in the snapshot nor in the database")
     for graph in (snapshot_graph, database_graph):
         for name, rows in graph.tables.items():
             comparison.index.learn(name, rows.columns, (line[:-1] for line in rows.lines))
