@@ -89,9 +89,19 @@ def snapshots(
 ) -> None:
     """List the snapshots in the repository, oldest first (those matching --source/--host/--tag)."""
     repository = open_repo(repo, password_file)
+    from lifeboat.repo.repair import damage_marks
+
     flt = snapshot_filter(source, host, tag)
     readable, damaged = repository.scan_snapshots()
-    rows = [_snapshot_row(snapshot) for snapshot in flt.select(readable)]
+    marks = damage_marks(repository)
+    rows = [
+        {
+            **_snapshot_row(snapshot),
+            "damaged": snapshot.id in marks,
+            **({"error": marks[snapshot.id]} if snapshot.id in marks else {}),
+        }
+        for snapshot in flt.select(readable)
+    ]
     rows += [
         {"id": i, "short_id": i[:8], "damaged": True, "error": why} for i, why in sorted(damaged.items())
     ]
@@ -106,15 +116,16 @@ def _render_snapshots(items: list[dict[str, Any]], *, long: bool) -> None:
     table = output.table(*columns)
     for r in items:
         shown_id = r["id"] if long else r["short_id"]
-        if r.get("damaged"):
+        if r.get("damaged") and "time" not in r:
             table.add_row(shown_id, "[red]damaged: manifest unreadable[/]", *[""] * (len(columns) - 2))
             continue
+        tags = [*r["tags"], "[red]DAMAGED[/]"] if r.get("damaged") else r["tags"]
         cells = [
             shown_id,
             output.local_time(r["time"]),
             r["hostname"],
             str(r["database"] or ""),
-            ",".join(r["tags"]),
+            ",".join(tags),
             str(r["agents"]),
             _human_bytes(r["raw_bytes"]),
         ]
