@@ -140,3 +140,13 @@ def test_local_list_prefix_cannot_escape_the_root(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         list(backend.list("../"))
     assert [info.name for info in backend.list("ins")] == ["inside"]
+
+
+def test_list_gives_the_storage_modification_time(backend: Backend) -> None:
+    """Lock staleness and prune's safety margin rely on the storage's own times (FORMAT.md §9, §11)."""
+    import time
+
+    before = time.time()
+    backend.put("locks/" + "ab" * 16, b"x")
+    (info,) = backend.list("locks/")
+    assert info.mtime is not None and before - 5 <= info.mtime <= time.time() + 5
