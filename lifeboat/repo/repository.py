@@ -28,7 +28,7 @@ from lifeboat.errors import (
     SnapshotNotFound,
     UsageError,
 )
-from lifeboat.repo.backends import Backend, LocalBackend, open_backend
+from lifeboat.repo.backends import Backend, LocalBackend, open_backend, unguarded
 from lifeboat.repo.blobs import compress, decode_blob, decompress
 from lifeboat.repo.config import (
     CONFIG_FILE,
@@ -527,6 +527,7 @@ def _check_init_target(backend: Backend, passphrase: str | None, *, encrypt: boo
 
 
 def _restrict_local_root(backend: Backend) -> None:
+    backend = unguarded(backend)
     if isinstance(backend, LocalBackend):
         root = Path(backend.root)
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
