@@ -74,8 +74,18 @@ def _snapshot_row(snapshot: Any) -> dict[str, Any]:
 def snapshots(repo: RepoOption = None, password_file: PasswordFileOption = None) -> None:
     """List the snapshots in the repository, oldest first."""
     repository = open_repo(repo, password_file)
+    from lifeboat.repo.repair import damage_marks
+
     readable, damaged = repository.scan_snapshots()
-    rows = [_snapshot_row(snapshot) for snapshot in readable]
+    marks = damage_marks(repository)
+    rows = [
+        {
+            **_snapshot_row(snapshot),
+            "damaged": snapshot.id in marks,
+            **({"error": marks[snapshot.id]} if snapshot.id in marks else {}),
+        }
+        for snapshot in readable
+    ]
     rows += [
         {"id": i, "short_id": i[:8], "damaged": True, "error": why} for i, why in sorted(damaged.items())
     ]
@@ -83,9 +93,11 @@ def snapshots(repo: RepoOption = None, password_file: PasswordFileOption = None)
     def render(items: list[dict[str, Any]]) -> None:
         table = Table("id", "time", "tags", "database", "letta", "agents", "rows", "size")
         for r in items:
-            if r.get("damaged"):
+            if r.get("damaged") and "time" not in r:
                 table.add_row(r["short_id"], "[red]damaged: manifest unreadable[/]", "", "", "", "", "", "")
                 continue
+            if r.get("damaged"):
+                r = {**r, "tags": [*r["tags"], "DAMAGED"]}
             table.add_row(
                 r["short_id"],
                 r["time"][:19],

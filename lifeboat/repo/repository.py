@@ -28,10 +28,11 @@ from lifeboat.errors import (
     SnapshotNotFound,
     UsageError,
 )
-from lifeboat.repo.backends import Backend, LocalBackend, open_backend
+from lifeboat.repo.backends import Backend, LocalBackend, open_backend, unguarded
 from lifeboat.repo.blobs import compress, decode_blob, decompress
 from lifeboat.repo.config import (
     CONFIG_FILE,
+    DAMAGED_DIR,
     DATA_DIR,
     FORMAT_VERSION,
     INDEX_DIR,
@@ -256,6 +257,26 @@ class Repository:
             raise
         return lock
 
+    def add_key(self, passphrase: str, kdf: KdfParams | None = None) -> str:
+        """Write a key file that opens this repository with ``passphrase``; returns its name.
+
+        The key file is of this repository's format (version 2: with ``min_version`` and a copy of
+        the settings, docs/FORMAT.md §4), so ``key add`` and friends need no format knowledge.
+        """
+        if not self.config.encrypted:
+            raise UsageError("an unencrypted repository has no keys")
+        settings = json.loads(self.config.model_dump_json()) if self.config.version >= 2 else None
+        document = wrap_keys(
+            self.keys,
+            passphrase,
+            kdf or KdfParams(),
+            repository_version=self.config.version,
+            settings=settings,
+        )
+        name = key_name(secrets.token_hex(16))
+        self.backend.put(name, json.dumps(document, indent=2).encode())
+        return name
+
     def list_locks(self) -> list[LockInfo]:
         return list(self.locks.all())
 
@@ -427,6 +448,7 @@ class Repository:
         if not self.backend.exists(snapshot_name(snapshot_id)):
             raise SnapshotNotFound(f"no snapshot {snapshot_id}")
         self.backend.delete(snapshot_name(snapshot_id))
+        self.backend.delete(DAMAGED_DIR + snapshot_id)  # its `repair snapshots` mark, if any
 
     # -- checking ----------------------------------------------------------------------------------
 
@@ -498,6 +520,7 @@ def _check_init_target(backend: Backend, passphrase: str | None, *, encrypt: boo
 
 
 def _restrict_local_root(backend: Backend) -> None:
+    backend = unguarded(backend)
     if isinstance(backend, LocalBackend):
         root = Path(backend.root)
         root.mkdir(mode=0o700, parents=True, exist_ok=True)

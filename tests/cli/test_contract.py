@@ -54,8 +54,6 @@ MATRIX: dict[str, tuple[list[str], list[str]]] = {
     "repair keys": (["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"], ["--password-file"]),
     "repair packs": (["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"], ["--repo"]),
     "repair snapshots": (["--forget=maybe"], ["--password-file"]),
-    "repair config": (["--repo", "s3://"], ["--repo"]),
-    "repair keys": (["--repo", "s3://"], ["--repo"]),
 }
 KINDS = ("unknown option", "bad value", "missing argument", "--json")
 
