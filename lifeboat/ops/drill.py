@@ -244,6 +244,7 @@ def _drill(
 
 def _rehearse_upgrade(snapshot: Snapshot, admin_dsn: str, options: DrillOptions, recorder: _Recorder) -> None:
     from lifeboat.ops import drill_upgrade
+    from lifeboat.ops.upgrade import snapshot_rows
 
     assert options.upgrade_to is not None
     revision = snapshot.documents.get("source", {}).get("letta_revision")
@@ -252,7 +253,7 @@ def _rehearse_upgrade(snapshot: Snapshot, admin_dsn: str, options: DrillOptions,
     try:
         with recorder.phase("upgrade"):
             recorder.report.upgrade = drill_upgrade.run_upgrade(
-                admin_dsn, revision, options.upgrade_to, options.encryption_key
+                admin_dsn, revision, options.upgrade_to, options.encryption_key, snapshot_rows(snapshot)
             )
     finally:
         drill_upgrade.drop_safety_point(admin_dsn, copy)

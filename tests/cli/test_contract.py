@@ -50,10 +50,10 @@ MATRIX: dict[str, tuple[list[str], list[str]]] = {
     "migrate": (["--to", "letta-cloud"], ["--snapshot"]),
     "upgrade-repository": (["--repo", "s3://"], ["--repo"]),
     "repair index": (["--repo", "s3://"], ["--repo"]),
+    "repair config": (["--repo", "s3://"], ["--repo"]),
+    "repair keys": (["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"], ["--password-file"]),
     "repair packs": (["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"], ["--repo"]),
     "repair snapshots": (["--forget=maybe"], ["--password-file"]),
-    "repair config": (["--repo", "s3://"], ["--repo"]),
-    "repair keys": (["--repo", "s3://"], ["--repo"]),
 }
 KINDS = ("unknown option", "bad value", "missing argument", "--json")
 
