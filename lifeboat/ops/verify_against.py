@@ -26,7 +26,7 @@ from psycopg import sql
 from pydantic import BaseModel, Field
 
 from lifeboat import pg
-from lifeboat.errors import UsageError
+from lifeboat.errors import CorruptRepository, UsageError
 from lifeboat.letta.subgraph import TableRows, collect
 from lifeboat.ops.agent_restore.source import SnapshotSource
 from lifeboat.ops.restore import snapshot_schema, table_streams
@@ -155,7 +155,12 @@ def _layout(definition: TableDef, columns: list[str]) -> RowLayout:
 def _tables(snapshot: Snapshot, schema: DatabaseSchema) -> list[_Table]:
     found = []
     for (schema_name, name), stream in sorted(table_streams(snapshot).items()):
-        definition = schema.table(schema_name, name)
+        try:
+            definition = schema.table(schema_name, name)
+        except KeyError:
+            raise CorruptRepository(
+                f"snapshot {snapshot.short_id} has a stream for {schema_name}.{name} but no such table in its schema"
+            ) from None
         columns = list(stream.attributes.get("columns") or definition.copy_columns)
         found.append(_Table(stream, definition, _layout(definition, columns), stream.attributes.get("key")))
     return found
