@@ -14,6 +14,7 @@ from lifeboat.cli import (  # noqa: F401  isort: skip
     backup,
     demo,
     drill,
+    keys,
     maintenance,
     migrate,
     repair,
