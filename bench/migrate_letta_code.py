@@ -35,7 +35,6 @@ from lifeboat.sandbox.letta_code_env import ensure_letta_code_env  # noqa: E402
 from lifeboat.sandbox.letta_server import LettaServer  # noqa: E402
 from lifeboat.sandbox.postgres import start_cluster  # noqa: E402
 
-
 #: Columns the synthetic generator leaves NULL but the Letta server cannot load (its pydantic
 #: models require them); filled with Letta's own defaults before the server reads the agents.
 LETTA_DEFAULTS = ("UPDATE letta.tools SET return_char_limit = 50000 WHERE return_char_limit IS NULL",)
@@ -55,7 +54,9 @@ def rest_export(dsn: str, agent_ids: list[str]) -> dict[str, Any]:
         for agent_id in agent_ids:
             response = client.get(f"/v1/agents/{agent_id}/export")
             if response.status_code != 200:
-                raise SystemExit(f"export of {agent_id}: {response.status_code} {response.text[:500]}\n{server.log_tail(60)}")
+                raise SystemExit(
+                    f"export of {agent_id}: {response.status_code} {response.text[:500]}\n{server.log_tail(60)}"
+                )
             total += len(response.content)
         seconds = time.monotonic() - started
     return {
@@ -70,11 +71,17 @@ def letta_code_lists(backend: Path) -> dict[str, Any]:
     env = ensure_letta_code_env()
     with tempfile.TemporaryDirectory() as home:
         started = time.monotonic()
-        done = env.run("agents", "list", "--limit", "100000", home=Path(home), backend_dir=backend, timeout=900)
+        done = env.run(
+            "agents", "list", "--limit", "100000", home=Path(home), backend_dir=backend, timeout=900
+        )
         seconds = time.monotonic() - started
     if done.returncode != 0:
         raise SystemExit(f"letta agents list failed: {done.stderr[-2000:]}")
-    return {"version": env.version_line(), "agents_listed": len(json.loads(done.stdout)["items"]), "seconds": round(seconds, 2)}
+    return {
+        "version": env.version_line(),
+        "agents_listed": len(json.loads(done.stdout)["items"]),
+        "seconds": round(seconds, 2),
+    }
 
 
 def run(scale: Scale, workdir: Path, export_agents: int | None) -> dict[str, Any]:
@@ -90,7 +97,8 @@ def run(scale: Scale, workdir: Path, export_agents: int | None) -> dict[str, Any
         r["lifeboat_backup"] = timed([LIFEBOAT, "backup", "--repo", repo, "--db", dsn], env)
         backend = workdir / "backend"
         migrate = timed(
-            [LIFEBOAT, "--json", "migrate", str(backend), "--repo", repo, "--snapshot", "latest", "--all"], env
+            [LIFEBOAT, "--json", "migrate", str(backend), "--repo", repo, "--snapshot", "latest", "--all"],
+            env,
         )
         report = migrate.pop("output")
         agents = report["agents"]
@@ -105,12 +113,16 @@ def run(scale: Scale, workdir: Path, export_agents: int | None) -> dict[str, Any
         r["letta_rest_export"] = rest_export(dsn, ids[: export_agents or len(ids)])
         r["letta_code"] = letta_code_lists(backend)
     per_agent_export = r["letta_rest_export"]["ms_per_agent"] / 1000
-    r["speedup_vs_rest_export"] = round(per_agent_export * r["lifeboat_migrate"]["agents"] / r["lifeboat_migrate"]["seconds"], 1)
+    r["speedup_vs_rest_export"] = round(
+        per_agent_export * r["lifeboat_migrate"]["agents"] / r["lifeboat_migrate"]["seconds"], 1
+    )
     return results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--agents", type=int, default=Scale.agents)
     parser.add_argument("--messages-per-agent", type=int, default=Scale.messages_per_agent)
     parser.add_argument("--export-agents", type=int, default=None, help="export only the first N agents")

@@ -26,6 +26,7 @@ from psycopg import sql
 from pydantic import BaseModel, Field
 
 from lifeboat import pg
+from lifeboat.errors import CorruptRepository, UsageError
 from lifeboat.letta.subgraph import TableRows, collect
 from lifeboat.ops.agent_restore.source import SnapshotSource
 from lifeboat.ops.restore import snapshot_schema, table_streams
@@ -39,6 +40,7 @@ from lifeboat.ops.verify_against_diff import (
     lines_of,
     written_after,
 )
+from lifeboat.pg import catalog
 from lifeboat.pg.connect import describe_target
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo.manifest import Snapshot, Stream
@@ -153,7 +155,12 @@ def _layout(definition: TableDef, columns: list[str]) -> RowLayout:
 def _tables(snapshot: Snapshot, schema: DatabaseSchema) -> list[_Table]:
     found = []
     for (schema_name, name), stream in sorted(table_streams(snapshot).items()):
-        definition = schema.table(schema_name, name)
+        try:
+            definition = schema.table(schema_name, name)
+        except KeyError:
+            raise CorruptRepository(
+                f"snapshot {snapshot.short_id} has a stream for {schema_name}.{name} but no such table in its schema"
+            ) from None
         columns = list(stream.attributes.get("columns") or definition.copy_columns)
         found.append(_Table(stream, definition, _layout(definition, columns), stream.attributes.get("key")))
     return found
@@ -377,18 +384,13 @@ def _biggest_first(tables: list[_Table]) -> list[_Table]:
     return sorted(tables, key=lambda t: -t.stream.raw_size)
 
 
-_COLUMNS_SQL = """
-SELECT n.nspname || '.' || c.relname, array_agg(a.attname::text)
-FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)
-GROUP BY 1
-"""
-
-
 def _present_columns(conn: psycopg.Connection, tables: list[_Table]) -> dict[str, set[str]]:
-    schemas = sorted({t.definition.schema_ for t in tables})
-    return {name: set(columns) for name, columns in conn.execute(_COLUMNS_SQL, (schemas,)).fetchall()}
+    """``schema.table`` → its column names, for the schemas the snapshot's tables live in."""
+    present = {}
+    for schema in sorted({t.definition.schema_ for t in tables}):
+        for table, columns in catalog.columns(conn, schema).items():
+            present[f"{schema}.{table}"] = {column.name for column in columns}
+    return present
 
 
 def _sequence_differences(conn: psycopg.Connection, schema: DatabaseSchema) -> list[SequenceReport]:
@@ -415,6 +417,9 @@ def _compare_agents(repo: Repository, dsn: str, comparison: _Comparison, agent_i
     with pg.SharedSnapshot(dsn) as shared, shared.connection() as conn:
         present = _present_columns(conn, comparison.tables)
         database_graph = collect(_DatabaseSource(conn, by_name, present), agent_ids)
+    unknown = sorted(set(agent_ids) - snapshot_graph.ids("agents") - database_graph.ids("agents"))
+    if unknown:
+        raise UsageError(f"agent(s) {', '.join(unknown)} exist neither in the snapshot nor in the database")
     for graph in (snapshot_graph, database_graph):
         for name, rows in graph.tables.items():
             comparison.index.learn(name, rows.columns, (line[:-1] for line in rows.lines))

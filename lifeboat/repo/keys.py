@@ -31,6 +31,7 @@ from lifeboat.errors import (
     UsageError,
     WrongPassphrase,
 )
+from lifeboat.repo.backends import unguarded
 from lifeboat.repo.backends.base import Backend
 from lifeboat.repo.backends.local import LocalBackend
 from lifeboat.repo.config import CONFIG_FILE, FORMAT_NAME, KEYS_DIR, SUPPORTED_VERSIONS, RepoConfig, key_name
@@ -225,6 +226,7 @@ def check_init_target(backend: Backend, passphrase: str | None, *, encrypt: bool
 
 
 def _restrict_local_root(backend: Backend) -> None:
+    backend = unguarded(backend)
     if isinstance(backend, LocalBackend):
         root = Path(backend.root)
         root.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -49,6 +49,7 @@ from lifeboat.repo.crypto import (
     b64decode,
     b64encode,
 )
+from lifeboat.repo.filters import NO_FILTER, SnapshotFilter
 from lifeboat.repo.index import Index, IndexFile, PackEntry, decode_index_file, encode_index, superseded
 from lifeboat.repo.keys import (
     check_init_target,
@@ -405,12 +406,16 @@ class Repository:
                 continue  # deleted while listing
         return sorted(snapshots, key=lambda snapshot: (snapshot.time, snapshot.id)), damaged
 
-    def resolve_snapshot(self, ref: str) -> str:
-        """A full snapshot id from a unique prefix or ``latest``."""
+    def resolve_snapshot(self, ref: str, snapshot_filter: SnapshotFilter = NO_FILTER) -> str:
+        """A full snapshot id from a unique prefix or ``latest`` (the newest snapshot ``snapshot_filter``
+        matches). A snapshot named by id that the filter does not match is not found either: a filter
+        is never silently ignored."""
         if ref == LATEST:
-            snapshots = self.list_snapshots()
+            snapshots = snapshot_filter.select(self.list_snapshots())
             if not snapshots:
-                raise SnapshotNotFound("the repository has no snapshots")
+                if snapshot_filter.empty():
+                    raise SnapshotNotFound("the repository has no snapshots")
+                raise SnapshotNotFound(f"no snapshot matches {snapshot_filter.describe()}")
             return snapshots[-1].id
         matches = [snapshot_id for snapshot_id in self.snapshot_ids() if snapshot_id.startswith(ref.lower())]
         if not ref or not matches:
@@ -418,11 +423,13 @@ class Repository:
         if len(matches) > 1:
             shown = ", ".join(match[:12] for match in matches[:5])
             raise SnapshotNotFound(f"snapshot prefix {ref!r} is ambiguous: {shown}")
+        if not snapshot_filter.empty() and not snapshot_filter.matches(self.read_snapshot(matches[0])):
+            raise SnapshotNotFound(f"snapshot {matches[0][:8]} does not match {snapshot_filter.describe()}")
         return matches[0]
 
-    def load_snapshot(self, ref: str) -> Snapshot:
-        """A snapshot by id, unique id prefix or ``latest``."""
-        return self.read_snapshot(self.resolve_snapshot(ref))
+    def load_snapshot(self, ref: str, snapshot_filter: SnapshotFilter = NO_FILTER) -> Snapshot:
+        """A snapshot by id, unique id prefix or ``latest`` (see ``resolve_snapshot``)."""
+        return self.read_snapshot(self.resolve_snapshot(ref, snapshot_filter))
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove a manifest (its blobs stay until a prune). Takes the full id."""

@@ -261,3 +261,13 @@ def test_drill_proves_fidelity_and_says_what_differs(
     assert failed.equal is False and failed.compare_summary["missing"] == 2
     assert failed.compare_differences == ["letta.agents_tags: 2 missing, 0 extra, 0 changed"]
     assert "DIFFERS from the snapshot" in Path(failed.files["html"]).read_text()
+
+
+def test_an_agent_nobody_knows_is_a_usage_error(letta_db: LettaDatabase, repo: Repository) -> None:
+    from lifeboat.errors import UsageError
+
+    run_backup(repo, letta_db.admin_dsn)
+    with pytest.raises(UsageError, match="agent-00000000-0000-4000-8000-000000000000"):
+        verify_against(
+            repo, letta_db.dsn, AgainstOptions(agents=["agent-00000000-0000-4000-8000-000000000000"])
+        )
