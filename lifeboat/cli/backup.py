@@ -14,6 +14,8 @@ from lifeboat.cli.common import (
     MetricsFileOption,
     PasswordFileOption,
     RepoOption,
+    TrustSchemaOption,
+    TrustUnencryptedOption,
     database_dsn,
     open_repo,
 )
@@ -116,6 +118,8 @@ def restore(
         str, typer.Option("--suffix", help="Copy mode: appended to the copies' names.")
     ] = " (restored)",
     db: DbOption = None,
+    trust_schema: TrustSchemaOption = False,
+    trust_unencrypted: TrustUnencryptedOption = False,
 ) -> None:
     """Restore a whole snapshot into a new database (or, with --force, over an existing one); or,
     with --agent/--name/--tag, bring agents back into the live database (in place or as copies)."""
@@ -157,6 +161,8 @@ def restore(
             jobs=jobs,
             redis=settings.letta_redis(),
             progress=bar.advance,
+            trust_schema=trust_schema,
+            trust_unencrypted=trust_unencrypted,
         )
     summary = result.summary()
 

@@ -11,7 +11,14 @@ from rich.table import Table
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
-from lifeboat.cli.common import MetricsFileOption, PasswordFileOption, RepoOption, open_repo
+from lifeboat.cli.common import (
+    MetricsFileOption,
+    PasswordFileOption,
+    RepoOption,
+    TrustSchemaOption,
+    TrustUnencryptedOption,
+    open_repo,
+)
 from lifeboat.cli.progress import byte_progress
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout (docs/JSON.md).")]
@@ -43,6 +50,8 @@ def drill(
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     json_output: JsonOption = False,
+    trust_schema: TrustSchemaOption = False,
+    trust_unencrypted: TrustUnencryptedOption = False,
 ) -> None:
     """Prove a snapshot restores: restore it into a throwaway database, verify it, time every phase.
 
@@ -54,7 +63,15 @@ def drill(
     if json_output:
         output.set_json(True)
     repository = open_repo(repo, password_file)
-    options = DrillOptions(snapshot=snapshot, target_dsn=target, smoke=smoke, jobs=jobs, report_dir=report)
+    options = DrillOptions(
+        snapshot=snapshot,
+        target_dsn=target,
+        smoke=smoke,
+        jobs=jobs,
+        report_dir=report,
+        trust_schema=trust_schema,
+        trust_unencrypted=trust_unencrypted,
+    )
     started = time.monotonic()
     with byte_progress("drill restore") as bar:
         result = run_drill(

@@ -110,6 +110,8 @@ class DrillOptions:
     report_dir: Path | None = None
     record: bool = True
     flavor: str | None = None
+    trust_schema: bool = False  # see restore.check_trust
+    trust_unencrypted: bool = False
 
 
 class _Recorder:
@@ -294,6 +296,8 @@ def _restore(
             progress=progress,
             safety_snapshot=False,
             verify_first=False,
+            trust_schema=options.trust_schema,
+            trust_unencrypted=options.trust_unencrypted,
         )
     recorder.report.phases.remove(restore_phase)  # replaced by its parts
     for name in ("schema", "data", "indexes", "analyze"):

@@ -20,6 +20,7 @@ from psycopg import sql
 
 from lifeboat import pg
 from lifeboat.errors import CorruptRepository, UnsafeRestore
+from lifeboat.letta import schema_trust
 from lifeboat.ops.backup import STREAM_PREFIX, run_backup
 from lifeboat.ops.redis import invalidate_after_restore
 from lifeboat.pg.models import DatabaseSchema
@@ -74,6 +75,61 @@ def table_streams(snapshot: Snapshot) -> dict[tuple[str, str], Stream]:
     return streams
 
 
+def check_trust(
+    repo: Repository,
+    snapshot: Snapshot,
+    schema: DatabaseSchema,
+    *,
+    trust_schema: bool,
+    trust_unencrypted: bool,
+) -> list[str]:
+    """Refuse a snapshot whose schema document could run something else than the schema it describes.
+
+    Nothing touched a database yet. Returns warnings (what the operator's trust flags let through).
+    * an unencrypted repository authenticates nothing: anyone who could write its storage could
+      have planted the snapshot, so it restores only with ``trust_unencrypted``;
+    * every stored SQL fragment must have the shape of its kind (no flag overrides this);
+    * a snapshot of a Letta revision lifeboat has a record of must match that record, unless
+      ``trust_schema``.
+    """
+    warnings: list[str] = []
+    if not repo.config.encrypted:
+        if not trust_unencrypted:
+            raise UnsafeRestore(
+                "the repository is not encrypted, so nothing in it is authenticated: anyone who could write "
+                "its storage could have planted this snapshot; pass --trust-unencrypted if you trust its contents"
+            )
+        warnings.append("restored from an unencrypted repository (its contents were trusted as asked)")
+    try:
+        pg.check_schema(schema)
+    except pg.UnsafeFragment as exc:
+        raise CorruptRepository(
+            f"snapshot {snapshot.short_id}: the schema document is not what lifeboat writes ({exc}); "
+            "refused, nothing was executed"
+        ) from None
+    revision = snapshot.documents.get("source", {}).get("letta_revision")
+    record = schema_trust.record_for(revision)
+    if record is None:
+        warnings.append(
+            f"lifeboat has no record of Letta revision {revision or '(none)'}: the schema document was "
+            "checked for shape only"
+        )
+        return warnings
+    differences = schema_trust.schema_differences(schema, record)
+    if differences and not trust_schema:
+        raise UnsafeRestore(
+            f"snapshot {snapshot.short_id}'s schema differs from lifeboat's record of Letta revision "
+            f"{revision}: {schema_trust.summarize(differences)}; nothing was executed "
+            "(pass --trust-schema to restore it anyway)"
+        )
+    if differences:
+        warnings.append(
+            f"schema differs from the record of {revision} (trusted as asked): "
+            f"{schema_trust.summarize(differences)}"
+        )
+    return warnings
+
+
 def preflight(repo: Repository, snapshot: Snapshot, *, read_data: bool = True) -> None:
     """Refuse before touching anything when a blob the snapshot needs is missing or damaged.
 
@@ -102,16 +158,22 @@ def run_restore(
     progress: Progress | None = None,
     safety_snapshot: bool = True,
     verify_first: bool = True,
+    trust_schema: bool = False,
+    trust_unencrypted: bool = False,
 ) -> RestoreResult:
     """Restore ``snapshot_ref`` as the database named in ``target_dsn`` (connect as an admin role).
 
     An existing target is replaced only with ``force``, and only after a safety snapshot of it.
+    The snapshot must pass :func:`check_trust` first (``trust_schema``, ``trust_unencrypted``).
     """
     started = time.monotonic()
     timings: dict[str, float] = {}
     with repo.lock():
         snapshot = repo.load_snapshot(snapshot_ref)
         schema = snapshot_schema(snapshot)
+        trust_warnings = check_trust(
+            repo, snapshot, schema, trust_schema=trust_schema, trust_unencrypted=trust_unencrypted
+        )
         phase = time.monotonic()
         preflight(repo, snapshot, read_data=verify_first)
         timings["verify"] = time.monotonic() - phase
@@ -154,7 +216,7 @@ def run_restore(
         safety_snapshot=safety_id,
         replaced_existing=exists,
         redis_keys_removed=removed,
-        warnings=warnings + report.warnings + report.skipped,
+        warnings=trust_warnings + warnings + report.warnings + report.skipped,
     )
 
 

@@ -57,7 +57,8 @@ from lifeboat.pg.connect import (
     with_database,
 )
 from lifeboat.pg.copystream import CopyBatch, copy_in, copy_out
-from lifeboat.pg.ddl import Statement, load_key, post_data_statements, pre_data_statements
+from lifeboat.pg.ddl import Statement, check_schema, load_key, post_data_statements, pre_data_statements
+from lifeboat.pg.fragments import UnsafeFragment
 from lifeboat.pg.models import DatabaseSchema, QualifiedName, TableDef
 from lifeboat.pg.parallel import run_on_connections, run_statements
 from lifeboat.pg.snapshot import SharedSnapshot
@@ -72,6 +73,7 @@ __all__ = [
     "Statement",
     "TableDef",
     "TablePart",
+    "UnsafeFragment",
     "UnsupportedSchema",
     "analyze",
     "apply_database_settings",
@@ -79,6 +81,7 @@ __all__ = [
     "apply_pre_data",
     "apply_sequence_values",
     "capture_schema",
+    "check_schema",
     "check_target_version",
     "connect",
     "connection",

@@ -1,0 +1,120 @@
+"""Compare a snapshot's schema document with lifeboat's record of the Letta revision it claims.
+
+A restore recreates the schema from the snapshot's schema document. Every fragment in it is
+already checked for shape (:mod:`lifeboat.pg.fragments`); this module checks content: when the
+snapshot says it is Letta revision R and lifeboat has a record of R (``schema_<R>.py``, found
+by :func:`lifeboat.letta.schema_shape.expected_shape`, so records of other releases plug in),
+the document must describe exactly that schema — the same tables, columns and column types,
+foreign keys, sequences, and no extension besides Letta's. Any difference is reported; the
+restore refuses unless the operator says ``--trust-schema``.
+"""
+
+from __future__ import annotations
+
+from lifeboat.letta.schema_shape import ForeignKey, SchemaShape, expected_shape
+from lifeboat.letta.source import letta_schema_name
+from lifeboat.pg.fragments import UnsafeFragment, parse_constraint
+from lifeboat.pg.models import DatabaseSchema, TableDef
+
+LETTA_EXTENSIONS = frozenset({"plpgsql", "vector"})
+_SHOWN = 8  # differences listed in a message
+
+
+def record_for(revision: str | None) -> SchemaShape | None:
+    """Lifeboat's record of ``revision``, or ``None`` when it has none (unknown or unrecorded)."""
+    return expected_shape(revision)
+
+
+def schema_differences(schema: DatabaseSchema, record: SchemaShape) -> list[str]:
+    """What the schema document has that the record does not, and the reverse (empty: identical)."""
+    letta = letta_schema_name([s.name for s in schema.schemas], schema.database.name)
+    if letta is None:
+        return ["the schema document has no Letta schema"]
+    prefixes = {f"{letta}."} | {f"{e.schema_}." for e in schema.extensions if e.name == "vector"}
+    differences: list[str] = []
+    tables = {t.name: t for t in schema.tables if t.schema_ == letta}
+    differences += [
+        f"table {t.qualified} is not in Letta's schema" for t in schema.tables if t.schema_ != letta
+    ]
+    differences += [f"table {name} is missing" for name in sorted(set(record.tables) - set(tables))]
+    differences += [f"table {name} is not in the record" for name in sorted(set(tables) - set(record.tables))]
+    for name in sorted(set(tables) & set(record.tables)):
+        differences += _column_differences(tables[name], record.tables[name], prefixes)
+    differences += _foreign_key_differences(list(tables.values()), letta, record.foreign_keys)
+    sequences = {s.name for s in schema.sequences if s.schema_ == letta}
+    others = [f"{s.schema_}.{s.name}" for s in schema.sequences if s.schema_ != letta]
+    differences += [f"sequence {name} is not in Letta's schema" for name in others]
+    differences += [f"sequence {name} is missing" for name in sorted(set(record.sequences) - sequences)]
+    differences += [
+        f"sequence {name} is not in the record" for name in sorted(sequences - set(record.sequences))
+    ]
+    extensions = {e.name for e in schema.extensions}
+    differences += [f"extension {name} is not Letta's" for name in sorted(extensions - LETTA_EXTENSIONS)]
+    return differences
+
+
+def _normalized(type_name: str, prefixes: set[str]) -> str:
+    for prefix in prefixes:
+        if type_name.startswith(prefix):
+            return type_name[len(prefix) :]
+    return type_name
+
+
+def _column_differences(table: TableDef, recorded: dict[str, str], prefixes: set[str]) -> list[str]:
+    columns = {c.name: _normalized(c.type, prefixes) for c in table.columns}
+    differences = [f"column {table.name}.{c} is missing" for c in recorded if c not in columns]
+    differences += [f"column {table.name}.{c} is not in the record" for c in columns if c not in recorded]
+    differences += [
+        f"column {table.name}.{c} is {columns[c]!r}, the record says {recorded[c]!r}"
+        for c in recorded
+        if c in columns and columns[c] != recorded[c]
+    ]
+    return differences
+
+
+def _foreign_key_differences(
+    tables: list[TableDef], letta: str, recorded: tuple[ForeignKey, ...]
+) -> list[str]:
+    found: set[ForeignKey] = set()
+    differences: list[str] = []
+    for table in tables:
+        for constraint in table.constraints:
+            if constraint.kind != "f":
+                continue
+            where = f"constraint {table.qualified}.{constraint.name}"
+            try:
+                parsed = parse_constraint(constraint.definition, "f", where)
+            except UnsafeFragment as exc:
+                differences.append(str(exc))
+                continue
+            target = parsed.pktable
+            if target is None or (target.schemaname or letta) != letta:
+                differences.append(
+                    f"foreign key {table.name}.{constraint.name} points outside Letta's schema"
+                )
+                continue
+            found.add(
+                ForeignKey(
+                    constraint.name,
+                    table.name,
+                    tuple(str(n.sval) for n in parsed.fk_attrs or ()),
+                    str(target.relname),
+                    tuple(str(n.sval) for n in parsed.pk_attrs or ()),
+                    str(parsed.fk_del_action),
+                    bool(parsed.deferrable),
+                )
+            )
+    expected = set(recorded)
+    differences += [
+        f"foreign key {fk.table}.{fk.name} is missing or differs" for fk in sorted(expected - found, key=str)
+    ]
+    differences += [
+        f"foreign key {fk.table}.{fk.name} is not in the record" for fk in sorted(found - expected, key=str)
+    ]
+    return differences
+
+
+def summarize(differences: list[str]) -> str:
+    shown = "; ".join(differences[:_SHOWN])
+    more = f"; and {len(differences) - _SHOWN} more" if len(differences) > _SHOWN else ""
+    return f"{len(differences)} difference(s): {shown}{more}"
