@@ -42,6 +42,10 @@ ID_PREFIX: dict[str, str] = {
     "provider_traces": "provider_trace",
 }
 
+# Other prefixes a table's ids legitimately have: before Letta 0.12 a run was a ``jobs`` row with
+# job_type 'run' and a ``run-`` id.
+ID_OTHER_PREFIXES: dict[str, tuple[str, ...]] = {"jobs": ("run",)}
+
 # Tables whose ``id`` is the id of a row in another table (same prefix).
 ID_SAME_AS: dict[str, str] = {"run_metrics": "runs", "step_metrics": "steps"}
 

@@ -1,8 +1,8 @@
 """The structural shape of a Letta schema (tables, column types, foreign keys) and how to capture it.
 
 ``lifeboat verify`` compares a database with the shape recorded for its alembic revision
-(:mod:`lifeboat.letta.schema_1c28e167b74f` for Letta 0.16.7/0.16.8). The recorded module is
-generated from a real migrated database::
+(:func:`lifeboat.letta.schema_records.schema_record`; one ``schema_<revision>.py`` per recorded
+release head). A record is generated from a real migrated database::
 
     python -m lifeboat.letta.schema_shape postgresql://letta:letta@host:port/letta > \
         lifeboat/letta/schema_1c28e167b74f.py
@@ -12,15 +12,12 @@ and a test compares it with the test bed's real deployment, so it cannot silentl
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-
-from lifeboat.letta import revisions
 
 
 @dataclass(frozen=True)
@@ -103,15 +100,10 @@ def capture_shape(conn: psycopg.Connection[Any], schema: str) -> SchemaShape:
 
 
 def expected_shape(revision: str | None) -> SchemaShape | None:
-    """The recorded shape of a Letta revision (module ``schema_<revision>``), when lifeboat has one."""
-    if not revision or not revisions.is_known(revision):
-        return None
-    try:
-        module = importlib.import_module(f"lifeboat.letta.schema_{revision}")
-    except ModuleNotFoundError:
-        return None
-    shape: SchemaShape = module.SHAPE
-    return shape
+    """The recorded shape of a Letta revision, when lifeboat has one (see :mod:`.schema_records`)."""
+    from lifeboat.letta.schema_records import schema_record
+
+    return schema_record(revision)
 
 
 def _q(value: object) -> str:
@@ -122,12 +114,15 @@ def _q(value: object) -> str:
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
-def render_module(shape: SchemaShape) -> str:
+_DEFAULT_ORIGIN = "Captured from a real deployment by ``python -m lifeboat.letta.schema_shape DSN``"
+
+
+def render_module(shape: SchemaShape, origin: str = _DEFAULT_ORIGIN) -> str:
     """Python source of a module holding ``shape`` as ``SHAPE`` (deterministic, diff-friendly)."""
     lines = [
         f'"""Shape of a Letta database migrated to alembic revision {shape.revision} (generated).',
         "",
-        "Captured from a real deployment by ``python -m lifeboat.letta.schema_shape DSN``; do not edit.",
+        f"{origin}; do not edit.",
         '"""',
         "",
         "from lifeboat.letta.schema_shape import ForeignKey, SchemaShape",

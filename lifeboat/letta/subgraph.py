@@ -8,7 +8,7 @@ An agent's subgraph has two parts:
 * **entities** it points to: memory blocks, archives, tools, folders (sources), identities and
   groups, each with its own child rows (block history, archival passages, files...). Entities
   can be shared with other agents, so restoring them follows a policy (see
-  :mod:`lifeboat.ops.agent_restore`).
+  :mod:`lifeboat.ops.agent_restore.plan`).
 
 Groups the agent *manages* pull their member agents into the subgraph (the sleeptime sibling
 comes with its main agent); groups it merely *belongs to* are entities like any other.

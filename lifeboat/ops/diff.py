@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from lifeboat.errors import UsageError
 from lifeboat.letta.catalog import AgentEntry
 from lifeboat.letta.subgraph import Subgraph, collect
-from lifeboat.ops.agent_restore import SnapshotSource, catalog
+from lifeboat.ops.agent_restore.source import SnapshotSource, catalog
 from lifeboat.repo.repository import Repository
 
 EXCERPT = 120

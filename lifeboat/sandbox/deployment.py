@@ -255,7 +255,7 @@ def collect_facts(admin_dsn: str, raw: dict[str, Any]) -> dict[str, Any]:
                 "passages": _rows(conn, "SELECT count(*) FROM archival_passages")[0][0],
             },
             "crashed": _crash_facts(conn, ids),
-            "counts": _table_counts(conn),
+            "counts": table_counts(conn),
             "phase_seconds": raw["timings"],
         }
     facts["crashed_run_ids"] = [c["run_id"] for c in facts["crashed"]]
@@ -313,7 +313,7 @@ def _crash_facts(conn: psycopg.Connection[Any], ids: dict[str, str]) -> list[dic
     return crashed
 
 
-def _table_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
+def table_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
     tables = [
         r[0] for r in _rows(conn, "SELECT tablename FROM pg_tables WHERE schemaname = %s", LETTA_SCHEMA)
     ]
@@ -359,8 +359,9 @@ def load_deployment(cluster: Cluster, dbname: str, cached: CachedDeployment | No
         raise
     database = LettaDatabase(cluster, dbname, cached.facts)
     revision = alembic_revision(database.admin_dsn)
-    if revision != HEAD_REVISION:
-        raise SandboxError(f"restored deployment has alembic revision {revision}, expected {HEAD_REVISION}")
+    expected = database.facts.get("alembic_revision") or HEAD_REVISION
+    if revision != expected:
+        raise SandboxError(f"restored deployment has alembic revision {revision}, expected {expected}")
     return database
 
 

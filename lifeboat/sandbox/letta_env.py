@@ -4,7 +4,8 @@ A plain ``pip install letta`` is not what Letta's images run: it lacks the postg
 extras and resolves much newer dependencies. Production pins everything in the release's
 ``uv.lock``, which only the **sdist** carries (with ``alembic/``, ``alembic.ini``,
 ``init.sql`` and ``compose.yaml``). So we download the sdist, export the lock's pins for the
-``postgres``, ``redis`` and ``server`` extras, append ``letta==<version>`` and
+``postgres``, ``redis`` and ``server`` extras (plus what a release needs to import, see
+``RELEASE_EXTRAS``), append ``letta==<version>`` and
 ``uv pip sync --reinstall`` them into a dedicated venv. The result is cached under
 ``<cache>/letta-env-<version>-b<builder>/`` and built on first use.
 """
@@ -29,6 +30,8 @@ ENV_BUILDER_VERSION = 1
 #: purpose: ``alembic.ini`` prepends ``.`` to sys.path, which would shadow the installed wheel).
 SDIST_MEMBERS = ("alembic", "alembic.ini", "init.sql", "compose.yaml", "uv.lock", "pyproject.toml")
 LETTA_EXTRAS = ("postgres", "redis", "server")
+#: Extras a release needs beyond LETTA_EXTRAS: 0.11.x imports ``sqlite_vec`` at module load.
+RELEASE_EXTRAS = {"0.11.7": ("sqlite",)}
 _TIMEOUT = 1800
 
 
@@ -149,7 +152,8 @@ def _wanted(name: str, top: str) -> bool:
 
 def _export_requirements(src: Path, version: str) -> str:
     """The lock's pins for the production extras, plus the letta wheel itself."""
-    extras = [arg for extra in LETTA_EXTRAS for arg in ("--extra", extra)]
+    wanted = (*LETTA_EXTRAS, *RELEASE_EXTRAS.get(version, ()))
+    extras = [arg for extra in wanted for arg in ("--extra", extra)]
     exported = _run(
         [
             uv_bin(), "export", "--quiet", "--project", str(src), "--frozen", "--no-dev", *extras,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import psycopg
-from ops_testing import cli
+from ops_testing import PASSPHRASE, cli
 from psycopg import sql
 
 # Columns that tie a row to the restored scope: a row whose value in one of them is one of the
@@ -115,3 +118,14 @@ def sequence_value(dsn: str) -> int:
         row = conn.execute("SELECT last_value FROM letta.message_seq_id").fetchone()
     assert row is not None
     return int(row[0])
+
+
+DYING_RESTORE = Path(__file__).with_name("dying_restore.py")
+
+
+def dying_restore(fail_after: int, how: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``lifeboat ARGS`` (a restore) whose applier fails (``how="error"``) or SIGKILLs itself
+    (``how="kill"``) after ``fail_after`` tables are written (see dying_restore.py)."""
+    env = {**os.environ, "LIFEBOAT_PASSWORD": PASSPHRASE}
+    command = [sys.executable, str(DYING_RESTORE), str(fail_after), how, *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=600)

@@ -8,7 +8,7 @@ import uuid
 
 import psycopg
 import pytest
-from agents_testing import agent_rows, lifeboat_json, sequence_value
+from agents_testing import agent_rows, dying_restore, lifeboat_json, sequence_value
 from ops_testing import cli, table_digests
 
 from lifeboat.errors import UnsafeRestore
@@ -77,11 +77,9 @@ def test_a_fault_mid_apply_leaves_the_database_unchanged(letta_db, repo: Reposit
         conn.execute("UPDATE letta.block SET value = 'clobbered' WHERE label = 'human'")
         conn.execute("DELETE FROM letta.messages WHERE agent_id = %s AND role = 'user'", (agent_id,))
     before = table_digests(letta_db.admin_dsn)
-    fault = "15" if how == "error" else "15:kill"
-    result = cli(
-        "restore", "--repo", _repo_path(repo), "--agent", agent_id, "--db", letta_db.dsn,
-        env={"LIFEBOAT_AGENT_RESTORE_FAULT": fault},
-    )  # fmt: skip
+    result = dying_restore(
+        15, how, "restore", "--repo", _repo_path(repo), "--agent", agent_id, "--db", letta_db.dsn
+    )
     if how == "kill":
         assert result.returncode == -9
     else:

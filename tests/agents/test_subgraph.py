@@ -18,7 +18,8 @@ from lifeboat.letta.subgraph import (
     copy_field,
     id_uuid,
 )
-from lifeboat.ops.agent_restore import select_agents, topological
+from lifeboat.ops.agent_restore.plan import apply_order
+from lifeboat.ops.agent_restore.source import select_agents
 
 MAIN = "agent-11111111-1111-4111-8111-111111111111"
 SIBLING = "agent-22222222-2222-4222-8222-222222222222"
@@ -158,13 +159,13 @@ def test_apply_order_puts_parents_first_and_breaks_the_block_history_cycle() -> 
         ForeignKey("d", "block_history", ("block_id",), "block", ("id",), "c"),
         ForeignKey("e", "blocks_agents", ("block_id", "block_label"), "block", ("id", "label"), "c", True),
     ]
-    order = topological(["blocks_agents", "messages", "block_history", "steps", "agents", "block"], fks)
+    order = apply_order(["blocks_agents", "messages", "block_history", "steps", "agents", "block"], fks)
     assert order.index("agents") < order.index("messages")
     assert order.index("steps") < order.index("messages")
     assert order.index("block") < order.index("block_history") < len(order)
     assert order.index("block") < order.index("blocks_agents")
     with pytest.raises(LifeboatError):
-        topological(
+        apply_order(
             ["x", "y"],
             [
                 ForeignKey("f", "x", ("y",), "y", ("id",), "a"),

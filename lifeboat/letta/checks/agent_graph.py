@@ -85,8 +85,10 @@ def check_message_ids(ctx: CheckContext) -> Iterator[Finding]:
         _ENTRIES
         + """
         SELECT e.agent_id AS id, e.message_id AS related FROM entries e JOIN messages m ON m.id = e.message_id
-        WHERE m.agent_id IS DISTINCT FROM e.agent_id OR m.conversation_id IS NOT NULL
-        """,
+        WHERE m.agent_id IS DISTINCT FROM e.agent_id
+        """
+        # messages.conversation_id exists from Letta 0.16.1 on.
+        + (" OR m.conversation_id IS NOT NULL" if ctx.has("messages", "conversation_id") else ""),
         "{count} agent(s) list in-context messages of another agent or of a named conversation",
         "lifeboat reconcile --apply drops those entries from the default conversation's context",
     )

@@ -33,9 +33,10 @@ def check_id_formats(ctx: CheckContext) -> Iterator[Finding]:
         prefix = ids.table_prefix(table)
         if prefix is None or not ctx.has(table, "id"):
             continue
+        prefixes = (prefix, *ids.ID_OTHER_PREFIXES.get(table, ()))
         query = sql.SQL(_ID_SCAN).format(
-            loose=sql.SQL(ids.pg_predicate(prefix, "id")),
-            strict=sql.SQL(ids.pg_predicate(prefix, "id", strict=True)),
+            loose=sql.SQL(" OR ".join(ids.pg_predicate(p, "id") for p in prefixes)),
+            strict=sql.SQL(" OR ".join(ids.pg_predicate(p, "id", strict=True) for p in prefixes)),
             limit=sql.Literal(MAX_IDS),
             table=sql.Identifier(table),
         )

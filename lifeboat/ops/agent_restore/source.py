@@ -1,0 +1,107 @@
+"""Reading the snapshot side of an agent restore: its agent catalog, the agents asked for, the
+rows of their subgraph (only the blobs whose zone maps may hold them), and the runs that were in
+flight when it was taken."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from lifeboat.errors import UsageError
+from lifeboat.letta.catalog import AgentEntry
+from lifeboat.letta.subgraph import Subgraph, TableRows
+from lifeboat.ops.agent_restore.report import ReadStats
+from lifeboat.ops.agents import filter_agents
+from lifeboat.ops.restore import table_streams
+from lifeboat.repo.manifest import Snapshot
+from lifeboat.repo.repository import Repository, split_records
+
+
+class SnapshotSource:
+    """A :data:`~lifeboat.letta.subgraph.RowSource` over one snapshot: reads only the blobs whose
+    zone maps may hold the keys (when the stream is keyed by the asked column), counts what it reads
+    and never fetches a blob twice."""
+
+    def __init__(self, repo: Repository, snapshot: Snapshot) -> None:
+        self.repo = repo
+        self.snapshot = snapshot
+        self.streams = {table: stream for (_schema, table), stream in table_streams(snapshot).items()}
+        self.stats = ReadStats(snapshot_bytes=_distinct_size(snapshot))
+        self._blobs: dict[str, bytes] = {}
+
+    def __call__(self, table: str, key: str, keys: set[str] | None) -> TableRows | None:
+        stream = self.streams.get(table)
+        if stream is None:
+            return None
+        columns = list(stream.attributes.get("columns") or [])
+        if keys is not None and not keys:
+            return TableRows(table, columns)
+        zoned = keys is not None and stream.attributes.get("key") == key
+        refs = stream.blobs_covering(keys if zoned else None)
+        lines: list[bytes] = []
+        for data in self._read([ref.id for ref in refs], {ref.id: ref for ref in refs}):
+            lines.extend(split_records(data))
+        rows = TableRows(table, columns, lines)
+        return rows if keys is None or key not in columns else rows.where_in(key, keys)
+
+    def _read(self, blob_ids: list[str], refs: dict[str, Any]) -> Iterator[bytes]:
+        missing = [blob_id for blob_id in dict.fromkeys(blob_ids) if blob_id not in self._blobs]
+        started = time.monotonic()
+        for blob_id, data in self.repo.read_blobs(missing):
+            self._blobs[blob_id] = data
+            self.stats.blobs += 1
+            self.stats.bytes += refs[blob_id].size
+            self.stats.raw_bytes += len(data)
+        self.stats.seconds += time.monotonic() - started
+        for blob_id in blob_ids:
+            yield self._blobs[blob_id]
+
+
+def _distinct_size(snapshot: Snapshot) -> int:
+    sizes = {blob.id: blob.size for blob in snapshot.iter_blobs()}
+    return sum(sizes.values())
+
+
+def catalog(snapshot: Snapshot) -> list[AgentEntry]:
+    """The snapshot's agent catalog (written by the backup)."""
+    entries = snapshot.documents.get("letta", {}).get("agents") or []
+    return [AgentEntry.model_validate(entry) for entry in entries]
+
+
+def select_agents(
+    entries: list[AgentEntry],
+    ids: Iterable[str] = (),
+    name: str | None = None,
+    tag: str | None = None,
+) -> list[AgentEntry]:
+    """Agents by id (each must exist), plus those matching the name glob and/or tag; never empty."""
+    wanted = list(dict.fromkeys(ids))
+    by_id = {entry.id: entry for entry in entries}
+    unknown = [agent_id for agent_id in wanted if agent_id not in by_id]
+    if unknown:
+        raise UsageError(f"agent {unknown[0]} is not in the snapshot ({len(entries)} agents there)")
+    chosen = [by_id[agent_id] for agent_id in wanted]
+    if name is not None or tag is not None:
+        chosen += [entry for entry in filter_agents(entries, name, tag) if entry.id not in wanted]
+    if not chosen:
+        raise UsageError("no agent in the snapshot matches the selection")
+    return chosen
+
+
+def snapshot_revision(snapshot: Snapshot) -> str | None:
+    """The Letta schema revision the snapshot was taken at, when the backup recorded it."""
+    revision = snapshot.documents.get("source", {}).get("letta_revision")
+    return str(revision) if revision else None
+
+
+def run_warnings(snapshot: Snapshot, graph: Subgraph) -> list[str]:
+    """A warning when runs of the restored agents were in flight at the snapshot instant."""
+    in_flight = snapshot.documents.get("letta", {}).get("runs_in_flight") or []
+    mine = [r for r in in_flight if r.get("agent_id") in graph.agent_ids]
+    if not mine:
+        return []
+    return [
+        f"{len(mine)} run(s) were in flight at the snapshot instant and are restored as they were "
+        f"(e.g. {mine[0]['run_id']} {mine[0]['status']}); 'lifeboat reconcile' closes them"
+    ]
