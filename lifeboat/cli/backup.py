@@ -32,6 +32,10 @@ def backup(
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel COPY connections.")] = 2,
     metrics_file: MetricsFileOption = None,
+    any_database: Annotated[
+        bool,
+        typer.Option("--any-database", help="Back up a database even when it holds no Letta schema."),
+    ] = False,
 ) -> None:
     """Back up the Letta database (hot: the server keeps running) into a new snapshot."""
     from lifeboat.ops.backup import estimate_bytes, run_backup
@@ -48,6 +52,7 @@ def backup(
                 jobs=jobs,
                 progress=bar.advance,
                 on_schema=lambda schema: bar.set_total(estimate_bytes(schema)),
+                any_database=any_database,
             )
         record(result, repository)
     summary = result.summary()
@@ -120,6 +125,14 @@ def restore(
     db: DbOption = None,
     trust_schema: TrustSchemaOption = False,
     trust_unencrypted: TrustUnencryptedOption = False,
+    other_deployment: Annotated[
+        bool,
+        typer.Option(
+            "--other-deployment",
+            help="With --force: replace the database even when it holds a different Letta deployment "
+            "(or none) than the snapshot's source.",
+        ),
+    ] = False,
 ) -> None:
     """Restore a whole snapshot into a new database (or, with --force, over an existing one); or,
     with --agent/--name/--tag, bring agents back into the live database (in place or as copies)."""
@@ -163,6 +176,8 @@ def restore(
             progress=bar.advance,
             trust_schema=trust_schema,
             trust_unencrypted=trust_unencrypted,
+            other_deployment=other_deployment,
+            notify=None if output.json_mode() else output.info,
         )
     summary = result.summary()
 

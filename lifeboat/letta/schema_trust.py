@@ -3,7 +3,7 @@
 A restore recreates the schema from the snapshot's schema document. Every fragment in it is
 already checked for shape (:mod:`lifeboat.pg.fragments`); this module checks content: when the
 snapshot says it is Letta revision R and lifeboat has a record of R (``schema_<R>.py``, found
-by :func:`lifeboat.letta.schema_shape.expected_shape`, so records of other releases plug in),
+by :func:`lifeboat.letta.schema_records.schema_record`, so every release's record plugs in),
 the document must describe exactly that schema — the same tables, columns and column types,
 foreign keys, sequences, and no extension besides Letta's. Any difference is reported; the
 restore refuses unless the operator says ``--trust-schema``.
@@ -11,7 +11,8 @@ restore refuses unless the operator says ``--trust-schema``.
 
 from __future__ import annotations
 
-from lifeboat.letta.schema_shape import ForeignKey, SchemaShape, expected_shape
+from lifeboat.letta.schema_records import schema_record
+from lifeboat.letta.schema_shape import ForeignKey, SchemaShape
 from lifeboat.letta.source import letta_schema_name
 from lifeboat.pg.fragments import UnsafeFragment, parse_constraint
 from lifeboat.pg.models import DatabaseSchema, TableDef
@@ -22,7 +23,7 @@ _SHOWN = 8  # differences listed in a message
 
 def record_for(revision: str | None) -> SchemaShape | None:
     """Lifeboat's record of ``revision``, or ``None`` when it has none (unknown or unrecorded)."""
-    return expected_shape(revision)
+    return schema_record(revision)
 
 
 def schema_differences(schema: DatabaseSchema, record: SchemaShape) -> list[str]:

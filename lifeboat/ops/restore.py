@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
@@ -23,6 +23,7 @@ from lifeboat.errors import CorruptRepository, UnsafeRestore
 from lifeboat.letta import schema_trust
 from lifeboat.ops.backup import STREAM_PREFIX, run_backup
 from lifeboat.ops.redis import invalidate_after_restore
+from lifeboat.ops.restore_target import inspect_replacement
 from lifeboat.pg.models import DatabaseSchema
 from lifeboat.repo.manifest import Snapshot, Stream
 from lifeboat.repo.repository import Repository
@@ -30,6 +31,7 @@ from lifeboat.settings import RedisTarget
 
 INCOMPLETE_COMMENT = "lifeboat: incomplete restore of snapshot {snapshot} into {target}; safe to drop"
 Progress = Callable[[int], None]
+Notify = Callable[[str], None]  # one line for the operator, before the fact
 
 
 @dataclass
@@ -43,6 +45,7 @@ class RestoreResult:
     replaced_existing: bool = False
     redis_keys_removed: int | None = None
     warnings: list[str] = field(default_factory=list)
+    sessions_ended: list[dict[str, Any]] = field(default_factory=list)  # on a replaced target
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -54,6 +57,7 @@ class RestoreResult:
             "replaced_existing": self.replaced_existing,
             "redis_keys_removed": self.redis_keys_removed,
             "warnings": self.warnings,
+            "sessions_ended": self.sessions_ended,
         }
 
 
@@ -160,11 +164,15 @@ def run_restore(
     verify_first: bool = True,
     trust_schema: bool = False,
     trust_unencrypted: bool = False,
+    other_deployment: bool = False,
+    notify: Notify | None = None,
 ) -> RestoreResult:
     """Restore ``snapshot_ref`` as the database named in ``target_dsn`` (connect as an admin role).
 
     An existing target is replaced only with ``force``, and only after a safety snapshot of it.
     The snapshot must pass :func:`check_trust` first (``trust_schema``, ``trust_unencrypted``).
+    A target holding another deployment is refused unless ``other_deployment``; ``notify`` is told
+    which sessions on the target the switch will end (:mod:`lifeboat.ops.restore_target`).
     """
     started = time.monotonic()
     timings: dict[str, float] = {}
@@ -186,8 +194,17 @@ def run_restore(
                     f"database {target} already exists; restore into a new name, or pass --force "
                     "(a safety snapshot of it is taken first)"
                 )
+            replacement = None
+            if exists:
+                replacement = inspect_replacement(
+                    admin, target_dsn, target, snapshot, other_deployment=other_deployment
+                )
+                if notify:
+                    notify(replacement.sessions_line("the switch will end"))
             _drop_leftovers(admin, target)
             warnings = pg.check_target_version(admin, schema)
+            if replacement is not None and replacement.other_deployment:
+                warnings.append(f"replaced database {target} although {replacement.other_deployment}")
             temp = pg.temporary_database_name(target)
             _create_target(admin, schema, temp, snapshot, target)
         temp_dsn = pg.with_database(target_dsn, temp)
@@ -201,10 +218,20 @@ def run_restore(
         if exists and safety_snapshot:
             phase = time.monotonic()
             safety = run_backup(
-                repo, target_dsn, tags=["safety", f"before-restore-{snapshot.short_id}"], jobs=jobs
+                repo,
+                target_dsn,
+                tags=["safety", f"before-restore-{snapshot.short_id}"],
+                jobs=jobs,
+                any_database=True,  # whatever the target holds is saved before it is replaced
             )
             safety_id = safety.snapshot.id
             timings["safety_snapshot"] = time.monotonic() - phase
+        ended: list[pg.Session] = []
+        if replacement is not None:
+            with pg.connect(admin_dsn) as admin:
+                replacement.sessions = ended = pg.list_sessions(admin, target)
+            if notify:
+                notify(replacement.sessions_line("ending"))
         _switch(admin_dsn, temp, target, exists)
     removed = invalidate_after_restore(redis)
     return RestoreResult(
@@ -217,6 +244,7 @@ def run_restore(
         replaced_existing=exists,
         redis_keys_removed=removed,
         warnings=trust_warnings + warnings + report.warnings + report.skipped,
+        sessions_ended=[asdict(session) for session in ended],
     )
 
 

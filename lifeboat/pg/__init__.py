@@ -22,9 +22,11 @@ or, phase by phase: copy_in per table (run_on_connections), apply_post_data, ana
 """
 
 from lifeboat.pg.admin import (
+    Session,
     create_database,
     database_exists,
     drop_database,
+    list_sessions,
     rename_database,
     set_allow_connections,
     swap_databases,
@@ -69,6 +71,7 @@ __all__ = [
     "DatabaseSchema",
     "QualifiedName",
     "ServerInfo",
+    "Session",
     "SharedSnapshot",
     "Statement",
     "TableDef",
@@ -94,6 +97,7 @@ __all__ = [
     "drop_database",
     "existing_roles",
     "find_unsupported_objects",
+    "list_sessions",
     "load_and_apply_post_data",
     "load_key",
     "parts_per_table",
