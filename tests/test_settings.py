@@ -23,9 +23,46 @@ def test_five_letta_pg_variables_build_the_uri_with_quoting() -> None:
 
 
 def test_default_is_letta_default() -> None:
-    assert (
-        settings.letta_pg_uri({"LETTA_PG_DB": "only-one"}) == "postgresql://letta:letta@localhost:5432/letta"
+    assert settings.database_setting(None, {}, {}) == settings.DatabaseSetting(
+        "postgresql://letta:letta@localhost:5432/letta", "default"
     )
+
+
+def test_letta_pg_db_alone_takes_letta_defaults_for_the_rest() -> None:
+    chosen = settings.database_setting(None, {"LETTA_PG_DB": "only-one"}, {})
+    assert chosen.dsn == "postgresql://letta:letta@localhost:5432/only-one"
+    assert chosen.source.startswith("LETTA_PG_DB")
+
+
+def test_libpq_variables_fill_what_letta_variables_leave_unset() -> None:
+    env = {"PGHOST": "/var/run/postgresql", "PGPORT": "6543", "PGUSER": "ops", "PGDATABASE": "agents",
+           "LETTA_PG_PORT": "5433", "PGPASSWORD": "from-libpq"}  # fmt: skip
+    chosen = settings.database_setting(None, env, {})
+    # The password stays with libpq (PGPASSWORD/PGPASSFILE): never copied into the DSN.
+    assert chosen.dsn == "postgresql://ops@%2Fvar%2Frun%2Fpostgresql:5433/agents"
+    assert chosen.source == "PGHOST, LETTA_PG_PORT, PGUSER, PGDATABASE (other fields: Letta's defaults)"
+    assert "from-libpq" not in chosen.dsn
+    passfile_only = settings.database_setting(None, {"PGUSER": "ops", "PGPASSFILE": "/x"}, {})
+    assert passfile_only.dsn == "postgresql://ops@localhost:5432/letta"
+
+
+def test_database_precedence_flag_uri_env_config_default() -> None:
+    config = {"db": "postgresql://cfg@cfghost/cfgdb"}
+    assert settings.database_setting("postgres://f@h/d", {"LETTA_PG_URI": "postgresql://u@h/x"}, config) == (
+        settings.DatabaseSetting("postgresql://f@h/d", "--db")
+    )
+    assert (
+        settings.database_setting(None, {"LETTA_PG_URI": "postgresql://u@h/x"}, config).source
+        == "LETTA_PG_URI"
+    )
+    assert (
+        settings.database_setting(None, {"PGHOST": "h"}, config).dsn
+        == "postgresql://letta:letta@h:5432/letta"
+    )
+    from_config = settings.database_setting(None, {}, config)
+    assert from_config.dsn == "postgresql://cfg@cfghost/cfgdb"
+    assert from_config.source.startswith("config file")
+    assert settings.database_setting(None, {"pghost": "ignored"}, {}).source == "default"
 
 
 def test_redis_settings() -> None:

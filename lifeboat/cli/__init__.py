@@ -15,7 +15,9 @@ from lifeboat.cli import (  # noqa: F401  isort: skip
     demo,
     drill,
     maintenance,
+    migrate,
     repository,
+    upgrade,
     verify,
 )
 

@@ -58,4 +58,4 @@ def open_repo(repo: str | None, password_file: Path | None):
 def database_dsn(db: str | None) -> str:
     from lifeboat import settings
 
-    return settings.normalize_dsn(db) if db else settings.letta_pg_uri()
+    return settings.database_setting(db).dsn

@@ -313,12 +313,13 @@ def doctor(
     except LifeboatError:
         repository = None
     inputs = DoctorInputs(
-        dsn=settings.normalize_dsn(db) if db else settings.letta_pg_uri(),
+        dsn=settings.database_setting(db, config=config).dsn,
         repository=repository,
         passphrase=settings.passphrase(password_file, config=config) if repository else None,
         redis=settings.letta_redis(),
         target_dsn=settings.normalize_dsn(target) if target else None,
         max_age=parse_duration(max_age),
+        sources=settings.setting_sources(db, repo, password_file, config),
     )
     report = run_doctor(inputs)
 

@@ -30,6 +30,8 @@ from lifeboat.letta_code.transcript import epoch_ms, iso
 
 PASSAGES_PER_FILE = 200
 COMMIT_MESSAGE = "chore: import memory from Letta V1 (lifeboat migrate)"
+#: V1 ``tools.source_type`` → file extension (Letta stores "json" for Python tools: the schema kind).
+SOURCE_EXTENSIONS = {"typescript": "ts", "javascript": "js"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -190,16 +192,16 @@ def _skills(agent: SourceAgent, files: dict[str, str]) -> list[str]:
             name += "-1"
         names.append(name)
         description = tool.description or f"Letta V1 custom tool {tool.name}"
-        language = "python" if (tool.source_type or "python") == "python" else (tool.source_type or "")
+        source_file = f"source.{SOURCE_EXTENSIONS.get(tool.source_type or '', 'py')}"
         body = (
             f"# {tool.name}\n\nThis was a custom tool of the Letta V1 agent. Letta Code does not run V1\n"
-            f"tools; its source is kept in `source.{'py' if language == 'python' else 'txt'}` and its\n"
-            f"JSON schema in `schema.json`, so it can be rebuilt as a script or a mod.\n"
+            f"tools; its source is kept in `{source_file}` and its JSON schema in `schema.json`,\n"
+            "so it can be rebuilt as a script or a mod.\n"
         )
         if tool.pip_requirements:
             body += f"\nPython requirements: {json.dumps(tool.pip_requirements)}\n"
         files[f"skills/{name}/SKILL.md"] = frontmatter(name, description, body)
-        files[f"skills/{name}/source.{'py' if language == 'python' else 'txt'}"] = tool.source_code or ""
+        files[f"skills/{name}/{source_file}"] = tool.source_code or ""
         files[f"skills/{name}/schema.json"] = (
             json.dumps(tool.json_schema or {}, indent=2, ensure_ascii=False) + "\n"
         )

@@ -8,6 +8,7 @@ nothing), and refused otherwise unless ``force`` is given.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -111,15 +112,27 @@ def _write(path: Path, data: bytes) -> None:
 # -- installing -----------------------------------------------------------------------------------
 
 
+STAGING_PREFIX = ".lifeboat-migrate-"
+LOCK_FILE = ".lifeboat-migrate.lock"
+
+
 @contextmanager
 def staging_area(target: Path) -> Iterator[Path]:
-    """A fresh staging directory inside ``target`` (created if needed), removed afterwards."""
+    """A fresh staging directory inside ``target`` (created if needed), removed afterwards.
+
+    Holds an exclusive lock on ``target`` meanwhile, so two migrations into one directory never
+    interleave; staging directories left by a migration that was killed are removed first.
+    """
     target.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".lifeboat-migrate-", dir=target))
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with (target / LOCK_FILE).open("a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        for stale in target.glob(STAGING_PREFIX + "*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=target))
+        try:
+            yield staging
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def existing_state(target: Path, out: AgentOut, staging: Path) -> str:
@@ -155,8 +168,14 @@ def _head_tree(directory: Path) -> str | None:
 
 
 def install(target: Path, out: AgentOut, staging: Path) -> None:
-    """Move the built pieces into ``target``, replacing what is there (the caller decided it may)."""
-    for path in out.paths:
+    """Move the built pieces into ``target``, replacing what is there (the caller decided it may).
+
+    Letta Code finds agents by their record, so the record goes last (and an old record first):
+    an interruption leaves the agent either complete or absent, never half old, half new.
+    """
+    record, *pieces = out.paths
+    (target / record).unlink(missing_ok=True)
+    for path in [*pieces, record]:
         destination = target / path
         if destination.is_dir():
             shutil.rmtree(destination)

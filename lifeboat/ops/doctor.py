@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -68,6 +68,7 @@ class DoctorInputs:
     target_dsn: str | None = None
     max_age: timedelta = timedelta(hours=26)
     scratch_dir: Path | None = None
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 class _Run:
@@ -85,6 +86,9 @@ class _Run:
 
 def run_doctor(inputs: DoctorInputs, *, now: datetime | None = None) -> DoctorReport:
     run = _Run()
+    if inputs.sources:
+        described = "; ".join(f"{name} from {source}" for name, source in inputs.sources.items())
+        run.add("settings", Status.OK, described, **inputs.sources)
     _database_checks(run, inputs)
     _redis_check(run, inputs.redis)
     _repository_checks(run, inputs, now or datetime.now(UTC))

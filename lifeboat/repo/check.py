@@ -20,7 +20,7 @@ from lifeboat.errors import CorruptBlob, CorruptRepository
 from lifeboat.repo.blobs import decode_blob
 from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, pack_name
 from lifeboat.repo.crypto import DecryptionFailed
-from lifeboat.repo.index import PackEntry, decode_index
+from lifeboat.repo.index import PackEntry
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.packs import read_pack_trailer
 
@@ -60,7 +60,11 @@ class CheckReport(BaseModel):
 
     @property
     def affected_snapshots(self) -> list[str]:
-        return sorted({snapshot_id for ids in self.damaged_blobs.values() for snapshot_id in ids})
+        """Snapshots that need a damaged blob, and snapshots whose manifest cannot be read."""
+        unreadable = {s for f in self.findings if f.kind == "bad-snapshot" for s in f.snapshot_ids}
+        return sorted(
+            unreadable | {snapshot_id for ids in self.damaged_blobs.values() for snapshot_id in ids}
+        )
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -121,16 +125,8 @@ def _load_index_files(repo: Repository, report: CheckReport, users: _BlobUsers) 
     for info in repo.backend.list(INDEX_DIR):
         data = repo.backend.get(info.name)
         report.index_files_checked += 1
-        if hashlib.sha256(data).hexdigest() != basename(info.name):
-            report.add(
-                Finding(
-                    severity="error",
-                    kind="bad-index",
-                    message=f"index file {info.name} does not match its name",
-                )
-            )
         try:
-            entries = decode_index(repo.sealer, data)
+            entries = repo.decode_index_file(info.name, data)
         except (DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError) as exc:
             report.add(
                 Finding(
@@ -153,11 +149,21 @@ def _load_index_files(repo: Repository, report: CheckReport, users: _BlobUsers) 
 def _check_pack_files(
     report: CheckReport, users: _BlobUsers, packs: dict[str, PackEntry], stored: dict[str, int]
 ) -> dict[str, PackEntry]:
-    """Compare indexed packs with the files present; returns the indexed packs whose file looks right."""
+    """Compare indexed packs with the files present; returns the indexed packs whose file looks right.
+
+    A blob of a missing or truncated pack that another, intact pack also holds (stored again by
+    a later backup) is not lost: the finding stays (the index is stale) but names no snapshot.
+    """
     present: dict[str, PackEntry] = {}
+    intact = {
+        blob.id
+        for pack_id, entry in packs.items()
+        if stored.get(pack_id) == entry.size
+        for blob in entry.blobs
+    }
     for pack_id, entry in sorted(packs.items()):
         report.packs_checked += 1
-        blob_ids = [blob.id for blob in entry.blobs]
+        blob_ids = [blob.id for blob in entry.blobs if blob.id not in intact]
         if pack_id not in stored:
             report.add(
                 Finding(

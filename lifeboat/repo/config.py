@@ -1,4 +1,11 @@
-"""The repository config (plaintext JSON, the first file any reader opens) and the file layout."""
+"""The repository config (the first file any reader opens), its format versions, and the file layout.
+
+Format versions (docs/FORMAT.md §13): 1 = config in clear JSON, index files sealed under one
+associated-data string; 2 = config sealed under the master key (only ``format``, ``version`` and
+``encryption`` stay readable outside), key files that record the version, index files bound to
+their names. ``SUPPORTED_VERSIONS`` lists what this code reads; ``FORMAT_VERSION`` is what it
+writes. A later version (say 3, with another blob-id hash) adds its number and its rules here.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FORMAT_NAME = "lifeboat-repository"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
+MANIFEST_VERSION = 1  # the snapshot manifest's own format (§8), unchanged by version 2
 
 CONFIG_FILE = "config"
 KEYS_DIR = "keys/"
@@ -20,6 +29,11 @@ LOCKS_DIR = "locks/"
 
 KiB = 1024
 MiB = 1024 * KiB
+GiB = 1024 * MiB
+# Bounds on values a config may hold: a reader of an unauthenticated (version 1) config must not
+# let the storage make it allocate without limit.
+MAX_BLOB_SIZE = 256 * MiB
+MAX_PACK_SIZE = 1 * GiB
 
 
 class ChunkerParams(BaseModel):
@@ -29,7 +43,7 @@ class ChunkerParams(BaseModel):
 
     min_size: int = Field(default=256 * KiB, gt=0)
     avg_size: int = Field(default=1 * MiB, gt=0)
-    max_size: int = Field(default=4 * MiB, gt=0)
+    max_size: int = Field(default=4 * MiB, gt=0, le=MAX_BLOB_SIZE)
 
     @model_validator(mode="after")
     def _ordered(self) -> ChunkerParams:
@@ -42,13 +56,13 @@ class RepoConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     format: Literal["lifeboat-repository"] = "lifeboat-repository"
-    version: int = FORMAT_VERSION
+    version: int = Field(default=FORMAT_VERSION, ge=1, le=max(SUPPORTED_VERSIONS))
     id: str = Field(default_factory=lambda: secrets.token_hex(16))
     created: datetime = Field(default_factory=lambda: datetime.now(UTC))
     encryption: Literal["aes-256-gcm", "none"] = "aes-256-gcm"
     compression: Literal["zstd"] = "zstd"
     chunker: ChunkerParams = ChunkerParams()
-    pack_size: int = Field(default=32 * MiB, gt=0)
+    pack_size: int = Field(default=32 * MiB, gt=0, le=MAX_PACK_SIZE)
     # Only in unencrypted repositories: the BLAKE2b key for blob ids, base64 (public by design there).
     id_key: str | None = None
 

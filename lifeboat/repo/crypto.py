@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,12 @@ TAG_SIZE = 16
 SEAL_OVERHEAD = NONCE_SIZE + TAG_SIZE
 CIPHER_NAME = "aes-256-gcm"
 KEY_FILE_AAD = b"lifeboat:key"
+# Bounds on a key file's argon2id parameters: anyone who can write the storage can plant a key
+# file, and unbounded parameters would make every open allocate terabytes or spin for hours.
+MAX_TIME_COST = 10
+MAX_MEMORY_COST = 4 * 1024 * 1024  # KiB: 4 GiB
+MAX_PARALLELISM = 16
+MAX_KEY_FILE_SIZE = 64 * 1024
 
 
 class DecryptionFailed(Exception):
@@ -46,6 +52,16 @@ class KdfParams:
     time_cost: int = 3
     memory_cost: int = 64 * 1024
     parallelism: int = 2
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.time_cost <= MAX_TIME_COST:
+            raise ValueError(f"argon2 time_cost {self.time_cost} is outside 1..{MAX_TIME_COST}")
+        if not 1 <= self.parallelism <= MAX_PARALLELISM:
+            raise ValueError(f"argon2 parallelism {self.parallelism} is outside 1..{MAX_PARALLELISM}")
+        if not 8 * self.parallelism <= self.memory_cost <= MAX_MEMORY_COST:
+            raise ValueError(
+                f"argon2 memory_cost {self.memory_cost} KiB is outside {8 * self.parallelism}..{MAX_MEMORY_COST}"
+            )
 
     def derive(self, passphrase: str, salt: bytes) -> bytes:
         return hash_secret_raw(
@@ -61,8 +77,13 @@ class KdfParams:
 
 @dataclass(frozen=True)
 class MasterKeys:
+    """The repository's keys. ``min_version``: the lowest repository format version these keys may
+    open (from a version-2 key file; 1 for keys from a version-1 key file), so a config rolled
+    back to an older, unauthenticated format is refused."""
+
     encryption: bytes | None
     id_key: bytes
+    min_version: int = field(default=1, compare=False)
 
     @classmethod
     def generate(cls, *, encrypt: bool) -> MasterKeys:
@@ -113,15 +134,24 @@ def b64decode(text: str) -> bytes:
     return base64.b64decode(text.encode("ascii"), validate=True)
 
 
-def wrap_keys(keys: MasterKeys, passphrase: str, params: KdfParams) -> dict[str, Any]:
-    """A key file document: the master keys sealed under an argon2id key derived from ``passphrase``."""
+def wrap_keys(
+    keys: MasterKeys, passphrase: str, params: KdfParams, *, repository_version: int = 1
+) -> dict[str, Any]:
+    """A key file document: the master keys sealed under an argon2id key derived from ``passphrase``.
+
+    ``repository_version`` >= 2 writes a version-2 key file whose sealed secret also records that
+    version (``min_version``), so these keys refuse to open a config claiming an older format.
+    """
     if keys.encryption is None:
         raise ValueError("an unencrypted repository has no key file")
     salt = os.urandom(16)
     wrapping_key = params.derive(passphrase, salt)
-    secret = json.dumps({"encryption": b64encode(keys.encryption), "id": b64encode(keys.id_key)}).encode()
+    payload: dict[str, Any] = {"encryption": b64encode(keys.encryption), "id": b64encode(keys.id_key)}
+    if repository_version >= 2:
+        payload["min_version"] = repository_version
+    secret = json.dumps(payload).encode()
     return {
-        "version": 1,
+        "version": 2 if repository_version >= 2 else 1,
         "kdf": "argon2id",
         "time_cost": params.time_cost,
         "memory_cost": params.memory_cost,
@@ -134,17 +164,25 @@ def wrap_keys(keys: MasterKeys, passphrase: str, params: KdfParams) -> dict[str,
     }
 
 
-def unwrap_keys(document: dict[str, Any], passphrase: str) -> MasterKeys:
-    """Decrypt a key file document; a tag mismatch means the passphrase is wrong."""
+def unwrap_keys(document: Any, passphrase: str) -> MasterKeys:
+    """Decrypt a key file document; a tag mismatch means the passphrase is wrong.
+
+    A document that is not a well-formed key file (unknown kdf, parameters out of bounds, bad
+    base64) raises ``CorruptRepository`` *before* any key derivation runs.
+    """
     try:
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
         if document.get("kdf") != "argon2id" or document.get("cipher") != CIPHER_NAME:
-            raise CorruptRepository(f"unsupported key file (kdf={document.get('kdf')!r})")
+            raise ValueError(f"unsupported kdf {document.get('kdf')!r} or cipher {document.get('cipher')!r}")
         params = KdfParams(
-            time_cost=int(document["time_cost"]),
-            memory_cost=int(document["memory_cost"]),
-            parallelism=int(document["parallelism"]),
+            time_cost=_integer(document["time_cost"]),
+            memory_cost=_integer(document["memory_cost"]),
+            parallelism=_integer(document["parallelism"]),
         )
         salt, sealed = b64decode(document["salt"]), b64decode(document["data"])
+        if not 8 <= len(salt) <= 64:
+            raise ValueError(f"salt of {len(salt)} bytes")
     except (KeyError, ValueError, TypeError) as exc:
         raise CorruptRepository(f"key file cannot be decoded: {exc}") from exc
     try:
@@ -152,4 +190,14 @@ def unwrap_keys(document: dict[str, Any], passphrase: str) -> MasterKeys:
     except DecryptionFailed as exc:
         raise WrongPassphrase("wrong passphrase: it does not unlock any key of this repository") from exc
     payload = json.loads(secret)
-    return MasterKeys(encryption=b64decode(payload["encryption"]), id_key=b64decode(payload["id"]))
+    return MasterKeys(
+        encryption=b64decode(payload["encryption"]),
+        id_key=b64decode(payload["id"]),
+        min_version=int(payload.get("min_version", 1)),
+    )
+
+
+def _integer(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{value!r} is not an integer")
+    return value

@@ -1,25 +1,39 @@
 """The index: which pack holds each blob, where, and how big. Loaded whole into memory.
 
-Index file (``index/<sha256 of the file>``)::
+Index file, format version 2 (docs/FORMAT.md §7)::
 
-    seal(zstd(JSON {"version": 1, "packs": [{"id", "size", "blobs": [PackedBlob...]}]}), aad="lifeboat:index")
+    index/<name> = seal(P, aad = "lifeboat:index:" || name),  name = hex SHA-256 of P
+    P            = zstd(JSON {"version": 2, "packs": [{"id", "size", "blobs": [PackedBlob...]}]})
 
-Index files are only ever added (and, by a future prune, replaced); a blob listed by several
-files or packs is fine: any listed copy may be read.
+so an index file opens only under its own name and its name is checked against its content on
+load. Format version 1 named the file by the SHA-256 of the sealed bytes and sealed with the
+fixed associated data ``"lifeboat:index"``; it is still read (and checked against its name).
+
+Index files are only ever added (and, by prune, replaced); a blob listed by several files or
+packs is fine: any listed copy may be read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from lifeboat.repo.blobs import compress, decompress
-from lifeboat.repo.crypto import Sealer
+from lifeboat.repo.crypto import DecryptionFailed, Sealer
 from lifeboat.repo.packs import PackedBlob
 
-INDEX_AAD = b"lifeboat:index"
+INDEX_AAD_V1 = b"lifeboat:index"
+
+
+class IndexNameMismatch(ValueError):
+    """An index file's content does not belong to its name (renamed, replaced or damaged)."""
+
+
+def index_aad(index_id: str) -> bytes:
+    return b"lifeboat:index:" + index_id.encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,17 +53,39 @@ class PackEntry:
     blobs: list[PackedBlob]
 
 
-def encode_index(sealer: Sealer, packs: Iterable[PackEntry]) -> bytes:
+def encode_index(sealer: Sealer, packs: Iterable[PackEntry], version: int = 2) -> tuple[str, bytes]:
+    """(index file id, file bytes) in the rules of repository format ``version``."""
     document = {
-        "version": 1,
+        "version": 2 if version >= 2 else 1,
         "packs": [{"id": p.id, "size": p.size, "blobs": [b.to_json() for b in p.blobs]} for p in packs],
     }
-    return sealer.seal(compress(json.dumps(document, separators=(",", ":")).encode()), INDEX_AAD)
+    payload = compress(json.dumps(document, separators=(",", ":")).encode())
+    if version < 2:
+        data = sealer.seal(payload, INDEX_AAD_V1)
+        return hashlib.sha256(data).hexdigest(), data
+    index_id = hashlib.sha256(payload).hexdigest()
+    return index_id, sealer.seal(payload, index_aad(index_id))
 
 
-def decode_index(sealer: Sealer, data: bytes) -> list[PackEntry]:
-    """Decode an index file; raises ``DecryptionFailed``, zstd, JSON or key errors on damage."""
-    document = json.loads(decompress(sealer.open(data, INDEX_AAD)))
+def decode_index(sealer: Sealer, index_id: str, data: bytes, version: int = 2) -> list[PackEntry]:
+    """Decode the index file ``index/<index_id>``, checking it belongs to its name.
+
+    Raises ``IndexNameMismatch`` or ``DecryptionFailed`` (a ``ValueError`` and an ``Exception``),
+    zstd, JSON or key errors on damage. A version-1 repository also accepts version-2 index files
+    (authenticated the same way): an interrupted ``upgrade-repository`` leaves both kinds.
+    """
+    if version < 2 and hashlib.sha256(data).hexdigest() == index_id:
+        payload = sealer.open(data, INDEX_AAD_V1)
+    else:
+        try:
+            payload = sealer.open(data, index_aad(index_id))
+        except DecryptionFailed as exc:
+            raise IndexNameMismatch(
+                f"it does not authenticate under its name ({exc}): damaged or renamed"
+            ) from exc
+        if hashlib.sha256(payload).hexdigest() != index_id:
+            raise IndexNameMismatch(f"its content does not match the name {index_id}")
+    document = json.loads(decompress(payload))
     return [
         PackEntry(str(p["id"]), int(p["size"]), [PackedBlob.from_json(b) for b in p["blobs"]])
         for p in document["packs"]
@@ -57,20 +93,34 @@ def decode_index(sealer: Sealer, data: bytes) -> list[PackEntry]:
 
 
 class Index:
-    """Blob id -> location, plus pack id -> size; thread-safe for concurrent readers and adders."""
+    """Blob id -> location, plus pack id -> size; thread-safe for concurrent readers and adders.
 
-    def __init__(self) -> None:
+    ``stored`` (pack id -> size, from one listing of ``data/``) makes the index prefer, for a blob
+    listed in several packs, a copy whose pack is stored at the size the index says: after a pack
+    was lost and its blobs stored again, readers find the new copy whatever the file order.
+    """
+
+    def __init__(self, stored: dict[str, int] | None = None) -> None:
         self._blobs: dict[str, BlobLocation] = {}
         self._packs: dict[str, int] = {}
+        self._stored = stored
         self._lock = threading.Lock()
 
-    def add_pack(self, pack: PackEntry) -> None:
+    def add_pack(self, pack: PackEntry, *, preferred: bool = False) -> None:
+        """Add a pack's blobs; ``preferred`` (a pack just stored) replaces known locations of them."""
         with self._lock:
             self._packs[pack.id] = pack.size
             for blob in pack.blobs:
-                self._blobs.setdefault(
-                    blob.id, BlobLocation(pack.id, blob.offset, blob.length, blob.raw_size)
-                )
+                known = self._blobs.get(blob.id)
+                if known is None or preferred or not self._is_stored(known.pack_id):
+                    self._blobs[blob.id] = BlobLocation(pack.id, blob.offset, blob.length, blob.raw_size)
+
+    def _is_stored(self, pack_id: str) -> bool:
+        return self._stored is None or self._stored.get(pack_id) == self._packs.get(pack_id)
+
+    def pack_size(self, pack_id: str) -> int | None:
+        """The size the index gives a pack, None when no index file lists it."""
+        return self._packs.get(pack_id)
 
     def __contains__(self, blob_id: object) -> bool:
         return blob_id in self._blobs

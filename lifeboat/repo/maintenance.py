@@ -6,14 +6,13 @@ between repositories sharing ids (``Repository.init(share_ids_with=)``) is a blo
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from lifeboat.errors import CorruptRepository
-from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, index_name
-from lifeboat.repo.index import PackEntry, encode_index
+from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename
+from lifeboat.repo.index import PackEntry
 from lifeboat.repo.packs import read_pack_trailer
 
 if TYPE_CHECKING:
@@ -52,8 +51,7 @@ def rebuild_index(repo: Repository, *, full: bool = False) -> RebuildReport:
     replace_old = full and not report.packs_unreadable
     old_index_files = [info.name for info in repo.backend.list(INDEX_DIR)] if replace_old else []
     if entries:
-        data = encode_index(repo.sealer, entries)
-        new_name = index_name(hashlib.sha256(data).hexdigest())
+        new_name, data = repo.encode_index_file(entries)
         repo.backend.put(new_name, data)
         old_index_files = [name for name in old_index_files if name != new_name]
     for name in old_index_files:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lifeboat.repo.config import FORMAT_VERSION
+from lifeboat.repo.config import MANIFEST_VERSION
 
 
 class BlobRef(BaseModel):
@@ -78,7 +78,7 @@ class Snapshot(BaseModel):
     time: datetime = Field(default_factory=lambda: datetime.now(UTC))
     hostname: str = Field(default_factory=socket.gethostname)
     tags: list[str] = Field(default_factory=list)
-    format_version: int = FORMAT_VERSION
+    format_version: int = MANIFEST_VERSION
     streams: list[Stream] = Field(default_factory=list)
     documents: dict[str, Any] = Field(default_factory=dict)
 

@@ -8,38 +8,44 @@ What happens to each pack present when prune starts:
   new packs, then the old pack is deleted; below the threshold it is kept as it is (a little
   wasted space is cheaper than rewriting many packs);
 * **fully used**: kept;
-* **not in any index** (left by an interrupted backup): deleted.
+* **not in any index** (left by an interrupted backup, or a backup still running): deleted
+  once the storage wrote it more than ``safety_margin`` (default 2 h) ago, by the storage's own
+  modification times; younger ones are left alone, however stale their writer's lock looks
+  (Kopia's safety margin: a lock judged stale by mistake must not cost a running backup its data).
 
 Order, so that a crash at any point leaves every snapshot readable: new packs, then one new set
 of index files listing every kept and new pack, then the old index files are deleted, then the
 packs. A crash before the old index files are gone leaves duplicate index entries (harmless); a
 crash after leaves unindexed packs, which the next prune deletes.
 
-Safety against a concurrent backup: a backup holds a shared lock for its whole run, so prune
-cannot take the exclusive lock while one runs (``RepositoryLocked``, or it waits up to
+Safety against a concurrent backup: a backup holds a shared lock for its whole run (judged by
+the storage's clock, see ``locks``), so prune cannot take the exclusive lock while one runs (``RepositoryLocked``, or it waits up to
 ``retry_lock`` seconds), and a backup cannot start while prune holds it. On top of that, prune
 only ever deletes files it listed when it started, and re-lists the index right before deleting:
-a pack that an index file written since then lists is never deleted.
+a pack that an index file written since then lists is never deleted. Should a lock still be
+misjudged, the backup's unindexed packs are protected by the safety margin, and a backup whose
+manifest would need a pack prune deleted refuses to save it (``Repository.save_snapshot``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 
 from lifeboat.errors import CorruptRepository, RepositoryLocked
 from lifeboat.repo.blobs import decode_blob
-from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, index_name, pack_name
-from lifeboat.repo.index import PackEntry, decode_index, encode_index
+from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, pack_name
+from lifeboat.repo.index import PackEntry
 from lifeboat.repo.locks import RepositoryLock
 from lifeboat.repo.packs import PackBuilder, PackedBlob
 from lifeboat.repo.repository import Repository
 
 DEFAULT_REPACK_THRESHOLD = 0.2
+DEFAULT_SAFETY_MARGIN = timedelta(hours=2)
 PACKS_PER_INDEX_FILE = 512
 Progress = Callable[[int], None]
 
@@ -56,6 +62,9 @@ class PruneStats(BaseModel):
     packs_repacked: int = 0
     packs_removed: int = Field(default=0, description="unused packs deleted (excluding repacked ones)")
     packs_unindexed_removed: int = 0
+    packs_unindexed_young: int = Field(
+        default=0, description="unindexed packs kept: younger than the safety margin"
+    )
     packs_written: int = 0
     index_files_replaced: int = 0
     bytes_before: int = 0
@@ -91,10 +100,23 @@ def acquire_exclusive(repo: Repository, retry_lock: float = 0.0, poll: float = 1
             time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
 
-def plan_prune(repo: Repository, *, repack_threshold: float = DEFAULT_REPACK_THRESHOLD) -> PrunePlan:
-    """Read manifests, index files and the pack listing; decide what happens to each pack."""
+def plan_prune(
+    repo: Repository,
+    *,
+    repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
+    safety_margin: timedelta = DEFAULT_SAFETY_MARGIN,
+    now: datetime | None = None,
+) -> PrunePlan:
+    """Read manifests, index files and the pack listing; decide what happens to each pack.
+
+    ``now`` is the storage's time (the modification time of prune's own lock file); unindexed
+    packs written after ``now - safety_margin`` are left alone.
+    """
     index_files, entries = _read_index_files(repo)
-    stored = {basename(info.name): info.size for info in repo.backend.list(DATA_DIR)}
+    listing = list(repo.backend.list(DATA_DIR))
+    stored = {basename(info.name): info.size for info in listing}
+    cutoff = (now or datetime.now(UTC)).timestamp() - safety_margin.total_seconds()
+    young = {basename(info.name) for info in listing if info.mtime is None or info.mtime > cutoff}
     snapshots = repo.list_snapshots()  # an undecodable manifest raises: never prune blind
     used = set().union(*(snapshot.blob_ids() for snapshot in snapshots)) if snapshots else set()
     stats = PruneStats(snapshots=len(snapshots), blobs_used=len(used), packs_before=len(stored))
@@ -113,7 +135,10 @@ def plan_prune(repo: Repository, *, repack_threshold: float = DEFAULT_REPACK_THR
     for pack_id, size in stored.items():
         entry = present.get(pack_id)
         if entry is None:
-            plan.unindexed[pack_id] = size
+            if pack_id in young:
+                stats.packs_unindexed_young += 1
+            else:
+                plan.unindexed[pack_id] = size
             continue
         used_bytes = sum(
             blob.length for blob in entry.blobs if plan.canonical.get(blob.id, ("",))[0] == pack_id
@@ -134,7 +159,7 @@ def _read_index_files(repo: Repository) -> tuple[list[str], dict[str, PackEntry]
     packs: dict[str, PackEntry] = {}
     for info in repo.backend.list(INDEX_DIR):
         try:
-            decoded = decode_index(repo.sealer, repo.backend.get(info.name))
+            decoded = repo.decode_index_file(info.name, repo.backend.get(info.name))
         except FileNotFoundError:
             continue
         except Exception as exc:
@@ -185,6 +210,7 @@ def prune(
     retry_lock: float = 0.0,
     progress: Progress | None = None,
     before_delete: Callable[[PrunePlan], None] | None = None,
+    safety_margin: timedelta = DEFAULT_SAFETY_MARGIN,
 ) -> PruneStats:
     """Prune ``repo`` under the exclusive lock (a dry run only plans, under a shared lock).
 
@@ -194,7 +220,8 @@ def prune(
     started = time.monotonic()
     lock = repo.lock() if dry_run else acquire_exclusive(repo, retry_lock)
     try:
-        plan = plan_prune(repo, repack_threshold=repack_threshold)
+        now = repo.locks.storage_now(list(repo.locks.all()), lock.id)
+        plan = plan_prune(repo, repack_threshold=repack_threshold, safety_margin=safety_margin, now=now)
         plan.stats.dry_run = dry_run
         if not dry_run:
             _execute(repo, lock, plan, progress, before_delete)
@@ -222,7 +249,8 @@ def _execute(
     protected = _packs_indexed_since(repo, set(plan.index_files) | new_index_files)
     lock.ensure_held()
     for name in plan.index_files:
-        repo.backend.delete(name)
+        if name not in new_index_files:  # same packs, same content, same name: the file is current
+            repo.backend.delete(name)
     plan.stats.index_files_replaced = len(plan.index_files)
     for pack_id in [*plan.remove, *plan.repack, *plan.unindexed]:
         if pack_id not in protected:
@@ -260,8 +288,7 @@ def _store_pack(repo: Repository, builder: PackBuilder) -> PackEntry:
 def _write_index(repo: Repository, entries: list[PackEntry]) -> set[str]:
     names = set()
     for start in range(0, len(entries), PACKS_PER_INDEX_FILE):
-        data = encode_index(repo.sealer, entries[start : start + PACKS_PER_INDEX_FILE])
-        name = index_name(hashlib.sha256(data).hexdigest())
+        name, data = repo.encode_index_file(entries[start : start + PACKS_PER_INDEX_FILE])
         repo.backend.put(name, data)
         names.add(name)
     return names
@@ -274,7 +301,9 @@ def _packs_indexed_since(repo: Repository, known: set[str]) -> set[str]:
         if info.name in known:
             continue
         try:
-            protected |= {entry.id for entry in decode_index(repo.sealer, repo.backend.get(info.name))}
+            protected |= {
+                entry.id for entry in repo.decode_index_file(info.name, repo.backend.get(info.name))
+            }
         except Exception as exc:
             raise CorruptRepository(
                 f"prune stopped before deleting anything: new index file {info.name} cannot be read ({exc})"

@@ -24,22 +24,22 @@ from lifeboat.errors import (
     CorruptBlob,
     CorruptRepository,
     RepositoryExists,
-    RepositoryNotFound,
     SnapshotNotFound,
     UsageError,
-    WrongPassphrase,
 )
 from lifeboat.repo.backends import Backend, LocalBackend, open_backend
 from lifeboat.repo.blobs import compress, decode_blob, decompress
 from lifeboat.repo.config import (
     CONFIG_FILE,
+    DATA_DIR,
     FORMAT_VERSION,
     INDEX_DIR,
-    KEYS_DIR,
     SNAPSHOTS_DIR,
+    SUPPORTED_VERSIONS,
     ChunkerParams,
     RepoConfig,
     basename,
+    index_name,
     key_name,
     pack_name,
     snapshot_name,
@@ -51,10 +51,16 @@ from lifeboat.repo.crypto import (
     Sealer,
     b64decode,
     b64encode,
-    unwrap_keys,
     wrap_keys,
 )
-from lifeboat.repo.index import Index, decode_index
+from lifeboat.repo.index import Index, PackEntry, decode_index, encode_index
+from lifeboat.repo.keys import (
+    encode_config,
+    encrypted_config,
+    read_config_document,
+    unencrypted_config,
+    unlock,
+)
 from lifeboat.repo.locks import LockInfo, LockStore, RepositoryLock
 from lifeboat.repo.manifest import Snapshot, Stream
 from lifeboat.repo.writer import RepositoryWriter
@@ -81,6 +87,7 @@ class Repository:
         if config.encrypted and not self.sealer.encrypted:
             raise CorruptRepository("encrypted repository opened without its encryption key")  # fail closed
         self.locks = LockStore(backend, self.sealer)
+        self.key_file: str | None = None  # the key file the passphrase opened (encrypted repositories)
         self._index: Index | None = None  # loaded on first use: listing snapshots does not need it
         self._index_loading = threading.Lock()
 
@@ -107,8 +114,11 @@ class Repository:
         pack_size: int | None = None,
         kdf: KdfParams | None = None,
         share_ids_with: Repository | None = None,
+        version: int = FORMAT_VERSION,
     ) -> Repository:
         """Create a new repository. Encrypted unless ``encrypt=False`` is passed explicitly.
+
+        ``version`` writes an older format (tests of reading and upgrading old repositories).
 
         ``share_ids_with`` copies another repository's id key and chunker parameters (not its
         encryption key): both then cut the same blobs with the same ids, so copying snapshots
@@ -120,7 +130,9 @@ class Repository:
         backend = open_backend(location)
         _check_init_target(backend, passphrase, encrypt=encrypt)
         keys = MasterKeys.generate(encrypt=encrypt)
-        options: dict[str, Any] = {"encryption": "aes-256-gcm" if encrypt else "none"}
+        if version not in SUPPORTED_VERSIONS:
+            raise UsageError(f"cannot create a repository of format version {version}")
+        options: dict[str, Any] = {"encryption": "aes-256-gcm" if encrypt else "none", "version": version}
         if share_ids_with is not None:
             keys = MasterKeys(encryption=keys.encryption, id_key=share_ids_with.keys.id_key)
             chunker = chunker or share_ids_with.config.chunker
@@ -128,49 +140,50 @@ class Repository:
             options["chunker"] = chunker
         if pack_size is not None:
             options["pack_size"] = pack_size
+        key_file = None
         if passphrase is not None and encrypt:
-            key_document = wrap_keys(keys, passphrase, kdf or KdfParams())
-            backend.put(key_name(secrets.token_hex(16)), json.dumps(key_document, indent=2).encode())
+            key_document = wrap_keys(keys, passphrase, kdf or KdfParams(), repository_version=version)
+            key_file = key_name(secrets.token_hex(16))
+            backend.put(key_file, json.dumps(key_document, indent=2).encode())
+            keys = MasterKeys(keys.encryption, keys.id_key, min_version=version)
         else:
             options["id_key"] = b64encode(keys.id_key)
         config = RepoConfig(**options)
-        backend.put(CONFIG_FILE, config.model_dump_json(indent=2).encode())
-        return cls(backend, config, keys)
+        backend.put(CONFIG_FILE, encode_config(config, keys))
+        repo = cls(backend, config, keys)
+        repo.key_file = key_file
+        return repo
 
     @classmethod
     def open(cls, location: str | os.PathLike[str] | Backend, passphrase: str | None) -> Repository:
-        """Open an existing repository; ``WrongPassphrase`` when no key file opens with ``passphrase``."""
+        """Open an existing repository; ``WrongPassphrase`` when no key file opens with ``passphrase``.
+
+        The config is trusted only as far as it is authenticated (``lifeboat.repo.keys``): a
+        repository with key files never opens as unencrypted, and a version-2 config must open
+        under the master key.
+        """
         backend = open_backend(location)
-        config = read_config(backend)
-        if not config.encrypted:
-            if config.id_key is None:
-                raise CorruptRepository("unencrypted repository config lacks its id_key")
+        document = read_config_document(backend)
+        if document.get("encryption") == "none":
+            config = unencrypted_config(backend, document, passphrase)
+            assert config.id_key is not None
             return cls(backend, config, MasterKeys(encryption=None, id_key=b64decode(config.id_key)))
-        if not passphrase:
-            raise WrongPassphrase(f"the repository at {backend.url} is encrypted: a passphrase is required")
-        key_files = [info.name for info in backend.list(KEYS_DIR)]
-        if not key_files:
-            raise CorruptRepository(f"encrypted repository at {backend.url} has no key files")
-        for name in sorted(key_files):
-            try:
-                document = json.loads(backend.get(name))
-            except ValueError as exc:
-                raise CorruptRepository(f"key file {name} is not valid JSON") from exc
-            try:
-                keys = unwrap_keys(document, passphrase)
-            except WrongPassphrase:
-                continue
-            return cls(backend, config, keys)
-        raise WrongPassphrase(f"wrong passphrase for the repository at {backend.url}")
+        key_file, keys = unlock(backend, passphrase)
+        repo = cls(backend, encrypted_config(backend, document, keys), keys)
+        repo.key_file = key_file
+        return repo
 
     def load_index(self) -> None:
-        """(Re)read every index file. Damaged index files raise ``CorruptRepository`` (``check`` reports them)."""
-        index = Index()
+        """(Re)read every index file. Damaged index files raise ``CorruptRepository`` (``check`` reports them).
+
+        One listing of ``data/`` lets the index prefer stored copies of blobs listed twice (``Index``).
+        """
+        index = Index(self.stored_packs())
         names = set()
         for info in self.backend.list(INDEX_DIR):
             names.add(info.name)
             try:
-                entries = decode_index(self.sealer, self.backend.get(info.name))
+                entries = self.decode_index_file(info.name, self.backend.get(info.name))
             except FileNotFoundError:
                 continue  # replaced meanwhile by a prune
             except (DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError) as exc:
@@ -179,6 +192,19 @@ class Repository:
                 index.add_pack(entry)
         self._index = index
         self._index_files = names
+
+    def stored_packs(self) -> dict[str, int]:
+        """Pack id -> size of every pack file in storage (one listing of ``data/``)."""
+        return {basename(info.name): info.size for info in self.backend.list(DATA_DIR)}
+
+    def encode_index_file(self, entries: Iterable[PackEntry]) -> tuple[str, bytes]:
+        """(file name, bytes) of a new index file listing ``entries``, in this repository's format."""
+        index_id, data = encode_index(self.sealer, entries, self.config.version)
+        return index_name(index_id), data
+
+    def decode_index_file(self, name: str, data: bytes) -> list[PackEntry]:
+        """The packs an index file lists, after checking it belongs to ``name`` (errors: see ``decode_index``)."""
+        return decode_index(self.sealer, basename(name), data, self.config.version)
 
     def refresh_index(self) -> bool:
         """Reload the index if the set of index files changed since it was read; True if reloaded.
@@ -278,15 +304,38 @@ class Repository:
     # -- snapshots ---------------------------------------------------------------------------------
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Write the manifest, making the snapshot visible. Refuses if any blob it needs is not durable."""
+        """Write the manifest, making the snapshot visible. Refuses if any blob it needs is not durable:
+        not in the index, or its pack not in storage at the indexed size (one listing of ``data/``)."""
         missing = sorted(blob_id for blob_id in snapshot.blob_ids() if blob_id not in self.index)
         if missing:
             raise CorruptRepository(
                 f"refusing to save snapshot {snapshot.short_id}: {len(missing)} blob(s) are not in the index "
                 f"(first: {missing[0]}); close the writer before saving the snapshot"
             )
+        lost = self._packs_not_stored(snapshot)
+        if lost:
+            self.load_index()  # a prune may have repacked them: the new index lists other copies
+            lost = self._packs_not_stored(snapshot)
+        if lost:
+            raise CorruptRepository(
+                f"refusing to save snapshot {snapshot.short_id}: {len(lost)} pack(s) it needs are missing "
+                f"or damaged in the repository (first: {lost[0]}); nothing was saved, back up again"
+            )
         payload = compress(snapshot.model_dump_json().encode())
         self.backend.put(snapshot_name(snapshot.id), self.sealer.seal(payload, snapshot_aad(snapshot.id)))
+
+    def _packs_not_stored(self, snapshot: Snapshot) -> list[str]:
+        """Packs the snapshot's blobs are in that storage lacks or holds at another size; a blob in
+        no index counts as in the missing pack ``"(unindexed)"``."""
+        stored = self.stored_packs()
+        lost = set()
+        for blob_id in snapshot.blob_ids():
+            location = self.index.get(blob_id)
+            if location is None:
+                lost.add("(unindexed)")
+            elif stored.get(location.pack_id) != self.index.pack_size(location.pack_id):
+                lost.add(location.pack_id)
+        return sorted(lost)
 
     def snapshot_ids(self) -> list[str]:
         return sorted(basename(info.name) for info in self.backend.list(SNAPSHOTS_DIR))
@@ -387,9 +436,7 @@ class Repository:
         return needing
 
     def __repr__(self) -> str:
-        return (
-            f"Repository({self.backend.url!r}, version={FORMAT_VERSION}, encrypted={self.config.encrypted})"
-        )
+        return f"Repository({self.backend.url!r}, version={self.config.version}, encrypted={self.config.encrypted})"
 
 
 def split_records(data: bytes) -> list[bytes]:
@@ -397,29 +444,6 @@ def split_records(data: bytes) -> list[bytes]:
     lines = data.split(b"\n")
     lines.pop()  # a blob ends with a newline: the last piece is empty
     return [line + b"\n" for line in lines]
-
-
-def read_config(backend: Backend) -> RepoConfig:
-    try:
-        raw = backend.get(CONFIG_FILE)
-    except FileNotFoundError as exc:
-        raise RepositoryNotFound(f"no lifeboat repository at {backend.url}") from exc
-    try:
-        document = json.loads(raw)
-    except ValueError as exc:
-        raise CorruptRepository(f"repository config at {backend.url} is not valid JSON") from exc
-    if (
-        isinstance(document, dict)
-        and isinstance(document.get("version"), int)
-        and document["version"] > FORMAT_VERSION
-    ):
-        raise CorruptRepository(
-            f"repository format version {document['version']} is newer than this lifeboat supports ({FORMAT_VERSION})"
-        )
-    try:
-        return RepoConfig.model_validate(document)
-    except ValidationError as exc:
-        raise CorruptRepository(f"repository config at {backend.url} is invalid: {exc}") from exc
 
 
 def _check_init_target(backend: Backend, passphrase: str | None, *, encrypt: bool) -> None:

@@ -5,6 +5,10 @@ AES-GCM and BLAKE2b release the GIL, so producers use several cores); only appen
 body to the shared open pack happens under the writer's lock. The producer whose blob fills the
 pack seals and uploads it, outside the lock.
 
+Storage is the truth: the writer lists ``data/`` once when it starts and deduplicates only
+against blobs whose pack is there at the size the index gives; a blob whose pack is missing or
+truncated is stored again (and the index then prefers the new copy).
+
 Durability: a blob is durable once its pack is uploaded *and* an index file listing that pack
 is written. ``flush()``/``close()`` make everything added so far durable; only then may a
 manifest referring to the blobs be saved (``Repository.save_snapshot`` refuses otherwise).
@@ -13,7 +17,6 @@ manifest referring to the blobs be saved (``Repository.save_snapshot`` refuses o
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from lifeboat.errors import StorageError
 from lifeboat.repo.blobs import encode_blob
 from lifeboat.repo.chunker import Chunk, Key, RecordChunker
-from lifeboat.repo.config import ChunkerParams, index_name, pack_name
-from lifeboat.repo.index import PackEntry, encode_index
+from lifeboat.repo.config import ChunkerParams, pack_name
+from lifeboat.repo.index import PackEntry
 from lifeboat.repo.manifest import BlobRef, Stream
 from lifeboat.repo.packs import PackBuilder
 
@@ -99,6 +102,8 @@ class RepositoryWriter:
         self._uploads_in_flight = 0
         self._failure: BaseException | None = None
         self._closed = False
+        self._stored_packs = repo.stored_packs()  # what deduplication may rely on
+        self.restored_blobs = 0  # blobs stored again because their indexed pack was missing or damaged
 
     # -- producers -------------------------------------------------------------------------------
 
@@ -165,7 +170,9 @@ class RepositoryWriter:
         """The stored size when the blob exists already; else reserve it for us and return None."""
         location = self.repo.index.get(blob_id)
         if location is not None:
-            return location.length
+            stored = self._stored_packs.get(location.pack_id)
+            if stored is not None and stored == self.repo.index.pack_size(location.pack_id):
+                return location.length
         with self._lock:
             while blob_id in self._stored:
                 size = self._stored[blob_id]
@@ -174,6 +181,8 @@ class RepositoryWriter:
                 self._lock.wait()  # another producer is encoding the same blob right now
                 self._raise_if_unusable()
             self._stored[blob_id] = None
+            if location is not None:
+                self.restored_blobs += 1
             return None
 
     def _append(self, blob_id: str, body: bytes, raw_size: int, records: int) -> None:
@@ -197,6 +206,7 @@ class RepositoryWriter:
             sealed = builder.seal(self.repo.sealer)
             self.repo.backend.put(pack_name(sealed.id), sealed.data)
             with self._lock:
+                self._stored_packs[sealed.id] = len(sealed.data)
                 self._unindexed.append(PackEntry(sealed.id, len(sealed.data), sealed.blobs))
                 index_due = len(self._unindexed) >= INDEX_EVERY_PACKS
         except Exception as exc:
@@ -221,9 +231,9 @@ class RepositoryWriter:
                 entries, self._unindexed = self._unindexed, []
             if not entries:
                 return
-            data = encode_index(self.repo.sealer, entries)
+            name, data = self.repo.encode_index_file(entries)
             try:
-                self.repo.backend.put(index_name(hashlib.sha256(data).hexdigest()), data)
+                self.repo.backend.put(name, data)
             except Exception as exc:
                 with self._lock:
                     self._unindexed[:0] = entries
@@ -231,7 +241,7 @@ class RepositoryWriter:
                     f"could not store an index file in {self.repo.backend.url}: {exc}"
                 ) from exc
             for entry in entries:
-                self.repo.index.add_pack(entry)
+                self.repo.index.add_pack(entry, preferred=True)
 
     def _raise_if_unusable(self) -> None:
         self._raise_if_failed()

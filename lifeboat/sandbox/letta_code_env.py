@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,17 +76,26 @@ class LettaCodeEnv:
         timeout: float = 300,
         cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``letta --backend local <args>`` and return the finished process (never raises on exit code)."""
+        """Run ``letta --backend local <args>`` and return the finished process (never raises on exit code).
+
+        stdout goes through a file, not a pipe: Node writes to pipes asynchronously, and Letta Code
+        exits before a long JSON answer (over 64 KiB) has left the pipe buffer.
+        """
         home.mkdir(parents=True, exist_ok=True)
-        return subprocess.run(
-            self.command("--backend", "local", *args),
-            env=self.environment(home, backend_dir),
-            cwd=cwd or home,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
+        with tempfile.TemporaryFile() as out:
+            done = subprocess.run(
+                self.command("--backend", "local", *args),
+                env=self.environment(home, backend_dir),
+                cwd=cwd or home,
+                stdout=out,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
+            out.seek(0)
+            done.stdout = out.read().decode("utf-8", errors="replace")
+        return done
 
     def version_line(self) -> str:
         """What ``letta --version`` prints, e.g. ``0.34.12 (Letta Code)``."""

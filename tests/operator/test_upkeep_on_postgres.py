@@ -5,7 +5,9 @@ passes check --read-data and restores."""
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -176,6 +178,8 @@ def test_backup_metrics_file_and_unlock(pg_cluster: Cluster, tmp_path: Path) -> 
         "created": backdated,
     }
     repo.backend.put(f"locks/{dead}", repo.sealer.seal(json.dumps(document).encode(), b"lifeboat:lock"))
+    an_hour_ago = time.time() - 3600  # staleness is judged by the storage's time of the file
+    os.utime(Path(repo.backend.url) / "locks" / dead, (an_hour_ago, an_hour_ago))
     live = repo.lock()
     unlocked = cli("--json", "unlock", "--repo", repo.backend.url)
     assert unlocked.returncode == 0, unlocked.stderr

@@ -24,16 +24,21 @@ class FormatReader:
 
     def __init__(self, root: Path, passphrase: str | None) -> None:
         self.root = root
-        self.config = json.loads(self.file("config"))  # §3
-        assert self.config["format"] == "lifeboat-repository"
-        assert self.config["version"] == 1
-        if self.config["encryption"] == "none":
+        outer = json.loads(self.file("config"))  # §3
+        assert outer["format"] == "lifeboat-repository"
+        assert outer["version"] == 2
+        if outer["encryption"] == "none":
+            assert not self.names("keys")
             self.enc_key: bytes | None = None
+            self.config = outer
             self.id_key = base64.b64decode(self.config["id_key"])
         else:
-            assert self.config["encryption"] == "aes-256-gcm"
+            assert outer["encryption"] == "aes-256-gcm"
+            assert set(outer) == {"format", "version", "encryption", "sealed"}
             assert passphrase is not None
             self.enc_key, self.id_key = self.unlock(passphrase)
+            self.config = json.loads(self.open(base64.b64decode(outer["sealed"]), b"lifeboat:config"))
+            assert all(self.config[field] == outer[field] for field in ("format", "version", "encryption"))
 
     def file(self, name: str) -> bytes:
         return (self.root / name).read_bytes()
@@ -55,6 +60,7 @@ class FormatReader:
             )  # fmt: skip
             sealed = base64.b64decode(key_file["data"])
             secret = json.loads(AESGCM(wrapping).decrypt(sealed[:12], sealed[12:], b"lifeboat:key"))
+            assert key_file["version"] == 2 and secret["min_version"] == 2
             return base64.b64decode(secret["encryption"]), base64.b64decode(secret["id"])
         raise AssertionError("no key file")
 
@@ -69,8 +75,12 @@ class FormatReader:
     def index(self) -> dict[str, tuple[str, int, int, int]]:  # §7
         blobs = {}
         for name in self.names("index"):
-            assert hashlib.sha256(self.file(name)).hexdigest() == Path(name).name
-            for pack in self.json_file(name, b"lifeboat:index")["packs"]:
+            index_id = Path(name).name
+            opened = self.open(self.file(name), b"lifeboat:index:" + index_id.encode())
+            assert hashlib.sha256(opened).hexdigest() == index_id
+            document = json.loads(zstandard.ZstdDecompressor().decompress(opened))
+            assert document["version"] == 2
+            for pack in document["packs"]:
                 for blob in pack["blobs"]:
                     blobs[blob["id"]] = (pack["id"], blob["offset"], blob["length"], blob["raw_size"])
         return blobs

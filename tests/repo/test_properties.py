@@ -130,8 +130,10 @@ def test_pack_round_trip(blobs: list[bytes], encrypted: bool) -> None:
     for entry, plaintext in zip(entries, blobs, strict=True):
         body = pack.data[entry.offset : entry.offset + entry.length]
         assert decode_blob(keys, sealer, entry.id, body, entry.raw_size) == plaintext
-    index = decode_index(sealer, encode_index(sealer, [PackEntry(pack.id, len(pack.data), pack.blobs)]))
-    assert index == [PackEntry(pack.id, len(pack.data), pack.blobs)]
+    for version in (1, 2):
+        index_id, data = encode_index(sealer, [PackEntry(pack.id, len(pack.data), pack.blobs)], version)
+        index = decode_index(sealer, index_id, data, version)
+        assert index == [PackEntry(pack.id, len(pack.data), pack.blobs)]
 
 
 json_values = st.recursive(

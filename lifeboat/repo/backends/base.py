@@ -14,10 +14,16 @@ from typing import Protocol, runtime_checkable
 
 @dataclass(frozen=True)
 class FileInfo:
-    """One stored file: its name relative to the repository root and its size in bytes."""
+    """One stored file: its name relative to the repository root, its size in bytes, and when the
+    storage last wrote it (UNIX seconds by the *storage's* clock; None if the backend cannot say).
+
+    Lock staleness and prune's safety margin use ``mtime`` rather than a writer's own clock,
+    which may be wrong (docs/FORMAT.md §9, §11).
+    """
 
     name: str
     size: int
+    mtime: float | None = None
 
 
 @runtime_checkable

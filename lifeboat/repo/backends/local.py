@@ -44,10 +44,10 @@ class LocalBackend:
                 if not name.startswith(prefix):
                     continue
                 try:
-                    size = os.stat(os.path.join(dirpath, filename)).st_size
+                    status = os.stat(os.path.join(dirpath, filename))
                 except FileNotFoundError:  # deleted while listing
                     continue
-                yield FileInfo(name, size)
+                yield FileInfo(name, status.st_size, status.st_mtime)
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         with open(self._path(name), "rb") as handle:

@@ -64,7 +64,9 @@ class S3Backend:
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
                 for item in page.get("Contents", []):
-                    yield FileInfo(item["Key"][len(self.prefix) :], item["Size"])
+                    modified = item.get("LastModified")
+                    mtime = modified.timestamp() if modified is not None else None
+                    yield FileInfo(item["Key"][len(self.prefix) :], item["Size"], mtime)
         except self._client.exceptions.NoSuchBucket:
             return
 
