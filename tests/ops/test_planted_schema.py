@@ -10,6 +10,8 @@ database), which must not exist afterwards, and no database is left behind.
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from ops_testing import PASSPHRASE, cli, new_repo
+from ops_testing import LIFEBOAT, PASSPHRASE, cli, new_repo
 
 from lifeboat.errors import UnsafeRestore
 from lifeboat.ops.backup import run_backup
@@ -124,13 +126,13 @@ def _role_exists(cluster: Cluster) -> bool:
         )
 
 
-def _restore_cli(
-    genuine: Genuine, snapshot_id: str, target: str, *flags: str, repo: Path | None = None
-) -> Any:
-    return cli(
-        "restore", snapshot_id, "--repo", str(repo or genuine.repo_path), "--target",
-        genuine.cluster.dsn(target), *flags,
-    )  # fmt: skip
+def _restore_cli(genuine: Genuine, snapshot_id: str, target: str, *flags: str, plain: bool = False) -> Any:
+    args = ["restore", snapshot_id, "--target", genuine.cluster.dsn(target), *flags]
+    if not plain:
+        return cli(*args, "--repo", str(genuine.repo_path))
+    env = {k: v for k, v in os.environ.items() if k not in ("LIFEBOAT_PASSWORD", "LIFEBOAT_PASSWORD_FILE")}
+    args += ["--repo", str(genuine.plain_repo_path)]  # no passphrase: the repository has none
+    return subprocess.run([*LIFEBOAT, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 @pytest.mark.parametrize("where", sorted(ATTACKS))
@@ -192,7 +194,7 @@ def test_genuine_snapshot_matches_its_record(genuine: Genuine) -> None:
 
 def test_unencrypted_repository_restores_only_when_trusted(genuine: Genuine) -> None:
     before = set(genuine.cluster.list_databases())
-    refused = _restore_cli(genuine, genuine.plain_snapshot_id, "planted_plain", repo=genuine.plain_repo_path)
+    refused = _restore_cli(genuine, genuine.plain_snapshot_id, "planted_plain", plain=True)
     assert refused.returncode == 5, refused.stderr
     assert "--trust-unencrypted" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     assert set(genuine.cluster.list_databases()) == before
@@ -217,7 +219,7 @@ def test_planted_snapshot_in_unencrypted_repository_is_refused_even_when_trusted
         "planted_plain2",
         "--trust-unencrypted",
         "--trust-schema",
-        repo=genuine.plain_repo_path,
+        plain=True,
     )
     assert result.returncode == 13, result.stderr
     assert not _role_exists(genuine.cluster)
