@@ -16,7 +16,9 @@ from lifeboat.cli import (  # noqa: F401  isort: skip
     drill,
     maintenance,
     migrate,
+    repair,
     repository,
+    restore,
     upgrade,
     verify,
 )

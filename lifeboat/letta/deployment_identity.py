@@ -8,13 +8,12 @@ When either side has no agents there is nothing to compare and the answer is "un
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from lifeboat.letta.source import letta_schema_name
+import psycopg
 
-Query = Callable[[str], list[tuple[Any, ...]]]
+from lifeboat.letta.locate import find_letta_schema, use_letta_schema
 
 
 @dataclass(frozen=True)
@@ -32,15 +31,15 @@ def snapshot_agent_ids(documents: dict[str, Any]) -> frozenset[str] | None:
     return frozenset(str(entry["id"]) for entry in letta.get("agents") or [] if "id" in entry)
 
 
-def read_target(schema_names: Iterable[str], database: str, query: Query) -> DeploymentOnTarget:
-    """Agent ids in the target (``query`` runs SQL with the Letta schema on the search_path)."""
-    letta_schema = letta_schema_name(list(schema_names), database)
-    if letta_schema is None:
-        return DeploymentOnTarget(None)
-    rows = query("SELECT to_regclass('agents') IS NOT NULL")
-    if not rows or not rows[0][0]:
-        return DeploymentOnTarget(None)
-    return DeploymentOnTarget(frozenset(str(row[0]) for row in query("SELECT id FROM agents")))
+def read_target(conn: psycopg.Connection[Any]) -> DeploymentOnTarget:
+    """Agent ids in the database ``conn`` is connected to (None: it holds no Letta deployment)."""
+    with conn.transaction():
+        schema = find_letta_schema(conn)
+        if schema is None:
+            return DeploymentOnTarget(None)
+        use_letta_schema(conn, schema)
+        rows = conn.execute("SELECT id FROM agents").fetchall()
+    return DeploymentOnTarget(frozenset(str(row[0]) for row in rows))
 
 
 def difference(snapshot_ids: frozenset[str] | None, target: DeploymentOnTarget) -> str | None:

@@ -33,7 +33,8 @@ from psycopg import sql
 from pydantic import BaseModel, Field
 
 from lifeboat.letta.runs import ACTIVE_RUN_STATUSES, PENDING_STEP_STATUS
-from lifeboat.letta.schema_shape import capture_columns
+from lifeboat.pg import catalog
+from lifeboat.pg.catalog import column_types
 
 NOTE_KEY = "lifeboat_reconcile"
 SEQUENCE = "message_seq_id"
@@ -79,7 +80,7 @@ Conn = psycopg.Connection[Any]
 
 def plan_repairs(conn: Conn, options: RepairOptions) -> RepairPlan:
     """What reconcile would change, read inside the caller's transaction (search_path on the Letta schema)."""
-    columns = capture_columns(conn, _current_schema(conn))
+    columns = column_types(conn, _current_schema(conn))
     plan = RepairPlan()
     if "runs" in columns:
         plan.changes += plan_stale_runs(conn, options)
@@ -98,7 +99,7 @@ def plan_repairs(conn: Conn, options: RepairOptions) -> RepairPlan:
 
 
 def _current_schema(conn: Conn) -> str:
-    return str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
+    return catalog.current_schema(conn) or ""
 
 
 _STALE_RUNS_SQL = """
@@ -346,7 +347,7 @@ def plan_sequence(conn: Conn) -> list[Change]:
 
 def apply_repairs(conn: Conn, plan: RepairPlan, options: RepairOptions) -> list[Change]:
     """Apply ``plan``'s database changes inside the caller's transaction; return those that happened."""
-    columns = capture_columns(conn, _current_schema(conn))
+    columns = column_types(conn, _current_schema(conn))
     applied: list[Change] = []
     appliers: list[
         tuple[str, Callable[[Conn, list[Change], RepairOptions, dict[str, dict[str, str]]], set[str]]]

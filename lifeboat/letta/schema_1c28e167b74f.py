@@ -1,9 +1,10 @@
 """Shape of a Letta database migrated to alembic revision 1c28e167b74f (generated).
 
-Captured from a real deployment by ``python -m lifeboat.letta.schema_shape DSN``; do not edit.
+Generated from a database migrated by Letta 0.16.8's own migrations
+(``python -m lifeboat.sandbox.release_schema schemas``); do not edit.
 """
 
-from lifeboat.letta.schema_shape import ForeignKey, SchemaShape
+from lifeboat.letta.schema_shape import ForeignKey, SchemaShape, ShapeDetails
 
 TABLES: dict[str, dict[str, str]] = {
     "agent_environment_variables": {
@@ -1610,4 +1611,657 @@ FOREIGN_KEYS: tuple[ForeignKey, ...] = (
 
 SEQUENCES: tuple[str, ...] = ("message_seq_id",)
 
-SHAPE = SchemaShape("1c28e167b74f", TABLES, FOREIGN_KEYS, SEQUENCES)
+NOT_NULL: dict[str, tuple[str, ...]] = {
+    "agent_environment_variables": ("id", "key", "value", "is_deleted", "organization_id", "agent_id"),
+    "agents": ("id", "is_deleted", "organization_id", "message_buffer_autoclear"),
+    "agents_tags": ("agent_id", "tag"),
+    "alembic_version": ("version_num",),
+    "archival_passages": ("id", "text", "metadata_", "is_deleted", "organization_id", "archive_id"),
+    "archives": ("name", "id", "is_deleted", "organization_id", "vector_db_provider"),
+    "archives_agents": ("agent_id", "archive_id", "created_at", "is_owner"),
+    "block": (
+        "id",
+        "value",
+        "limit",
+        "label",
+        "is_template",
+        "organization_id",
+        "is_deleted",
+        "version",
+        "read_only",
+    ),
+    "block_history": (
+        "label",
+        "value",
+        "limit",
+        "block_id",
+        "sequence_number",
+        "organization_id",
+        "id",
+        "is_deleted",
+    ),
+    "blocks_agents": ("agent_id", "block_id", "block_label"),
+    "blocks_conversations": ("conversation_id", "block_id", "block_label"),
+    "blocks_tags": ("block_id", "tag", "is_deleted", "organization_id"),
+    "conversation_messages": (
+        "id",
+        "agent_id",
+        "message_id",
+        "position",
+        "in_context",
+        "is_deleted",
+        "organization_id",
+    ),
+    "conversations": ("id", "agent_id", "is_deleted", "organization_id"),
+    "file_contents": ("file_id", "text", "id", "is_deleted"),
+    "files": ("id", "source_id", "is_deleted", "organization_id", "processing_status"),
+    "files_agents": (
+        "id",
+        "file_id",
+        "agent_id",
+        "is_open",
+        "last_accessed_at",
+        "is_deleted",
+        "organization_id",
+        "file_name",
+        "source_id",
+    ),
+    "groups": ("id", "description", "manager_type", "is_deleted", "organization_id", "agent_ids"),
+    "groups_agents": ("group_id", "agent_id"),
+    "groups_blocks": ("group_id", "block_id"),
+    "identities": (
+        "id",
+        "identifier_key",
+        "name",
+        "identity_type",
+        "organization_id",
+        "is_deleted",
+        "properties",
+    ),
+    "identities_agents": ("identity_id", "agent_id"),
+    "identities_blocks": ("identity_id", "block_id"),
+    "jobs": ("id", "user_id", "status", "is_deleted", "job_type"),
+    "llm_batch_items": (
+        "id",
+        "llm_config",
+        "request_status",
+        "step_status",
+        "step_state",
+        "is_deleted",
+        "organization_id",
+        "agent_id",
+        "llm_batch_id",
+    ),
+    "llm_batch_job": (
+        "id",
+        "status",
+        "llm_provider",
+        "create_batch_response",
+        "is_deleted",
+        "organization_id",
+        "letta_batch_job_id",
+    ),
+    "mcp_oauth": (
+        "id",
+        "state",
+        "server_url",
+        "server_name",
+        "token_type",
+        "status",
+        "created_at",
+        "updated_at",
+        "is_deleted",
+        "organization_id",
+        "user_id",
+    ),
+    "mcp_server": ("id", "server_name", "server_type", "organization_id", "is_deleted"),
+    "mcp_tools": ("mcp_server_id", "tool_id", "id", "is_deleted", "organization_id"),
+    "messages": ("id", "agent_id", "role", "tool_calls", "is_deleted", "organization_id", "sequence_id"),
+    "organizations": ("id", "name", "is_deleted", "privileged_tools"),
+    "passage_tags": ("id", "tag", "passage_id", "archive_id", "is_deleted", "organization_id"),
+    "prompts": ("id", "prompt", "is_deleted"),
+    "provider_models": (
+        "handle",
+        "display_name",
+        "name",
+        "provider_id",
+        "model_type",
+        "enabled",
+        "model_endpoint_type",
+        "id",
+        "is_deleted",
+    ),
+    "provider_trace_metadata": ("id", "created_at", "is_deleted", "organization_id"),
+    "provider_traces": ("id", "request_json", "response_json", "is_deleted", "organization_id"),
+    "providers": ("name", "id", "is_deleted"),
+    "run_metrics": ("id", "is_deleted", "agent_id", "organization_id"),
+    "runs": ("id", "status", "agent_id", "is_deleted", "organization_id"),
+    "sandbox_configs": ("id", "type", "config", "is_deleted", "organization_id"),
+    "sandbox_environment_variables": (
+        "id",
+        "key",
+        "value",
+        "is_deleted",
+        "organization_id",
+        "sandbox_config_id",
+    ),
+    "source_passages": ("id", "text", "metadata_", "is_deleted", "organization_id", "source_id", "file_name"),
+    "sources": ("id", "name", "embedding_config", "is_deleted", "organization_id", "vector_db_provider"),
+    "sources_agents": ("agent_id", "source_id"),
+    "step_metrics": ("id", "is_deleted", "agent_id"),
+    "steps": ("completion_tokens", "prompt_tokens", "total_tokens", "is_deleted", "id"),
+    "tools": ("id", "name", "source_type", "tags", "is_deleted", "organization_id", "tool_type"),
+    "tools_agents": ("agent_id", "tool_id"),
+    "users": ("id", "name", "is_deleted", "organization_id"),
+}
+
+DEFAULTS: dict[str, dict[str, str]] = {
+    "agent_environment_variables": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "agents": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "agents_tags": {},
+    "alembic_version": {},
+    "archival_passages": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "archives": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "archives_agents": {"created_at": "now()"},
+    "block": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()", "version": "1"},
+    "block_history": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "blocks_agents": {},
+    "blocks_conversations": {},
+    "blocks_tags": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "conversation_messages": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "conversations": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "file_contents": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "files": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "files_agents": {
+        "created_at": "now()",
+        "is_deleted": "false",
+        "last_accessed_at": "now()",
+        "updated_at": "now()",
+    },
+    "groups": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "groups_agents": {},
+    "groups_blocks": {},
+    "identities": {
+        "created_at": "CURRENT_TIMESTAMP",
+        "is_deleted": "false",
+        "properties": "'[]'::jsonb",
+        "updated_at": "CURRENT_TIMESTAMP",
+    },
+    "identities_agents": {},
+    "identities_blocks": {},
+    "jobs": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "llm_batch_items": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "llm_batch_job": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "mcp_oauth": {"is_deleted": "false"},
+    "mcp_server": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "mcp_tools": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "messages": {
+        "is_deleted": "false",
+        "sequence_id": "nextval('message_seq_id'::regclass)",
+        "updated_at": "now()",
+    },
+    "organizations": {"is_deleted": "false", "updated_at": "now()"},
+    "passage_tags": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "prompts": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "provider_models": {
+        "created_at": "now()",
+        "enabled": "true",
+        "is_deleted": "false",
+        "updated_at": "now()",
+    },
+    "provider_trace_metadata": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "provider_traces": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "providers": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "run_metrics": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "runs": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "sandbox_configs": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "sandbox_environment_variables": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "source_passages": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "sources": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "sources_agents": {},
+    "step_metrics": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "steps": {
+        "completion_tokens": "0",
+        "created_at": "now()",
+        "is_deleted": "false",
+        "prompt_tokens": "0",
+        "total_tokens": "0",
+        "updated_at": "now()",
+    },
+    "tools": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "tools_agents": {},
+    "users": {"is_deleted": "false", "updated_at": "now()"},
+}
+
+CONSTRAINTS: dict[str, dict[str, str]] = {
+    "agent_environment_variables": {
+        "agent_environment_variables_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "agent_environment_variables_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "agent_environment_variables_pkey": "p PRIMARY KEY (id)",
+        "uix_key_agent": "u UNIQUE (key, agent_id)",
+    },
+    "agents": {
+        "agents_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "agents_pkey": "p PRIMARY KEY (id)",
+    },
+    "agents_tags": {
+        "agents_tags_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id)",
+        "unique_agent_tag": "u UNIQUE (agent_id, tag)",
+    },
+    "alembic_version": {"alembic_version_pkc": "p PRIMARY KEY (version_num)"},
+    "archival_passages": {
+        "agent_passages_archive_id_fkey": "f FOREIGN KEY (archive_id) REFERENCES archives(id) ON DELETE CASCADE",
+        "agent_passages_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "agent_passages_pkey": "p PRIMARY KEY (id)",
+    },
+    "archives": {
+        "archives_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "archives_pkey": "p PRIMARY KEY (id)",
+    },
+    "archives_agents": {
+        "archives_agents_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "archives_agents_archive_id_fkey": "f FOREIGN KEY (archive_id) REFERENCES archives(id) ON DELETE CASCADE",
+        "archives_agents_pkey": "p PRIMARY KEY (agent_id, archive_id)",
+        "unique_agent_archive": "u UNIQUE (agent_id)",
+    },
+    "block": {
+        "block_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "block_pkey": "p PRIMARY KEY (id)",
+        "fk_block_current_history_entry": "f FOREIGN KEY (current_history_entry_id) REFERENCES block_history(id)",
+        "unique_block_id_label": "u UNIQUE (id, label)",
+    },
+    "block_history": {
+        "block_history_block_id_fkey": "f FOREIGN KEY (block_id) REFERENCES block(id) ON DELETE CASCADE",
+        "block_history_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "block_history_pkey": "p PRIMARY KEY (id)",
+    },
+    "blocks_agents": {
+        "blocks_agents_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "fk_block_id_label": "f FOREIGN KEY (block_id, block_label) REFERENCES block(id, label) ON UPDATE CASCADE ON DELETE CASCADE DEFERRABLE",
+        "unique_agent_block": "u UNIQUE (agent_id, block_id)",
+        "unique_label_per_agent": "u UNIQUE (agent_id, block_label)",
+    },
+    "blocks_conversations": {
+        "blocks_conversations_block_id_fkey": "f FOREIGN KEY (block_id) REFERENCES block(id) ON DELETE CASCADE",
+        "blocks_conversations_conversation_id_fkey": "f FOREIGN KEY (conversation_id) REFERENCES conversations(id) ON DELETE CASCADE",
+        "blocks_conversations_pkey": "p PRIMARY KEY (conversation_id, block_id, block_label)",
+        "unique_conversation_block": "u UNIQUE (conversation_id, block_id)",
+        "unique_label_per_conversation": "u UNIQUE (conversation_id, block_label)",
+    },
+    "blocks_tags": {
+        "blocks_tags_block_id_fkey": "f FOREIGN KEY (block_id) REFERENCES block(id)",
+        "blocks_tags_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "unique_block_tag": "p PRIMARY KEY (block_id, tag)",
+    },
+    "conversation_messages": {
+        "conversation_messages_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "conversation_messages_conversation_id_fkey": "f FOREIGN KEY (conversation_id) REFERENCES conversations(id) ON DELETE CASCADE",
+        "conversation_messages_message_id_fkey": "f FOREIGN KEY (message_id) REFERENCES messages(id) ON DELETE CASCADE",
+        "conversation_messages_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "conversation_messages_pkey": "p PRIMARY KEY (id)",
+        "unique_conversation_message": "u UNIQUE (conversation_id, message_id)",
+    },
+    "conversations": {
+        "conversations_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "conversations_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "conversations_pkey": "p PRIMARY KEY (id)",
+    },
+    "file_contents": {
+        "file_contents_file_id_fkey": "f FOREIGN KEY (file_id) REFERENCES files(id) ON DELETE CASCADE",
+        "file_contents_pkey": "p PRIMARY KEY (file_id, id)",
+        "uq_file_contents_file_id": "u UNIQUE (file_id)",
+    },
+    "files": {
+        "files_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "files_pkey": "p PRIMARY KEY (id)",
+        "files_source_id_fkey": "f FOREIGN KEY (source_id) REFERENCES sources(id) ON DELETE CASCADE",
+    },
+    "files_agents": {
+        "files_agents_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "files_agents_file_id_fkey": "f FOREIGN KEY (file_id) REFERENCES files(id) ON DELETE CASCADE",
+        "files_agents_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "files_agents_pkey": "p PRIMARY KEY (id, file_id, agent_id)",
+        "files_agents_source_id_fkey": "f FOREIGN KEY (source_id) REFERENCES sources(id) ON DELETE CASCADE",
+        "uq_agent_filename": "u UNIQUE (agent_id, file_name)",
+        "uq_file_agent": "u UNIQUE (file_id, agent_id)",
+    },
+    "groups": {
+        "groups_manager_agent_id_fkey": "f FOREIGN KEY (manager_agent_id) REFERENCES agents(id) ON DELETE RESTRICT",
+        "groups_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "groups_pkey": "p PRIMARY KEY (id)",
+    },
+    "groups_agents": {
+        "groups_agents_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "groups_agents_group_id_fkey": "f FOREIGN KEY (group_id) REFERENCES groups(id) ON DELETE CASCADE",
+        "groups_agents_pkey": "p PRIMARY KEY (group_id, agent_id)",
+    },
+    "groups_blocks": {
+        "groups_blocks_block_id_fkey": "f FOREIGN KEY (block_id) REFERENCES block(id) ON DELETE CASCADE",
+        "groups_blocks_group_id_fkey": "f FOREIGN KEY (group_id) REFERENCES groups(id) ON DELETE CASCADE",
+        "groups_blocks_pkey": "p PRIMARY KEY (group_id, block_id)",
+    },
+    "identities": {
+        "identities_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "identities_pkey": "p PRIMARY KEY (id)",
+        "unique_identifier_key_project_id_organization_id": "u UNIQUE NULLS NOT DISTINCT (identifier_key, project_id, organization_id)",
+    },
+    "identities_agents": {
+        "identities_agents_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "identities_agents_identity_id_fkey": "f FOREIGN KEY (identity_id) REFERENCES identities(id) ON DELETE CASCADE",
+        "identities_agents_pkey": "p PRIMARY KEY (identity_id, agent_id)",
+    },
+    "identities_blocks": {
+        "identities_blocks_block_id_fkey": "f FOREIGN KEY (block_id) REFERENCES block(id) ON DELETE CASCADE",
+        "identities_blocks_identity_id_fkey": "f FOREIGN KEY (identity_id) REFERENCES identities(id) ON DELETE CASCADE",
+        "identities_blocks_pkey": "p PRIMARY KEY (identity_id, block_id)",
+    },
+    "jobs": {
+        "fk_jobs_organization_id": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "jobs_pkey": "p PRIMARY KEY (id)",
+        "jobs_user_id_fkey": "f FOREIGN KEY (user_id) REFERENCES users(id)",
+    },
+    "llm_batch_items": {
+        "llm_batch_items_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "llm_batch_items_llm_batch_id_fkey": "f FOREIGN KEY (llm_batch_id) REFERENCES llm_batch_job(id) ON DELETE CASCADE",
+        "llm_batch_items_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "llm_batch_items_pkey": "p PRIMARY KEY (id)",
+    },
+    "llm_batch_job": {
+        "llm_batch_job_letta_batch_job_id_fkey": "f FOREIGN KEY (letta_batch_job_id) REFERENCES jobs(id) ON DELETE CASCADE",
+        "llm_batch_job_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "llm_batch_job_pkey": "p PRIMARY KEY (id)",
+    },
+    "mcp_oauth": {
+        "mcp_oauth_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "mcp_oauth_pkey": "p PRIMARY KEY (id)",
+        "mcp_oauth_server_id_fkey": "f FOREIGN KEY (server_id) REFERENCES mcp_server(id) ON DELETE CASCADE",
+        "mcp_oauth_state_key": "u UNIQUE (state)",
+        "mcp_oauth_user_id_fkey": "f FOREIGN KEY (user_id) REFERENCES users(id)",
+    },
+    "mcp_server": {
+        "mcp_server_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "mcp_server_pkey": "p PRIMARY KEY (id)",
+        "uix_name_organization_mcp_server": "u UNIQUE (server_name, organization_id)",
+    },
+    "mcp_tools": {
+        "mcp_tools_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "mcp_tools_pkey": "p PRIMARY KEY (id)",
+    },
+    "messages": {
+        "fk_messages_run_id": "f FOREIGN KEY (run_id) REFERENCES runs(id) ON DELETE SET NULL",
+        "fk_messages_step_id": "f FOREIGN KEY (step_id) REFERENCES steps(id) ON DELETE SET NULL",
+        "messages_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "messages_conversation_id_fkey": "f FOREIGN KEY (conversation_id) REFERENCES conversations(id) ON DELETE SET NULL",
+        "messages_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "messages_pkey": "p PRIMARY KEY (id)",
+        "uq_messages_sequence_id": "u UNIQUE (sequence_id)",
+    },
+    "organizations": {"organizations_pkey": "p PRIMARY KEY (id)"},
+    "passage_tags": {
+        "passage_tags_archive_id_fkey": "f FOREIGN KEY (archive_id) REFERENCES archives(id) ON DELETE CASCADE",
+        "passage_tags_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "passage_tags_passage_id_fkey": "f FOREIGN KEY (passage_id) REFERENCES archival_passages(id) ON DELETE CASCADE",
+        "passage_tags_pkey": "p PRIMARY KEY (id)",
+        "uq_passage_tag": "u UNIQUE (passage_id, tag)",
+    },
+    "prompts": {"prompts_pkey": "p PRIMARY KEY (id)"},
+    "provider_models": {
+        "provider_models_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id) ON DELETE CASCADE",
+        "provider_models_pkey": "p PRIMARY KEY (id)",
+        "provider_models_provider_id_fkey": "f FOREIGN KEY (provider_id) REFERENCES providers(id) ON DELETE CASCADE",
+        "unique_handle_per_org_and_type": "u UNIQUE (handle, organization_id, model_type)",
+        "unique_model_per_provider_and_type": "u UNIQUE (name, provider_id, model_type)",
+    },
+    "provider_trace_metadata": {
+        "provider_trace_metadata_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "provider_trace_metadata_pkey": "p PRIMARY KEY (created_at, id)",
+    },
+    "provider_traces": {
+        "provider_traces_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "provider_traces_pkey": "p PRIMARY KEY (id)",
+    },
+    "providers": {
+        "providers_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "providers_pkey": "p PRIMARY KEY (id)",
+        "unique_name_organization_id": "u UNIQUE (name, organization_id)",
+    },
+    "run_metrics": {
+        "run_metrics_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "run_metrics_id_fkey": "f FOREIGN KEY (id) REFERENCES runs(id) ON DELETE CASCADE",
+        "run_metrics_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "run_metrics_pkey": "p PRIMARY KEY (id)",
+    },
+    "runs": {
+        "runs_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id)",
+        "runs_conversation_id_fkey": "f FOREIGN KEY (conversation_id) REFERENCES conversations(id) ON DELETE SET NULL",
+        "runs_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "runs_pkey": "p PRIMARY KEY (id)",
+    },
+    "sandbox_configs": {
+        "sandbox_configs_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "sandbox_configs_pkey": "p PRIMARY KEY (id)",
+        "uix_type_organization": "u UNIQUE (type, organization_id)",
+    },
+    "sandbox_environment_variables": {
+        "sandbox_environment_variables_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "sandbox_environment_variables_pkey": "p PRIMARY KEY (id)",
+        "sandbox_environment_variables_sandbox_config_id_fkey": "f FOREIGN KEY (sandbox_config_id) REFERENCES sandbox_configs(id)",
+        "uix_key_sandbox_config": "u UNIQUE (key, sandbox_config_id)",
+    },
+    "source_passages": {
+        "source_passages_file_id_fkey": "f FOREIGN KEY (file_id) REFERENCES files(id) ON DELETE CASCADE",
+        "source_passages_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "source_passages_pkey": "p PRIMARY KEY (id)",
+        "source_passages_source_id_fkey": "f FOREIGN KEY (source_id) REFERENCES sources(id) ON DELETE CASCADE",
+    },
+    "sources": {
+        "sources_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "sources_pkey": "p PRIMARY KEY (id)",
+        "uq_source_name_organization": "u UNIQUE (name, organization_id)",
+    },
+    "sources_agents": {
+        "sources_agents_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "sources_agents_pkey": "p PRIMARY KEY (agent_id, source_id)",
+        "sources_agents_source_id_fkey": "f FOREIGN KEY (source_id) REFERENCES sources(id) ON DELETE CASCADE",
+    },
+    "step_metrics": {
+        "fk_step_metrics_run_id": "f FOREIGN KEY (run_id) REFERENCES runs(id) ON DELETE SET NULL",
+        "step_metrics_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "step_metrics_id_fkey": "f FOREIGN KEY (id) REFERENCES steps(id) ON DELETE CASCADE",
+        "step_metrics_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id) ON DELETE RESTRICT",
+        "step_metrics_pkey": "p PRIMARY KEY (id)",
+        "step_metrics_provider_id_fkey": "f FOREIGN KEY (provider_id) REFERENCES providers(id) ON DELETE RESTRICT",
+    },
+    "steps": {
+        "fk_steps_organization_id": "f FOREIGN KEY (provider_id) REFERENCES providers(id) ON DELETE RESTRICT",
+        "fk_steps_provider_id": "f FOREIGN KEY (organization_id) REFERENCES organizations(id) ON DELETE RESTRICT",
+        "fk_steps_run_id": "f FOREIGN KEY (run_id) REFERENCES runs(id) ON DELETE SET NULL",
+        "pk_steps_id": "p PRIMARY KEY (id)",
+    },
+    "tools": {
+        "tools_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "tools_pkey": "p PRIMARY KEY (id)",
+        "uix_name_organization": "u UNIQUE (name, organization_id)",
+        "uix_organization_project_name": "u UNIQUE NULLS NOT DISTINCT (organization_id, project_id, name)",
+    },
+    "tools_agents": {
+        "tools_agents_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "tools_agents_tool_id_fkey": "f FOREIGN KEY (tool_id) REFERENCES tools(id) ON DELETE CASCADE",
+        "unique_agent_tool": "u UNIQUE (agent_id, tool_id)",
+    },
+    "users": {
+        "users_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "users_pkey": "p PRIMARY KEY (id)",
+    },
+}
+
+INDEXES: dict[str, dict[str, str]] = {
+    "agent_environment_variables": {
+        "idx_agent_environment_variables_agent_id": "CREATE INDEX idx_agent_environment_variables_agent_id ON agent_environment_variables USING btree (agent_id)"
+    },
+    "agents": {
+        "ix_agents_created_at": "CREATE INDEX ix_agents_created_at ON agents USING btree (created_at, id)",
+        "ix_agents_organization_id_created_by_id": "CREATE INDEX ix_agents_organization_id_created_by_id ON agents USING btree (organization_id, _created_by_id)",
+        "ix_agents_organization_id_deployment_id": "CREATE INDEX ix_agents_organization_id_deployment_id ON agents USING btree (organization_id, deployment_id)",
+        "ix_agents_project_id": "CREATE INDEX ix_agents_project_id ON agents USING btree (project_id)",
+    },
+    "agents_tags": {
+        "ix_agents_tags_agent_id_tag": "CREATE INDEX ix_agents_tags_agent_id_tag ON agents_tags USING btree (agent_id, tag)",
+        "ix_agents_tags_tag_agent_id": "CREATE INDEX ix_agents_tags_tag_agent_id ON agents_tags USING btree (tag, agent_id)",
+    },
+    "alembic_version": {},
+    "archival_passages": {
+        "archival_passages_created_at_id_idx": "CREATE INDEX archival_passages_created_at_id_idx ON archival_passages USING btree (created_at, id)",
+        "ix_archival_passages_archive_id": "CREATE INDEX ix_archival_passages_archive_id ON archival_passages USING btree (archive_id)",
+        "ix_archival_passages_org_archive": "CREATE INDEX ix_archival_passages_org_archive ON archival_passages USING btree (organization_id, archive_id)",
+    },
+    "archives": {
+        "ix_archives_created_at": "CREATE INDEX ix_archives_created_at ON archives USING btree (created_at, id)",
+        "ix_archives_organization_id": "CREATE INDEX ix_archives_organization_id ON archives USING btree (organization_id)",
+    },
+    "archives_agents": {},
+    "block": {
+        "created_at_label_idx": "CREATE INDEX created_at_label_idx ON block USING btree (created_at, label)",
+        "ix_block_current_history_entry_id": "CREATE INDEX ix_block_current_history_entry_id ON block USING btree (current_history_entry_id)",
+        "ix_block_hidden": "CREATE INDEX ix_block_hidden ON block USING btree (hidden)",
+        "ix_block_is_template": "CREATE INDEX ix_block_is_template ON block USING btree (is_template)",
+        "ix_block_org_project_template": "CREATE INDEX ix_block_org_project_template ON block USING btree (organization_id, project_id, is_template)",
+        "ix_block_organization_id_deployment_id": "CREATE INDEX ix_block_organization_id_deployment_id ON block USING btree (organization_id, deployment_id)",
+    },
+    "block_history": {
+        "ix_block_history_block_id_sequence": "CREATE UNIQUE INDEX ix_block_history_block_id_sequence ON block_history USING btree (block_id, sequence_number)"
+    },
+    "blocks_agents": {
+        "ix_blocks_agents_block_id": "CREATE INDEX ix_blocks_agents_block_id ON blocks_agents USING btree (block_id)",
+        "ix_blocks_agents_block_label_agent_id": "CREATE INDEX ix_blocks_agents_block_label_agent_id ON blocks_agents USING btree (block_label, agent_id)",
+    },
+    "blocks_conversations": {
+        "ix_blocks_conversations_block_id": "CREATE INDEX ix_blocks_conversations_block_id ON blocks_conversations USING btree (block_id)"
+    },
+    "blocks_tags": {},
+    "conversation_messages": {
+        "ix_conv_msg_agent_conversation": "CREATE INDEX ix_conv_msg_agent_conversation ON conversation_messages USING btree (agent_id, conversation_id)",
+        "ix_conv_msg_agent_id": "CREATE INDEX ix_conv_msg_agent_id ON conversation_messages USING btree (agent_id)",
+        "ix_conv_msg_conversation_position": 'CREATE INDEX ix_conv_msg_conversation_position ON conversation_messages USING btree (conversation_id, "position")',
+        "ix_conv_msg_message_id": "CREATE INDEX ix_conv_msg_message_id ON conversation_messages USING btree (message_id)",
+    },
+    "conversations": {
+        "ix_conversations_agent_id": "CREATE INDEX ix_conversations_agent_id ON conversations USING btree (agent_id)",
+        "ix_conversations_org_agent": "CREATE INDEX ix_conversations_org_agent ON conversations USING btree (organization_id, agent_id)",
+        "ix_conversations_org_agent_last_message_at": "CREATE INDEX ix_conversations_org_agent_last_message_at ON conversations USING btree (organization_id, agent_id, last_message_at)",
+    },
+    "file_contents": {},
+    "files": {
+        "ix_files_org_created": "CREATE INDEX ix_files_org_created ON files USING btree (organization_id, created_at DESC)",
+        "ix_files_processing_status": "CREATE INDEX ix_files_processing_status ON files USING btree (processing_status)",
+        "ix_files_source_created": "CREATE INDEX ix_files_source_created ON files USING btree (source_id, created_at DESC)",
+    },
+    "files_agents": {
+        "ix_agent_filename": "CREATE INDEX ix_agent_filename ON files_agents USING btree (agent_id, file_name)",
+        "ix_file_agent": "CREATE INDEX ix_file_agent ON files_agents USING btree (file_id, agent_id)",
+    },
+    "groups": {},
+    "groups_agents": {},
+    "groups_blocks": {},
+    "identities": {},
+    "identities_agents": {},
+    "identities_blocks": {},
+    "jobs": {"ix_jobs_user_id": "CREATE INDEX ix_jobs_user_id ON jobs USING btree (user_id)"},
+    "llm_batch_items": {
+        "ix_llm_batch_items_agent_id": "CREATE INDEX ix_llm_batch_items_agent_id ON llm_batch_items USING btree (agent_id)",
+        "ix_llm_batch_items_llm_batch_id": "CREATE INDEX ix_llm_batch_items_llm_batch_id ON llm_batch_items USING btree (llm_batch_id)",
+        "ix_llm_batch_items_status": "CREATE INDEX ix_llm_batch_items_status ON llm_batch_items USING btree (request_status)",
+    },
+    "llm_batch_job": {
+        "ix_llm_batch_job_created_at": "CREATE INDEX ix_llm_batch_job_created_at ON llm_batch_job USING btree (created_at)",
+        "ix_llm_batch_job_status": "CREATE INDEX ix_llm_batch_job_status ON llm_batch_job USING btree (status)",
+    },
+    "mcp_oauth": {},
+    "mcp_server": {},
+    "mcp_tools": {},
+    "messages": {
+        "idx_messages_on_updated_at": "CREATE INDEX idx_messages_on_updated_at ON messages USING btree (updated_at)",
+        "idx_messages_step_id": "CREATE INDEX idx_messages_step_id ON messages USING btree (step_id)",
+        "ix_messages_agent_conversation_sequence": "CREATE INDEX ix_messages_agent_conversation_sequence ON messages USING btree (agent_id, conversation_id, sequence_id)",
+        "ix_messages_agent_created_at": "CREATE INDEX ix_messages_agent_created_at ON messages USING btree (agent_id, created_at)",
+        "ix_messages_agent_sequence": "CREATE INDEX ix_messages_agent_sequence ON messages USING btree (agent_id, sequence_id)",
+        "ix_messages_conversation_id": "CREATE INDEX ix_messages_conversation_id ON messages USING btree (conversation_id)",
+        "ix_messages_created_at": "CREATE INDEX ix_messages_created_at ON messages USING btree (created_at, id)",
+        "ix_messages_org_agent": "CREATE INDEX ix_messages_org_agent ON messages USING btree (organization_id, agent_id)",
+        "ix_messages_run_sequence": "CREATE INDEX ix_messages_run_sequence ON messages USING btree (run_id, sequence_id)",
+    },
+    "organizations": {},
+    "passage_tags": {
+        "ix_passage_tags_org_archive": "CREATE INDEX ix_passage_tags_org_archive ON passage_tags USING btree (organization_id, archive_id)",
+        "ix_passage_tags_tag": "CREATE INDEX ix_passage_tags_tag ON passage_tags USING btree (tag)",
+    },
+    "prompts": {},
+    "provider_models": {
+        "ix_provider_models_handle": "CREATE INDEX ix_provider_models_handle ON provider_models USING btree (handle)",
+        "ix_provider_models_model_type": "CREATE INDEX ix_provider_models_model_type ON provider_models USING btree (model_type)",
+        "ix_provider_models_organization_id": "CREATE INDEX ix_provider_models_organization_id ON provider_models USING btree (organization_id)",
+        "ix_provider_models_provider_id": "CREATE INDEX ix_provider_models_provider_id ON provider_models USING btree (provider_id)",
+    },
+    "provider_trace_metadata": {
+        "ix_provider_trace_metadata_id": "CREATE UNIQUE INDEX ix_provider_trace_metadata_id ON provider_trace_metadata USING btree (id)",
+        "ix_provider_trace_metadata_step_id": "CREATE INDEX ix_provider_trace_metadata_step_id ON provider_trace_metadata USING btree (step_id)",
+    },
+    "provider_traces": {"ix_step_id": "CREATE INDEX ix_step_id ON provider_traces USING btree (step_id)"},
+    "providers": {},
+    "run_metrics": {},
+    "runs": {
+        "ix_runs_agent_id": "CREATE INDEX ix_runs_agent_id ON runs USING btree (agent_id)",
+        "ix_runs_conversation_id": "CREATE INDEX ix_runs_conversation_id ON runs USING btree (conversation_id)",
+        "ix_runs_created_at": "CREATE INDEX ix_runs_created_at ON runs USING btree (created_at, id)",
+        "ix_runs_organization_id": "CREATE INDEX ix_runs_organization_id ON runs USING btree (organization_id)",
+    },
+    "sandbox_configs": {},
+    "sandbox_environment_variables": {},
+    "source_passages": {
+        "source_passages_created_at_id_idx": "CREATE INDEX source_passages_created_at_id_idx ON source_passages USING btree (created_at, id)",
+        "source_passages_file_id_idx": "CREATE INDEX source_passages_file_id_idx ON source_passages USING btree (file_id)",
+        "source_passages_org_idx": "CREATE INDEX source_passages_org_idx ON source_passages USING btree (organization_id)",
+    },
+    "sources": {
+        "source_created_at_id_idx": "CREATE INDEX source_created_at_id_idx ON sources USING btree (created_at, id)"
+    },
+    "sources_agents": {
+        "ix_sources_agents_source_id": "CREATE INDEX ix_sources_agents_source_id ON sources_agents USING btree (source_id)"
+    },
+    "step_metrics": {
+        "ix_step_metrics_run_id": "CREATE INDEX ix_step_metrics_run_id ON step_metrics USING btree (run_id)"
+    },
+    "steps": {"ix_steps_run_id": "CREATE INDEX ix_steps_run_id ON steps USING btree (run_id)"},
+    "tools": {
+        "ix_tools_created_at_name": "CREATE INDEX ix_tools_created_at_name ON tools USING btree (created_at, name)",
+        "ix_tools_organization_id": "CREATE INDEX ix_tools_organization_id ON tools USING btree (organization_id)",
+        "ix_tools_organization_id_name": "CREATE INDEX ix_tools_organization_id_name ON tools USING btree (organization_id, name)",
+    },
+    "tools_agents": {
+        "ix_tools_agents_tool_id": "CREATE INDEX ix_tools_agents_tool_id ON tools_agents USING btree (tool_id)"
+    },
+    "users": {},
+}
+
+SEQUENCE_DEFINITIONS: dict[str, str] = {
+    "message_seq_id": "bigint increment 1 min 1 max 9223372036854775807 start 1 cache 1",
+}
+
+ENUMS: dict[str, tuple[str, ...]] = {
+    "sandboxtype": ("E2B", "MODAL", "LOCAL"),
+    "stepstatus": ("PENDING", "SUCCESS", "FAILED", "CANCELLED"),
+    "stopreasontype": (
+        "end_turn",
+        "error",
+        "invalid_tool_call",
+        "max_steps",
+        "no_tool_call",
+        "tool_rule",
+        "cancelled",
+    ),
+    "vectordbprovider": ("NATIVE", "TPUF", "PINECONE"),
+}
+
+DETAILS = ShapeDetails(NOT_NULL, DEFAULTS, CONSTRAINTS, INDEXES, SEQUENCE_DEFINITIONS, ENUMS)
+
+SHAPE = SchemaShape("1c28e167b74f", TABLES, FOREIGN_KEYS, SEQUENCES, DETAILS)

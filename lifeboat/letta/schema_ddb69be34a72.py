@@ -4,7 +4,7 @@ Generated from a database migrated by Letta 0.11.7's own migrations
 (``python -m lifeboat.sandbox.release_schema schemas``); do not edit.
 """
 
-from lifeboat.letta.schema_shape import ForeignKey, SchemaShape
+from lifeboat.letta.schema_shape import ForeignKey, SchemaShape, ShapeDetails
 
 TABLES: dict[str, dict[str, str]] = {
     "agent_environment_variables": {
@@ -1254,4 +1254,542 @@ FOREIGN_KEYS: tuple[ForeignKey, ...] = (
 
 SEQUENCES: tuple[str, ...] = ("job_messages_id_seq", "message_seq_id")
 
-SHAPE = SchemaShape("ddb69be34a72", TABLES, FOREIGN_KEYS, SEQUENCES)
+NOT_NULL: dict[str, tuple[str, ...]] = {
+    "agent_environment_variables": ("id", "key", "value", "is_deleted", "organization_id", "agent_id"),
+    "agents": ("id", "is_deleted", "organization_id", "message_buffer_autoclear"),
+    "agents_tags": ("agent_id", "tag"),
+    "alembic_version": ("version_num",),
+    "archival_passages": (
+        "id",
+        "text",
+        "embedding_config",
+        "metadata_",
+        "is_deleted",
+        "organization_id",
+        "archive_id",
+    ),
+    "archives": ("name", "id", "is_deleted", "organization_id", "vector_db_provider"),
+    "archives_agents": ("agent_id", "archive_id", "created_at", "is_owner"),
+    "block": (
+        "id",
+        "value",
+        "limit",
+        "label",
+        "is_template",
+        "organization_id",
+        "is_deleted",
+        "version",
+        "read_only",
+    ),
+    "block_history": (
+        "label",
+        "value",
+        "limit",
+        "block_id",
+        "sequence_number",
+        "organization_id",
+        "id",
+        "is_deleted",
+    ),
+    "blocks_agents": ("agent_id", "block_id", "block_label"),
+    "file_contents": ("file_id", "text", "id", "is_deleted"),
+    "files": ("id", "source_id", "is_deleted", "organization_id", "processing_status"),
+    "files_agents": (
+        "id",
+        "file_id",
+        "agent_id",
+        "is_open",
+        "last_accessed_at",
+        "is_deleted",
+        "organization_id",
+        "file_name",
+        "source_id",
+    ),
+    "groups": ("id", "description", "manager_type", "is_deleted", "organization_id", "agent_ids"),
+    "groups_agents": ("group_id", "agent_id"),
+    "groups_blocks": ("group_id", "block_id"),
+    "identities": (
+        "id",
+        "identifier_key",
+        "name",
+        "identity_type",
+        "organization_id",
+        "is_deleted",
+        "properties",
+    ),
+    "identities_agents": ("identity_id", "agent_id"),
+    "identities_blocks": ("identity_id", "block_id"),
+    "job_messages": ("id", "job_id", "message_id", "is_deleted"),
+    "jobs": ("id", "user_id", "status", "is_deleted", "job_type"),
+    "llm_batch_items": (
+        "id",
+        "llm_config",
+        "request_status",
+        "step_status",
+        "step_state",
+        "is_deleted",
+        "organization_id",
+        "agent_id",
+        "llm_batch_id",
+    ),
+    "llm_batch_job": (
+        "id",
+        "status",
+        "llm_provider",
+        "create_batch_response",
+        "is_deleted",
+        "organization_id",
+        "letta_batch_job_id",
+    ),
+    "mcp_oauth": (
+        "id",
+        "state",
+        "server_url",
+        "server_name",
+        "token_type",
+        "status",
+        "created_at",
+        "updated_at",
+        "is_deleted",
+        "organization_id",
+        "user_id",
+    ),
+    "mcp_server": ("id", "server_name", "server_type", "organization_id", "is_deleted"),
+    "messages": ("id", "agent_id", "role", "tool_calls", "is_deleted", "organization_id", "sequence_id"),
+    "organizations": ("id", "name", "is_deleted", "privileged_tools"),
+    "passage_tags": ("id", "tag", "passage_id", "archive_id", "is_deleted", "organization_id"),
+    "prompts": ("id", "prompt", "is_deleted"),
+    "provider_traces": ("id", "request_json", "response_json", "is_deleted", "organization_id"),
+    "providers": ("name", "id", "is_deleted", "organization_id"),
+    "sandbox_configs": ("id", "type", "config", "is_deleted", "organization_id"),
+    "sandbox_environment_variables": (
+        "id",
+        "key",
+        "value",
+        "is_deleted",
+        "organization_id",
+        "sandbox_config_id",
+    ),
+    "source_passages": (
+        "id",
+        "text",
+        "embedding_config",
+        "metadata_",
+        "is_deleted",
+        "organization_id",
+        "source_id",
+        "file_name",
+    ),
+    "sources": ("id", "name", "embedding_config", "is_deleted", "organization_id"),
+    "sources_agents": ("agent_id", "source_id"),
+    "step_metrics": ("id", "is_deleted", "agent_id"),
+    "steps": ("completion_tokens", "prompt_tokens", "total_tokens", "is_deleted", "id"),
+    "tools": ("id", "name", "source_type", "tags", "is_deleted", "organization_id", "tool_type"),
+    "tools_agents": ("agent_id", "tool_id"),
+    "users": ("id", "name", "is_deleted", "organization_id"),
+}
+
+DEFAULTS: dict[str, dict[str, str]] = {
+    "agent_environment_variables": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "agents": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "agents_tags": {},
+    "alembic_version": {},
+    "archival_passages": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "archives": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "archives_agents": {"created_at": "now()"},
+    "block": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()", "version": "1"},
+    "block_history": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "blocks_agents": {},
+    "file_contents": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "files": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "files_agents": {
+        "created_at": "now()",
+        "is_deleted": "false",
+        "last_accessed_at": "now()",
+        "updated_at": "now()",
+    },
+    "groups": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "groups_agents": {},
+    "groups_blocks": {},
+    "identities": {
+        "created_at": "CURRENT_TIMESTAMP",
+        "is_deleted": "false",
+        "properties": "'[]'::jsonb",
+        "updated_at": "CURRENT_TIMESTAMP",
+    },
+    "identities_agents": {},
+    "identities_blocks": {},
+    "job_messages": {
+        "created_at": "now()",
+        "id": "nextval('job_messages_id_seq'::regclass)",
+        "is_deleted": "false",
+        "updated_at": "now()",
+    },
+    "jobs": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "llm_batch_items": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "llm_batch_job": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "mcp_oauth": {"is_deleted": "false"},
+    "mcp_server": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "messages": {
+        "is_deleted": "false",
+        "sequence_id": "nextval('message_seq_id'::regclass)",
+        "updated_at": "now()",
+    },
+    "organizations": {"is_deleted": "false", "updated_at": "now()"},
+    "passage_tags": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "prompts": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "provider_traces": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "providers": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "sandbox_configs": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "sandbox_environment_variables": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "source_passages": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "sources": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "sources_agents": {},
+    "step_metrics": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "steps": {
+        "completion_tokens": "0",
+        "created_at": "now()",
+        "is_deleted": "false",
+        "prompt_tokens": "0",
+        "total_tokens": "0",
+        "updated_at": "now()",
+    },
+    "tools": {"created_at": "now()", "is_deleted": "false", "updated_at": "now()"},
+    "tools_agents": {},
+    "users": {"is_deleted": "false", "updated_at": "now()"},
+}
+
+CONSTRAINTS: dict[str, dict[str, str]] = {
+    "agent_environment_variables": {
+        "agent_environment_variables_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "agent_environment_variables_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "agent_environment_variables_pkey": "p PRIMARY KEY (id)",
+        "uix_key_agent": "u UNIQUE (key, agent_id)",
+    },
+    "agents": {
+        "agents_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "agents_pkey": "p PRIMARY KEY (id)",
+    },
+    "agents_tags": {
+        "agents_tags_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id)",
+        "unique_agent_tag": "u UNIQUE (agent_id, tag)",
+    },
+    "alembic_version": {"alembic_version_pkc": "p PRIMARY KEY (version_num)"},
+    "archival_passages": {
+        "agent_passages_archive_id_fkey": "f FOREIGN KEY (archive_id) REFERENCES archives(id) ON DELETE CASCADE",
+        "agent_passages_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "agent_passages_pkey": "p PRIMARY KEY (id)",
+    },
+    "archives": {
+        "archives_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "archives_pkey": "p PRIMARY KEY (id)",
+    },
+    "archives_agents": {
+        "archives_agents_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "archives_agents_archive_id_fkey": "f FOREIGN KEY (archive_id) REFERENCES archives(id) ON DELETE CASCADE",
+        "archives_agents_pkey": "p PRIMARY KEY (agent_id, archive_id)",
+        "unique_agent_archive": "u UNIQUE (agent_id)",
+    },
+    "block": {
+        "block_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "block_pkey": "p PRIMARY KEY (id)",
+        "fk_block_current_history_entry": "f FOREIGN KEY (current_history_entry_id) REFERENCES block_history(id)",
+        "unique_block_id_label": "u UNIQUE (id, label)",
+    },
+    "block_history": {
+        "block_history_block_id_fkey": "f FOREIGN KEY (block_id) REFERENCES block(id) ON DELETE CASCADE",
+        "block_history_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "block_history_pkey": "p PRIMARY KEY (id)",
+    },
+    "blocks_agents": {
+        "blocks_agents_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id)",
+        "fk_block_id_label": "f FOREIGN KEY (block_id, block_label) REFERENCES block(id, label) DEFERRABLE INITIALLY DEFERRED",
+        "unique_agent_block": "u UNIQUE (agent_id, block_id)",
+        "unique_label_per_agent": "u UNIQUE (agent_id, block_label)",
+    },
+    "file_contents": {
+        "file_contents_file_id_fkey": "f FOREIGN KEY (file_id) REFERENCES files(id) ON DELETE CASCADE",
+        "file_contents_pkey": "p PRIMARY KEY (file_id, id)",
+        "uq_file_contents_file_id": "u UNIQUE (file_id)",
+    },
+    "files": {
+        "files_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "files_pkey": "p PRIMARY KEY (id)",
+        "files_source_id_fkey": "f FOREIGN KEY (source_id) REFERENCES sources(id) ON DELETE CASCADE",
+    },
+    "files_agents": {
+        "files_agents_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "files_agents_file_id_fkey": "f FOREIGN KEY (file_id) REFERENCES files(id) ON DELETE CASCADE",
+        "files_agents_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "files_agents_pkey": "p PRIMARY KEY (id, file_id, agent_id)",
+        "files_agents_source_id_fkey": "f FOREIGN KEY (source_id) REFERENCES sources(id) ON DELETE CASCADE",
+        "uq_agent_filename": "u UNIQUE (agent_id, file_name)",
+        "uq_file_agent": "u UNIQUE (file_id, agent_id)",
+    },
+    "groups": {
+        "groups_manager_agent_id_fkey": "f FOREIGN KEY (manager_agent_id) REFERENCES agents(id) ON DELETE RESTRICT",
+        "groups_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "groups_pkey": "p PRIMARY KEY (id)",
+    },
+    "groups_agents": {
+        "groups_agents_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "groups_agents_group_id_fkey": "f FOREIGN KEY (group_id) REFERENCES groups(id) ON DELETE CASCADE",
+        "groups_agents_pkey": "p PRIMARY KEY (group_id, agent_id)",
+    },
+    "groups_blocks": {
+        "groups_blocks_block_id_fkey": "f FOREIGN KEY (block_id) REFERENCES block(id) ON DELETE CASCADE",
+        "groups_blocks_group_id_fkey": "f FOREIGN KEY (group_id) REFERENCES groups(id) ON DELETE CASCADE",
+        "groups_blocks_pkey": "p PRIMARY KEY (group_id, block_id)",
+    },
+    "identities": {
+        "identities_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "identities_pkey": "p PRIMARY KEY (id)",
+        "unique_identifier_key_project_id_organization_id": "u UNIQUE NULLS NOT DISTINCT (identifier_key, project_id, organization_id)",
+    },
+    "identities_agents": {
+        "identities_agents_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "identities_agents_identity_id_fkey": "f FOREIGN KEY (identity_id) REFERENCES identities(id) ON DELETE CASCADE",
+        "identities_agents_pkey": "p PRIMARY KEY (identity_id, agent_id)",
+    },
+    "identities_blocks": {
+        "identities_blocks_block_id_fkey": "f FOREIGN KEY (block_id) REFERENCES block(id) ON DELETE CASCADE",
+        "identities_blocks_identity_id_fkey": "f FOREIGN KEY (identity_id) REFERENCES identities(id) ON DELETE CASCADE",
+        "identities_blocks_pkey": "p PRIMARY KEY (identity_id, block_id)",
+    },
+    "job_messages": {
+        "fk_job_messages_job_id": "f FOREIGN KEY (job_id) REFERENCES jobs(id) ON DELETE CASCADE",
+        "fk_job_messages_message_id": "f FOREIGN KEY (message_id) REFERENCES messages(id) ON DELETE CASCADE",
+        "pk_job_messages": "p PRIMARY KEY (id)",
+        "unique_job_message": "u UNIQUE (job_id, message_id)",
+    },
+    "jobs": {
+        "jobs_pkey": "p PRIMARY KEY (id)",
+        "jobs_user_id_fkey": "f FOREIGN KEY (user_id) REFERENCES users(id)",
+    },
+    "llm_batch_items": {
+        "llm_batch_items_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "llm_batch_items_llm_batch_id_fkey": "f FOREIGN KEY (llm_batch_id) REFERENCES llm_batch_job(id) ON DELETE CASCADE",
+        "llm_batch_items_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "llm_batch_items_pkey": "p PRIMARY KEY (id)",
+    },
+    "llm_batch_job": {
+        "llm_batch_job_letta_batch_job_id_fkey": "f FOREIGN KEY (letta_batch_job_id) REFERENCES jobs(id) ON DELETE CASCADE",
+        "llm_batch_job_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "llm_batch_job_pkey": "p PRIMARY KEY (id)",
+    },
+    "mcp_oauth": {
+        "mcp_oauth_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "mcp_oauth_pkey": "p PRIMARY KEY (id)",
+        "mcp_oauth_server_id_fkey": "f FOREIGN KEY (server_id) REFERENCES mcp_server(id) ON DELETE CASCADE",
+        "mcp_oauth_state_key": "u UNIQUE (state)",
+        "mcp_oauth_user_id_fkey": "f FOREIGN KEY (user_id) REFERENCES users(id)",
+    },
+    "mcp_server": {
+        "mcp_server_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "mcp_server_pkey": "p PRIMARY KEY (id)",
+        "uix_name_organization_mcp_server": "u UNIQUE (server_name, organization_id)",
+    },
+    "messages": {
+        "fk_messages_step_id": "f FOREIGN KEY (step_id) REFERENCES steps(id) ON DELETE SET NULL",
+        "messages_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "messages_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "messages_pkey": "p PRIMARY KEY (id)",
+        "uq_messages_sequence_id": "u UNIQUE (sequence_id)",
+    },
+    "organizations": {"organizations_pkey": "p PRIMARY KEY (id)"},
+    "passage_tags": {
+        "passage_tags_archive_id_fkey": "f FOREIGN KEY (archive_id) REFERENCES archives(id) ON DELETE CASCADE",
+        "passage_tags_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "passage_tags_passage_id_fkey": "f FOREIGN KEY (passage_id) REFERENCES archival_passages(id) ON DELETE CASCADE",
+        "passage_tags_pkey": "p PRIMARY KEY (id)",
+        "uq_passage_tag": "u UNIQUE (passage_id, tag)",
+    },
+    "prompts": {"prompts_pkey": "p PRIMARY KEY (id)"},
+    "provider_traces": {
+        "provider_traces_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "provider_traces_pkey": "p PRIMARY KEY (id)",
+    },
+    "providers": {
+        "providers_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "providers_pkey": "p PRIMARY KEY (id)",
+        "unique_name_organization_id": "u UNIQUE (name, organization_id)",
+    },
+    "sandbox_configs": {
+        "sandbox_configs_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "sandbox_configs_pkey": "p PRIMARY KEY (id)",
+        "uix_type_organization": "u UNIQUE (type, organization_id)",
+    },
+    "sandbox_environment_variables": {
+        "sandbox_environment_variables_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "sandbox_environment_variables_pkey": "p PRIMARY KEY (id)",
+        "sandbox_environment_variables_sandbox_config_id_fkey": "f FOREIGN KEY (sandbox_config_id) REFERENCES sandbox_configs(id)",
+        "uix_key_sandbox_config": "u UNIQUE (key, sandbox_config_id)",
+    },
+    "source_passages": {
+        "source_passages_file_id_fkey": "f FOREIGN KEY (file_id) REFERENCES files(id) ON DELETE CASCADE",
+        "source_passages_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "source_passages_pkey": "p PRIMARY KEY (id)",
+        "source_passages_source_id_fkey": "f FOREIGN KEY (source_id) REFERENCES sources(id) ON DELETE CASCADE",
+    },
+    "sources": {
+        "sources_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "sources_pkey": "p PRIMARY KEY (id)",
+        "uq_source_name_organization": "u UNIQUE (name, organization_id)",
+    },
+    "sources_agents": {
+        "sources_agents_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "sources_agents_pkey": "p PRIMARY KEY (agent_id, source_id)",
+        "sources_agents_source_id_fkey": "f FOREIGN KEY (source_id) REFERENCES sources(id) ON DELETE CASCADE",
+    },
+    "step_metrics": {
+        "step_metrics_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "step_metrics_id_fkey": "f FOREIGN KEY (id) REFERENCES steps(id) ON DELETE CASCADE",
+        "step_metrics_job_id_fkey": "f FOREIGN KEY (job_id) REFERENCES jobs(id) ON DELETE SET NULL",
+        "step_metrics_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id) ON DELETE RESTRICT",
+        "step_metrics_pkey": "p PRIMARY KEY (id)",
+        "step_metrics_provider_id_fkey": "f FOREIGN KEY (provider_id) REFERENCES providers(id) ON DELETE RESTRICT",
+    },
+    "steps": {
+        "fk_steps_job_id": "f FOREIGN KEY (job_id) REFERENCES jobs(id) ON DELETE SET NULL",
+        "fk_steps_organization_id": "f FOREIGN KEY (provider_id) REFERENCES providers(id) ON DELETE RESTRICT",
+        "fk_steps_provider_id": "f FOREIGN KEY (organization_id) REFERENCES organizations(id) ON DELETE RESTRICT",
+        "pk_steps_id": "p PRIMARY KEY (id)",
+    },
+    "tools": {
+        "tools_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "tools_pkey": "p PRIMARY KEY (id)",
+        "uix_name_organization": "u UNIQUE (name, organization_id)",
+    },
+    "tools_agents": {
+        "tools_agents_agent_id_fkey": "f FOREIGN KEY (agent_id) REFERENCES agents(id) ON DELETE CASCADE",
+        "tools_agents_tool_id_fkey": "f FOREIGN KEY (tool_id) REFERENCES tools(id) ON DELETE CASCADE",
+        "unique_agent_tool": "u UNIQUE (agent_id, tool_id)",
+    },
+    "users": {
+        "users_organization_id_fkey": "f FOREIGN KEY (organization_id) REFERENCES organizations(id)",
+        "users_pkey": "p PRIMARY KEY (id)",
+    },
+}
+
+INDEXES: dict[str, dict[str, str]] = {
+    "agent_environment_variables": {
+        "idx_agent_environment_variables_agent_id": "CREATE INDEX idx_agent_environment_variables_agent_id ON agent_environment_variables USING btree (agent_id)"
+    },
+    "agents": {
+        "ix_agents_created_at": "CREATE INDEX ix_agents_created_at ON agents USING btree (created_at, id)"
+    },
+    "agents_tags": {
+        "ix_agents_tags_agent_id_tag": "CREATE INDEX ix_agents_tags_agent_id_tag ON agents_tags USING btree (agent_id, tag)",
+        "ix_agents_tags_tag_agent_id": "CREATE INDEX ix_agents_tags_tag_agent_id ON agents_tags USING btree (tag, agent_id)",
+    },
+    "alembic_version": {},
+    "archival_passages": {
+        "archival_passages_created_at_id_idx": "CREATE INDEX archival_passages_created_at_id_idx ON archival_passages USING btree (created_at, id)",
+        "archival_passages_org_idx": "CREATE INDEX archival_passages_org_idx ON archival_passages USING btree (organization_id)",
+        "ix_archival_passages_archive_id": "CREATE INDEX ix_archival_passages_archive_id ON archival_passages USING btree (archive_id)",
+        "ix_archival_passages_org_archive": "CREATE INDEX ix_archival_passages_org_archive ON archival_passages USING btree (organization_id, archive_id)",
+    },
+    "archives": {
+        "ix_archives_created_at": "CREATE INDEX ix_archives_created_at ON archives USING btree (created_at, id)",
+        "ix_archives_organization_id": "CREATE INDEX ix_archives_organization_id ON archives USING btree (organization_id)",
+    },
+    "archives_agents": {},
+    "block": {
+        "created_at_label_idx": "CREATE INDEX created_at_label_idx ON block USING btree (created_at, label)",
+        "ix_block_current_history_entry_id": "CREATE INDEX ix_block_current_history_entry_id ON block USING btree (current_history_entry_id)",
+    },
+    "block_history": {
+        "ix_block_history_block_id_sequence": "CREATE UNIQUE INDEX ix_block_history_block_id_sequence ON block_history USING btree (block_id, sequence_number)"
+    },
+    "blocks_agents": {
+        "ix_blocks_agents_block_label_agent_id": "CREATE INDEX ix_blocks_agents_block_label_agent_id ON blocks_agents USING btree (block_label, agent_id)",
+        "ix_blocks_block_label": "CREATE INDEX ix_blocks_block_label ON blocks_agents USING btree (block_label)",
+    },
+    "file_contents": {},
+    "files": {
+        "ix_files_org_created": "CREATE INDEX ix_files_org_created ON files USING btree (organization_id, created_at DESC)",
+        "ix_files_processing_status": "CREATE INDEX ix_files_processing_status ON files USING btree (processing_status)",
+        "ix_files_source_created": "CREATE INDEX ix_files_source_created ON files USING btree (source_id, created_at DESC)",
+    },
+    "files_agents": {
+        "ix_agent_filename": "CREATE INDEX ix_agent_filename ON files_agents USING btree (agent_id, file_name)",
+        "ix_file_agent": "CREATE INDEX ix_file_agent ON files_agents USING btree (file_id, agent_id)",
+    },
+    "groups": {},
+    "groups_agents": {},
+    "groups_blocks": {},
+    "identities": {},
+    "identities_agents": {},
+    "identities_blocks": {},
+    "job_messages": {},
+    "jobs": {"ix_jobs_created_at": "CREATE INDEX ix_jobs_created_at ON jobs USING btree (created_at, id)"},
+    "llm_batch_items": {
+        "ix_llm_batch_items_agent_id": "CREATE INDEX ix_llm_batch_items_agent_id ON llm_batch_items USING btree (agent_id)",
+        "ix_llm_batch_items_llm_batch_id": "CREATE INDEX ix_llm_batch_items_llm_batch_id ON llm_batch_items USING btree (llm_batch_id)",
+        "ix_llm_batch_items_status": "CREATE INDEX ix_llm_batch_items_status ON llm_batch_items USING btree (request_status)",
+    },
+    "llm_batch_job": {
+        "ix_llm_batch_job_created_at": "CREATE INDEX ix_llm_batch_job_created_at ON llm_batch_job USING btree (created_at)",
+        "ix_llm_batch_job_status": "CREATE INDEX ix_llm_batch_job_status ON llm_batch_job USING btree (status)",
+    },
+    "mcp_oauth": {},
+    "mcp_server": {},
+    "messages": {
+        "ix_messages_agent_created_at": "CREATE INDEX ix_messages_agent_created_at ON messages USING btree (agent_id, created_at)",
+        "ix_messages_agent_sequence": "CREATE INDEX ix_messages_agent_sequence ON messages USING btree (agent_id, sequence_id)",
+        "ix_messages_created_at": "CREATE INDEX ix_messages_created_at ON messages USING btree (created_at, id)",
+        "ix_messages_org_agent": "CREATE INDEX ix_messages_org_agent ON messages USING btree (organization_id, agent_id)",
+    },
+    "organizations": {},
+    "passage_tags": {
+        "ix_passage_tags_archive_id": "CREATE INDEX ix_passage_tags_archive_id ON passage_tags USING btree (archive_id)",
+        "ix_passage_tags_archive_tag": "CREATE INDEX ix_passage_tags_archive_tag ON passage_tags USING btree (archive_id, tag)",
+        "ix_passage_tags_org_archive": "CREATE INDEX ix_passage_tags_org_archive ON passage_tags USING btree (organization_id, archive_id)",
+        "ix_passage_tags_tag": "CREATE INDEX ix_passage_tags_tag ON passage_tags USING btree (tag)",
+    },
+    "prompts": {},
+    "provider_traces": {"ix_step_id": "CREATE INDEX ix_step_id ON provider_traces USING btree (step_id)"},
+    "providers": {},
+    "sandbox_configs": {},
+    "sandbox_environment_variables": {},
+    "source_passages": {
+        "source_passages_created_at_id_idx": "CREATE INDEX source_passages_created_at_id_idx ON source_passages USING btree (created_at, id)",
+        "source_passages_file_id_idx": "CREATE INDEX source_passages_file_id_idx ON source_passages USING btree (file_id)",
+        "source_passages_org_idx": "CREATE INDEX source_passages_org_idx ON source_passages USING btree (organization_id)",
+    },
+    "sources": {
+        "source_created_at_id_idx": "CREATE INDEX source_created_at_id_idx ON sources USING btree (created_at, id)"
+    },
+    "sources_agents": {},
+    "step_metrics": {},
+    "steps": {},
+    "tools": {
+        "ix_tools_created_at_name": "CREATE INDEX ix_tools_created_at_name ON tools USING btree (created_at, name)"
+    },
+    "tools_agents": {},
+    "users": {},
+}
+
+SEQUENCE_DEFINITIONS: dict[str, str] = {
+    "job_messages_id_seq": "integer increment 1 min 1 max 2147483647 start 1 cache 1 owned by job_messages.id",
+    "message_seq_id": "bigint increment 1 min 1 max 9223372036854775807 start 1 cache 1",
+}
+
+ENUMS: dict[str, tuple[str, ...]] = {
+    "sandboxtype": ("E2B", "MODAL", "LOCAL"),
+    "stepstatus": ("PENDING", "SUCCESS", "FAILED", "CANCELLED"),
+    "stopreasontype": (
+        "end_turn",
+        "error",
+        "invalid_tool_call",
+        "max_steps",
+        "no_tool_call",
+        "tool_rule",
+        "cancelled",
+    ),
+    "vectordbprovider": ("NATIVE", "TPUF"),
+}
+
+DETAILS = ShapeDetails(NOT_NULL, DEFAULTS, CONSTRAINTS, INDEXES, SEQUENCE_DEFINITIONS, ENUMS)
+
+SHAPE = SchemaShape("ddb69be34a72", TABLES, FOREIGN_KEYS, SEQUENCES, DETAILS)

@@ -1,4 +1,9 @@
-"""The structural shape of a Letta schema (tables, column types, foreign keys) and how to capture it.
+"""The structural shape of a Letta schema and how to capture it.
+
+A shape holds tables and column types, foreign keys and sequence names and, since record
+format 2, :class:`ShapeDetails`: nullability, defaults, every constraint and index by name,
+sequence definitions and enum labels, with the Letta (and pgvector) schema names taken out so a
+shape does not depend on what the schema is called.
 
 ``lifeboat verify`` compares a database with the shape recorded for its alembic revision
 (:func:`lifeboat.letta.schema_records.schema_record`; one ``schema_<revision>.py`` per recorded
@@ -13,22 +18,31 @@ and a test compares it with the test bed's real deployment, so it cannot silentl
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
+from lifeboat.pg import catalog
+from lifeboat.pg.capture import capture_schema
+from lifeboat.pg.catalog import ForeignKey
+from lifeboat.pg.models import DatabaseSchema, SequenceDef
+
+__all__ = ["ForeignKey", "SchemaShape", "capture_shape", "expected_shape", "render_module"]
+
 
 @dataclass(frozen=True)
-class ForeignKey:
-    name: str
-    table: str
-    columns: tuple[str, ...]
-    ref_table: str
-    ref_columns: tuple[str, ...]
-    on_delete: str  # 'a' no action, 'r' restrict, 'c' cascade, 'n' set null, 'd' set default
-    deferrable: bool = False
+class ShapeDetails:
+    """What record format 2 adds; every SQL text has the Letta/pgvector schema qualifiers removed."""
+
+    not_null: dict[str, tuple[str, ...]]  # table -> NOT NULL columns
+    defaults: dict[str, dict[str, str]]  # table -> column -> default expression
+    constraints: dict[str, dict[str, str]]  # table -> constraint name -> "<kind> <definition>" (p u c f x)
+    indexes: dict[str, dict[str, str]]  # table -> index name -> CREATE INDEX (not backing a constraint)
+    sequences: dict[str, str]  # sequence -> "<type> increment .. min .. max .. start .. cache .. [cycle]"
+    enums: dict[str, tuple[str, ...]]  # enum type -> labels in order
 
 
 @dataclass(frozen=True)
@@ -37,56 +51,12 @@ class SchemaShape:
     tables: dict[str, dict[str, str]]  # table -> column -> type as format_type() prints it
     foreign_keys: tuple[ForeignKey, ...]
     sequences: tuple[str, ...]
-
-
-COLUMNS_SQL = """
-SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relnamespace = %s::regnamespace AND c.relkind IN ('r', 'p')
-ORDER BY c.relname, a.attnum
-"""
-
-FOREIGN_KEYS_SQL = """
-SELECT con.conname, child.relname,
-       ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(attnum, n)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum ORDER BY k.n),
-       parent.relname,
-       ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(attnum, n)
-             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum ORDER BY k.n),
-       con.confdeltype::text, con.condeferrable
-FROM pg_catalog.pg_constraint con
-JOIN pg_catalog.pg_class child ON child.oid = con.conrelid
-JOIN pg_catalog.pg_class parent ON parent.oid = con.confrelid
-WHERE con.contype = 'f' AND child.relnamespace = %s::regnamespace
-ORDER BY child.relname, con.conname
-"""
-
-SEQUENCES_SQL = """
-SELECT c.relname FROM pg_catalog.pg_class c
-WHERE c.relnamespace = %s::regnamespace AND c.relkind = 'S' ORDER BY c.relname
-"""
-
-
-def capture_columns(conn: psycopg.Connection[Any], schema: str) -> dict[str, dict[str, str]]:
-    tables: dict[str, dict[str, str]] = {}
-    for table, column, type_name in conn.execute(COLUMNS_SQL, (schema,)):
-        tables.setdefault(table, {})[column] = type_name
-    return tables
-
-
-def capture_foreign_keys(conn: psycopg.Connection[Any], schema: str) -> tuple[ForeignKey, ...]:
-    return tuple(
-        ForeignKey(name, table, tuple(cols), ref_table, tuple(ref_cols), on_delete, bool(deferrable))
-        for name, table, cols, ref_table, ref_cols, on_delete, deferrable in conn.execute(
-            FOREIGN_KEYS_SQL, (schema,)
-        )
-    )
+    details: ShapeDetails | None = None  # None: a format-1 record; the detailed comparison is skipped
 
 
 def capture_shape(conn: psycopg.Connection[Any], schema: str) -> SchemaShape:
     """Read the shape of ``schema`` from the catalogs (plus its alembic revision, if any)."""
-    tables = capture_columns(conn, schema)
+    tables = catalog.column_types(conn, schema)
     revision = None
     if "alembic_version" in tables:
         from psycopg import sql
@@ -95,8 +65,48 @@ def capture_shape(conn: psycopg.Connection[Any], schema: str) -> SchemaShape:
             sql.SQL("SELECT version_num FROM {}.alembic_version").format(sql.Identifier(schema))
         ).fetchone()
         revision = row[0] if row else None
-    sequences = tuple(row[0] for row in conn.execute(SEQUENCES_SQL, (schema,)))
-    return SchemaShape(revision, tables, capture_foreign_keys(conn, schema), sequences)
+    sequences = catalog.sequence_names(conn, schema)
+    details = shape_details(capture_schema(conn, allow_unsupported=True), schema)
+    return SchemaShape(revision, tables, catalog.foreign_keys(conn, schema), sequences, details)
+
+
+def shape_details(database: DatabaseSchema, schema: str) -> ShapeDetails:
+    """Project a catalog capture onto one schema, with its (and pgvector's) qualifiers removed."""
+    strip = _unqualifier([schema, *(e.schema_ for e in database.extensions if e.name == "vector")])
+    tables = [t for t in database.tables if t.schema_ == schema]
+    return ShapeDetails(
+        not_null={t.name: tuple(c.name for c in t.columns if c.not_null) for t in tables},
+        defaults={t.name: {c.name: strip(c.default) for c in t.columns if c.default} for t in tables},
+        constraints={
+            t.name: {c.name: f"{c.kind} {strip(c.definition)}" for c in t.constraints} for t in tables
+        },
+        indexes={t.name: {i.name: strip(i.definition) for i in t.indexes} for t in tables},
+        sequences={s.name: _sequence_text(s, strip) for s in database.sequences if s.schema_ == schema},
+        enums={e.name: tuple(e.labels) for e in database.enums if e.schema_ == schema},
+    )
+
+
+def _sequence_text(sequence: SequenceDef, strip: Any) -> str:
+    text = (
+        f"{sequence.data_type} increment {sequence.increment} min {sequence.min_value} "
+        f"max {sequence.max_value} start {sequence.start} cache {sequence.cache}"
+    )
+    if sequence.cycle:
+        text += " cycle"
+    if sequence.owned_by is not None:
+        text += f" owned by {sequence.owned_by.table.name}.{sequence.owned_by.column}"
+    return str(strip(text))
+
+
+def _unqualifier(schemas: list[str]) -> Any:
+    """A function removing ``schema.`` qualifiers (plain or quoted) of the given schemas from SQL text."""
+    names = sorted({name for schema in schemas for name in (schema, f'"{schema}"')}, key=len, reverse=True)
+    pattern = re.compile(r'(?<![\w."])(?:' + "|".join(re.escape(n) for n in names) + r")\.")
+
+    def strip(text: str | None) -> str:
+        return pattern.sub("", text or "")
+
+    return strip
 
 
 def expected_shape(revision: str | None) -> SchemaShape | None:
@@ -125,7 +135,8 @@ def render_module(shape: SchemaShape, origin: str = _DEFAULT_ORIGIN) -> str:
         f"{origin}; do not edit.",
         '"""',
         "",
-        "from lifeboat.letta.schema_shape import ForeignKey, SchemaShape",
+        "from lifeboat.letta.schema_shape import ForeignKey, SchemaShape"
+        + (", ShapeDetails" if shape.details is not None else ""),
         "",
         "TABLES: dict[str, dict[str, str]] = {",
     ]
@@ -147,8 +158,34 @@ def render_module(shape: SchemaShape, origin: str = _DEFAULT_ORIGIN) -> str:
             "    ),",
         ]
     lines += [")", "", f"SEQUENCES: tuple[str, ...] = {_q(shape.sequences)}", ""]
-    lines.append(f"SHAPE = SchemaShape({_q(shape.revision)}, TABLES, FOREIGN_KEYS, SEQUENCES)")
+    details = shape.details
+    if details is None:
+        lines.append(f"SHAPE = SchemaShape({_q(shape.revision)}, TABLES, FOREIGN_KEYS, SEQUENCES)")
+        return "\n".join(lines) + "\n"
+    sections: list[tuple[str, str, dict[str, Any]]] = [
+        ("NOT_NULL", "dict[str, tuple[str, ...]]", details.not_null),
+        ("DEFAULTS", "dict[str, dict[str, str]]", details.defaults),
+        ("CONSTRAINTS", "dict[str, dict[str, str]]", details.constraints),
+        ("INDEXES", "dict[str, dict[str, str]]", details.indexes),
+        ("SEQUENCE_DEFINITIONS", "dict[str, str]", details.sequences),
+        ("ENUMS", "dict[str, tuple[str, ...]]", details.enums),
+    ]
+    for name, annotation, mapping in sections:
+        lines += [f"{name}: {annotation} = {{"]
+        lines += [f"    {_q(key)}: {_literal(mapping[key])}," for key in sorted(mapping)]
+        lines += ["}", ""]
+    lines += [
+        "DETAILS = ShapeDetails(NOT_NULL, DEFAULTS, CONSTRAINTS, INDEXES, SEQUENCE_DEFINITIONS, ENUMS)",
+        "",
+        f"SHAPE = SchemaShape({_q(shape.revision)}, TABLES, FOREIGN_KEYS, SEQUENCES, DETAILS)",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in sorted(value.items())) + "}"
+    return _q(value)
 
 
 def main(argv: list[str]) -> int:

@@ -11,9 +11,9 @@ restore refuses unless the operator says ``--trust-schema``.
 
 from __future__ import annotations
 
+from lifeboat.letta.locate import LETTA_MARKER_TABLES
 from lifeboat.letta.schema_records import schema_record
 from lifeboat.letta.schema_shape import ForeignKey, SchemaShape
-from lifeboat.letta.source import letta_schema_name
 from lifeboat.pg.fragments import UnsafeFragment, parse_constraint
 from lifeboat.pg.models import DatabaseSchema, TableDef
 
@@ -26,9 +26,18 @@ def record_for(revision: str | None) -> SchemaShape | None:
     return schema_record(revision)
 
 
+def letta_schema_of(schema: DatabaseSchema) -> str | None:
+    """The schema of the document holding most of Letta's marker tables (None when none does)."""
+    counts: dict[str, int] = {}
+    for table in schema.tables:
+        if table.name in LETTA_MARKER_TABLES:
+            counts[table.schema_] = counts.get(table.schema_, 0) + 1
+    return max(sorted(counts), key=lambda name: counts[name]) if counts else None
+
+
 def schema_differences(schema: DatabaseSchema, record: SchemaShape) -> list[str]:
     """What the schema document has that the record does not, and the reverse (empty: identical)."""
-    letta = letta_schema_name([s.name for s in schema.schemas], schema.database.name)
+    letta = letta_schema_of(schema)
     if letta is None:
         return ["the schema document has no Letta schema"]
     prefixes = {f"{letta}."} | {f"{e.schema_}." for e in schema.extensions if e.name == "vector"}

@@ -12,14 +12,6 @@ from lifeboat.letta.runs import RUNS_IN_FLIGHT_SQL
 Query = Callable[[str], list[tuple[Any, ...]]]
 
 
-def letta_schema_name(schema_names: list[str], database: str) -> str | None:
-    """The schema holding Letta's tables: named after the database (init.sql), else ``letta``/``public``."""
-    for candidate in (database, "letta", "public"):
-        if candidate in schema_names:
-            return candidate
-    return None
-
-
 def describe_deployment(query: Query, tables: set[str]) -> dict[str, Any]:
     """Revision, release, agent catalog and runs in flight, or ``{"letta": False}`` for a non-Letta db.
 

@@ -6,13 +6,12 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from pydantic import BaseModel
 
 from lifeboat import pg
 from lifeboat.errors import UsageError
 from lifeboat.letta.catalog import CATALOG_SQL, AgentEntry, catalog_from_rows
-from lifeboat.letta.source import letta_schema_name
+from lifeboat.letta.locate import enter_letta_schema
 from lifeboat.repo.repository import Repository
 
 
@@ -63,12 +62,7 @@ def database_agents(dsn: str, *, name: str | None = None, tag: str | None = None
 
 
 def _catalog_rows(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-    database = conn.execute("SELECT current_database()").fetchone()
-    schemas = [r[0] for r in conn.execute("SELECT nspname FROM pg_catalog.pg_namespace")]
-    schema = letta_schema_name(schemas, str(database[0]) if database else "")
-    if schema is None:
-        raise UsageError("the database has no Letta schema")
     with conn.transaction():
         conn.execute("SET TRANSACTION READ ONLY")
-        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+        enter_letta_schema(conn)
         return conn.execute(CATALOG_SQL).fetchall()

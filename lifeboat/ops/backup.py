@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import sql
 
 from lifeboat import pg
 from lifeboat.errors import DatabaseError
 from lifeboat.letta.graph import stream_order
-from lifeboat.letta.source import describe_deployment, letta_schema_name
+from lifeboat.letta.locate import find_letta_schema, use_letta_schema
+from lifeboat.letta.source import describe_deployment
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo.manifest import Snapshot, Stream
 from lifeboat.repo.repository import Repository
@@ -179,7 +179,7 @@ def _describe(conn: psycopg.Connection, schema: DatabaseSchema) -> dict[str, Any
     """The manifest's ``source`` and ``letta`` documents, read inside the snapshot."""
     info = pg.server_info(conn)
     database = schema.database.name
-    letta_schema = letta_schema_name([s.name for s in schema.schemas], database)
+    letta_schema = find_letta_schema(conn)
     source = {
         "database": database,
         "server_version": info.version,
@@ -193,7 +193,7 @@ def _describe(conn: psycopg.Connection, schema: DatabaseSchema) -> dict[str, Any
     def query(statement: str) -> list[tuple[Any, ...]]:
         # A savepoint, so a failing Letta query cannot abort the snapshot's transaction.
         with conn.transaction():
-            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(letta_schema)))
+            use_letta_schema(conn, letta_schema)
             return conn.execute(statement).fetchall()
 
     letta = describe_deployment(query, tables)

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from lifeboat.errors import LifeboatError
 from lifeboat.letta import revisions
-from lifeboat.letta.checks import locate_letta_schema
+from lifeboat.letta.locate import find_letta_schema
 from lifeboat.pg.connect import connect, describe_target, one_line
 from lifeboat.settings import RedisTarget
 
@@ -131,7 +131,7 @@ def _database_checks(run: _Run, inputs: DoctorInputs) -> None:
     with conn:
         run.add("database", Status.OK, f"connected to {target}")
         _guard(run, "database.version", lambda: _version(run, conn))
-        schema = locate_letta_schema(conn)
+        schema = find_letta_schema(conn)
         _guard(run, "database.backup_privileges", lambda: _backup_privileges(run, conn, schema))
         _guard(run, "database.restore_privileges", lambda: _restore_privileges(run, conn, inputs))
         _guard(run, "database.pgvector", lambda: _pgvector(run, conn, schema))
@@ -419,7 +419,20 @@ def _repository_checks(run: _Run, inputs: DoctorInputs, now: datetime) -> None:
         encrypted=repo.config.encrypted,
     )
     _locks_check(run, repo, now)
+    _damaged_manifests_check(run, repo)
     _rpo_check(run, repo, inputs.max_age, now)
+
+
+def _damaged_manifests_check(run: _Run, repo: Any) -> None:
+    _, damaged = repo.scan_snapshots()
+    if damaged:
+        run.add(
+            "repository.snapshots",
+            Status.FAIL,
+            f"{len(damaged)} snapshot manifest(s) cannot be read: {', '.join(s[:8] for s in sorted(damaged)[:5])}",
+            "run `lifeboat check`, then `lifeboat repair snapshots`",
+            damaged=sorted(damaged),
+        )
 
 
 def _repository_hint(exc: LifeboatError) -> str:

@@ -283,7 +283,7 @@ def _restore(
     recorder: _Recorder,
     progress: Progress | None,
 ) -> None:
-    from lifeboat.ops.restore import preflight, run_restore
+    from lifeboat.ops.restore import Trust, preflight, run_restore
 
     with recorder.phase("fetch"), repo.lock():
         preflight(repo, snapshot, read_data=True)
@@ -296,8 +296,7 @@ def _restore(
             progress=progress,
             safety_snapshot=False,
             verify_first=False,
-            trust_schema=options.trust_schema,
-            trust_unencrypted=options.trust_unencrypted,
+            trust=Trust(schema=options.trust_schema, unencrypted=options.trust_unencrypted),
         )
     recorder.report.phases.remove(restore_phase)  # replaced by its parts
     for name in ("schema", "data", "indexes", "analyze"):

@@ -28,6 +28,7 @@ from lifeboat.errors import UsageError
 from lifeboat.letta import ids
 from lifeboat.letta.agent_file import AgentFile
 from lifeboat.letta.agent_file_export import build_agent_file, group_members, resolve_agent_ids, revision
+from lifeboat.letta.locate import enter_letta_schema
 from lifeboat.pg.connect import connection, database_errors
 
 SUFFIXES = (".af", ".json")
@@ -108,6 +109,7 @@ def file_name_for(agent_id: str) -> str:
 def _read_transaction(conn: psycopg.Connection) -> Iterator[None]:
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        enter_letta_schema(conn)  # the database's own search_path may not name it
         yield
 
 

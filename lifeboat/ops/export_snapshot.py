@@ -64,5 +64,5 @@ def export_from_snapshot(
     database = str(snapshot.documents.get("source", {}).get("database") or "letta")
     with scratch_database(scratch_dsn, database) as dsn:
         run_restore(repo, snapshot.id, dsn, jobs=jobs, safety_snapshot=False)
-        with pg.connect(dsn) as conn:
+        with pg.connect(dsn) as conn, pg.database_errors("export failed"):
             return export_from_connection(conn, agent_ids, output, complete=complete)

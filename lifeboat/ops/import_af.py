@@ -37,7 +37,9 @@ from lifeboat.letta.agent_file_import import (
 )
 from lifeboat.letta.agent_file_secrets import encryption_key
 from lifeboat.letta.agent_file_validate import DEFAULT_LIMITS, Limits, fail, path_problem, validate_bytes
+from lifeboat.letta.locate import enter_letta_schema
 from lifeboat.letta.revisions import HEAD_0_16_8, release_label
+from lifeboat.pg import catalog
 from lifeboat.pg.connect import connection, database_errors
 
 DEFAULT_ORG = "org-00000000-0000-4000-8000-000000000000"
@@ -153,12 +155,9 @@ def _adapt(value: Any, json_column: bool) -> Any:
 
 def json_columns(conn: psycopg.Connection) -> set[tuple[str, str]]:
     """(table, column) of every json/jsonb column of the Letta schema."""
-    rows = _fetch(
-        conn,
-        "SELECT table_name, column_name FROM information_schema.columns"
-        " WHERE table_schema = current_schema() AND data_type IN ('json', 'jsonb')",
-    )
-    return {(str(table), str(column)) for table, column in rows}
+    schema = catalog.current_schema(conn)
+    columns = catalog.columns(conn, schema) if schema else {}
+    return {(table, c.name) for table, cols in columns.items() for c in cols if c.type in ("json", "jsonb")}
 
 
 def _placeholder(table: str, column: str, value: Any) -> sql.Composable:
@@ -230,6 +229,7 @@ def import_document(
     """
     options = options or Options()
     with conn.transaction() as tx:
+        enter_letta_schema(conn)  # the database's own search_path may not name it
         target, problems = load_target(conn, doc, organization_id)
         if options.name is not None:
             problem = path_problem(options.name, what="--name")

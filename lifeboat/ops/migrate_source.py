@@ -19,9 +19,10 @@ from psycopg import sql
 from lifeboat import pg
 from lifeboat.errors import UsageError
 from lifeboat.letta.catalog import CATALOG_SQL, AgentEntry, catalog_from_rows
-from lifeboat.letta.source import letta_schema_name
+from lifeboat.letta.locate import enter_letta_schema
 from lifeboat.letta.subgraph import RowSource, TableRows
 from lifeboat.ops.agent_restore.source import SnapshotSource, catalog
+from lifeboat.pg import catalog as pg_catalog
 from lifeboat.repo.repository import Repository, split_records
 
 
@@ -72,21 +73,19 @@ def entries_from_rows(rows: RowSource) -> list[AgentEntry]:
 @contextlib.contextmanager
 def database_origin(dsn: str) -> Iterator[Origin]:
     """The live database, read in one read-only snapshot transaction for as long as the block runs."""
-    with pg.connection(dsn) as conn:
-        schema = _letta_schema(conn)
-        with conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
-            revision_row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-            source = DatabaseSource(conn, schema)
-            entries = _database_catalog(conn, source)
-            yield Origin(
-                "database",
-                pg.describe_target(dsn),
-                entries,
-                source,
-                revision_row[0] if revision_row else None,
-            )
+    with pg.connection(dsn) as conn, conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        schema = enter_letta_schema(conn)
+        revision_row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        source = DatabaseSource(conn, schema)
+        entries = _database_catalog(conn, source)
+        yield Origin(
+            "database",
+            pg.describe_target(dsn),
+            entries,
+            source,
+            revision_row[0] if revision_row else None,
+        )
 
 
 def _database_catalog(conn: psycopg.Connection[Any], source: DatabaseSource) -> list[AgentEntry]:
@@ -98,15 +97,6 @@ def _database_catalog(conn: psycopg.Connection[Any], source: DatabaseSource) -> 
         return entries_from_rows(source)
 
 
-def _letta_schema(conn: psycopg.Connection[Any]) -> str:
-    database = conn.execute("SELECT current_database()").fetchone()
-    schemas = [r[0] for r in conn.execute("SELECT nspname FROM pg_catalog.pg_namespace")]
-    schema = letta_schema_name(schemas, str(database[0]) if database else "")
-    if schema is None:
-        raise UsageError("the database has no Letta schema")
-    return schema
-
-
 class DatabaseSource:
     """A RowSource over a live connection: ``COPY (SELECT … WHERE key = ANY(keys)) TO STDOUT``, so
     rows arrive in exactly the text form a snapshot stores them in."""
@@ -114,19 +104,13 @@ class DatabaseSource:
     def __init__(self, conn: psycopg.Connection[Any], schema: str) -> None:
         self.conn = conn
         self.schema = schema
-        self._columns: dict[str, list[str] | None] = {}
+        self._columns: dict[str, list[str]] | None = None
 
     def columns(self, table: str) -> list[str] | None:
-        if table not in self._columns:
-            rows = self.conn.execute(
-                "SELECT a.attname FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
-                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p') "
-                "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-                (self.schema, table),
-            ).fetchall()
-            self._columns[table] = [r[0] for r in rows] or None
-        return self._columns[table]
+        if self._columns is None:
+            tables = pg_catalog.columns(self.conn, self.schema)
+            self._columns = {name: [c.name for c in cols] for name, cols in tables.items()}
+        return self._columns.get(table)
 
     def __call__(self, table: str, key: str, keys: set[str] | None) -> TableRows | None:
         columns = self.columns(table)

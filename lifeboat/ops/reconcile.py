@@ -15,11 +15,12 @@ import psycopg
 from pydantic import BaseModel, Field
 
 from lifeboat.errors import RedisUnavailable, UsageError
-from lifeboat.letta.checks.context import locate_letta_schema, pin_search_path
+from lifeboat.letta.locate import find_letta_schema, use_letta_schema
 from lifeboat.letta.redis_repairs import apply_redis_repairs, plan_redis_repairs
 from lifeboat.letta.repairs import Change, RepairOptions, RepairPlan, apply_repairs, plan_repairs
 from lifeboat.ops.redis import client as target_client
 from lifeboat.pg.connect import connection, describe_target
+from lifeboat.redact import redact
 from lifeboat.settings import RedisTarget
 
 REPORT_FORMAT = "lifeboat.reconcile/1"
@@ -65,8 +66,13 @@ def redis_client(target: RedisTarget | None = None, url: str | None = None) -> A
     import redis
 
     if url:
-        client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
-        where = url
+        where = redact(url)
+        try:
+            client = redis.Redis.from_url(
+                url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
+            )
+        except ValueError as exc:
+            raise UsageError(f"--redis-url {where}: {redact(str(exc))}") from None
     elif target is not None:
         client = target_client(target, decode_responses=True)
         where = f"{target.host}:{target.port}"
@@ -108,10 +114,10 @@ def reconcile_connection(
         if not apply:
             conn.execute("SET TRANSACTION READ ONLY")
         conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-        schema = locate_letta_schema(conn)
+        schema = find_letta_schema(conn)
         plan, changed = RepairPlan(), []
         if schema is not None:
-            pin_search_path(conn, schema)
+            use_letta_schema(conn, schema)
             plan = plan_repairs(conn, options)
             if apply:
                 changed = apply_repairs(conn, plan, options)
@@ -157,7 +163,7 @@ def _reconcile_redis(
     try:
         with conn.transaction():
             conn.execute("SET TRANSACTION READ ONLY")
-            pin_search_path(conn, schema)
+            use_letta_schema(conn, schema)
             planned = plan_redis_repairs(redis, conn, plan, options)
         return planned, apply_redis_repairs(redis, planned) if apply else []
     except redis_module.RedisError as exc:

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from lifeboat import pg
-from lifeboat.errors import CorruptRepository, UnsafeRestore
+from lifeboat.errors import CorruptRepository, UnsafeRestore, note_rolled_back
 from lifeboat.letta import schema_trust
 from lifeboat.ops.backup import STREAM_PREFIX, run_backup
 from lifeboat.ops.redis import invalidate_after_restore
@@ -32,6 +32,16 @@ from lifeboat.settings import RedisTarget
 INCOMPLETE_COMMENT = "lifeboat: incomplete restore of snapshot {snapshot} into {target}; safe to drop"
 Progress = Callable[[int], None]
 Notify = Callable[[str], None]  # one line for the operator, before the fact
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What the operator vouches for (each a CLI flag): see :func:`check_trust` and
+    :mod:`lifeboat.ops.restore_target`."""
+
+    schema: bool = False  # --trust-schema: a schema that differs from its revision's record
+    unencrypted: bool = False  # --trust-unencrypted: a repository that authenticates nothing
+    other_deployment: bool = False  # --other-deployment: replace a database holding another one
 
 
 @dataclass
@@ -162,16 +172,17 @@ def run_restore(
     progress: Progress | None = None,
     safety_snapshot: bool = True,
     verify_first: bool = True,
-    trust_schema: bool = False,
-    trust_unencrypted: bool = False,
-    other_deployment: bool = False,
+    prepare: Callable[[str], None] | None = None,
+    trust: Trust = Trust(),
     notify: Notify | None = None,
 ) -> RestoreResult:
     """Restore ``snapshot_ref`` as the database named in ``target_dsn`` (connect as an admin role).
 
     An existing target is replaced only with ``force``, and only after a safety snapshot of it.
-    The snapshot must pass :func:`check_trust` first (``trust_schema``, ``trust_unencrypted``).
-    A target holding another deployment is refused unless ``other_deployment``; ``notify`` is told
+    ``prepare(temp_dsn)`` runs on the finished temporary database before the switch (``restore
+    --upgrade`` runs Letta's migrations there); if it raises, the temporary database is dropped.
+    The snapshot must pass :func:`check_trust` first (``trust.schema``, ``trust.unencrypted``).
+    A target holding another deployment is refused unless ``trust.other_deployment``; ``notify`` is told
     which sessions on the target the switch will end (:mod:`lifeboat.ops.restore_target`).
     """
     started = time.monotonic()
@@ -180,7 +191,7 @@ def run_restore(
         snapshot = repo.load_snapshot(snapshot_ref)
         schema = snapshot_schema(snapshot)
         trust_warnings = check_trust(
-            repo, snapshot, schema, trust_schema=trust_schema, trust_unencrypted=trust_unencrypted
+            repo, snapshot, schema, trust_schema=trust.schema, trust_unencrypted=trust.unencrypted
         )
         phase = time.monotonic()
         preflight(repo, snapshot, read_data=verify_first)
@@ -197,7 +208,7 @@ def run_restore(
             replacement = None
             if exists:
                 replacement = inspect_replacement(
-                    admin, target_dsn, target, snapshot, other_deployment=other_deployment
+                    admin, target_dsn, target, snapshot, other_deployment=trust.other_deployment
                 )
                 if notify:
                     notify(replacement.sessions_line("the switch will end"))
@@ -205,34 +216,36 @@ def run_restore(
             warnings = pg.check_target_version(admin, schema)
             if replacement is not None and replacement.other_deployment:
                 warnings.append(f"replaced database {target} although {replacement.other_deployment}")
-            temp = pg.temporary_database_name(target)
-            _create_target(admin, schema, temp, snapshot, target)
+        temp = pg.temporary_database_name(target)
         temp_dsn = pg.with_database(target_dsn, temp)
-        try:
+        try:  # from here until the switch, any failure or interruption drops the temporary database
+            with pg.connect(admin_dsn) as admin:
+                _create_target(admin, schema, temp, snapshot, target)
             report = _build(repo, snapshot, schema, temp_dsn, jobs, progress, timings)
-        except BaseException:
-            with pg.connect(admin_dsn) as admin:
-                pg.drop_database(admin, temp)
+            if prepare is not None:
+                prepare(temp_dsn)
+            safety_id = None
+            if exists and safety_snapshot:
+                phase = time.monotonic()
+                safety = run_backup(
+                    repo,
+                    target_dsn,
+                    tags=["safety", f"before-restore-{snapshot.short_id}"],
+                    jobs=jobs,
+                    any_database=True,  # whatever the target holds is saved before it is replaced
+                )
+                safety_id = safety.snapshot.id
+                timings["safety_snapshot"] = time.monotonic() - phase
+            ended: list[pg.Session] = []
+            if replacement is not None:
+                with pg.connect(admin_dsn) as admin:
+                    replacement.sessions = ended = pg.list_sessions(admin, target)
+                if notify:
+                    notify(replacement.sessions_line("ending"))
+            _switch(admin_dsn, temp, target, exists)
+        except BaseException as exc:
+            _drop_temporary(admin_dsn, temp, target, exc)
             raise
-        safety_id = None
-        if exists and safety_snapshot:
-            phase = time.monotonic()
-            safety = run_backup(
-                repo,
-                target_dsn,
-                tags=["safety", f"before-restore-{snapshot.short_id}"],
-                jobs=jobs,
-                any_database=True,  # whatever the target holds is saved before it is replaced
-            )
-            safety_id = safety.snapshot.id
-            timings["safety_snapshot"] = time.monotonic() - phase
-        ended: list[pg.Session] = []
-        if replacement is not None:
-            with pg.connect(admin_dsn) as admin:
-                replacement.sessions = ended = pg.list_sessions(admin, target)
-            if notify:
-                notify(replacement.sessions_line("ending"))
-        _switch(admin_dsn, temp, target, exists)
     removed = invalidate_after_restore(redis)
     return RestoreResult(
         snapshot=snapshot,
@@ -324,6 +337,14 @@ def _switch(admin_dsn: str, temp: str, target: str, exists: bool) -> None:
         admin.execute(sql.SQL("COMMENT ON DATABASE {} IS NULL").format(sql.Identifier(target)))
         if previous:
             pg.drop_database(admin, previous)
+
+
+def _drop_temporary(admin_dsn: str, temp: str, target: str, exc: BaseException) -> None:
+    """Drop the half-built database (a no-op once the switch renamed it into place)."""
+    with pg.connect(admin_dsn) as admin:
+        if pg.database_exists(admin, temp):
+            pg.drop_database(admin, temp)
+            note_rolled_back(exc, f"temporary database {temp} dropped ({target} untouched)")
 
 
 def _drop_leftovers(admin: psycopg.Connection, target: str) -> None:

@@ -15,12 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import sql
-
 from lifeboat import pg
 from lifeboat.errors import UnsafeRestore
 from lifeboat.letta import deployment_identity
-from lifeboat.letta.source import letta_schema_name
 from lifeboat.repo.manifest import Snapshot
 
 
@@ -44,7 +41,7 @@ def inspect_replacement(
     admin: Any, target_dsn: str, target: str, snapshot: Snapshot, *, other_deployment: bool
 ) -> Replacement:
     """Refuse a target holding another deployment (unless ``other_deployment``); list its sessions."""
-    found = _read_target(target_dsn, target)
+    found = _read_target(target_dsn)
     why = deployment_identity.difference(deployment_identity.snapshot_agent_ids(snapshot.documents), found)
     if why is not None and not other_deployment:
         raise UnsafeRestore(
@@ -54,16 +51,6 @@ def inspect_replacement(
     return Replacement(target, pg.list_sessions(admin, target), why)
 
 
-def _read_target(target_dsn: str, target: str) -> deployment_identity.DeploymentOnTarget:
+def _read_target(target_dsn: str) -> deployment_identity.DeploymentOnTarget:
     with pg.connect(target_dsn) as conn:
-        names = [str(row[0]) for row in conn.execute("SELECT nspname FROM pg_catalog.pg_namespace")]
-        schema = letta_schema_name(names, target)
-
-        def query(statement: str) -> list[tuple[Any, ...]]:
-            with conn.transaction():
-                conn.execute(
-                    sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema or "public"))
-                )
-                return conn.execute(statement).fetchall()
-
-        return deployment_identity.read_target(names, target, query)
+        return deployment_identity.read_target(conn)

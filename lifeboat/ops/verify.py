@@ -16,10 +16,10 @@ from lifeboat.letta.checks import (
     Finding,
     Severity,
     build_context,
-    locate_letta_schema,
     run_checks,
 )
 from lifeboat.letta.checks.base import SEVERITY_ORDER
+from lifeboat.letta.locate import find_letta_schema
 from lifeboat.pg.connect import connection, describe_target
 
 REPORT_FORMAT = "lifeboat.verify/1"
@@ -77,7 +77,7 @@ def verify_connection(
     started = time.perf_counter()
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        schema = locate_letta_schema(conn)
+        schema = find_letta_schema(conn)
         if schema is None:
             outcomes = [_not_letta_outcome()]
             revision = None

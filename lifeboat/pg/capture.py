@@ -9,13 +9,15 @@ silently drops a trigger or a view is worse than no backup.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from lifeboat.errors import DatabaseError
+from lifeboat.pg import catalog
 from lifeboat.pg.connect import database_errors
 from lifeboat.pg.models import (
     ColumnDef,
@@ -278,117 +280,42 @@ def _tables(conn: psycopg.Connection) -> list[TableDef]:
         ORDER BY n.nspname, c.relname
         """
     ).fetchall()
-    oids = [r[0] for r in rows]
-    columns = _columns(conn, oids)
-    constraints = _constraints(conn, oids)
-    indexes = _indexes(conn, oids)
+    per_schema = {schema: _table_parts(conn, schema) for schema in sorted({r[1] for r in rows})}
     return [
         TableDef(
             schema=r[1], name=r[2], owner=r[3], unlogged=r[4], options=list(r[5]), comment=r[6],
             grants=_grants(r[7]), estimated_rows=max(float(r[8]), 0.0), pages=r[9], total_bytes=r[10],
-            columns=columns[r[0]], constraints=constraints[r[0]], indexes=indexes[r[0]],
+            **per_schema[r[1]](r[2]),
         )
         for r in rows
     ]  # fmt: skip
 
 
-def _columns(conn: psycopg.Connection, oids: list[int]) -> dict[int, list[ColumnDef]]:
-    rows = conn.execute(
-        """
-        SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-               pg_get_expr(ad.adbin, ad.adrelid), a.attidentity, a.attgenerated,
-               CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0
-                    THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,
-               col_description(a.attrelid, a.attnum)
-        FROM pg_attribute a
-        JOIN pg_type t ON t.oid = a.atttypid
-        LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-        LEFT JOIN pg_collation co ON co.oid = a.attcollation
-        LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
-        WHERE a.attrelid = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped
-        ORDER BY a.attrelid, a.attnum
-        """,
-        (oids,),
-    ).fetchall()
-    not_null_names = _not_null_names(conn, oids)
-    columns: dict[int, list[ColumnDef]] = defaultdict(list)
-    for r in rows:
-        columns[r[0]].append(
-            ColumnDef(
-                name=r[1], type=r[2], not_null=r[3], default=r[4], identity=r[5], generated=r[6],
-                collation=r[7], comment=r[8], not_null_name=not_null_names.get((r[0], r[1])),
-            )
-        )  # fmt: skip
-    return columns
+def _table_parts(conn: psycopg.Connection, schema: str) -> Callable[[str], dict[str, Any]]:
+    """Columns, constraints and indexes of every table of ``schema`` (read once), by table name."""
+    columns = catalog.columns(conn, schema)
+    constraints = catalog.constraints(conn, schema)
+    indexes = catalog.indexes(conn, schema)
+
+    def parts(table: str) -> dict[str, Any]:
+        return {
+            "columns": [ColumnDef(**asdict(column)) for column in columns.get(table, [])],
+            "constraints": [_constraint(c) for c in constraints.get(table, [])],
+            "indexes": [IndexDef(**asdict(index)) for index in indexes.get(table, [])],
+        }
+
+    return parts
 
 
-def _not_null_names(conn: psycopg.Connection, oids: list[int]) -> dict[tuple[int, str], str]:
-    """(table oid, column) -> name of its NOT NULL constraint (PostgreSQL 18+ catalogs them as
-    contype 'n'; older servers have none, and their columns get the default name on a PG18 target).
-
-    Names matter: a table renamed after creation keeps its old constraint names (Letta's
-    archival_passages still has ``agent_passages_*_not_null``), and pg_dump shows them.
-    """
-    rows = conn.execute(
-        """
-        SELECT c.conrelid, a.attname, c.conname
-        FROM pg_constraint c
-        JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-        WHERE c.contype = 'n' AND c.conrelid = ANY(%s)
-        """,
-        (oids,),
-    ).fetchall()
-    return {(r[0], r[1]): r[2] for r in rows}
-
-
-def _constraints(conn: psycopg.Connection, oids: list[int]) -> dict[int, list[ConstraintDef]]:
-    rows = conn.execute(
-        """
-        SELECT con.conrelid, con.conname, con.contype, pg_get_constraintdef(con.oid), con.convalidated,
-               ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
-                     JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
-                     ORDER BY k.ord),
-               rn.nspname, r.relname, obj_description(con.oid, 'pg_constraint'),
-               con.condeferrable, con.condeferred,
-               CASE WHEN con.contype IN ('p', 'u') THEN pg_get_indexdef(con.conindid) END
-        FROM pg_constraint con
-        LEFT JOIN pg_class r ON r.oid = con.confrelid
-        LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace
-        WHERE con.conrelid = ANY(%s) AND con.contype IN ('p', 'u', 'c', 'f', 'x')
-        ORDER BY con.conrelid, con.contype, con.conname
-        """,
-        (oids,),
-    ).fetchall()
-    constraints: dict[int, list[ConstraintDef]] = defaultdict(list)
-    for r in rows:
-        references = QualifiedName(schema=r[6], name=r[7]) if r[7] is not None else None
-        constraints[r[0]].append(
-            ConstraintDef(
-                name=r[1], kind=r[2], definition=r[3], validated=r[4], columns=list(r[5]),
-                references=references, comment=r[8], deferrable=r[9], deferred=r[10], index_definition=r[11],
-            )
-        )  # fmt: skip
-    return constraints
-
-
-def _indexes(conn: psycopg.Connection, oids: list[int]) -> dict[int, list[IndexDef]]:
-    """Indexes not created by a constraint. Invalid ones (a failed CREATE INDEX CONCURRENTLY)
-    are skipped, as pg_dump does."""
-    rows = conn.execute(
-        """
-        SELECT i.indrelid, ic.relname, pg_get_indexdef(i.indexrelid), obj_description(i.indexrelid, 'pg_class')
-        FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-        WHERE i.indrelid = ANY(%s) AND i.indisvalid
-          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid
-                          AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x'))
-        ORDER BY i.indrelid, ic.relname
-        """,
-        (oids,),
-    ).fetchall()
-    indexes: dict[int, list[IndexDef]] = defaultdict(list)
-    for r in rows:
-        indexes[r[0]].append(IndexDef(name=r[1], definition=r[2], comment=r[3]))
-    return indexes
+def _constraint(c: catalog.Constraint) -> ConstraintDef:
+    references = None
+    if c.ref_schema is not None and c.ref_table is not None:
+        references = QualifiedName(schema=c.ref_schema, name=c.ref_table)
+    return ConstraintDef(
+        name=c.name, kind=c.kind, definition=c.definition, validated=c.validated, columns=list(c.columns),
+        references=references, comment=c.comment, deferrable=c.deferrable, deferred=c.deferred,
+        index_definition=c.index_definition,
+    )  # fmt: skip
 
 
 # ---- refusing what we cannot recreate ------------------------------------------------------

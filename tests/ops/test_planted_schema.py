@@ -23,7 +23,7 @@ from ops_testing import LIFEBOAT, PASSPHRASE, cli, new_repo
 
 from lifeboat.errors import UnsafeRestore
 from lifeboat.ops.backup import run_backup
-from lifeboat.ops.restore import check_trust, run_restore, snapshot_schema
+from lifeboat.ops.restore import Trust, check_trust, run_restore, snapshot_schema
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
 from lifeboat.sandbox.deployment import load_deployment
@@ -169,7 +169,7 @@ def test_schema_that_differs_from_the_record_needs_trust_schema(genuine: Genuine
     assert set(genuine.cluster.list_databases()) == before
 
     target = genuine.cluster.dsn("planted_trusted")
-    result = run_restore(repo, planted, target, trust_schema=True, safety_snapshot=False)
+    result = run_restore(repo, planted, target, trust=Trust(schema=True), safety_snapshot=False)
     try:
         assert any("differs from the record" in warning for warning in result.warnings)
         with psycopg.connect(target) as conn:

@@ -38,6 +38,7 @@ def test_record_matches_the_release_own_migrations(version: str, pg_cluster: Clu
     assert shape.tables == record.tables
     assert set(shape.foreign_keys) == set(record.foreign_keys)
     assert shape.sequences == record.sequences
+    assert shape.details == record.details
 
 
 @pytest.mark.parametrize("version", ALL_RELEASES)

@@ -25,10 +25,13 @@ ZOO_KEY = "zoo-encryption-key"
 @dataclass(frozen=True)
 class Defect:
     name: str
-    code: str  # the finding code that must report it (and be the only error-level one)
+    code: str  # the finding code that must report it (and be the only new finding)
     table: str
     inject: Callable[[Conn, dict[str, Any]], list[str]]  # returns the ids the finding must list
     encryption_key: str | None = None
+    also: tuple[
+        str, ...
+    ] = ()  # codes the injection unavoidably causes too (e.g. a constraint it had to drop)
 
     def __str__(self) -> str:
         return self.name
@@ -167,8 +170,8 @@ def llm_config_broken(conn: Conn, facts: dict[str, Any]) -> list[str]:
 def embedding_config_broken(conn: Conn, facts: dict[str, Any]) -> list[str]:
     source_id = one(conn, "SELECT id FROM sources ORDER BY id LIMIT 1")
     conn.execute(
-        'UPDATE sources SET embedding_config = \'{"embedding_model": "m", "embedding_dim": 9000}\'::json '
-        "WHERE id = %s",
+        "UPDATE sources SET embedding_config = "
+        "(embedding_config::jsonb || '{\"embedding_dim\": 9000}'::jsonb)::json WHERE id = %s",
         (source_id,),
     )
     return [source_id]
@@ -242,7 +245,128 @@ def search_path_lost(conn: Conn, facts: dict[str, Any]) -> list[str]:
     # tables; a schema named after another database (restored under a new name) is not found.
     conn.execute(f'ALTER DATABASE "{conn.info.dbname}" RESET search_path')
     conn.execute("ALTER SCHEMA letta RENAME TO restored_copy")
-    return []
+    return ["restored_copy"]
+
+
+def database_search_path_lost(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    # what a plain pg_dump/pg_restore into a new database leaves: only "$user" finds the tables
+    conn.execute(f'ALTER DATABASE "{conn.info.dbname}" RESET search_path')
+    return ["letta"]
+
+
+def _zoo_role(conn: Conn) -> str:
+    conn.execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lifeboat_zoo_other') "
+        "THEN CREATE ROLE lifeboat_zoo_other; END IF; END $$"
+    )
+    return "lifeboat_zoo_other"
+
+
+def table_of_another_owner(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    # the server can still read and write it (granted), but not migrate it
+    role = _zoo_role(conn)
+    conn.execute(f"ALTER TABLE agents_tags OWNER TO {role}")
+    conn.execute("GRANT ALL ON agents_tags TO letta")
+    return ["table agents_tags"]
+
+
+def object_shadowing_letta(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    conn.execute("CREATE SCHEMA zoo_shadow AUTHORIZATION letta")
+    conn.execute("CREATE TABLE zoo_shadow.agents (id varchar PRIMARY KEY)")
+    conn.execute("ALTER TABLE zoo_shadow.agents OWNER TO letta")
+    conn.execute(f'ALTER DATABASE "{conn.info.dbname}" SET search_path TO zoo_shadow, letta')
+    return ["zoo_shadow.agents"]
+
+
+def revision_stamp_rewound(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    conn.execute("UPDATE alembic_version SET version_num = 'b2c3d4e5f6a8'")  # Letta 0.16.5's head
+    return ["b2c3d4e5f6a8"]
+
+
+def unique_constraint_dropped(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    conn.execute("ALTER TABLE agent_environment_variables DROP CONSTRAINT uix_key_agent")
+    return ["uix_key_agent"]
+
+
+def default_dropped(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    conn.execute("ALTER TABLE block ALTER COLUMN version DROP DEFAULT")
+    return ["version"]
+
+
+def not_null_dropped(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    conn.execute("ALTER TABLE messages ALTER COLUMN tool_calls DROP NOT NULL")
+    return ["tool_calls"]
+
+
+def column_type_changed(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    conn.execute("ALTER TABLE agents ALTER COLUMN timezone TYPE text")
+    return ["timezone"]
+
+
+def unique_index_dropped(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    conn.execute("DROP INDEX ix_block_history_block_id_sequence")
+    return ["ix_block_history_block_id_sequence"]
+
+
+def index_dropped(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    conn.execute("DROP INDEX ix_messages_agent_created_at")
+    return ["ix_messages_agent_created_at"]
+
+
+def extra_index(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    conn.execute("CREATE INDEX zoo_messages_model ON messages (model)")
+    return ["zoo_messages_model"]
+
+
+def extra_table(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    conn.execute("CREATE TABLE zoo_extra (id varchar PRIMARY KEY)")
+    conn.execute("ALTER TABLE zoo_extra OWNER TO letta")
+    return ["zoo_extra"]
+
+
+def enum_label_added(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    conn.execute("ALTER TYPE stepstatus ADD VALUE 'ZOMBIE'")
+    return ["stepstatus"]
+
+
+def unknown_message_role(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    message_id = one(conn, "SELECT id FROM messages WHERE role = 'assistant' ORDER BY id LIMIT 1")
+    conn.execute("UPDATE messages SET role = 'robot' WHERE id = %s", (message_id,))
+    return [message_id]
+
+
+def unknown_run_status(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    run_id = one(conn, "SELECT id FROM runs WHERE status = 'completed' ORDER BY id LIMIT 1")
+    conn.execute("UPDATE runs SET status = 'paused' WHERE id = %s", (run_id,))
+    return [run_id]
+
+
+def unknown_step_stop_reason(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    step_id = one(conn, "SELECT id FROM steps WHERE stop_reason IS NOT NULL ORDER BY id LIMIT 1")
+    conn.execute("UPDATE steps SET stop_reason = 'coffee_break' WHERE id = %s", (step_id,))
+    return [step_id]
+
+
+def block_over_limit(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    block_id = one(conn, "SELECT id FROM block WHERE char_length(value) > 10 ORDER BY id LIMIT 1")
+    conn.execute('UPDATE block SET "limit" = 10 WHERE id = %s', (block_id,))
+    return [block_id]
+
+
+def message_in_another_agents_conversation(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    agent_id, ids = _agent_with_context(conn)
+    other_agent, org = one(
+        conn, "SELECT id, organization_id FROM agents WHERE id <> %s ORDER BY id LIMIT 1", agent_id
+    )
+    conversation = f"conv-{uuid.uuid4()}"
+    conn.execute(
+        "INSERT INTO conversations (id, agent_id, organization_id) VALUES (%s, %s, %s)",
+        (conversation, other_agent, org),
+    )
+    moved = ids[-1]
+    _set_message_ids(conn, agent_id, ids[:-1])
+    conn.execute("UPDATE messages SET conversation_id = %s WHERE id = %s", (conversation, moved))
+    return [moved]
 
 
 def column_dropped(conn: Conn, facts: dict[str, Any]) -> list[str]:
@@ -299,13 +423,23 @@ DEFECTS: list[Defect] = [
     Defect("message listed twice", "message_ids.duplicate", "agents", duplicate_message_id),
     Defect("system message not first", "message_ids.system_first", "agents", system_not_first),
     Defect("message_ids not a list", "message_ids.not_array", "agents", message_ids_not_a_list),
-    Defect("groups_agents row lost", "groups.agent_ids_drift", "groups", group_member_row_lost),
+    Defect(
+        "groups_agents row lost",
+        "groups.agent_ids_drift",
+        "groups",
+        group_member_row_lost,
+        also=("groups.sleeptime_shape",),  # the only group is a sleeptime one: it lost its member
+    ),
     Defect(
         "block label copy differs", "blocks_agents.label_mismatch", "blocks_agents", block_label_copy_differs
     ),
     Defect("passage tag row lost", "passage_tags.drift", "archival_passages", passage_tag_row_lost),
     Defect(
-        "file row in another folder", "files_agents.source_mismatch", "files_agents", file_row_in_other_folder
+        "file row in another folder",
+        "files_agents.source_mismatch",
+        "files_agents",
+        file_row_in_other_folder,
+        also=("files_agents.unattached_folder",),  # that other folder is not attached to the agent
     ),
     Defect("file contents lost", "files.missing_content", "files", file_contents_lost),
     Defect(
@@ -336,11 +470,43 @@ DEFECTS: list[Defect] = [
         secret_from_another_key,
         ZOO_KEY,
     ),
-    Defect("database search_path lost", "schema.search_path", "-", search_path_lost),
+    Defect("schema not on the search_path", "schema.search_path", "-", search_path_lost),
+    Defect("database search_path lost", "schema.database_search_path", "-", database_search_path_lost),
+    Defect("table of another owner", "schema.owner", "-", table_of_another_owner),
+    Defect("table shadowing Letta's", "schema.shadowed", "-", object_shadowing_letta),
+    Defect("revision stamp rewound", "schema.revision_mismatch", "alembic_version", revision_stamp_rewound),
+    Defect(
+        "unique constraint dropped",
+        "schema.missing_constraint",
+        "agent_environment_variables",
+        unique_constraint_dropped,
+    ),
+    Defect("column default dropped", "schema.column_default", "block", default_dropped),
+    Defect("NOT NULL dropped", "schema.column_not_null", "messages", not_null_dropped),
+    Defect("column type changed", "schema.column_type", "agents", column_type_changed),
+    Defect("unique index dropped", "schema.missing_unique_index", "block_history", unique_index_dropped),
+    Defect("index dropped", "schema.missing_index", "messages", index_dropped),
+    Defect("index Letta does not define", "schema.extra_index", "messages", extra_index),
+    Defect("table Letta does not define", "schema.extra_table", "-", extra_table),
+    Defect("enum type with another label", "schema.enum_labels", "-", enum_label_added),
+    Defect("unknown message role", "values.message_role", "messages", unknown_message_role),
+    Defect("unknown run status", "values.run_status", "runs", unknown_run_status),
+    Defect("unknown step stop reason", "values.stop_reason", "steps", unknown_step_stop_reason),
+    Defect("block over its limit", "block.over_limit", "block", block_over_limit),
+    Defect(
+        "message in another agent's conversation",
+        "messages.conversation_agent",
+        "messages",
+        message_in_another_agents_conversation,
+    ),
     Defect("column dropped", "schema.missing_column", "agents", column_dropped),
     Defect("foreign key dropped", "schema.missing_foreign_key", "files", foreign_key_dropped),
     Defect(
-        "agent with two archives", "archives_agents.multiple", "archives_agents", second_archive_for_an_agent
+        "agent with two archives",
+        "archives_agents.multiple",
+        "archives_agents",
+        second_archive_for_an_agent,
+        also=("schema.missing_constraint",),  # the unique constraint had to go to let the row in
     ),
     Defect(
         "conversation row with another agent's message",

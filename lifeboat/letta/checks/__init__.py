@@ -15,8 +15,10 @@ from lifeboat.letta.checks import (  # noqa: F401  (imported for their @check re
     references,
     runs,
     schema,
+    schema_access,
     secrets,
     sequence,
+    values,
 )
 from lifeboat.letta.checks.base import (
     MAX_IDS,
@@ -29,11 +31,12 @@ from lifeboat.letta.checks.base import (
     all_codes,
     run_checks,
 )
-from lifeboat.letta.checks.context import build_context, locate_letta_schema
+from lifeboat.letta.checks.context import build_context
 
 # The order checks run and are listed in: structure first, then references, then contents.
 CHECK_ORDER = (
     "schema",
+    "schema_access",
     "ids",
     "fk",
     "sequence",
@@ -46,6 +49,9 @@ CHECK_ORDER = (
     "files_agents",
     "file_blocks",
     "config",
+    "values",
+    "blocks",
+    "message_owners",
     "tool_references",
     "embeddings",
     "secrets",
@@ -68,6 +74,5 @@ __all__ = [
     "Severity",
     "all_codes",
     "build_context",
-    "locate_letta_schema",
     "run_checks",
 ]

@@ -22,7 +22,7 @@ _FIRST_LINE = r"""left(regexp_replace(btrim(substring(fa.visible_content from '(
 @check(
     "files",
     "Files have their parsed contents and embedded chunks",
-    needs=("files", "file_contents"),
+    needs=("files", "file_contents", "sources"),
     codes=("files.missing_content", "files.chunk_count"),
 )
 def check_files(ctx: CheckContext) -> Iterator[Finding]:
@@ -41,18 +41,30 @@ def check_files(ctx: CheckContext) -> Iterator[Finding]:
     )
     if "source_passages" not in ctx.columns:
         return
+    # What Letta 0.16.8 records: an upload ends with chunks_embedded = the passages it stored; an
+    # agent-file import re-embeds the contents but leaves chunks_embedded at 0 (or NULL), with
+    # total_chunks = the chunks cut (empty ones are not embedded). Folders on Turbopuffer/Pinecone
+    # keep their passages outside PostgreSQL.
+    native = (
+        "s.vector_db_provider::text IN ('NATIVE', 'native')"
+        if ctx.has("sources", "vector_db_provider")
+        else "true"
+    )
     yield from row_findings(
         ctx,
         Severity.WARNING,
         "files.chunk_count",
         "files",
-        """
-        SELECT f.id, concat(f.chunks_embedded, ' recorded, ', count(p.id), ' stored') AS related
-        FROM files f LEFT JOIN source_passages p ON p.file_id = f.id
-        WHERE f.processing_status = 'completed' AND f.chunks_embedded IS NOT NULL
-        GROUP BY f.id, f.chunks_embedded HAVING count(p.id) <> f.chunks_embedded
+        f"""
+        SELECT f.id, concat(f.chunks_embedded, ' recorded (', f.total_chunks, ' cut), ', count(p.id), ' stored') AS related
+        FROM files f JOIN sources s ON s.id = f.source_id LEFT JOIN source_passages p ON p.file_id = f.id
+        WHERE f.processing_status = 'completed' AND {native}
+        GROUP BY f.id, f.chunks_embedded, f.total_chunks
+        HAVING CASE WHEN coalesce(f.chunks_embedded, 0) > 0 THEN count(p.id) <> f.chunks_embedded
+                    ELSE count(p.id) > coalesce(f.total_chunks, count(p.id)) END
         """,
-        "{count} completed file(s) have another number of source_passages than chunks_embedded says",
+        "{count} completed file(s) have another number of source_passages than Letta recorded "
+        "(chunks_embedded after an upload; at most total_chunks after an agent-file import)",
         "re-upload the files to re-embed them",
     )
 

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from psycopg import sql
 
 from lifeboat.letta.checks.base import CheckContext, Finding, Severity, check, row_findings
-from lifeboat.letta.schema_shape import ForeignKey, capture_foreign_keys, expected_shape
+from lifeboat.letta.schema_shape import expected_shape
+from lifeboat.pg.catalog import ForeignKey, foreign_keys
 
 # Composite keys whose extra columns are a denormalized copy with a dedicated, clearer check: the
 # FK check only tests that the referenced row exists. (blocks_agents' (block_id, block_label) →
@@ -46,7 +47,7 @@ def foreign_keys_to_check(ctx: CheckContext) -> list[ForeignKey]:
     result: list[ForeignKey] = []
     expected = expected_shape(ctx.revision)
     recorded = expected.foreign_keys if expected is not None else ()
-    for fk in (*capture_foreign_keys(ctx.conn, ctx.schema), *recorded):
+    for fk in (*foreign_keys(ctx.conn, ctx.schema), *recorded):
         signature = (fk.table, fk.columns, fk.ref_table, fk.ref_columns)
         if (
             signature in seen

@@ -19,11 +19,12 @@ import psycopg
 from psycopg import sql
 
 from lifeboat.errors import UnsafeRestore
+from lifeboat.letta.locate import find_letta_schema
 from lifeboat.letta.runs import ACTIVE_RUN_STATUSES
-from lifeboat.letta.schema_shape import ForeignKey, capture_foreign_keys
-from lifeboat.letta.source import letta_schema_name
 from lifeboat.letta.subgraph import ENTITIES, USERS, Subgraph
 from lifeboat.ops.agent_restore.report import Options
+from lifeboat.pg import catalog
+from lifeboat.pg.catalog import ForeignKey
 
 # -- the schema -----------------------------------------------------------------------------------
 
@@ -45,40 +46,24 @@ class LiveSchema:
         return [fk for fk in self.foreign_keys if fk.table == table]
 
 
-_COLUMNS_SQL = """
-SELECT c.relname, a.attname, a.attnotnull
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relnamespace = %s::regnamespace AND c.relkind IN ('r', 'p') AND a.attgenerated = ''
-ORDER BY c.relname, a.attnum
-"""
-_PRIMARY_KEYS_SQL = """
-SELECT c.relname, ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(attnum, n)
-       JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum ORDER BY k.n)
-FROM pg_catalog.pg_constraint con JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
-WHERE con.contype = 'p' AND c.relnamespace = %s::regnamespace
-"""
-
-
 def live_schema(conn: psycopg.Connection[Any]) -> LiveSchema:
-    database = conn.execute("SELECT current_database()").fetchone()
-    schemas = [r[0] for r in conn.execute("SELECT nspname FROM pg_catalog.pg_namespace")]
-    schema = letta_schema_name(schemas, str(database[0]) if database else "")
+    schema = find_letta_schema(conn)
     if schema is None:
         raise UnsafeRestore("the target database has no Letta schema; restore the whole snapshot instead")
-    columns: dict[str, dict[str, bool]] = {}
-    for table, column, not_null in conn.execute(_COLUMNS_SQL, (schema,)):
-        columns.setdefault(table, {})[column] = bool(not_null)
+    columns = {
+        table: {c.name: c.not_null for c in cols if not c.generated}
+        for table, cols in catalog.columns(conn, schema).items()
+    }
     if "agents" not in columns:
         raise UnsafeRestore(f"schema {schema} of the target database has no agents table")
-    keys = {table: list(cols) for table, cols in conn.execute(_PRIMARY_KEYS_SQL, (schema,))}
+    keys = {table: list(cols) for table, cols in catalog.primary_keys(conn, schema).items()}
     revision = None
     if "alembic_version" in columns:
         row = conn.execute(
             sql.SQL("SELECT version_num FROM {}").format(sql.Identifier(schema, "alembic_version"))
         ).fetchone()
         revision = row[0] if row else None
-    return LiveSchema(schema, columns, keys, capture_foreign_keys(conn, schema), revision)
+    return LiveSchema(schema, columns, keys, catalog.foreign_keys(conn, schema), revision)
 
 
 # -- the facts ------------------------------------------------------------------------------------
