@@ -5,15 +5,18 @@ already checked for shape (:mod:`lifeboat.pg.fragments`); this module checks con
 snapshot says it is Letta revision R and lifeboat has a record of R (``schema_<R>.py``, found
 by :func:`lifeboat.letta.schema_records.schema_record`, so every release's record plugs in),
 the document must describe exactly that schema — the same tables, columns and column types,
-foreign keys, sequences, and no extension besides Letta's. Any difference is reported; the
+foreign keys, sequences and, for records with details (format 2), the same nullability,
+defaults, constraint and index definitions, sequence definitions and enum labels; nothing
+outside Letta's schema and no extension besides Letta's. Any difference is reported; the
 restore refuses unless the operator says ``--trust-schema``.
 """
 
 from __future__ import annotations
 
 from lifeboat.letta.locate import LETTA_MARKER_TABLES
+from lifeboat.letta.schema_compare import Difference, compare_shapes
 from lifeboat.letta.schema_records import schema_record
-from lifeboat.letta.schema_shape import ForeignKey, SchemaShape
+from lifeboat.letta.schema_shape import ForeignKey, SchemaShape, shape_details
 from lifeboat.pg.fragments import UnsafeFragment, parse_constraint
 from lifeboat.pg.models import DatabaseSchema, TableDef
 
@@ -41,15 +44,18 @@ def schema_differences(schema: DatabaseSchema, record: SchemaShape) -> list[str]
     if letta is None:
         return ["the schema document has no Letta schema"]
     prefixes = {f"{letta}."} | {f"{e.schema_}." for e in schema.extensions if e.name == "vector"}
-    differences: list[str] = []
-    tables = {t.name: t for t in schema.tables if t.schema_ == letta}
-    differences += [
+    differences = [
         f"table {t.qualified} is not in Letta's schema" for t in schema.tables if t.schema_ != letta
     ]
-    differences += [f"table {name} is missing" for name in sorted(set(record.tables) - set(tables))]
-    differences += [f"table {name} is not in the record" for name in sorted(set(tables) - set(record.tables))]
-    for name in sorted(set(tables) & set(record.tables)):
-        differences += _column_differences(tables[name], record.tables[name], prefixes)
+    tables = {t.name: t for t in schema.tables if t.schema_ == letta}
+    actual = SchemaShape(
+        record.revision,
+        {name: {c.name: _normalized(c.type, prefixes) for c in t.columns} for name, t in tables.items()},
+        (),
+        (),
+        shape_details(schema, letta) if record.details is not None else None,
+    )
+    differences += [_describe(difference) for difference in compare_shapes(record, actual)]
     differences += _foreign_key_differences(list(tables.values()), letta, record.foreign_keys)
     sequences = {s.name for s in schema.sequences if s.schema_ == letta}
     others = [f"{s.schema_}.{s.name}" for s in schema.sequences if s.schema_ != letta]
@@ -70,16 +76,16 @@ def _normalized(type_name: str, prefixes: set[str]) -> str:
     return type_name
 
 
-def _column_differences(table: TableDef, recorded: dict[str, str], prefixes: set[str]) -> list[str]:
-    columns = {c.name: _normalized(c.type, prefixes) for c in table.columns}
-    differences = [f"column {table.name}.{c} is missing" for c in recorded if c not in columns]
-    differences += [f"column {table.name}.{c} is not in the record" for c in columns if c not in recorded]
-    differences += [
-        f"column {table.name}.{c} is {columns[c]!r}, the record says {recorded[c]!r}"
-        for c in recorded
-        if c in columns and columns[c] != recorded[c]
-    ]
-    return differences
+def _describe(difference: Difference) -> str:
+    where = difference.name if difference.table == "-" else f"{difference.table}.{difference.name}"
+    if difference.aspect == "table":
+        where = difference.name
+    if difference.change == "missing":
+        return f"{difference.aspect} {where} is missing"
+    if difference.change == "extra":
+        return f"{difference.aspect} {where} is not in the record"
+    aspect = "column" if difference.aspect == "type" else difference.aspect
+    return f"{aspect} {where} is {difference.actual!r}, the record says {difference.expected!r}"
 
 
 def _foreign_key_differences(
