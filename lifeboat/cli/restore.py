@@ -134,7 +134,8 @@ def restore(
             "--encryption-key",
             envvar="LETTA_ENCRYPTION_KEY",
             show_default=False,
-            help="With --upgrade: Letta's LETTA_ENCRYPTION_KEY, passed to the migrations that encrypt secrets.",
+            help="With --upgrade (or an agent restore from an older release's snapshot): Letta's "
+            "LETTA_ENCRYPTION_KEY, passed to the migrations that encrypt secrets.",
         ),
     ] = None,
     trust_schema: TrustSchemaOption = False,
@@ -157,7 +158,7 @@ def restore(
             raise UsageError(
                 "--target and --upgrade are for whole-snapshot restores; agent restores write to --db"
             )
-        restore_agents(snapshot, repo, password_file, selection, db)
+        restore_agents(snapshot, repo, password_file, selection, db, encryption_key)
         return
     agent_only = {
         "--dry-run": dry_run,
@@ -255,12 +256,22 @@ def _render_snapshot_restore(s: dict[str, Any]) -> None:
 
 
 def restore_agents(
-    snapshot: str, repo: str | None, password_file: Path | None, selection: AgentSelection, db: str | None
+    snapshot: str,
+    repo: str | None,
+    password_file: Path | None,
+    selection: AgentSelection,
+    db: str | None,
+    encryption_key: str | None = None,
 ) -> None:
-    """The selected agents into the live database (``--db``), in one transaction."""
-    from lifeboat import settings
+    """The selected agents into the live database (``--db``), in one transaction. From an older
+    Letta release's snapshot they are taken from a sandbox copy upgraded to the live revision."""
+    from lifeboat import redact, settings
     from lifeboat.cli.agents import render_agent_restore
-    from lifeboat.ops.agent_restore import Mode, Options, SharedPolicy, run_agent_restore
+    from lifeboat.ops.agent_restore import Mode, Options, SharedPolicy
+    from lifeboat.ops.agent_upgrade import run_agent_restore_any_release
+
+    if encryption_key:
+        redact.register(encryption_key)
 
     options = Options(
         mode=Mode(selection.mode.value),
@@ -273,7 +284,7 @@ def restore_agents(
     dsn = database_dsn(db)
     repository = open_repo(repo, password_file)
     try:
-        report = run_agent_restore(
+        report = run_agent_restore_any_release(
             repository,
             dsn,
             snapshot_ref=snapshot,
@@ -282,6 +293,7 @@ def restore_agents(
             tag=selection.tag,
             options=options,
             redis=settings.letta_redis(),
+            encryption_key=encryption_key or None,
         )
     except Interrupted as exc:
         # run_agent_restore writes in one transaction, which the interruption aborted

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from lifeboat.errors import CorruptBlob, CorruptRepository
 from lifeboat.repo.blobs import decode_blob
-from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, pack_name
+from lifeboat.repo.config import DATA_DIR, INDEX_DIR, KEYS_DIR, basename, pack_name
 from lifeboat.repo.crypto import DecryptionFailed
 from lifeboat.repo.index import PackEntry
 from lifeboat.repo.manifest import Snapshot
@@ -99,6 +99,7 @@ def check_repository(
 
     stored = {basename(info.name): info.size for info in repo.backend.list(DATA_DIR)}
     present = _check_pack_files(report, users, packs, stored)
+    _check_keys_and_locks(repo, report)
     _check_trailers(repo, report, users, present)
     if read_data:
         chosen = _choose(sorted(present), subset_percent, seed)
@@ -200,6 +201,32 @@ def _check_pack_files(
             )
         )
     return present
+
+
+def _check_keys_and_locks(repo: Repository, report: CheckReport) -> None:
+    """Key files that are not well-formed (skipped when opening) and lock files nobody can read."""
+    from lifeboat.repo.keys import key_file_problem
+
+    for info in repo.backend.list(KEYS_DIR):
+        problem = key_file_problem(repo.backend, info.name, info.size)
+        if problem is not None:
+            report.add(
+                Finding(
+                    severity="error",
+                    kind="bad-key-file",
+                    message=f"key file {info.name} is damaged ({problem}); `lifeboat repair keys` removes it",
+                )
+            )
+    for lock in repo.list_locks():
+        if not lock.readable:
+            report.add(
+                Finding(
+                    severity="warning",
+                    kind="bad-lock",
+                    message=f"lock file locks/{lock.id} cannot be read: it blocks every command that "
+                    "locks; `lifeboat unlock --remove-all` removes it (when nothing runs)",
+                )
+            )
 
 
 def _check_trailers(

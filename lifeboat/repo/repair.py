@@ -19,13 +19,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import zstandard
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from lifeboat.errors import CorruptBlob, CorruptRepository
+from lifeboat.repo.backends.base import Backend
 from lifeboat.repo.blobs import decode_blob
-from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, pack_name
+from lifeboat.repo.config import CONFIG_FILE, DATA_DIR, INDEX_DIR, KEYS_DIR, RepoConfig, basename, pack_name
 from lifeboat.repo.crypto import DecryptionFailed
 from lifeboat.repo.index import PackEntry
+from lifeboat.repo.keys import encode_config, key_file_problem, unlock
 from lifeboat.repo.packs import PackBuilder, PackedBlob, read_pack_trailer
 
 if TYPE_CHECKING:
@@ -209,3 +211,42 @@ def forget_snapshots(repo: Repository, snapshot_ids: list[str]) -> None:
     """Delete the manifests of damaged snapshots (their intact blobs go at the next prune)."""
     for snapshot_id in snapshot_ids:
         repo.backend.delete(f"snapshots/{snapshot_id}")
+
+
+def repair_config(backend: Backend, passphrase: str | None) -> RepoConfig:
+    """Rewrite a damaged ``config`` from the copy of the settings a version-2 key file seals.
+
+    Without a repository (the config is what is damaged): unlock a key file with ``passphrase``,
+    validate the settings it holds, and write the config again (the one file this replaces).
+    """
+    _, keys = unlock(backend, passphrase)
+    if keys.settings is None:
+        raise CorruptRepository(
+            f"cannot rebuild the config of {backend.url}: the key file predates format 2 and holds no copy "
+            "of the settings; restore `config` from a copy of the repository"
+        )
+    try:
+        config = RepoConfig.model_validate(keys.settings)
+    except ValidationError as exc:
+        raise CorruptRepository(f"the settings in the key file of {backend.url} are invalid") from exc
+    backend.put(CONFIG_FILE, encode_config(config, keys))
+    return config
+
+
+def damaged_key_files(repo: Repository) -> list[str]:
+    """Key files that are not well-formed (``check``'s ``bad-key-file``)."""
+    return sorted(
+        info.name
+        for info in repo.backend.list(KEYS_DIR)
+        if key_file_problem(repo.backend, info.name, info.size) is not None
+    )
+
+
+def remove_key_files(repo: Repository, names: list[str]) -> None:
+    """Delete damaged key files; refuses to delete the one that opened ``repo``."""
+    if repo.key_file in names:
+        raise CorruptRepository(
+            f"refusing to remove {repo.key_file}: it is the key file that opened the repository"
+        )
+    for name in names:
+        repo.backend.delete(name)

@@ -141,14 +141,17 @@ class Repository:
         if pack_size is not None:
             options["pack_size"] = pack_size
         key_file = None
+        if not encrypt:
+            options["id_key"] = b64encode(keys.id_key)
+        config = RepoConfig(**options)
         if passphrase is not None and encrypt:
-            key_document = wrap_keys(keys, passphrase, kdf or KdfParams(), repository_version=version)
+            settings = json.loads(config.model_dump_json())
+            key_document = wrap_keys(
+                keys, passphrase, kdf or KdfParams(), repository_version=version, settings=settings
+            )
             key_file = key_name(secrets.token_hex(16))
             backend.put(key_file, json.dumps(key_document, indent=2).encode())
             keys = MasterKeys(keys.encryption, keys.id_key, min_version=version)
-        else:
-            options["id_key"] = b64encode(keys.id_key)
-        config = RepoConfig(**options)
         backend.put(CONFIG_FILE, encode_config(config, keys))
         repo = cls(backend, config, keys)
         repo.key_file = key_file
