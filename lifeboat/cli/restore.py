@@ -239,9 +239,14 @@ def restore_snapshot(
             redis=settings.letta_redis(),
             progress=bar.advance,
             trust=trust or _trust(False, False, False),
-            notify=None if output.json_mode() else output.info,
+            notify=None if output.json_mode() else _announce,
         )
     output.emit(result.summary(), _render_snapshot_restore)
+
+
+def _announce(line: str) -> None:
+    """One unwrapped line on stderr (stdout stays clean for --json), before the fact."""
+    output.err_console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 def _render_snapshot_restore(s: dict[str, Any]) -> None:

@@ -18,6 +18,10 @@ def announce(plan: UpgradePlan) -> None:
         output.info(line)
 
 
+def announce_line(line: str) -> None:
+    output.err_console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
 def restore_with_upgrade(
     repository: Repository,
     snapshot: str,
@@ -41,7 +45,7 @@ def restore_with_upgrade(
             redis=settings.letta_redis(),
             progress=bar.advance,
             trust=trust,
-            notify=None if output.json_mode() else output.info,
+            notify=None if output.json_mode() else announce_line,
         )
 
     def render(s: dict[str, Any]) -> None:
