@@ -18,8 +18,9 @@ import typer
 
 from lifeboat import __version__, redact
 from lifeboat.cli import output
+from lifeboat.cli.common import with_dsn_source
 from lifeboat.cli.signals import interruptions_raise
-from lifeboat.errors import Interrupted, LifeboatError, rolled_back
+from lifeboat.errors import DatabaseError, Interrupted, LifeboatError, rolled_back
 
 GLOBAL_FLAGS = ("--json", "--debug")
 QUIET_LIBRARIES = ("psycopg", "botocore", "boto3", "urllib3", "httpx")
@@ -94,7 +95,8 @@ def _run(args: list[str], debug: bool) -> int:
         if interruption is not None:
             return _interrupted(interruption, exc, debug)
         _traceback(exc, debug)
-        output.error(_with_rollbacks(str(exc), exc), exc)
+        message = with_dsn_source(str(exc)) if isinstance(exc, DatabaseError) else str(exc)
+        output.error(_with_rollbacks(message, exc), exc)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code

@@ -24,6 +24,35 @@ DbOption = Annotated[
     typer.Option("--db", help="PostgreSQL DSN of the Letta database (default: LETTA_PG_URI or LETTA_PG_*)."),
 ]
 SnapshotArgument = Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or 'latest'.")]
+SourceFilterOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--source",
+        metavar="DATABASE",
+        help="Only snapshots of this source database (repeatable: either).",
+    ),
+]
+HostFilterOption = Annotated[
+    list[str] | None,
+    typer.Option("--host", metavar="HOST", help="Only snapshots taken on this host (repeatable: either)."),
+]
+TagFilterOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tag", metavar="TAG[,TAG]", help="Only snapshots with this tag (a,b = both; repeatable: either)."
+    ),
+]
+SnapshotTagFilterOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--snapshot-tag",
+        metavar="TAG[,TAG]",
+        help="Only snapshots with this tag (a,b = both; repeatable: either).",
+    ),
+]
+LongOption = Annotated[
+    bool, typer.Option("--long", help="Full ids (and more columns) instead of what fits 80 columns.")
+]
 MetricsFileOption = Annotated[
     Path | None,
     typer.Option("--metrics-file", help="Write Prometheus textfile metrics here."),
@@ -77,6 +106,25 @@ def database_dsn(db: str | None) -> str:
     return checked_dsn(setting.dsn, setting.source)
 
 
+# describe_target(dsn) -> where that DSN came from, so a connection error can say it.
+_DSN_SOURCES: dict[str, str] = {}
+
+
+def _remember_source(dsn: str, source: str) -> None:
+    from lifeboat.pg.connect import describe_target
+
+    _DSN_SOURCES[describe_target(dsn)] = source
+
+
+def with_dsn_source(message: str) -> str:
+    """``message`` plus where the DSN it names came from (flag, which variable, config file,
+    default), when it names one this command resolved."""
+    for target, source in _DSN_SOURCES.items():
+        if target in message:
+            return f"{message} (connection settings from {source})"
+    return message
+
+
 def checked_dsn(dsn: str, source: str, *, need_database: bool = False) -> str:
     """``dsn`` if libpq can parse it (and it names a database when ``need_database``), else a
     usage error that does not repeat its password (libpq's parse errors quote the bad token)."""
@@ -95,6 +143,16 @@ def checked_dsn(dsn: str, source: str, *, need_database: bool = False) -> str:
             reason = redact.redact_secret(reason, secret)
         raise UsageError(f"{source} is not a PostgreSQL connection string: {reason}") from None
     redact.register(str(params.get("password") or ""))
+    _remember_source(dsn, source)
     if need_database and not params.get("dbname"):
         raise UsageError(f"{source} names no database (e.g. postgresql://user@host:5432/letta_restored)")
     return dsn
+
+
+def snapshot_filter(
+    source: list[str] | None = None, host: list[str] | None = None, tag: list[str] | None = None
+):
+    """The ``--source``/``--host``/``--tag`` filter (one definition: :mod:`lifeboat.ops.snapshot_filter`)."""
+    from lifeboat.ops.snapshot_filter import snapshot_filter as build
+
+    return build(sources=source or (), hosts=host or (), tags=tag or ())

@@ -20,12 +20,12 @@ from lifeboat.errors import CorruptBlob, CorruptRepository
 from lifeboat.repo.blobs import decode_blob
 from lifeboat.repo.config import DATA_DIR, INDEX_DIR, KEYS_DIR, basename, pack_name
 from lifeboat.repo.crypto import DecryptionFailed
-from lifeboat.repo.index import PackEntry
+from lifeboat.repo.index import IndexFile, PackEntry, superseded
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.packs import read_pack_trailer
 
 if TYPE_CHECKING:
-    from lifeboat.repo.repository import Repository
+    from lifeboat.repo.parts import OpenRepository
 
 Severity = Literal["error", "warning", "info"]
 READ_THREADS = 4
@@ -84,7 +84,7 @@ class _BlobUsers:
 
 
 def check_repository(
-    repo: Repository, *, read_data: bool, subset_percent: float | None, seed: int | None
+    repo: OpenRepository, *, read_data: bool, subset_percent: float | None, seed: int | None
 ) -> CheckReport:
     report = CheckReport()
     snapshots = _load_snapshots(repo, report)
@@ -107,7 +107,7 @@ def check_repository(
     return report
 
 
-def _load_snapshots(repo: Repository, report: CheckReport) -> list[Snapshot]:
+def _load_snapshots(repo: OpenRepository, report: CheckReport) -> list[Snapshot]:
     snapshots = []
     for snapshot_id in repo.snapshot_ids():
         try:
@@ -120,14 +120,15 @@ def _load_snapshots(repo: Repository, report: CheckReport) -> list[Snapshot]:
     return snapshots
 
 
-def _load_index_files(repo: Repository, report: CheckReport, users: _BlobUsers) -> dict[str, PackEntry]:
-    """Pack id -> what the index files say about it (entries of several files merged)."""
-    packs: dict[str, PackEntry] = {}
+def _load_index_files(repo: OpenRepository, report: CheckReport, users: _BlobUsers) -> dict[str, PackEntry]:
+    """Pack id -> what the index files say about it (entries of several files merged); index files
+    another one supersedes (replaced by a prune or repair, and present again) are named, not used."""
+    files: list[IndexFile] = []
     for info in repo.backend.list(INDEX_DIR):
         data = repo.backend.get(info.name)
         report.index_files_checked += 1
         try:
-            entries = repo.decode_index_file(info.name, data)
+            files.append(repo.read_index_file(info.name, data))
         except (DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError) as exc:
             report.add(
                 Finding(
@@ -136,8 +137,20 @@ def _load_index_files(repo: Repository, report: CheckReport, users: _BlobUsers) 
                     message=f"index file {info.name} cannot be decoded ({exc})",
                 )
             )
+    replaced = superseded(files)
+    packs: dict[str, PackEntry] = {}
+    for file in files:
+        if file.id in replaced:
+            report.add(
+                Finding(
+                    severity="warning",
+                    kind="superseded-index",
+                    message=f"index file index/{file.id} was replaced by a prune or repair and is present "
+                    "again (left by an interrupted one, or put back): ignored; the next prune removes it",
+                )
+            )
             continue
-        for entry in entries:
+        for entry in file.packs:
             known = packs.get(entry.id)
             if known is None:
                 packs[entry.id] = entry
@@ -203,7 +216,7 @@ def _check_pack_files(
     return present
 
 
-def _check_keys_and_locks(repo: Repository, report: CheckReport) -> None:
+def _check_keys_and_locks(repo: OpenRepository, report: CheckReport) -> None:
     """Key files that are not well-formed (skipped when opening) and lock files nobody can read."""
     from lifeboat.repo.keys import key_file_problem
 
@@ -230,7 +243,7 @@ def _check_keys_and_locks(repo: Repository, report: CheckReport) -> None:
 
 
 def _check_trailers(
-    repo: Repository, report: CheckReport, users: _BlobUsers, packs: dict[str, PackEntry]
+    repo: OpenRepository, report: CheckReport, users: _BlobUsers, packs: dict[str, PackEntry]
 ) -> None:
     for pack_id, entry in packs.items():
         try:
@@ -272,7 +285,7 @@ def _choose(pack_ids: list[str], subset_percent: float | None, seed: int | None)
     return sorted(random.Random(seed).sample(pack_ids, count))
 
 
-def _read_packs(repo: Repository, report: CheckReport, users: _BlobUsers, packs: list[PackEntry]) -> None:
+def _read_packs(repo: OpenRepository, report: CheckReport, users: _BlobUsers, packs: list[PackEntry]) -> None:
     with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="lifeboat-check") as pool:
         for findings, damaged, blobs_read in pool.map(lambda entry: _read_pack(repo, entry), packs):
             report.packs_read += 1
@@ -283,7 +296,7 @@ def _read_packs(repo: Repository, report: CheckReport, users: _BlobUsers, packs:
             _mark(report, users, damaged)
 
 
-def _read_pack(repo: Repository, entry: PackEntry) -> tuple[list[Finding], list[str], int]:
+def _read_pack(repo: OpenRepository, entry: PackEntry) -> tuple[list[Finding], list[str], int]:
     """Read one whole pack: its hash, then every indexed blob in it. Runs in a worker thread."""
     try:
         data = repo.backend.get(pack_name(entry.id))
@@ -346,7 +359,7 @@ def _mark(report: CheckReport, users: _BlobUsers, blob_ids: Iterable[str]) -> No
 
 
 def verify_snapshot_blobs(
-    repo: Repository, snapshot: Snapshot, *, read_data: bool, blob_ids: Iterable[str] | None = None
+    repo: OpenRepository, snapshot: Snapshot, *, read_data: bool, blob_ids: Iterable[str] | None = None
 ) -> CheckReport:
     """What ``snapshot`` needs (or ``blob_ids`` of it) is indexed, its pack present at the right size; optionally read."""
     report = CheckReport(snapshots_checked=1)
@@ -400,7 +413,7 @@ def verify_snapshot_blobs(
     return report
 
 
-def _try_read(repo: Repository) -> Callable[[str], str | None]:
+def _try_read(repo: OpenRepository) -> Callable[[str], str | None]:
     def read(blob_id: str) -> str | None:
         try:
             repo.read_blob(blob_id)

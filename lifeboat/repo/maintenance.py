@@ -16,7 +16,7 @@ from lifeboat.repo.index import PackEntry
 from lifeboat.repo.packs import read_pack_trailer
 
 if TYPE_CHECKING:
-    from lifeboat.repo.repository import Repository
+    from lifeboat.repo.parts import OpenRepository
 
 
 class RebuildReport(BaseModel):
@@ -25,7 +25,7 @@ class RebuildReport(BaseModel):
     index_files_removed: list[str] = Field(default_factory=list)
 
 
-def rebuild_index(repo: Repository, *, full: bool = False) -> RebuildReport:
+def rebuild_index(repo: OpenRepository, *, full: bool = False) -> RebuildReport:
     """Index packs from their trailers: the unindexed ones (crash leftovers become reusable), or with
     ``full`` every pack, replacing all index files (after a damaged or lost index) unless some
     pack's trailer is unreadable.
@@ -51,7 +51,8 @@ def rebuild_index(repo: Repository, *, full: bool = False) -> RebuildReport:
     replace_old = full and not report.packs_unreadable
     old_index_files = [info.name for info in repo.backend.list(INDEX_DIR)] if replace_old else []
     if entries:
-        new_name, data = repo.encode_index_file(entries)
+        supersedes = [basename(name) for name in sorted(old_index_files)]
+        new_name, data = repo.encode_index_file(entries, supersedes)
         repo.backend.put(new_name, data)
         old_index_files = [name for name in old_index_files if name != new_name]
     for name in old_index_files:

@@ -23,10 +23,19 @@ from pydantic import BaseModel, Field, ValidationError
 
 from lifeboat.errors import CorruptBlob, CorruptRepository
 from lifeboat.repo.backends.base import Backend
-from lifeboat.repo.blobs import decode_blob
-from lifeboat.repo.config import CONFIG_FILE, DATA_DIR, INDEX_DIR, KEYS_DIR, RepoConfig, basename, pack_name
+from lifeboat.repo.blobs import compress, decode_blob, decompress
+from lifeboat.repo.config import (
+    CONFIG_FILE,
+    DAMAGED_DIR,
+    DATA_DIR,
+    INDEX_DIR,
+    KEYS_DIR,
+    RepoConfig,
+    basename,
+    pack_name,
+)
 from lifeboat.repo.crypto import DecryptionFailed
-from lifeboat.repo.index import PackEntry
+from lifeboat.repo.index import IndexFile, PackEntry, carried_forward, superseded
 from lifeboat.repo.keys import encode_config, key_file_problem, unlock
 from lifeboat.repo.packs import PackBuilder, PackedBlob, read_pack_trailer
 
@@ -54,6 +63,7 @@ def repair_index(repo: Repository) -> IndexRepair:
     """
     report = IndexRepair()
     old = {info.name for info in repo.backend.list(INDEX_DIR)}
+    supersedes = carried_forward(_decodable_index_files(repo, old))
     previous: dict[str, PackEntry] | None = None
     written: set[str] = set()
     batch: list[PackEntry] = []
@@ -73,10 +83,10 @@ def repair_index(repo: Repository) -> IndexRepair:
             continue
         report.packs_indexed += 1
         if len(batch) >= PACKS_PER_INDEX_FILE:
-            written.add(_store(repo, batch))
+            written.add(_store(repo, batch, supersedes if not written else []))
             batch = []
-    if batch:
-        written.add(_store(repo, batch))
+    if batch or not written:
+        written.add(_store(repo, batch, supersedes if not written else []))
     report.index_files_written = len(written)
     for name in sorted(old - written):
         repo.backend.delete(name)
@@ -85,8 +95,18 @@ def repair_index(repo: Repository) -> IndexRepair:
     return report
 
 
-def _store(repo: Repository, entries: list[PackEntry]) -> str:
-    name, data = repo.encode_index_file(entries)
+def _decodable_index_files(repo: Repository, names: set[str]) -> list[IndexFile]:
+    files = []
+    for name in sorted(names):
+        try:
+            files.append(repo.read_index_file(name, repo.backend.get(name)))
+        except (FileNotFoundError, DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError):
+            files.append(IndexFile(basename(name), []))  # damaged: replaced all the same
+    return files
+
+
+def _store(repo: Repository, entries: list[PackEntry], supersedes: list[str] | None = None) -> str:
+    name, data = repo.encode_index_file(entries, supersedes or ())
     repo.backend.put(name, data)
     return name
 
@@ -141,14 +161,11 @@ def _indexed_packs(repo: Repository) -> dict[str, PackEntry]:
     """Pack id -> entry, from the index files that still decode (a truncated pack has no trailer)."""
     sizes: dict[str, int] = {}
     packs: dict[str, dict[str, PackedBlob]] = {}
-    for info in repo.backend.list(INDEX_DIR):
-        try:
-            decoded = repo.decode_index_file(info.name, repo.backend.get(info.name))
-        except (FileNotFoundError, DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError):
-            continue  # a damaged index file: its packs are read from their trailers by repair_index
-        for entry in decoded:
-            sizes[entry.id] = entry.size
-            packs.setdefault(entry.id, {}).update({blob.id: blob for blob in entry.blobs})
+    files = _decodable_index_files(repo, {info.name for info in repo.backend.list(INDEX_DIR)})
+    replaced = superseded(files)
+    for entry in (entry for file in files if file.id not in replaced for entry in file.packs):
+        sizes[entry.id] = entry.size
+        packs.setdefault(entry.id, {}).update({blob.id: blob for blob in entry.blobs})
     return {
         pack_id: PackEntry(pack_id, sizes[pack_id], list(blobs.values())) for pack_id, blobs in packs.items()
     }
@@ -211,6 +228,46 @@ def forget_snapshots(repo: Repository, snapshot_ids: list[str]) -> None:
     """Delete the manifests of damaged snapshots (their intact blobs go at the next prune)."""
     for snapshot_id in snapshot_ids:
         repo.backend.delete(f"snapshots/{snapshot_id}")
+        repo.backend.delete(damage_mark_name(snapshot_id))
+
+
+def damage_mark_name(snapshot_id: str) -> str:
+    return f"{DAMAGED_DIR}{snapshot_id}"
+
+
+def _mark_aad(snapshot_id: str) -> bytes:
+    return b"lifeboat:damaged:" + snapshot_id.encode("ascii")
+
+
+def mark_damaged(repo: Repository, damaged: list[SnapshotDamage]) -> None:
+    """Record which snapshots are damaged (``damaged/<id>``), and drop marks of snapshots that are
+    whole again (a later backup stored their lost blobs) or gone: the marks follow the last repair."""
+    wanted = {item.snapshot: item for item in damaged if item.readable}
+    for item in wanted.values():
+        payload = compress(item.model_dump_json().encode())
+        repo.backend.put(damage_mark_name(item.snapshot), repo.sealer.seal(payload, _mark_aad(item.snapshot)))
+    for info in repo.backend.list(DAMAGED_DIR):
+        if basename(info.name) not in wanted:
+            repo.backend.delete(info.name)
+
+
+def damage_marks(repo: Repository) -> dict[str, str]:
+    """Snapshot id -> why it is marked damaged (a mark that cannot be opened counts, as such)."""
+    marks = {}
+    for info in repo.backend.list(DAMAGED_DIR):
+        snapshot_id = basename(info.name)
+        try:
+            item = SnapshotDamage.model_validate_json(
+                decompress(repo.sealer.open(repo.backend.get(info.name), _mark_aad(snapshot_id)))
+            )
+        except FileNotFoundError:
+            continue
+        except (DecryptionFailed, ValueError, zstandard.ZstdError):
+            marks[snapshot_id] = "marked damaged (the mark itself cannot be read)"
+            continue
+        lost = ", ".join(f"{s.stream} ({s.records_lost} rows)" for s in item.streams)
+        marks[snapshot_id] = f"marked damaged: loses {lost}" if lost else "marked damaged"
+    return marks
 
 
 def repair_config(backend: Backend, passphrase: str | None) -> RepoConfig:

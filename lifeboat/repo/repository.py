@@ -8,11 +8,12 @@ the set of snapshots are atomic per call (one file put or delete).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,10 +28,11 @@ from lifeboat.errors import (
     SnapshotNotFound,
     UsageError,
 )
-from lifeboat.repo.backends import Backend, LocalBackend, open_backend
+from lifeboat.repo.backends import Backend, LocalBackend, open_backend, unguarded
 from lifeboat.repo.blobs import compress, decode_blob, decompress
 from lifeboat.repo.config import (
     CONFIG_FILE,
+    DAMAGED_DIR,
     DATA_DIR,
     FORMAT_VERSION,
     INDEX_DIR,
@@ -53,7 +55,8 @@ from lifeboat.repo.crypto import (
     b64encode,
     wrap_keys,
 )
-from lifeboat.repo.index import Index, PackEntry, decode_index, encode_index
+from lifeboat.repo.filters import NO_FILTER, SnapshotFilter
+from lifeboat.repo.index import Index, IndexFile, PackEntry, decode_index_file, encode_index, superseded
 from lifeboat.repo.keys import (
     encode_config,
     encrypted_config,
@@ -70,6 +73,7 @@ if TYPE_CHECKING:
     from lifeboat.repo.maintenance import RebuildReport
 
 LATEST = "latest"
+log = logging.getLogger(__name__)
 
 
 def snapshot_aad(snapshot_id: str) -> bytes:
@@ -183,15 +187,26 @@ class Repository:
         """
         index = Index(self.stored_packs())
         names = set()
+        files = []
         for info in self.backend.list(INDEX_DIR):
             names.add(info.name)
             try:
-                entries = self.decode_index_file(info.name, self.backend.get(info.name))
+                files.append(self.read_index_file(info.name, self.backend.get(info.name)))
             except FileNotFoundError:
                 continue  # replaced meanwhile by a prune
             except (DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError) as exc:
-                raise CorruptRepository(f"index file {info.name} cannot be decoded ({exc})") from exc
-            for entry in entries:
+                raise CorruptRepository(
+                    f"index file {info.name} cannot be decoded ({exc}); `lifeboat repair index` rebuilds the index"
+                ) from exc
+        replaced = superseded(files)
+        for file in files:
+            if file.id in replaced:
+                log.warning(
+                    "ignoring index file %s: a prune or repair replaced it (left by an interrupted one, or put back)",
+                    file.id,
+                )
+                continue
+            for entry in file.packs:
                 index.add_pack(entry)
         self._index = index
         self._index_files = names
@@ -200,14 +215,20 @@ class Repository:
         """Pack id -> size of every pack file in storage (one listing of ``data/``)."""
         return {basename(info.name): info.size for info in self.backend.list(DATA_DIR)}
 
-    def encode_index_file(self, entries: Iterable[PackEntry]) -> tuple[str, bytes]:
+    def encode_index_file(
+        self, entries: Iterable[PackEntry], supersedes: Sequence[str] = ()
+    ) -> tuple[str, bytes]:
         """(file name, bytes) of a new index file listing ``entries``, in this repository's format."""
-        index_id, data = encode_index(self.sealer, entries, self.config.version)
+        index_id, data = encode_index(self.sealer, entries, self.config.version, supersedes)
         return index_name(index_id), data
 
     def decode_index_file(self, name: str, data: bytes) -> list[PackEntry]:
         """The packs an index file lists, after checking it belongs to ``name`` (errors: see ``decode_index``)."""
-        return decode_index(self.sealer, basename(name), data, self.config.version)
+        return self.read_index_file(name, data).packs
+
+    def read_index_file(self, name: str, data: bytes) -> IndexFile:
+        """An index file with the ids it supersedes, after checking it belongs to ``name``."""
+        return decode_index_file(self.sealer, basename(name), data, self.config.version)
 
     def refresh_index(self) -> bool:
         """Reload the index if the set of index files changed since it was read; True if reloaded.
@@ -236,6 +257,26 @@ class Repository:
             lock.release()
             raise
         return lock
+
+    def add_key(self, passphrase: str, kdf: KdfParams | None = None) -> str:
+        """Write a key file that opens this repository with ``passphrase``; returns its name.
+
+        The key file is of this repository's format (version 2: with ``min_version`` and a copy of
+        the settings, docs/FORMAT.md §4), so ``key add`` and friends need no format knowledge.
+        """
+        if not self.config.encrypted:
+            raise UsageError("an unencrypted repository has no keys")
+        settings = json.loads(self.config.model_dump_json()) if self.config.version >= 2 else None
+        document = wrap_keys(
+            self.keys,
+            passphrase,
+            kdf or KdfParams(),
+            repository_version=self.config.version,
+            settings=settings,
+        )
+        name = key_name(secrets.token_hex(16))
+        self.backend.put(name, json.dumps(document, indent=2).encode())
+        return name
 
     def list_locks(self) -> list[LockInfo]:
         return list(self.locks.all())
@@ -384,12 +425,16 @@ class Repository:
                 continue  # deleted while listing
         return sorted(snapshots, key=lambda snapshot: (snapshot.time, snapshot.id)), damaged
 
-    def resolve_snapshot(self, ref: str) -> str:
-        """A full snapshot id from a unique prefix or ``latest``."""
+    def resolve_snapshot(self, ref: str, snapshot_filter: SnapshotFilter = NO_FILTER) -> str:
+        """A full snapshot id from a unique prefix or ``latest`` (the newest snapshot ``snapshot_filter``
+        matches). A snapshot named by id that the filter does not match is not found either: a filter
+        is never silently ignored."""
         if ref == LATEST:
-            snapshots = self.list_snapshots()
+            snapshots = snapshot_filter.select(self.list_snapshots())
             if not snapshots:
-                raise SnapshotNotFound("the repository has no snapshots")
+                if snapshot_filter.empty():
+                    raise SnapshotNotFound("the repository has no snapshots")
+                raise SnapshotNotFound(f"no snapshot matches {snapshot_filter.describe()}")
             return snapshots[-1].id
         matches = [snapshot_id for snapshot_id in self.snapshot_ids() if snapshot_id.startswith(ref.lower())]
         if not ref or not matches:
@@ -397,17 +442,20 @@ class Repository:
         if len(matches) > 1:
             shown = ", ".join(match[:12] for match in matches[:5])
             raise SnapshotNotFound(f"snapshot prefix {ref!r} is ambiguous: {shown}")
+        if not snapshot_filter.empty() and not snapshot_filter.matches(self.read_snapshot(matches[0])):
+            raise SnapshotNotFound(f"snapshot {matches[0][:8]} does not match {snapshot_filter.describe()}")
         return matches[0]
 
-    def load_snapshot(self, ref: str) -> Snapshot:
-        """A snapshot by id, unique id prefix or ``latest``."""
-        return self.read_snapshot(self.resolve_snapshot(ref))
+    def load_snapshot(self, ref: str, snapshot_filter: SnapshotFilter = NO_FILTER) -> Snapshot:
+        """A snapshot by id, unique id prefix or ``latest`` (see ``resolve_snapshot``)."""
+        return self.read_snapshot(self.resolve_snapshot(ref, snapshot_filter))
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove a manifest (its blobs stay until a prune). Takes the full id."""
         if not self.backend.exists(snapshot_name(snapshot_id)):
             raise SnapshotNotFound(f"no snapshot {snapshot_id}")
         self.backend.delete(snapshot_name(snapshot_id))
+        self.backend.delete(DAMAGED_DIR + snapshot_id)  # its `repair snapshots` mark, if any
 
     # -- checking ----------------------------------------------------------------------------------
 
@@ -479,6 +527,7 @@ def _check_init_target(backend: Backend, passphrase: str | None, *, encrypt: boo
 
 
 def _restrict_local_root(backend: Backend) -> None:
+    backend = unguarded(backend)
     if isinstance(backend, LocalBackend):
         root = Path(backend.root)
         root.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import typer.main
-from support import cli, new_repo
+from support import cli, cli_commands, new_repo, run_main
 
 from lifeboat import errors
-from lifeboat.cli import app, main, output
+from lifeboat.cli import output
 
 README = Path(__file__).parents[2] / "README.md"
 # Variables that would let a command get past its usage checks to real work.
@@ -51,26 +50,16 @@ MATRIX: dict[str, tuple[list[str], list[str]]] = {
     "migrate": (["--to", "letta-cloud"], ["--snapshot"]),
     "upgrade-repository": (["--repo", "s3://"], ["--repo"]),
     "repair index": (["--repo", "s3://"], ["--repo"]),
+    "repair config": (["--repo", "s3://"], ["--repo"]),
+    "repair keys": (["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"], ["--password-file"]),
     "repair packs": (["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"], ["--repo"]),
     "repair snapshots": (["--forget=maybe"], ["--password-file"]),
 }
 KINDS = ("unknown option", "bad value", "missing argument", "--json")
 
 
-def _commands() -> Iterator[str]:
-    def walk(command: object, path: list[str]) -> Iterator[str]:
-        subcommands = getattr(command, "commands", None)
-        if subcommands:
-            for name, sub in subcommands.items():
-                yield from walk(sub, [*path, name])
-        else:
-            yield " ".join(path)
-
-    yield from walk(typer.main.get_command(app), [])
-
-
 def test_the_matrix_covers_every_command() -> None:
-    assert sorted(_commands()) == sorted(MATRIX)
+    assert cli_commands() == sorted(MATRIX)
 
 
 @pytest.fixture
@@ -80,16 +69,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]
     monkeypatch.setenv("LIFEBOAT_CONFIG", str(tmp_path / "no-config.toml"))
     yield tmp_path
     output.set_json(False)
-
-
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _args(command: str, kind: str, repo: Path) -> list[str]:
@@ -113,7 +92,7 @@ def test_usage_errors_exit_2_in_one_line(
     repo = clean_env / "repo"
     if not repo.exists():
         new_repo(repo)
-    code, out, err = _run(_args(command, kind, repo), capsys)
+    code, out, err = run_main(capsys, *_args(command, kind, repo))
     assert code == 2, err
     assert "Traceback" not in out + err
     lines = err.strip().splitlines()
@@ -145,7 +124,7 @@ def test_usage_rules_of_restore_and_passphrase(clean_env: Path, capsys: pytest.C
         "no passphrase": ["snapshots", "--repo", str(repo)],
     }
     for name, args in cases.items():
-        code, _out, err = _run(args, capsys)
+        code, _out, err = run_main(capsys, *args)
         assert code == 2, (name, err)
         assert err.count("\n") == 1, (name, err)
 
@@ -159,12 +138,12 @@ def test_an_unexpected_exception_is_one_line_or_a_traceback_with_debug(
         raise ZeroDivisionError("an internal bug")
 
     monkeypatch.setattr(repository, "open_repo", broken)
-    code, _out, err = _run(["snapshots"], capsys)
+    code, _out, err = run_main(capsys, "snapshots")
     assert code == 1
     assert err.strip().splitlines() == [
         "lifeboat: error: unexpected ZeroDivisionError: an internal bug (rerun with --debug for the traceback)"
     ]
-    code, _out, err = _run(["snapshots", "--debug"], capsys)
+    code, _out, err = run_main(capsys, "snapshots", "--debug")
     assert code == 1 and "Traceback" in err and "ZeroDivisionError" in err
 
 
