@@ -19,6 +19,8 @@ from lifeboat.cli import (  # noqa: F401  isort: skip
     repair,
     repository,
     restore,
+    snapshot_contents,
+    snapshot_tags,
     upgrade,
     verify,
 )

@@ -15,6 +15,7 @@ traffic; missing rows and changes without such a timestamp are "unexplained" (lo
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -236,6 +237,7 @@ class _Comparison:
         self.results: list[TableReport] = []
         self.agents: dict[str, AgentReport] = {}
         self.sequences: list[SequenceReport] = []
+        self._lock = threading.Lock()  # tables are compared on several threads
 
     def compare(
         self, table: _Table, snapshot: Iterable[bytes], database: Iterable[bytes], *, chunks: bool = False
@@ -246,10 +248,11 @@ class _Comparison:
 
         def tally(line: bytes, kind: str) -> None:
             for agent in self.index.agents_of(table, line):
-                entry = self.agents.setdefault(agent, AgentReport(agent_id=agent))
-                setattr(entry, kind, getattr(entry, kind) + 1)
-                if table.definition.name not in entry.tables:
-                    entry.tables.append(table.definition.name)
+                with self._lock:
+                    entry = self.agents.setdefault(agent, AgentReport(agent_id=agent))
+                    setattr(entry, kind, getattr(entry, kind) + 1)
+                    if table.definition.name not in entry.tables:
+                        entry.tables.append(table.definition.name)
 
         def on_extra(line: bytes) -> None:
             tally(line, "extra")

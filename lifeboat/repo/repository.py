@@ -365,8 +365,20 @@ class Repository:
                 f"refusing to save snapshot {snapshot.short_id}: {len(lost)} pack(s) it needs are missing "
                 f"or damaged in the repository (first: {lost[0]}); nothing was saved, back up again"
             )
+        self._write_manifest(snapshot)
+
+    def _write_manifest(self, snapshot: Snapshot) -> None:
         payload = compress(snapshot.model_dump_json().encode())
         self.backend.put(snapshot_name(snapshot.id), self.sealer.seal(payload, snapshot_aad(snapshot.id)))
+
+    def rewrite_snapshot(self, snapshot: Snapshot) -> None:
+        """Replace an existing manifest by ``snapshot`` (same id; e.g. other tags) in one atomic put.
+
+        Only for changes that need no blob (the caller keeps ``streams``); hold the exclusive lock.
+        """
+        if not self.backend.exists(snapshot_name(snapshot.id)):
+            raise SnapshotNotFound(f"no snapshot {snapshot.id}")
+        self._write_manifest(snapshot)
 
     def _packs_not_stored(self, snapshot: Snapshot) -> list[str]:
         """Packs the snapshot's blobs are in that storage lacks or holds at another size; a blob in

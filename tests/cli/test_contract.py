@@ -52,6 +52,9 @@ MATRIX: dict[str, tuple[list[str], list[str]]] = {
     "repair index": (["--repo", "s3://"], ["--repo"]),
     "repair config": (["--repo", "s3://"], ["--repo"]),
     "repair keys": (["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"], ["--password-file"]),
+    "tag": (["--add", "two words", "latest"], ["--add"]),
+    "ls": (["latest", "--repo", "s3://"], []),
+    "stats": (["--repo", "s3://"], ["--host"]),
     "repair packs": (["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"], ["--repo"]),
     "repair snapshots": (["--forget=maybe"], ["--password-file"]),
 }

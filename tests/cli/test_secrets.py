@@ -78,6 +78,9 @@ def _error_runs(letta_db: LettaDatabase, tmp: Path) -> list[list[str]]:
                 ["repair", "snapshots"],
                 ["repair", "config"],
                 ["repair", "keys"],
+                ["tag", "--add", "x", "latest"],
+                ["ls", "latest"],
+                ["stats"],
             )
         ),
         ["copy", "--to", missing],
