@@ -26,4 +26,8 @@ from lifeboat.cli import (  # noqa: F401  isort: skip
     verify,
 )
 
+from lifeboat.cli import help_style
+
+help_style.apply(app)
+
 __all__ = ["app", "main"]
