@@ -60,6 +60,8 @@ class DrillOptions:
     report_dir: Path | None = None
     record: bool = True
     flavor: str | None = None
+    trust_schema: bool = False  # see restore.check_trust
+    trust_unencrypted: bool = False
     compare: bool = True
     upgrade_to: str | None = None  # a Letta release: rehearse the upgrade (ops/drill_upgrade.py)
     encryption_key: str | None = field(default=None, repr=False)
@@ -256,7 +258,7 @@ def _restore(
     recorder: _Recorder,
     progress: Progress | None,
 ) -> None:
-    from lifeboat.ops.restore import preflight, run_restore
+    from lifeboat.ops.restore import Trust, preflight, run_restore
 
     with recorder.phase("fetch"), repo.lock():
         preflight(repo, snapshot, read_data=True)
@@ -269,6 +271,7 @@ def _restore(
             progress=progress,
             safety_snapshot=False,
             verify_first=False,
+            trust=Trust(schema=options.trust_schema, unencrypted=options.trust_unencrypted),
         )
     recorder.report.phases.remove(restore_phase)  # replaced by its parts
     for name in ("schema", "data", "indexes", "analyze"):
