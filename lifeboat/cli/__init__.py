@@ -14,6 +14,7 @@ from lifeboat.cli import (  # noqa: F401  isort: skip
     backup,
     demo,
     drill,
+    keys,
     maintenance,
     migrate,
     repair,
@@ -24,5 +25,9 @@ from lifeboat.cli import (  # noqa: F401  isort: skip
     upgrade,
     verify,
 )
+
+from lifeboat.cli import help_style
+
+help_style.apply(app)
 
 __all__ = ["app", "main"]

@@ -83,7 +83,7 @@ def restore(
     snapshot: Annotated[
         str | None,
         typer.Argument(
-            metavar="[SNAPSHOT]",
+            metavar="SNAPSHOT",
             help="Snapshot id, unique prefix, or 'latest' (the default: the newest matching the filters; "
             "an agent restore without one uses the newest snapshot of the target database).",
             show_default=False,

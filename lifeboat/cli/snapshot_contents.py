@@ -78,7 +78,7 @@ def stats(
     snapshot_ids: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[SNAPSHOT]...",
+            metavar="SNAPSHOT",
             help="Snapshots to count (id, prefix or 'latest'); default: every snapshot the filters match.",
             show_default=False,
         ),

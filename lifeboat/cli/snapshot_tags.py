@@ -24,7 +24,7 @@ def tag(
     snapshot_ids: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[SNAPSHOT]...",
+            metavar="SNAPSHOT",
             help="Snapshots (id, unique prefix or 'latest'); without any, those the filters select.",
             show_default=False,
         ),

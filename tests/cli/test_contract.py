@@ -55,6 +55,13 @@ MATRIX: dict[str, tuple[list[str], list[str]]] = {
     "tag": (["--add", "two words", "latest"], ["--add"]),
     "ls": (["latest", "--repo", "s3://"], []),
     "stats": (["--repo", "s3://"], ["--host"]),
+    "key list": (["--repo", "s3://"], ["--repo"]),
+    "key add": (["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"], ["--new-password-file"]),
+    "key remove": (["k", "--repo", "s3://"], []),
+    "key passwd": (
+        ["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"],
+        ["--new-password-file"],
+    ),
     "repair packs": (["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"], ["--repo"]),
     "repair snapshots": (["--forget=maybe"], ["--password-file"]),
 }
