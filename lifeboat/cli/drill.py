@@ -11,7 +11,19 @@ from rich.table import Table
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
-from lifeboat.cli.common import MetricsFileOption, PasswordFileOption, RepoOption, checked_dsn, open_repo
+from lifeboat.cli.common import (
+    HostFilterOption,
+    MetricsFileOption,
+    PasswordFileOption,
+    RepoOption,
+    SourceFilterOption,
+    TagFilterOption,
+    TrustSchemaOption,
+    TrustUnencryptedOption,
+    checked_dsn,
+    open_repo,
+    snapshot_filter,
+)
 from lifeboat.cli.progress import byte_progress
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout (docs/JSON.md).")]
@@ -50,6 +62,11 @@ def drill(
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     json_output: JsonOption = False,
+    trust_schema: TrustSchemaOption = False,
+    trust_unencrypted: TrustUnencryptedOption = False,
+    source: SourceFilterOption = None,
+    host: HostFilterOption = None,
+    tag: TagFilterOption = None,
     upgrade_to: Annotated[
         str | None,
         typer.Option(
@@ -79,9 +96,17 @@ def drill(
     if json_output:
         output.set_json(True)
     repository = open_repo(repo, password_file)
+    snapshot = repository.resolve_snapshot(snapshot, snapshot_filter(source, host, tag))
     target_dsn = checked_dsn(target, "--target", need_database=True) if target else None
     options = DrillOptions(
-        snapshot=snapshot, target_dsn=target_dsn, smoke=smoke, jobs=jobs, report_dir=report, compare=compare
+        snapshot=snapshot,
+        target_dsn=target_dsn,
+        smoke=smoke,
+        jobs=jobs,
+        report_dir=report,
+        compare=compare,
+        trust_schema=trust_schema,
+        trust_unencrypted=trust_unencrypted,
     )
     if upgrade_to is not None:
         from lifeboat.ops.drill_upgrade import target_release

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,14 +13,24 @@ from lifeboat.cli import output
 from lifeboat.cli.app import app
 from lifeboat.cli.common import (
     DbOption,
+    HostFilterOption,
+    LongOption,
     PasswordFileOption,
     RepoOption,
+    SnapshotTagFilterOption,
+    SourceFilterOption,
+    TrustSchemaOption,
+    TrustUnencryptedOption,
     checked_dsn,
     database_dsn,
     open_repo,
+    snapshot_filter,
 )
 from lifeboat.cli.progress import byte_progress
 from lifeboat.errors import Interrupted, UsageError, note_rolled_back
+
+if TYPE_CHECKING:
+    from lifeboat.ops.restore import Trust
 
 
 class RestoreMode(StrEnum):
@@ -57,9 +67,29 @@ class AgentSelection:
         return bool(self.agents) or self.name is not None or self.tag is not None
 
 
+@dataclass(frozen=True)
+class SnapshotFilters:
+    """--source/--host/--snapshot-tag: which snapshots 'latest' (or no snapshot) may pick."""
+
+    sources: list[str]
+    hosts: list[str]
+    tags: list[str]
+
+    def build(self) -> Any:
+        return snapshot_filter(self.sources, self.hosts, self.tags)
+
+
 @app.command()
 def restore(
-    snapshot: Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or 'latest'.")] = "latest",
+    snapshot: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SNAPSHOT",
+            help="Snapshot id, unique prefix, or 'latest' (the default: the newest matching the filters; "
+            "an agent restore without one uses the newest snapshot of the target database).",
+            show_default=False,
+        ),
+    ] = None,
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     target: Annotated[
@@ -89,6 +119,10 @@ def restore(
     snapshot_option: Annotated[
         str | None, typer.Option("--snapshot", "-s", help="Snapshot (same as the argument).")
     ] = None,
+    source: SourceFilterOption = None,
+    host: HostFilterOption = None,
+    snapshot_tag: SnapshotTagFilterOption = None,
+    long: LongOption = False,
     mode: Annotated[
         RestoreMode,
         typer.Option("--mode", help="Agent restore: 'in-place' (same ids) or 'copy' (new ids)."),
@@ -133,17 +167,28 @@ def restore(
             "LETTA_ENCRYPTION_KEY, passed to the migrations that encrypt secrets.",
         ),
     ] = None,
+    trust_schema: TrustSchemaOption = False,
+    trust_unencrypted: TrustUnencryptedOption = False,
+    other_deployment: Annotated[
+        bool,
+        typer.Option(
+            "--other-deployment",
+            help="With --force: replace the database even when it holds a different Letta deployment "
+            "(or none) than the snapshot's source.",
+        ),
+    ] = False,
 ) -> None:
     """Restore a whole snapshot into a new database (or, with --force, over an existing one); or,
     with --agent/--name/--tag, bring agents back into the live database (in place or as copies)."""
-    snapshot = snapshot_option or snapshot
+    ref = snapshot_option or snapshot
+    filters = SnapshotFilters(source or [], host or [], snapshot_tag or [])
     selection = AgentSelection(agent or [], name, tag, mode, shared, dry_run, force, org, suffix)
     if selection.selects:
         if target is not None or upgrade is not None:
             raise UsageError(
                 "--target and --upgrade are for whole-snapshot restores; agent restores write to --db"
             )
-        restore_agents(snapshot, repo, password_file, selection, db, encryption_key)
+        restore_agents(ref, repo, password_file, selection, db, encryption_key, filters, long=long)
         return
     agent_only = {
         "--dry-run": dry_run,
@@ -158,7 +203,7 @@ def restore(
             f"{', '.join(given)} apply to agent restores: select agents with --agent, --name or --tag"
         )
     restore_snapshot(
-        snapshot,
+        ref or "latest",
         repo,
         password_file,
         target,
@@ -166,7 +211,15 @@ def restore(
         jobs=jobs,
         upgrade=upgrade,
         encryption_key=encryption_key,
+        trust=_trust(trust_schema, trust_unencrypted, other_deployment),
+        filters=filters,
     )
+
+
+def _trust(schema: bool, unencrypted: bool, other_deployment: bool) -> Trust:
+    from lifeboat.ops.restore import Trust
+
+    return Trust(schema=schema, unencrypted=unencrypted, other_deployment=other_deployment)
 
 
 def restore_snapshot(
@@ -179,6 +232,8 @@ def restore_snapshot(
     jobs: int,
     upgrade: str | None = None,
     encryption_key: str | None = None,
+    trust: Trust | None = None,
+    filters: SnapshotFilters | None = None,
 ) -> None:
     """The whole snapshot into ``target`` (default: ``<letta db>_restored`` on the Letta server);
     with ``upgrade``, migrated to that Letta revision before the switch."""
@@ -191,11 +246,22 @@ def restore_snapshot(
         else _default_target(database_dsn(None))
     )
     repository = open_repo(repo, password_file)
+    if filters is not None:
+        snapshot = repository.resolve_snapshot(snapshot, filters.build())
     if upgrade is not None:
         from lifeboat.cli.restore_upgrade import restore_with_upgrade
 
         redact.register(encryption_key)
-        restore_with_upgrade(repository, snapshot, target_dsn, upgrade, encryption_key, force, jobs)
+        restore_with_upgrade(
+            repository,
+            snapshot,
+            target_dsn,
+            upgrade,
+            encryption_key,
+            force,
+            jobs,
+            trust or _trust(False, False, False),
+        )
         return
     with byte_progress("restore") as bar:
         result = run_restore(
@@ -206,8 +272,15 @@ def restore_snapshot(
             jobs=jobs,
             redis=settings.letta_redis(),
             progress=bar.advance,
+            trust=trust or _trust(False, False, False),
+            notify=None if output.json_mode() else _announce,
         )
     output.emit(result.summary(), _render_snapshot_restore)
+
+
+def _announce(line: str) -> None:
+    """One unwrapped line on stderr (stdout stays clean for --json), before the fact."""
+    output.err_console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 def _render_snapshot_restore(s: dict[str, Any]) -> None:
@@ -222,19 +295,24 @@ def _render_snapshot_restore(s: dict[str, Any]) -> None:
 
 
 def restore_agents(
-    snapshot: str,
+    snapshot: str | None,
     repo: str | None,
     password_file: Path | None,
     selection: AgentSelection,
     db: str | None,
     encryption_key: str | None = None,
+    filters: SnapshotFilters | None = None,
+    *,
+    long: bool = False,
 ) -> None:
     """The selected agents into the live database (``--db``), in one transaction. From an older
-    Letta release's snapshot they are taken from a sandbox copy upgraded to the live revision."""
+    Letta release's snapshot they are taken from a sandbox copy upgraded to the live revision.
+    Without a snapshot: the newest snapshot of the target database (printed first)."""
     from lifeboat import redact, settings
     from lifeboat.cli.agents import render_agent_restore
     from lifeboat.ops.agent_restore import Mode, Options, SharedPolicy
     from lifeboat.ops.agent_upgrade import run_agent_restore_any_release
+    from lifeboat.ops.snapshot_filter import choose_for_database
 
     if encryption_key:
         redact.register(encryption_key)
@@ -249,11 +327,15 @@ def restore_agents(
     )
     dsn = database_dsn(db)
     repository = open_repo(repo, password_file)
+    filters = filters or SnapshotFilters([], [], [])
+    _, chosen = choose_for_database(
+        repository, snapshot, dsn, sources=filters.sources, hosts=filters.hosts, tags=filters.tags
+    )
     try:
         report = run_agent_restore_any_release(
             repository,
             dsn,
-            snapshot_ref=snapshot,
+            snapshot_ref=chosen.id,
             agent_ids=selection.agents,
             name=selection.name,
             tag=selection.tag,
@@ -265,7 +347,9 @@ def restore_agents(
         # run_agent_restore writes in one transaction, which the interruption aborted
         note_rolled_back(exc, "the agent restore's transaction (the live database is unchanged)")
         raise
-    output.emit(report.summary(), render_agent_restore)
+    summary = report.summary()
+    summary["snapshot_chosen"] = chosen.model_dump()
+    output.emit(summary, lambda r: render_agent_restore(r, long=long))
 
 
 def _default_target(letta_dsn: str) -> str:

@@ -23,7 +23,8 @@ from lifeboat import pg
 from lifeboat.errors import DatabaseError, UnsafeRestore
 from lifeboat.letta import migrations, revisions
 from lifeboat.letta.migrations import Migration, MigrationPathError
-from lifeboat.ops.restore import RestoreResult, run_restore
+from lifeboat.ops.restore import RestoreResult, Trust, run_restore
+from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
 from lifeboat.settings import RedisTarget
 
@@ -33,6 +34,12 @@ class UpgradePlan:
     from_revision: str
     to_revision: str
     steps: list[Migration]
+    rows: dict[str, int] = field(default_factory=dict)  # table -> rows in the snapshot
+
+    def at_stake(self, migration: Migration) -> int:
+        """Rows of the snapshot in the tables this migration drops tables or columns of."""
+        tables = {target.split(" ", 1)[1].split(".")[0] for target in migration.drops}
+        return sum(self.rows.get(table, 0) for table in tables)
 
     @property
     def data_changes(self) -> list[Migration]:
@@ -48,9 +55,13 @@ class UpgradePlan:
         changes = self.data_changes
         if not changes:
             return [head, "no migration on the way drops or rewrites existing data"]
-        return [head, f"{len(changes)} migration(s) drop or rewrite data:"] + [
-            f"  {m.describe()}" for m in changes
-        ]
+        lines = [head, f"{len(changes)} migration(s) drop or rewrite data:"]
+        for m in changes:
+            stake = self.at_stake(m)
+            lines.append(
+                f"  {m.describe()}" + (f" ({stake} row(s) of this snapshot affected)" if stake else "")
+            )
+        return lines
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -59,7 +70,7 @@ class UpgradePlan:
             "to_revision": self.to_revision,
             "to_release": revisions.release_label(self.to_revision),
             "migrations": len(self.steps),
-            "data_changes": [_change(m) for m in self.data_changes],
+            "data_changes": [{**_change(m), "rows_at_stake": self.at_stake(m)} for m in self.data_changes],
         }
 
 
@@ -89,7 +100,9 @@ class UpgradeResult:
         }
 
 
-def plan_upgrade(from_revision: str | None, target: str | None) -> UpgradePlan:
+def plan_upgrade(
+    from_revision: str | None, target: str | None, rows: dict[str, int] | None = None
+) -> UpgradePlan:
     """The forward path from the snapshot's revision; refuses downgrades and unknown revisions."""
     if not from_revision:
         raise UnsafeRestore(
@@ -100,14 +113,24 @@ def plan_upgrade(from_revision: str | None, target: str | None) -> UpgradePlan:
         steps = migrations.path(from_revision, to_revision)
     except MigrationPathError as exc:
         raise UnsafeRestore(f"cannot upgrade: {exc}") from exc
-    return UpgradePlan(from_revision, to_revision, steps)
+    return UpgradePlan(from_revision, to_revision, steps, dict(rows or {}))
 
 
-def snapshot_revision(repo: Repository, snapshot_ref: str) -> str | None:
+def snapshot_rows(snapshot: Snapshot) -> dict[str, int]:
+    """Rows per table of the snapshot (from its manifest; nothing is read)."""
+    rows: dict[str, int] = {}
+    for stream in snapshot.streams:
+        table = (stream.attributes or {}).get("table")
+        if table:
+            rows[str(table)] = rows.get(str(table), 0) + int(stream.records)
+    return rows
+
+
+def snapshot_facts(repo: Repository, snapshot_ref: str) -> tuple[str | None, dict[str, int]]:
+    """The snapshot's Letta revision and its row count per table."""
     snapshot = repo.load_snapshot(snapshot_ref)
-    source = snapshot.documents.get("source") or {}
-    revision = source.get("letta_revision")
-    return str(revision) if revision else None
+    revision = (snapshot.documents.get("source") or {}).get("letta_revision")
+    return (str(revision) if revision else None), snapshot_rows(snapshot)
 
 
 def run_upgrade_restore(
@@ -122,9 +145,12 @@ def run_upgrade_restore(
     jobs: int = 2,
     redis: RedisTarget | None = None,
     progress: Callable[[int], None] | None = None,
+    trust: Trust = Trust(),  # noqa: B008 (frozen)
+    notify: Callable[[str], None] | None = None,
 ) -> UpgradeResult:
     """Restore ``snapshot_ref`` into ``target_dsn`` and migrate it to ``target`` before the switch."""
-    plan = plan_upgrade(snapshot_revision(repo, snapshot_ref), target)
+    revision, rows = snapshot_facts(repo, snapshot_ref)
+    plan = plan_upgrade(revision, target, rows)
     if announce is not None:
         announce(plan)
     ran: list[tuple[str, str]] = []
@@ -153,6 +179,8 @@ def run_upgrade_restore(
         redis=redis,
         progress=progress,
         prepare=upgrade,
+        trust=trust,
+        notify=notify,
     )
     result.timings["upgrade"] = spent[0]
     return UpgradeResult(result, plan, ran, spent[0])
