@@ -208,7 +208,16 @@ def run(scale: Scale, workdir: Path) -> dict[str, Any]:
         r["lifeboat_restore"] = timed(
             profiled(
                 "restore",
-                [LIFEBOAT, "restore", "latest", "--repo", repo, "--target", cluster.dsn("lifeboat_target")],
+                [
+                    LIFEBOAT,
+                    "--json",
+                    "restore",
+                    "latest",
+                    "--repo",
+                    repo,
+                    "--target",
+                    cluster.dsn("lifeboat_target"),
+                ],
             ),
             env,
         )

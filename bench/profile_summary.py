@@ -13,13 +13,22 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-WAITS = ("wait (threading.py", "_wait_for_tstate_lock", "acquire", "select (", "get (queue.py", "_worker (")
+# Top-of-stack functions that mean "this thread is idle": waiting for another thread or for the
+# server (psycopg's Connection.wait, select/poll on the socket).
+IDLE = {
+    "Condition.wait",
+    "Condition._acquire_restore",
+    "Thread._wait_for_tstate_lock",
+    "Event.wait",
+    "_worker",
+}
+SERVER = {"Connection.wait", "poll", "select", "wait_c", "wait"}
 
 
 def summarize(path: Path, top: int) -> str:
     inclusive: Counter[str] = Counter()
     leaf: Counter[str] = Counter()
-    total = waiting = 0
+    total = waiting = server = 0
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -27,16 +36,21 @@ def summarize(path: Path, top: int) -> str:
         count = int(count_text)
         frames = [_short(frame) for frame in stack.split(";")[1:]]  # the first is the process/thread
         total += count
-        if frames and any(frames[-1].startswith(w.split(" (")[0]) for w in WAITS):
+        current = frames[-1].split(" (")[0] if frames else ""
+        if current in IDLE:
             waiting += count
+            continue
+        if current in SERVER:
+            server += count
             continue
         for frame in set(frames):
             inclusive[frame] += count
         if frames:
             leaf[frames[-1]] += count
-    busy = total - waiting
+    busy = max(1, total - waiting - server)
     lines = [
-        f"{path.name}: {total} samples, {waiting} waiting, {busy} busy (shares below are of busy samples)"
+        f"{path.name}: {total} thread samples: {waiting} idle (waiting for another thread), "
+        f"{server} waiting for the server, {busy} on the CPU (shares below are of these)"
     ]
     lines.append(f"{'self %':>7} {'incl %':>7}  function")
     for frame, count in leaf.most_common(top):
