@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -28,6 +29,11 @@ class ByteProgress:
     def advance(self, n: int) -> None:
         if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, n)
+
+    def note(self, line: str) -> None:
+        """A line above the bar (e.g. what a backup waits for); only where the bar shows."""
+        if self._progress is not None:
+            self._progress.console.print(f"[yellow]{escape(line)}[/]")
 
     def set_total(self, total: int) -> None:
         if self._progress is not None and self._task is not None:
