@@ -23,6 +23,7 @@ from lifeboat.errors import CorruptRepository, UnsafeRestore, note_rolled_back
 from lifeboat.letta import schema_trust
 from lifeboat.ops.backup import STREAM_PREFIX, run_backup
 from lifeboat.ops.redis import invalidate_after_restore
+from lifeboat.ops.restore_partial import PartialLoss, assess_loss, relax_foreign_keys, validate_foreign_keys
 from lifeboat.ops.restore_target import inspect_replacement
 from lifeboat.pg.models import DatabaseSchema
 from lifeboat.repo.manifest import Snapshot, Stream
@@ -56,6 +57,7 @@ class RestoreResult:
     redis_keys_removed: int | None = None
     warnings: list[str] = field(default_factory=list)
     sessions_ended: list[dict[str, Any]] = field(default_factory=list)  # on a replaced target
+    partial: PartialLoss | None = None  # restore --partial of a damaged snapshot: what it lost
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,7 @@ class RestoreResult:
             "redis_keys_removed": self.redis_keys_removed,
             "warnings": self.warnings,
             "sessions_ended": self.sessions_ended,
+            "partial": self.partial.summary() if self.partial is not None else None,
         }
 
 
@@ -161,6 +164,12 @@ def preflight(repo: Repository, snapshot: Snapshot, *, read_data: bool = True) -
         )
 
 
+def _partial_loss(repo: Repository, snapshot: Snapshot) -> PartialLoss | None:
+    """Read and verify every blob; what a damaged snapshot lost (``None``: nothing)."""
+    report = repo.verify_snapshot(snapshot, read_data=True)
+    return None if report.ok else assess_loss(repo, snapshot, report)
+
+
 def run_restore(
     repo: Repository,
     snapshot_ref: str,
@@ -175,6 +184,7 @@ def run_restore(
     prepare: Callable[[str], None] | None = None,
     trust: Trust = Trust(),
     notify: Notify | None = None,
+    partial: bool = False,
 ) -> RestoreResult:
     """Restore ``snapshot_ref`` as the database named in ``target_dsn`` (connect as an admin role).
 
@@ -184,6 +194,8 @@ def run_restore(
     The snapshot must pass :func:`check_trust` first (``trust.schema``, ``trust.unencrypted``).
     A target holding another deployment is refused unless ``trust.other_deployment``; ``notify`` is told
     which sessions on the target the switch will end (:mod:`lifeboat.ops.restore_target`).
+    With ``partial``, a damaged snapshot is restored without its lost blobs instead of refused
+    (:mod:`lifeboat.ops.restore_partial`); ``RestoreResult.partial`` says what was lost.
     """
     started = time.monotonic()
     timings: dict[str, float] = {}
@@ -194,7 +206,10 @@ def run_restore(
             repo, snapshot, schema, trust_schema=trust.schema, trust_unencrypted=trust.unencrypted
         )
         phase = time.monotonic()
-        preflight(repo, snapshot, read_data=verify_first)
+        loss = _partial_loss(repo, snapshot) if partial else None
+        if not partial:
+            preflight(repo, snapshot, read_data=verify_first)
+        build_schema, relaxed = relax_foreign_keys(schema, loss) if loss else (schema, [])
         timings["verify"] = time.monotonic() - phase
         target = _target_database(target_dsn)
         admin_dsn = pg.with_database(target_dsn, "postgres")
@@ -221,7 +236,10 @@ def run_restore(
         try:  # from here until the switch, any failure or interruption drops the temporary database
             with pg.connect(admin_dsn) as admin:
                 _create_target(admin, schema, temp, snapshot, target)
-            report = _build(repo, snapshot, schema, temp_dsn, jobs, progress, timings)
+            report = _build(repo, snapshot, build_schema, temp_dsn, jobs, progress, timings, loss)
+            if loss is not None:
+                with pg.connect(temp_dsn) as conn:
+                    loss.foreign_keys_not_valid = validate_foreign_keys(conn, relaxed)
             if prepare is not None:
                 prepare(temp_dsn)
             safety_id = None
@@ -258,6 +276,7 @@ def run_restore(
         redis_keys_removed=removed,
         warnings=trust_warnings + warnings + report.warnings + report.skipped,
         sessions_ended=[asdict(session) for session in ended],
+        partial=loss,
     )
 
 
@@ -286,6 +305,7 @@ def _build(
     jobs: int,
     progress: Progress | None,
     timings: dict[str, float],
+    loss: PartialLoss | None = None,
 ) -> pg.ApplyReport:
     phase = time.monotonic()
     report = pg.ApplyReport()
@@ -301,7 +321,11 @@ def _build(
     def load(conn: psycopg.Connection, part: pg.TablePart) -> int:
         table = part.table
         stream = streams[(table.schema_, table.name)]
-        chunks = _counting(repo.iter_stream_data(stream), progress)
+        if loss is not None:  # a partial restore leaves the lost (record-aligned) blobs out
+            wanted = (ref.id for ref in stream.blobs if ref.id not in loss.lost_blobs)
+            chunks = _counting((data for _, data in repo.read_blobs(wanted)), progress)
+        else:
+            chunks = _counting(repo.iter_stream_data(stream), progress)
         rows = pg.copy_in(conn, table.qualified, stream.attributes["columns"], chunks, freeze=part.whole)
         last_load_done[0] = max(last_load_done[0], time.monotonic())
         return rows
