@@ -110,9 +110,9 @@ def snapshots(
 
 def _render_snapshots(items: list[dict[str, Any]], *, long: bool) -> None:
     """restic's layout: short ids and local times that fit 80 columns; --long adds full ids and more."""
-    columns = ["id", "time", "host", "database", "tags", "agents", "size"]
+    columns = ["id", "time", "host", "database", "tags", "size"]
     if long:
-        columns[5:5] = ["letta", "rows"]
+        columns[5:5] = ["letta", "agents", "rows"]
     table = output.table(*columns)
     for r in items:
         shown_id = r["id"] if long else r["short_id"]
@@ -126,11 +126,10 @@ def _render_snapshots(items: list[dict[str, Any]], *, long: bool) -> None:
             r["hostname"],
             str(r["database"] or ""),
             ",".join(tags),
-            str(r["agents"]),
             _human_bytes(r["raw_bytes"]),
         ]
         if long:
-            cells[5:5] = [str(r["letta_release"] or ""), str(r["rows"])]
+            cells[5:5] = [str(r["letta_release"] or ""), str(r["agents"]), str(r["rows"])]
         table.add_row(*cells)
     output.console.print(table)
     output.console.print(f"{len(items)} snapshot(s)")

@@ -14,6 +14,7 @@ from lifeboat.cli.app import app
 from lifeboat.cli.common import (
     DbOption,
     HostFilterOption,
+    LongOption,
     PasswordFileOption,
     RepoOption,
     SnapshotTagFilterOption,
@@ -121,6 +122,7 @@ def restore(
     source: SourceFilterOption = None,
     host: HostFilterOption = None,
     snapshot_tag: SnapshotTagFilterOption = None,
+    long: LongOption = False,
     mode: Annotated[
         RestoreMode,
         typer.Option("--mode", help="Agent restore: 'in-place' (same ids) or 'copy' (new ids)."),
@@ -194,7 +196,7 @@ def restore(
             raise UsageError(
                 "--target, --upgrade and --partial are for whole-snapshot restores; agent restores write to --db"
             )
-        restore_agents(ref, repo, password_file, selection, db, encryption_key, filters)
+        restore_agents(ref, repo, password_file, selection, db, encryption_key, filters, long=long)
         return
     agent_only = {
         "--dry-run": dry_run,
@@ -334,6 +336,8 @@ def restore_agents(
     db: str | None,
     encryption_key: str | None = None,
     filters: SnapshotFilters | None = None,
+    *,
+    long: bool = False,
 ) -> None:
     """The selected agents into the live database (``--db``), in one transaction. From an older
     Letta release's snapshot they are taken from a sandbox copy upgraded to the live revision.
@@ -379,7 +383,7 @@ def restore_agents(
         raise
     summary = report.summary()
     summary["snapshot_chosen"] = chosen.model_dump()
-    output.emit(summary, render_agent_restore)
+    output.emit(summary, lambda r: render_agent_restore(r, long=long))
 
 
 def _default_target(letta_dsn: str) -> str:
