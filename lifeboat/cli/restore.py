@@ -320,7 +320,9 @@ def _render_loss(p: dict[str, Any]) -> None:
         output.console.print(f"  table {table['table']}: {table['rows_lost']} row(s) lost", markup=False)
     if p["agents"]:
         output.console.print(
-            f"  agents that may have lost rows (ids within a lost blob's key range): {', '.join(p['agents'])}", soft_wrap=True, markup=False
+            f"  agents that may have lost rows (ids within a lost blob's key range): {', '.join(p['agents'])}",
+            soft_wrap=True,
+            markup=False,
         )
     for key in p["foreign_keys_not_valid"]:
         output.console.print(
