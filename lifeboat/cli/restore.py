@@ -26,7 +26,7 @@ from lifeboat.cli.common import (
     open_repo,
     snapshot_filter,
 )
-from lifeboat.cli.progress import byte_progress
+from lifeboat.cli.progress import restore_progress
 from lifeboat.errors import CorruptRepository, Interrupted, UsageError, note_rolled_back
 
 if TYPE_CHECKING:
@@ -275,7 +275,7 @@ def restore_snapshot(
             trust or _trust(False, False, False),
         )
         return
-    with byte_progress("restore") as bar:
+    with restore_progress("restore", repository, snapshot) as bar:
         result = run_restore(
             repository,
             snapshot,
