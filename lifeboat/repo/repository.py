@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -453,12 +453,20 @@ class Repository:
     # -- checking ----------------------------------------------------------------------------------
 
     def check(
-        self, *, read_data: bool = False, subset_percent: float | None = None, seed: int | None = None
+        self,
+        *,
+        read_data: bool = False,
+        subset_percent: float | None = None,
+        seed: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> CheckReport:
-        """Check structure, and with ``read_data`` every (or a random ``subset_percent`` of) pack's blobs."""
+        """Check structure, and with ``read_data`` every (or a random ``subset_percent`` of) pack's blobs
+        (``progress(bytes_read, bytes_total)`` after each pack)."""
         from lifeboat.repo.check import check_repository
 
-        return check_repository(self, read_data=read_data, subset_percent=subset_percent, seed=seed)
+        return check_repository(
+            self, read_data=read_data, subset_percent=subset_percent, seed=seed, progress=progress
+        )
 
     def verify_snapshot(
         self, snapshot: Snapshot, *, read_data: bool = False, blob_ids: Iterable[str] | None = None
