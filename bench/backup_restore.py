@@ -183,6 +183,7 @@ def run(scale: Scale, workdir: Path) -> dict[str, Any]:
         started = time.monotonic()
         dsn, counts = build(cluster, scale)
         results["dataset"] = counts | {"build_seconds": round(time.monotonic() - started, 1)}
+        results["load_average_before"] = wait_for_quiet()
         pg_dump, pg_restore = cluster.tool("pg_dump"), cluster.tool("pg_restore")
         repo = str(workdir / "repo")
         subprocess.run([LIFEBOAT, "init", "--repo", repo], env=env, check=True, capture_output=True)
@@ -224,8 +225,22 @@ def run(scale: Scale, workdir: Path) -> dict[str, Any]:
         agent = one_agent_restore(repo, env, dsn)
         if agent is not None:
             r["lifeboat_restore_one_agent"] = agent
+        results["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
     results["ratios"] = ratios(results["runs"])
     return results
+
+
+QUIET: dict[str, float] = {"load": 0.0, "max_wait": 0.0}  # --wait-load, --wait-max
+
+
+def wait_for_quiet() -> list[float]:
+    """With ``--wait-load``, wait (at most ``--wait-max`` seconds) after building the deployment until the
+    1-minute load average is below it, so a shared machine's busy hour spoils only the build.
+    Returns the load averages the timings start with."""
+    deadline = time.monotonic() + QUIET["max_wait"]
+    while QUIET["load"] and os.getloadavg()[0] >= QUIET["load"] and time.monotonic() < deadline:
+        time.sleep(15)
+    return [round(value, 2) for value in os.getloadavg()]
 
 
 def ratios(r: dict[str, Any]) -> dict[str, float]:
@@ -282,7 +297,12 @@ def main() -> None:
         help="run lifeboat backup and restore under py-spy (installed by hand into .venv), writing "
         "collapsed stacks there (bench/profile_summary.py summarizes them); their times then include py-spy",
     )
+    parser.add_argument(
+        "--wait-load", type=float, default=0.0, help="after building, wait for a load below this"
+    )
+    parser.add_argument("--wait-max", type=float, default=1800.0, help="seconds --wait-load waits at most")
     args = parser.parse_args()
+    QUIET.update(load=args.wait_load, max_wait=args.wait_max)
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
         PROFILE["dir"] = args.profile.resolve()
