@@ -31,6 +31,11 @@ class ByteProgress:
         if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, n)
 
+    def absolute(self, done: int, total: int) -> None:
+        """Progress given as (done, total) bytes, from any thread."""
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=done, total=total)
+
     def note(self, line: str) -> None:
         """A line above the bar (e.g. what a backup waits for); only where the bar shows."""
         if self._progress is not None:

@@ -18,6 +18,7 @@ from lifeboat.cli.common import (
     open_repo,
     snapshot_filter,
 )
+from lifeboat.cli.progress import byte_progress
 from lifeboat.errors import CorruptRepository, UsageError
 
 
@@ -148,7 +149,11 @@ def check(
     """Check the repository's structure (and with --read-data its data). Exit 13 on damage."""
     repository = open_repo(repo, password_file)
     subset = _percent(read_data_subset) if read_data_subset else None
-    report = repository.check(read_data=read_data or subset is not None, subset_percent=subset)
+    reading = read_data or subset is not None
+    with byte_progress("check --read-data") as bar:
+        report = repository.check(
+            read_data=reading, subset_percent=subset, progress=bar.absolute if reading else None
+        )
 
     def render(r: Any) -> None:
         for finding in r.findings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -38,3 +39,21 @@ def test_restore_bar_has_the_true_totals(monkeypatch: pytest.MonkeyPatch) -> Non
             assert quiet._progress is None
     finally:
         output.set_json(False)
+
+
+def test_check_read_data_reports_bytes_against_the_true_total(tmp_path: Path) -> None:
+    from support import small_repo
+
+    from lifeboat.repo.writer import RecordBatch
+
+    repo = small_repo(tmp_path / "repo")
+    with repo.lock(), repo.writer() as writer:
+        records = [f"{n:06d}\t{'x' * (n % 97)}\n".encode() for n in range(20_000)]
+        stream = writer.write_stream("table:t", [RecordBatch(records)], {})
+    repo.save_snapshot(Snapshot(streams=[stream]))
+    heard: list[tuple[int, int]] = []
+    report = repo.check(read_data=True, progress=lambda done, total: heard.append((done, total)))
+    assert report.ok and report.packs_read == len(heard) > 1
+    total = sum(repo.stored_packs().values())
+    assert heard[-1] == (total, total) and all(t == total for _, t in heard)
+    assert [d for d, _ in heard] == sorted(d for d, _ in heard)
