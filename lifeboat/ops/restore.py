@@ -23,6 +23,7 @@ from lifeboat.errors import CorruptBlob, CorruptRepository, UnsafeRestore, note_
 from lifeboat.letta import schema_trust
 from lifeboat.ops.backup import STREAM_PREFIX, run_backup
 from lifeboat.ops.redis import invalidate_after_restore
+from lifeboat.ops.restore_partial import PartialLoss, assess_loss, relax_foreign_keys, validate_foreign_keys
 from lifeboat.ops.restore_target import inspect_replacement
 from lifeboat.pg.models import DatabaseSchema
 from lifeboat.repo.manifest import Snapshot, Stream
@@ -56,6 +57,7 @@ class RestoreResult:
     redis_keys_removed: int | None = None
     warnings: list[str] = field(default_factory=list)
     sessions_ended: list[dict[str, Any]] = field(default_factory=list)  # on a replaced target
+    partial: PartialLoss | None = None  # restore --partial of a damaged snapshot: what it lost
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,7 @@ class RestoreResult:
             "redis_keys_removed": self.redis_keys_removed,
             "warnings": self.warnings,
             "sessions_ended": self.sessions_ended,
+            "partial": self.partial.summary() if self.partial is not None else None,
         }
 
 
@@ -164,6 +167,12 @@ def preflight(repo: Repository, snapshot: Snapshot, *, read_data: bool = False) 
         )
 
 
+def _partial_loss(repo: Repository, snapshot: Snapshot) -> PartialLoss | None:
+    """Read and verify every blob; what a damaged snapshot lost (``None``: nothing)."""
+    report = repo.verify_snapshot(snapshot, read_data=True)
+    return None if report.ok else assess_loss(repo, snapshot, report)
+
+
 def run_restore(
     repo: Repository,
     snapshot_ref: str,
@@ -178,6 +187,7 @@ def run_restore(
     prepare: Callable[[str], None] | None = None,
     trust: Trust = Trust(),
     notify: Notify | None = None,
+    partial: bool = False,
 ) -> RestoreResult:
     """Restore ``snapshot_ref`` as the database named in ``target_dsn`` (connect as an admin role).
 
@@ -190,6 +200,8 @@ def run_restore(
     mid-load raises ``CorruptRepository`` and the temporary database is dropped.
     A target holding another deployment is refused unless ``trust.other_deployment``; ``notify`` is told
     which sessions on the target the switch will end (:mod:`lifeboat.ops.restore_target`).
+    With ``partial``, a damaged snapshot is restored without its lost blobs instead of refused
+    (:mod:`lifeboat.ops.restore_partial`); ``RestoreResult.partial`` says what was lost.
     """
     started = time.monotonic()
     timings: dict[str, float] = {}
@@ -200,7 +212,10 @@ def run_restore(
             repo, snapshot, schema, trust_schema=trust.schema, trust_unencrypted=trust.unencrypted
         )
         phase = time.monotonic()
-        preflight(repo, snapshot, read_data=verify_first)
+        loss = _partial_loss(repo, snapshot) if partial else None
+        if not partial:
+            preflight(repo, snapshot, read_data=verify_first)
+        build_schema, relaxed = relax_foreign_keys(schema, loss) if loss else (schema, [])
         timings["verify"] = time.monotonic() - phase
         target = _target_database(target_dsn)
         admin_dsn = pg.with_database(target_dsn, "postgres")
@@ -227,7 +242,10 @@ def run_restore(
         try:  # from here until the switch, any failure or interruption drops the temporary database
             with pg.connect(admin_dsn) as admin:
                 _create_target(admin, schema, temp, snapshot, target)
-            report = _build_verified(repo, snapshot, schema, temp_dsn, jobs, progress, timings)
+            report = _build_verified(repo, snapshot, build_schema, temp_dsn, jobs, progress, timings, loss)
+            if loss is not None:
+                with pg.connect(temp_dsn) as conn:
+                    loss.foreign_keys_not_valid = validate_foreign_keys(conn, relaxed)
             if prepare is not None:
                 prepare(temp_dsn)
             safety_id = None
@@ -264,6 +282,7 @@ def run_restore(
         redis_keys_removed=removed,
         warnings=trust_warnings + warnings + report.warnings + report.skipped,
         sessions_ended=[asdict(session) for session in ended],
+        partial=loss,
     )
 
 
@@ -292,10 +311,11 @@ def _build_verified(
     jobs: int,
     progress: Progress | None,
     timings: dict[str, float],
+    loss: PartialLoss | None = None,
 ) -> pg.ApplyReport:
     """:func:`_build`, with a blob that fails its check during the load named like :func:`preflight` does."""
     try:
-        return _build(repo, snapshot, schema, dsn, jobs, progress, timings)
+        return _build(repo, snapshot, schema, dsn, jobs, progress, timings, loss)
     except CorruptBlob as exc:
         raise CorruptRepository(
             f"snapshot {snapshot.short_id} cannot be restored: {exc} (found while loading); "
@@ -311,6 +331,7 @@ def _build(
     jobs: int,
     progress: Progress | None,
     timings: dict[str, float],
+    loss: PartialLoss | None = None,
 ) -> pg.ApplyReport:
     phase = time.monotonic()
     report = pg.ApplyReport()
@@ -326,7 +347,11 @@ def _build(
     def load(conn: psycopg.Connection, part: pg.TablePart) -> int:
         table = part.table
         stream = streams[(table.schema_, table.name)]
-        chunks = _counting(repo.iter_stream_data(stream, trust_aead=True), progress)  # one check per blob
+        if loss is not None:  # a partial restore leaves the lost (record-aligned) blobs out
+            wanted = (ref.id for ref in stream.blobs if ref.id not in loss.lost_blobs)
+            chunks = _counting((data for _, data in repo.read_blobs(wanted, trust_aead=True)), progress)
+        else:
+            chunks = _counting(repo.iter_stream_data(stream, trust_aead=True), progress)  # one check per blob
         rows = pg.copy_in(conn, table.qualified, stream.attributes["columns"], chunks, freeze=part.whole)
         last_load_done[0] = max(last_load_done[0], time.monotonic())
         return rows
