@@ -76,6 +76,7 @@ def migrate(
             report = run_migrate(origin, target, chosen, dry_run=dry_run, force=force)
     data = report.model_dump(mode="json")
     data["id_map"] = report.id_map
+    del report  # thousands of agents: not held twice while the output is written
     output.emit(data, _render)
 
 

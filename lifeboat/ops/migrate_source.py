@@ -22,7 +22,9 @@ from lifeboat.letta.catalog import CATALOG_SQL, AgentEntry, catalog_from_rows
 from lifeboat.letta.locate import enter_letta_schema
 from lifeboat.letta.subgraph import RowSource, TableRows
 from lifeboat.ops.agent_restore.source import SnapshotSource, catalog
+from lifeboat.ops.migrate_rows import COLUMNS
 from lifeboat.pg import catalog as pg_catalog
+from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository, split_records
 
 
@@ -36,6 +38,7 @@ class Origin:
     rows: RowSource
     revision: str | None = None
     forget: Callable[[], None] = lambda: None  # drop what was cached for the previous batch
+    parallel: bool = False  # batches may be read in forked worker processes (not a live connection)
 
 
 def snapshot_origin(repo: Repository, snapshot_ref: str) -> Origin:
@@ -47,15 +50,57 @@ def snapshot_origin(repo: Repository, snapshot_ref: str) -> Origin:
     source = BatchSnapshotSource(repo, snapshot)
     # A release whose columns the backup's catalog query did not know has no catalog: read the rows.
     entries = catalog(snapshot) if "agents" in letta else entries_from_rows(source)
-    return Origin("snapshot", snapshot.id, entries, source, revision, forget=source.forget)
+    return Origin("snapshot", snapshot.id, entries, source, revision, forget=source.forget, parallel=True)
 
 
 class BatchSnapshotSource(SnapshotSource):
     """The agent-restore snapshot source, whose blob cache can be dropped between batches: a
-    migration of every agent would otherwise end up holding the whole snapshot in memory."""
+    migration of every agent would otherwise end up holding the whole snapshot in memory.
+
+    Passage tables are the exception: they are keyed by archive (or file), whose ids are in no
+    relation to the agent order, so every batch needs some rows of most of their blobs, and their
+    rows are mostly embeddings, which a migration never reads. Their blobs are read once each and
+    kept projected to the columns the migration uses (the others NULL): a few hundred bytes a
+    passage instead of tens of kilobytes, and no blob decrypted twice.
+    """
+
+    def __init__(self, repo: Repository, snapshot: Snapshot) -> None:
+        super().__init__(repo, snapshot)
+        self._projected: dict[str, list[bytes]] = {}  # blob id -> its projected records
+
+    def __call__(self, table: str, key: str, keys: set[str] | None) -> TableRows | None:
+        stream = self.streams.get(table)
+        if table not in PROJECTED or stream is None:
+            return super().__call__(table, key, keys)
+        columns = list(stream.attributes.get("columns") or [])
+        if keys is not None and not keys:
+            return TableRows(table, columns)
+        zoned = keys is not None and stream.attributes.get("key") == key
+        refs = stream.blobs_covering(keys if zoned else None)
+        kept = [n for n, column in enumerate(columns) if column in PROJECTED[table]]
+        missing = [
+            blob_id for blob_id in dict.fromkeys(ref.id for ref in refs) if blob_id not in self._projected
+        ]
+        for blob_id, data in self.repo.read_blobs(missing):
+            self._projected[blob_id] = [_project(line, kept, len(columns)) for line in split_records(data)]
+        rows = TableRows(table, columns, [line for ref in refs for line in self._projected[ref.id]])
+        return rows if keys is None or key not in columns else rows.where_in(key, keys)
 
     def forget(self) -> None:
         self._blobs.clear()
+
+
+#: Tables kept projected across batches: table -> the columns kept (see BatchSnapshotSource).
+PROJECTED = {table: COLUMNS[table] for table in ("archival_passages", "source_passages")}
+
+
+def _project(line: bytes, kept: list[int], width: int) -> bytes:
+    """A COPY TEXT record with only the fields at ``kept`` (the others ``\\N``, NULL)."""
+    fields = line[:-1].split(b"\t")
+    out = [b"\\N"] * width
+    for n in kept:
+        out[n] = fields[n]
+    return b"\t".join(out) + b"\n"
 
 
 def entries_from_rows(rows: RowSource) -> list[AgentEntry]:
