@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from lifeboat.errors import LifeboatError, SandboxError, UnsafeRestore, VerificationFailed
+from lifeboat.ops import snapshot_layout as layout
 from lifeboat.repo.documents import list_documents, new_document_id, put_document
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
@@ -181,14 +182,14 @@ class _Stop(Exception):
 
 
 def _new_report(repo: Repository, snapshot: Snapshot, options: DrillOptions) -> DrillReport:
-    source = snapshot.documents.get("source", {})
+    source = layout.source_document(snapshot)
     return DrillReport(
         id=new_document_id(),
         repository=repo.backend.url,
         snapshot=snapshot.id,
         snapshot_time=snapshot.time,
         snapshot_tags=snapshot.tags,
-        letta_release=source.get("letta_release"),
+        letta_release=source.letta_release,
         target="embedded PostgreSQL sandbox" if options.target_dsn is None else _describe(options.target_dsn),
         started_at=datetime.now(UTC),
         tables=len(snapshot.streams),
@@ -224,7 +225,7 @@ def _target(snapshot: Snapshot, options: DrillOptions, recorder: _Recorder) -> I
     """(admin DSN of the database to create, DSN the Letta server would use); removed afterwards."""
     from lifeboat.pg import with_database
 
-    database = str(snapshot.documents.get("source", {}).get("database") or "letta")
+    database = layout.source_document(snapshot).database or "letta"
     if options.target_dsn is not None:
         _refuse_existing(options.target_dsn)  # never drop a database the drill did not create
         try:
@@ -317,7 +318,7 @@ def smoke_test(dsn: str, snapshot: Snapshot) -> SmokeReport:
     """Start the real Letta server on ``dsn`` and use it as a client would."""
     from lifeboat.sandbox.letta_server import LettaServer
 
-    smoke = SmokeReport(agents_in_snapshot=len(snapshot.documents.get("letta", {}).get("agents", [])))
+    smoke = SmokeReport(agents_in_snapshot=len(layout.letta_document(snapshot).agents or []))
     started = time.monotonic()
     with LettaServer(dsn) as server:
         smoke.server_start_seconds = round(time.monotonic() - started, 3)
@@ -353,10 +354,11 @@ def smoke_test(dsn: str, snapshot: Snapshot) -> SmokeReport:
 
 def _pick_agent(agents: list[dict[str, Any]], snapshot: Snapshot) -> dict[str, Any]:
     """The agent with the most messages in the snapshot's catalog (not a sleeptime helper)."""
-    catalog = {a.get("id"): a for a in snapshot.documents.get("letta", {}).get("agents", [])}
+    catalog = {entry.id: entry for entry in layout.letta_document(snapshot).agents or []}
 
     def weight(agent: dict[str, Any]) -> tuple[int, int, str]:
-        messages = int(catalog.get(agent["id"], {}).get("messages", 0) or 0)
+        entry = catalog.get(agent["id"])
+        messages = entry.messages if entry is not None else 0
         helper = 1 if "sleeptime" in str(agent.get("agent_type", "")) else 0
         return (-helper, messages, str(agent.get("name", "")))
 

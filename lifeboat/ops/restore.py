@@ -20,10 +20,11 @@ from psycopg import sql
 
 from lifeboat import pg
 from lifeboat.errors import CorruptRepository, UnsafeRestore
-from lifeboat.ops.backup import STREAM_PREFIX, run_backup
+from lifeboat.ops import snapshot_layout as layout
+from lifeboat.ops.backup import run_backup
 from lifeboat.ops.redis import invalidate_after_restore
 from lifeboat.pg.models import DatabaseSchema
-from lifeboat.repo.manifest import Snapshot, Stream
+from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
 from lifeboat.settings import RedisTarget
 
@@ -54,24 +55,6 @@ class RestoreResult:
             "redis_keys_removed": self.redis_keys_removed,
             "warnings": self.warnings,
         }
-
-
-def snapshot_schema(snapshot: Snapshot) -> DatabaseSchema:
-    try:
-        return DatabaseSchema.model_validate(snapshot.documents["schema"])
-    except (KeyError, ValueError) as exc:
-        raise CorruptRepository(
-            f"snapshot {snapshot.short_id} has no usable schema document ({exc})"
-        ) from exc
-
-
-def table_streams(snapshot: Snapshot) -> dict[tuple[str, str], Stream]:
-    """(schema, table) → its data stream."""
-    streams = {}
-    for stream in snapshot.streams:
-        if stream.name.startswith(STREAM_PREFIX):
-            streams[(stream.attributes["schema"], stream.attributes["table"])] = stream
-    return streams
 
 
 def preflight(repo: Repository, snapshot: Snapshot, *, read_data: bool = True) -> None:
@@ -111,7 +94,7 @@ def run_restore(
     timings: dict[str, float] = {}
     with repo.lock():
         snapshot = repo.load_snapshot(snapshot_ref)
-        schema = snapshot_schema(snapshot)
+        schema = layout.schema_document(snapshot)
         phase = time.monotonic()
         preflight(repo, snapshot, read_data=verify_first)
         timings["verify"] = time.monotonic() - phase
@@ -191,15 +174,15 @@ def _build(
     timings["schema"] = time.monotonic() - phase
 
     phase = time.monotonic()
-    streams = table_streams(snapshot)
+    streams = layout.table_streams(snapshot)
     tables = [t for t in schema.tables if (t.schema_, t.name) in streams]
     last_load_done = [phase]
 
     def load(conn: psycopg.Connection, part: pg.TablePart) -> int:
         table = part.table
-        stream = streams[(table.schema_, table.name)]
+        stream, attributes = streams[(table.schema_, table.name)]
         chunks = _counting(repo.iter_stream_data(stream), progress)
-        rows = pg.copy_in(conn, table.qualified, stream.attributes["columns"], chunks, freeze=part.whole)
+        rows = pg.copy_in(conn, table.qualified, attributes.columns, chunks, freeze=part.whole)
         last_load_done[0] = max(last_load_done[0], time.monotonic())
         return rows
 
