@@ -16,6 +16,7 @@ from lifeboat.cli import (  # noqa: F401  isort: skip
     drill,
     maintenance,
     migrate,
+    repair,
     repository,
     upgrade,
     verify,

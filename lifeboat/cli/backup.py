@@ -116,6 +116,26 @@ def restore(
         str, typer.Option("--suffix", help="Copy mode: appended to the copies' names.")
     ] = " (restored)",
     db: DbOption = None,
+    upgrade: Annotated[
+        str | None,
+        typer.Option(
+            "--upgrade",
+            metavar="head|REVISION|RELEASE",
+            help="Whole-snapshot restore of an older Letta release: run Letta 0.16.8's migrations in the "
+            "temporary database before the switch (to 'head', or to an alembic revision or a release "
+            "such as 0.16.8). Prints first "
+            "which migrations drop or rewrite data; downgrades are refused.",
+        ),
+    ] = None,
+    encryption_key: Annotated[
+        str | None,
+        typer.Option(
+            "--encryption-key",
+            envvar="LETTA_ENCRYPTION_KEY",
+            show_default=False,
+            help="With --upgrade: Letta's LETTA_ENCRYPTION_KEY, passed to the migrations that encrypt secrets.",
+        ),
+    ] = None,
 ) -> None:
     """Restore a whole snapshot into a new database (or, with --force, over an existing one); or,
     with --agent/--name/--tag, bring agents back into the live database (in place or as copies)."""
@@ -148,6 +168,11 @@ def restore(
 
     repository = open_repo(repo, password_file)
     target_dsn = target or _default_target(settings.letta_pg_uri())
+    if upgrade is not None:
+        from lifeboat.cli.restore_upgrade import restore_with_upgrade
+
+        restore_with_upgrade(repository, snapshot, target_dsn, upgrade, encryption_key, force, jobs)
+        return
     with byte_progress("restore") as bar:
         result = run_restore(
             repository,

@@ -75,11 +75,18 @@ def _snapshot_row(snapshot: Any) -> dict[str, Any]:
 def snapshots(repo: RepoOption = None, password_file: PasswordFileOption = None) -> None:
     """List the snapshots in the repository, oldest first."""
     repository = open_repo(repo, password_file)
-    rows = [_snapshot_row(snapshot) for snapshot in repository.list_snapshots()]
+    readable, damaged = repository.scan_snapshots()
+    rows = [_snapshot_row(snapshot) for snapshot in readable]
+    rows += [
+        {"id": i, "short_id": i[:8], "damaged": True, "error": why} for i, why in sorted(damaged.items())
+    ]
 
     def render(items: list[dict[str, Any]]) -> None:
         table = Table("id", "time", "tags", "database", "letta", "agents", "rows", "size")
         for r in items:
+            if r.get("damaged"):
+                table.add_row(r["short_id"], "[red]damaged: manifest unreadable[/]", "", "", "", "", "", "")
+                continue
             table.add_row(
                 r["short_id"],
                 r["time"][:19],

@@ -419,7 +419,20 @@ def _repository_checks(run: _Run, inputs: DoctorInputs, now: datetime) -> None:
         encrypted=repo.config.encrypted,
     )
     _locks_check(run, repo, now)
+    _damaged_manifests_check(run, repo)
     _rpo_check(run, repo, inputs.max_age, now)
+
+
+def _damaged_manifests_check(run: _Run, repo: Any) -> None:
+    _, damaged = repo.scan_snapshots()
+    if damaged:
+        run.add(
+            "repository.snapshots",
+            Status.FAIL,
+            f"{len(damaged)} snapshot manifest(s) cannot be read: {', '.join(s[:8] for s in sorted(damaged)[:5])}",
+            "run `lifeboat check`, then `lifeboat repair snapshots`",
+            damaged=sorted(damaged),
+        )
 
 
 def _repository_hint(exc: LifeboatError) -> str:

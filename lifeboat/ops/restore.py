@@ -85,10 +85,13 @@ def run_restore(
     progress: Progress | None = None,
     safety_snapshot: bool = True,
     verify_first: bool = True,
+    prepare: Callable[[str], None] | None = None,
 ) -> RestoreResult:
     """Restore ``snapshot_ref`` as the database named in ``target_dsn`` (connect as an admin role).
 
     An existing target is replaced only with ``force``, and only after a safety snapshot of it.
+    ``prepare(temp_dsn)`` runs on the finished temporary database before the switch (``restore
+    --upgrade`` runs Letta's migrations there); if it raises, the temporary database is dropped.
     """
     started = time.monotonic()
     timings: dict[str, float] = {}
@@ -114,6 +117,8 @@ def run_restore(
         temp_dsn = pg.with_database(target_dsn, temp)
         try:
             report = _build(repo, snapshot, schema, temp_dsn, jobs, progress, timings)
+            if prepare is not None:
+                prepare(temp_dsn)
         except BaseException:
             with pg.connect(admin_dsn) as admin:
                 pg.drop_database(admin, temp)

@@ -41,6 +41,7 @@ class ForgetResult(BaseModel):
     groups: list[ForgetGroup]
     kept: list[str]
     removed: list[str]
+    damaged: list[str] = []  # manifests that cannot be read: neither kept nor forgotten by the policy
     prune: PruneStats | None = None
 
 
@@ -65,7 +66,8 @@ def run_forget(
     """Apply ``policy``; delete the manifests it does not keep (exclusive lock), then prune if asked."""
     lock = repo.lock() if dry_run else acquire_exclusive(repo, retry_lock)
     try:
-        infos = [snapshot_info(s) for s in repo.list_snapshots()]
+        readable, damaged = repo.scan_snapshots()  # damaged manifests are kept, and listed
+        infos = [snapshot_info(s) for s in readable]
         groups = plan_forget(infos, policy, tz=tz, group_by=group_by, tag_filters=tag_filters)
         removed = [s.id for group in groups for s in group.remove]
         if not dry_run and removed:
@@ -80,6 +82,7 @@ def run_forget(
         groups=[_group(g) for g in groups],
         kept=[s.id for group in groups for s in group.keep],
         removed=removed,
+        damaged=sorted(damaged),
     )
     if and_prune and not dry_run:
         result.prune = prune(

@@ -117,7 +117,12 @@ def plan_prune(
     stored = {basename(info.name): info.size for info in listing}
     cutoff = (now or datetime.now(UTC)).timestamp() - safety_margin.total_seconds()
     young = {basename(info.name) for info in listing if info.mtime is None or info.mtime > cutoff}
-    snapshots = repo.list_snapshots()  # an undecodable manifest raises: never prune blind
+    snapshots, damaged = repo.scan_snapshots()
+    if damaged:  # never prune blind: the blobs of an unreadable manifest are unknown
+        raise CorruptRepository(
+            f"refusing to prune: {len(damaged)} snapshot manifest(s) cannot be read (first: {min(damaged)}); "
+            "`lifeboat repair snapshots --forget` removes them"
+        )
     used = set().union(*(snapshot.blob_ids() for snapshot in snapshots)) if snapshots else set()
     stats = PruneStats(snapshots=len(snapshots), blobs_used=len(used), packs_before=len(stored))
     stats.bytes_before = sum(stored.values())

@@ -368,6 +368,19 @@ class Repository:
                     raise
         return sorted(snapshots, key=lambda snapshot: (snapshot.time, snapshot.id))
 
+    def scan_snapshots(self) -> tuple[list[Snapshot], dict[str, str]]:
+        """(readable snapshots oldest first, damaged manifest id -> why): one damaged manifest
+        hides none of the others (``snapshots``, ``forget``, ``doctor`` list it as damaged)."""
+        snapshots, damaged = [], {}
+        for snapshot_id in self.snapshot_ids():
+            try:
+                snapshots.append(self.read_snapshot(snapshot_id))
+            except CorruptRepository as exc:
+                damaged[snapshot_id] = str(exc)
+            except SnapshotNotFound:
+                continue  # deleted while listing
+        return sorted(snapshots, key=lambda snapshot: (snapshot.time, snapshot.id)), damaged
+
     def resolve_snapshot(self, ref: str) -> str:
         """A full snapshot id from a unique prefix or ``latest``."""
         if ref == LATEST:

@@ -1,0 +1,153 @@
+"""Issue 14, must-show 2: ``restore --upgrade`` of every older release's snapshot; the real 0.16.8
+server on the result shows what the old release's server showed and answers a message. Plus:
+downgrades are refused and a failing migration leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from ops_testing import cli, new_repo, scalar
+from releases_testing import OLDER_RELEASES, comparable_view
+
+from lifeboat.errors import DatabaseError, UnsafeRestore
+from lifeboat.letta.checks import Severity
+from lifeboat.letta.revisions import HEAD_0_16_8
+from lifeboat.letta.schema_records import schema_record
+from lifeboat.letta.schema_shape import capture_shape
+from lifeboat.ops.backup import run_backup
+from lifeboat.ops.upgrade import UpgradePlan, run_upgrade_restore
+from lifeboat.ops.verify import verify_database
+from lifeboat.repo.repository import Repository
+from lifeboat.sandbox.deployment import LettaDatabase
+from lifeboat.sandbox.letta_schema import LETTA_PASSWORD, LETTA_ROLE
+from lifeboat.sandbox.postgres import Cluster
+from lifeboat.sandbox.release_populate import api_view
+
+Loader = Callable[[str, Cluster], LettaDatabase]
+
+
+def _upgrade(repo: Repository, source: LettaDatabase, cluster: Cluster, target: str, **kw: Any):
+    snapshot = run_backup(repo, source.admin_dsn).snapshot
+    announced: list[UpgradePlan] = []
+    result = run_upgrade_restore(repo, snapshot.id, cluster.dsn(target), announce=announced.append, **kw)
+    return result, announced
+
+
+@pytest.mark.parametrize("version", OLDER_RELEASES)
+def test_upgrade_restore_reaches_0_16_8(
+    version: str, pg_cluster: Cluster, repo: Repository, release_db_factory: Loader
+) -> None:
+    source = release_db_factory(version, pg_cluster)
+    target = f"{source.dbname}_up"
+    result, announced = _upgrade(repo, source, pg_cluster, target)
+    dsn = pg_cluster.dsn(target)
+    try:
+        assert [p.to_revision for p in announced] == [HEAD_0_16_8]
+        assert len(result.ran) == len(announced[0].steps) > 0
+        report = verify_database(dsn)
+        assert report.revision == HEAD_0_16_8
+        assert report.errors() == [], [f.message for f in report.errors()]
+        assert "schema.revision_other" not in report.codes(Severity.INFO)
+        with psycopg.connect(dsn) as conn:
+            shape = capture_shape(conn, "letta")
+        record = schema_record(HEAD_0_16_8)
+        assert record is not None and shape.tables == record.tables
+        # Everything Letta's migrations created belongs to the database's owner, as in production.
+        owners = scalar(
+            dsn, "SELECT array_agg(DISTINCT pg_get_userbyid(relowner)) FROM pg_class "
+            "WHERE relnamespace = 'letta'::regnamespace"
+        )  # fmt: skip
+        assert owners == [LETTA_ROLE]
+        for table in ("agents", "block", "archival_passages", "files", "groups"):
+            assert scalar(dsn, f"SELECT count(*) FROM letta.{table}") == source.facts["counts"][table]
+        leftovers = [d for d in pg_cluster.list_databases() if d.startswith(f"{target}") and d != target]
+        assert leftovers == []
+        if version == "0.11.7":  # 567e9fe06270 was announced with what it drops
+            text = "\n".join(announced[0].lines())
+            assert "567e9fe06270" in text and "job_messages" in text and "without copying" in text
+    finally:
+        pg_cluster.drop_database(target)
+
+
+@pytest.mark.letta_server
+@pytest.mark.parametrize("version", OLDER_RELEASES)
+def test_0_16_8_server_on_upgraded_snapshot(
+    version: str, pg_cluster: Cluster, repo: Repository, release_db_factory: Loader, letta_server
+) -> None:
+    source = release_db_factory(version, pg_cluster)
+    target = f"{source.dbname}_srv"
+    _upgrade(repo, source, pg_cluster, target)
+    try:
+        server = letta_server(pg_cluster.dsn(target, LETTA_ROLE, LETTA_PASSWORD))
+        after = api_view(server)
+        assert comparable_view(after) == comparable_view(source.facts["api_view"])
+        agent_id = source.facts["agent_ids"]["rl-agent-1"]
+        reply = server.post(
+            f"/v1/agents/{agent_id}/messages",
+            {"messages": [{"role": "user", "content": "hello from the upgraded database"}]},
+        )
+        assert any("hello from the upgraded database" in str(m) for m in reply["messages"]), reply
+        server.stop()
+    finally:
+        pg_cluster.drop_database(target)
+
+
+def test_downgrade_and_unknown_targets_are_refused(
+    pg_cluster: Cluster, repo: Repository, release_db_factory: Loader
+) -> None:
+    source = release_db_factory("0.16.0", pg_cluster)
+    snapshot = run_backup(repo, source.admin_dsn).snapshot
+    before = set(pg_cluster.list_databases())
+    with pytest.raises(UnsafeRestore, match="downgrades are refused"):
+        run_upgrade_restore(repo, snapshot.id, pg_cluster.dsn("never_created"), "0.14.0")
+    with pytest.raises(UnsafeRestore, match="not in Letta's migrations"):
+        run_upgrade_restore(repo, snapshot.id, pg_cluster.dsn("never_created"), "0123456789ab")
+    assert set(pg_cluster.list_databases()) == before
+
+
+def test_failing_migration_leaves_nothing_behind(
+    pg_cluster: Cluster, repo: Repository, release_db_factory: Loader
+) -> None:
+    """A table in the way of 0.16's conversations migration makes it fail: the error names the
+    migration, the target does not exist, and no temporary database is left."""
+    source = release_db_factory("0.14.0", pg_cluster)
+    with psycopg.connect(source.dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE letta.conversations (id text PRIMARY KEY)")
+    before = set(pg_cluster.list_databases())
+    with pytest.raises(DatabaseError, match=r"failed in migration \w+ \(.*onversation") as caught:
+        _upgrade(repo, source, pg_cluster, "upgrade_fails")
+    assert "letta:letta@" not in str(caught.value) and LETTA_PASSWORD + "@" not in str(caught.value)
+    assert set(pg_cluster.list_databases()) == before
+
+
+def test_cli_restore_upgrade(pg_cluster: Cluster, release_db_factory: Loader, tmp_path: Path) -> None:
+    """The command line: the plan on stderr first, JSON on stdout, exit 5 for a downgrade."""
+    source = release_db_factory("0.11.7", pg_cluster)
+    repo_dir = tmp_path / "repo"
+    snapshot = run_backup(new_repo(repo_dir), source.admin_dsn).snapshot
+    target = f"{source.dbname}_cli"
+    done = cli(
+        "--json", "restore", snapshot.id, "--repo", str(repo_dir),
+        "--target", pg_cluster.dsn(target), "--upgrade", "head",
+    )  # fmt: skip
+    try:
+        assert done.returncode == 0, done.stderr
+        assert "567e9fe06270" in done.stderr and "job_messages" in done.stderr
+        summary = json.loads(done.stdout)
+        assert summary["upgrade"]["to_revision"] == HEAD_0_16_8
+        assert summary["upgrade"]["ran"] == summary["upgrade"]["migrations"] == 50
+        assert "567e9fe06270" in [c["revision"] for c in summary["upgrade"]["data_changes"]]
+        assert scalar(pg_cluster.dsn(target), "SELECT version_num FROM letta.alembic_version") == HEAD_0_16_8
+    finally:
+        pg_cluster.drop_database(target)
+    refused = cli(
+        "restore", snapshot.id, "--repo", str(repo_dir), "--target", pg_cluster.dsn("never_created"),
+        "--upgrade", "0.10.0",
+    )  # fmt: skip
+    assert refused.returncode == 5 and "downgrades are refused" in refused.stderr, refused.stderr
+    assert "never_created" not in pg_cluster.list_databases()
