@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+
+ROLLED_BACK = "rolled back: "
+
 
 class LifeboatError(Exception):
     """Base of every error lifeboat reports to an operator as a one-line message."""
@@ -91,3 +95,30 @@ class ValidationFailed(LifeboatError):
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         super().__init__(message)
         self.problems = list(problems or [message])
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (the CLI's handler raises it in the main thread).
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so ``except Exception`` blocks do not swallow
+    it while every ``finally``/``except BaseException`` cleanup runs exactly as for an error:
+    temporary databases dropped, locks released, unfinished files removed. Exit 128 + signal
+    number (130 for SIGINT, 143 for SIGTERM), the shells' convention.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted by {self.signal_name}")
+
+
+def note_rolled_back(exc: BaseException, what: str) -> None:
+    """Record on ``exc`` what a cleanup undid; the CLI prints it with the error or interruption."""
+    exc.add_note(ROLLED_BACK + what)
+
+
+def rolled_back(exc: BaseException) -> list[str]:
+    """What cleanups recorded with :func:`note_rolled_back` while ``exc`` unwound."""
+    notes = getattr(exc, "__notes__", [])
+    return [note[len(ROLLED_BACK) :] for note in notes if note.startswith(ROLLED_BACK)]

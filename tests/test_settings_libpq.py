@@ -49,3 +49,27 @@ def test_pg_variables_alone_reach_the_database(letta_db: LettaDatabase, tmp_path
     checks = {check["name"]: check for check in report["checks"]}
     assert checks["settings"]["details"]["database"].startswith("PGHOST, PGPORT, PGUSER, PGDATABASE")
     assert checks["database.version"]["status"] == "ok"
+
+
+def test_a_connection_error_says_where_the_dsn_came_from(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("LETTA_", "PG", "LIFEBOAT_"))}
+    env |= {"HOME": str(tmp_path), "LIFEBOAT_CONFIG": str(tmp_path / "absent.toml")}
+    refused = "postgresql://letta:canary-pw@127.0.0.1:9/letta"
+    cases = {
+        "LETTA_PG_URI": ({"LETTA_PG_URI": refused}, []),
+        "--db": ({}, ["--db", refused]),
+        "PGHOST, PGPORT": ({"PGHOST": "127.0.0.1", "PGPORT": "9"}, []),
+        "default": ({}, []),
+    }
+    for source, (extra_env, flags) in cases.items():
+        run = subprocess.run(
+            [str(LIFEBOAT), "verify", *flags],
+            env=env | extra_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 4, run.stderr
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"(connection settings from {source}" in lines[0], lines
+        assert "canary-pw" not in run.stderr + run.stdout

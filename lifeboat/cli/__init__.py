@@ -18,6 +18,7 @@ from lifeboat.cli import (  # noqa: F401  isort: skip
     migrate,
     repair,
     repository,
+    restore,
     upgrade,
     verify,
 )

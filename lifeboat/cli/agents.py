@@ -131,7 +131,7 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-# -- restore --agent rendering (the command itself lives in backup.py) --------------------------------
+# -- restore --agent rendering (the command itself lives in restore.py) --------------------------------
 
 
 def render_agent_restore(report: Any) -> None:

@@ -31,16 +31,75 @@ MetricsFileOption = Annotated[
 
 
 def open_repo(repo: str | None, password_file: Path | None):
-    """Open the repository named by flag/env/config with the passphrase from flag/env/config/prompt."""
-    from lifeboat import settings
+    """Open the repository named by flag/env/config with the passphrase from flag/env/config/prompt.
+
+    No passphrase from any source is a usage error (exit 2), not a wrong passphrase.
+    """
+    from lifeboat import redact, settings
+    from lifeboat.errors import UsageError, WrongPassphrase
     from lifeboat.repo.repository import Repository
 
     config = settings.load_config()
     url = settings.repository_url(repo, config)
-    return Repository.open(url, settings.passphrase(password_file, config=config))
+    secret = settings.passphrase(password_file, config=config)
+    redact.register(secret)
+    try:
+        return Repository.open(url, secret)
+    except WrongPassphrase as exc:
+        if secret:
+            raise
+        raise UsageError(
+            f"{exc}: use --password-file, LIFEBOAT_PASSWORD_FILE, LIFEBOAT_PASSWORD or 'password_file' "
+            "in the config file"
+        ) from None
 
 
 def database_dsn(db: str | None) -> str:
+    """The Letta database's DSN: ``--db``, else what the Letta server reads (see settings)."""
     from lifeboat import settings
 
-    return settings.database_setting(db).dsn
+    setting = settings.database_setting(db)
+    return checked_dsn(setting.dsn, setting.source)
+
+
+# describe_target(dsn) -> where that DSN came from, so a connection error can say it.
+_DSN_SOURCES: dict[str, str] = {}
+
+
+def _remember_source(dsn: str, source: str) -> None:
+    from lifeboat.pg.connect import describe_target
+
+    _DSN_SOURCES[describe_target(dsn)] = source
+
+
+def with_dsn_source(message: str) -> str:
+    """``message`` plus where the DSN it names came from (flag, which variable, config file,
+    default), when it names one this command resolved."""
+    for target, source in _DSN_SOURCES.items():
+        if target in message:
+            return f"{message} (connection settings from {source})"
+    return message
+
+
+def checked_dsn(dsn: str, source: str, *, need_database: bool = False) -> str:
+    """``dsn`` if libpq can parse it (and it names a database when ``need_database``), else a
+    usage error that does not repeat its password (libpq's parse errors quote the bad token)."""
+    import psycopg
+    from psycopg import conninfo
+
+    from lifeboat import redact
+    from lifeboat.errors import UsageError
+
+    redact.register_url(dsn)
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split())
+        for secret in redact.passwords_in(dsn):
+            reason = redact.redact_secret(reason, secret)
+        raise UsageError(f"{source} is not a PostgreSQL connection string: {reason}") from None
+    redact.register(str(params.get("password") or ""))
+    _remember_source(dsn, source)
+    if need_database and not params.get("dbname"):
+        raise UsageError(f"{source} names no database (e.g. postgresql://user@host:5432/letta_restored)")
+    return dsn

@@ -36,8 +36,13 @@ def demo(
     The first run builds the real Letta 0.16.8 server's venv and a populated deployment
     (a few minutes, cached under ~/.cache/lifeboat or LIFEBOAT_CACHE_DIR); later runs load it in seconds.
     """
+    from lifeboat.errors import UsageError
     from lifeboat.ops import demo as ops
+    from lifeboat.sandbox.postgres import FLAVORS
 
+    unknown = [name for name in [flavor or FLAVORS[0], *(warm_cache or [])] if name not in FLAVORS]
+    if unknown:
+        raise UsageError(f"unknown PostgreSQL flavor {unknown[0]!r}: use one of {', '.join(FLAVORS)}")
     if warm_cache:
         output.emit({"built_seconds": ops.warm_cache(warm_cache)}, None)
         return

@@ -43,6 +43,24 @@ def drill(
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     json_output: JsonOption = False,
+    upgrade_to: Annotated[
+        str | None,
+        typer.Option(
+            "--upgrade-to",
+            metavar="VERSION",
+            help="Rehearse an upgrade: after the restore, keep a safety copy, run this Letta release's own "
+            "migrations (e.g. 0.16.8), verify, and start that release's server on the result (implies --smoke).",
+        ),
+    ] = None,
+    encryption_key: Annotated[
+        str | None,
+        typer.Option(
+            "--encryption-key",
+            envvar="LETTA_ENCRYPTION_KEY",
+            show_default=False,
+            help="With --upgrade-to: Letta's LETTA_ENCRYPTION_KEY, for the migrations that encrypt secrets.",
+        ),
+    ] = None,
 ) -> None:
     """Prove a snapshot restores: restore it into a throwaway database, verify it, time every phase.
 
@@ -55,6 +73,11 @@ def drill(
         output.set_json(True)
     repository = open_repo(repo, password_file)
     options = DrillOptions(snapshot=snapshot, target_dsn=target, smoke=smoke, jobs=jobs, report_dir=report)
+    if upgrade_to is not None:
+        from lifeboat.ops.drill_upgrade import target_release
+
+        options.upgrade_to = target_release(upgrade_to)
+        options.encryption_key = encryption_key or None
     started = time.monotonic()
     with byte_progress("drill restore") as bar:
         result = run_drill(
@@ -93,6 +116,8 @@ def _render(report: Any) -> None:
             f"smoke: server up in {s.server_start_seconds:.1f} s, {s.agents_listed} agents listed, agent "
             f"{s.agent_name}: {s.memory_blocks} blocks, {s.messages} messages, reply of {s.reply_messages} message(s)"
         )
+    if report.upgrade is not None:
+        _render_upgrade(report.upgrade)
     if report.verify_summary:
         v = report.verify_summary
         output.console.print(f"verify: {v.get('error', 0)} error(s), {v.get('warning', 0)} warning(s)")
@@ -101,6 +126,16 @@ def _render(report: Any) -> None:
     output.console.print(f"{verdict} in {report.seconds:.1f} s; RTO {rto}")
     for kind, path in report.files.items():
         output.console.print(f"{kind} report: {path}")
+
+
+def _render_upgrade(up: dict[str, Any]) -> None:
+    output.console.print(
+        f"upgrade: Letta {up['from_release']} ({up['from_revision']}) → {up['to_release']} "
+        f"({up['to_revision']}), {len(up['ran'])} of {up['migrations']} migration(s) ran in {up['seconds']:.1f} s"
+    )
+    for change in up["data_changes"]:
+        what = "; ".join(filter(None, [", ".join(change["drops"]), ", ".join(change["rewrites"])]))
+        output.console.print(f"  {change['revision']} (Letta {change['release']}) {change['title']}: {what}")
 
 
 @app.command()

@@ -298,6 +298,14 @@ def doctor(
         typer.Option("--max-age", help="Fail when the newest snapshot is older than this (RPO), e.g. 26h."),
     ] = "26h",
     json_output: JsonOption = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="LETTA_BASE_URL",
+            help="The running Letta server's URL: report its version and warn when it disagrees with the schema.",
+        ),
+    ] = None,
 ) -> None:
     """Check that backups and restores would work here: database, privileges, pgvector, Letta
     revision, Redis, repository, locks, disk, newest snapshot age. Exit 3 when a check fails."""
@@ -320,6 +328,7 @@ def doctor(
         target_dsn=settings.normalize_dsn(target) if target else None,
         max_age=parse_duration(max_age),
         sources=settings.setting_sources(db, repo, password_file, config),
+        server_url=server,
     )
     report = run_doctor(inputs)
 

@@ -1,18 +1,55 @@
-"""Rendering: rich for people, JSON for machines (``--json``). Errors always go to stderr."""
+"""Rendering: rich for people, JSON for machines (``--json``). Errors always go to stderr.
+
+Everything written here passes through :func:`lifeboat.redact.redact` on its way out, so no
+password or passphrase reaches the terminal, a pipe or a log collector.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 
+from lifeboat.redact import redact, redact_data
+
+
+class RedactingStream:
+    """A text stream that redacts secrets from what is written to the stream it wraps.
+
+    The wrapped stream is looked up on every write (``sys.stdout`` may be replaced, e.g. by tests).
+    """
+
+    def __init__(self, get: Callable[[], TextIO]) -> None:
+        self._get = get
+
+    def write(self, text: str) -> int:
+        self._get().write(redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._get().flush()
+
+    def isatty(self) -> bool:
+        return self._get().isatty()
+
+    def fileno(self) -> int:
+        return self._get().fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._get(), "encoding", "utf-8")
+
+
+stdout = RedactingStream(lambda: sys.stdout)
+stderr = RedactingStream(lambda: sys.stderr)
 # Not a terminal (pipes, CI logs): rich would assume 80 columns and squeeze tables of ids.
-console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, highlight=False)
+console = Console(file=stdout, highlight=False, width=None if sys.stdout.isatty() else 200)  # type: ignore[arg-type]
+err_console = Console(file=stderr, highlight=False)  # type: ignore[arg-type]
 
 _json_mode = False
 
@@ -39,7 +76,7 @@ def _to_jsonable(data: Any) -> Any:
 def emit(data: Any, render: Callable[[Any], None] | None = None) -> None:
     """Print a command's result: JSON in --json mode, otherwise the human renderer (or JSON)."""
     if _json_mode or render is None:
-        sys.stdout.write(json.dumps(_to_jsonable(data), indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(redact_data(_to_jsonable(data)), indent=2, default=str) + "\n")
         sys.stdout.flush()
     else:
         render(data)
@@ -50,12 +87,15 @@ def info(message: str) -> None:
     err_console.print(message)
 
 
-def error(message: str, exc: BaseException | None = None) -> None:
-    kind = type(exc).__name__ if exc is not None else "error"
+def error(message: str, exc: BaseException | None = None, *, kind: str | None = None, code: int = 1) -> None:
+    """One line on stderr (one JSON object with ``--json``): the whole of what a failure prints."""
+    kind = kind or (type(exc).__name__ if exc is not None else "error")
+    code = getattr(exc, "exit_code", code)
+    message = " ".join(redact(message).split())  # one line, whatever the message held
     if _json_mode:
-        code = getattr(exc, "exit_code", 1)
         sys.stderr.write(json.dumps({"error": kind, "message": message, "exit_code": code}) + "\n")
+        sys.stderr.flush()
     else:
         err_console.print(
-            f"[bold red]lifeboat: error:[/] {message}", markup=True, highlight=False, soft_wrap=True
+            f"[bold red]lifeboat: error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True
         )

@@ -125,3 +125,40 @@ def repair_packs(
         )
 
     output.emit(result, render)
+
+
+@repair_app.command("config")
+def repair_config(
+    repo: RepoOption = None, password_file: PasswordFileOption = None, json_output: JsonOption = False
+) -> None:
+    """Rewrite a damaged config from the copy of the settings sealed in a (format 2) key file."""
+    from lifeboat import settings
+    from lifeboat.repo.backends import open_backend
+    from lifeboat.repo.repair import repair_config as rebuild
+
+    output.set_json(json_output or output.json_mode())
+    config = settings.load_config()
+    backend = open_backend(settings.repository_url(repo, config))
+    rebuilt = rebuild(backend, settings.passphrase(password_file, config=config))
+    result = {"repository": backend.url, "version": rebuilt.version, "id": rebuilt.id}
+    output.emit(
+        result,
+        lambda r: output.console.print(f"rewrote the config of {r['repository']} (format {r['version']})"),
+    )
+
+
+@repair_app.command("keys")
+def repair_keys(
+    repo: RepoOption = None, password_file: PasswordFileOption = None, json_output: JsonOption = False
+) -> None:
+    """Remove damaged key files (they open nothing; `check` names them as bad-key-file)."""
+    from lifeboat.repo.repair import damaged_key_files, remove_key_files
+
+    output.set_json(json_output or output.json_mode())
+    repository = open_repo(repo, password_file)
+    damaged = damaged_key_files(repository)
+    remove_key_files(repository, damaged)
+    output.emit(
+        {"removed": damaged},
+        lambda r: output.console.print(f"removed {len(r['removed'])} damaged key file(s)"),
+    )

@@ -8,7 +8,7 @@ import typer
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
-from lifeboat.cli.common import DbOption, database_dsn
+from lifeboat.cli.common import DbOption, PasswordFileOption, RepoOption, database_dsn, open_repo
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Machine-readable JSON on stdout (see docs/VERIFY.md).")
@@ -33,11 +33,34 @@ def verify(
         list[str] | None,
         typer.Option("--check", "-c", help="Run only this check (repeatable); see docs/VERIFY.md."),
     ] = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="Compare the database row by row with this snapshot (id, prefix or 'latest') instead.",
+        ),
+    ] = None,
+    agent: Annotated[
+        list[str] | None,
+        typer.Option("--agent", help="With --against: compare only this agent's subgraph (repeatable)."),
+    ] = None,
+    since_snapshot: Annotated[
+        bool,
+        typer.Option(
+            "--since-snapshot",
+            help="With --against: rows written after the snapshot are traffic, only the others fail.",
+        ),
+    ] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="With --against: parallel connections.")] = 2,
+    repo: RepoOption = None,
+    password_file: PasswordFileOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Check a Letta database (live or restored) for corruption, drift and crash leftovers.
 
-    Exit 0 when no error-level finding (warnings and info allowed), 3 otherwise.
+    Exit 0 when no error-level finding (warnings and info allowed), 3 otherwise. With --against,
+    exit 0 when the database equals the snapshot (or only differs by later writes, with
+    --since-snapshot), 3 otherwise.
     """
     from lifeboat.errors import UsageError, VerificationFailed
     from lifeboat.letta.checks import REGISTRY
@@ -45,6 +68,13 @@ def verify(
 
     if json_output:
         output.set_json(True)
+    if against is None and (agent or since_snapshot):
+        raise UsageError("--agent and --since-snapshot need --against SNAPSHOT")
+    if against is not None:
+        if check:
+            raise UsageError("--check does not apply to --against")
+        _verify_against(against, db, agent or [], since_snapshot, jobs, open_repo(repo, password_file))
+        return
     unknown = [name for name in check or [] if name not in REGISTRY]
     if unknown:
         raise UsageError(f"unknown check(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
@@ -53,6 +83,69 @@ def verify(
     if not report.ok:
         assert isinstance(report, VerifyReport)
         raise VerificationFailed(f"{report.summary['error']} error-level finding(s) in {report.database}")
+
+
+def _verify_against(
+    snapshot: str, db: str | None, agents: list[str], since_snapshot: bool, jobs: int, repository: object
+) -> None:
+    from lifeboat.errors import VerificationFailed
+    from lifeboat.ops.verify_against import AgainstOptions, verify_against
+
+    options = AgainstOptions(snapshot=snapshot, agents=agents, since_snapshot=since_snapshot, jobs=jobs)
+    report = verify_against(repository, database_dsn(db), options)  # type: ignore[arg-type]
+    output.emit(report, _render_against)
+    if not report.ok:
+        s = report.summary
+        raise VerificationFailed(
+            f"{report.database} differs from snapshot {report.snapshot[:8]}: {s['missing']} missing, "
+            f"{s['extra']} extra, {s['changed']} changed row(s), {s['sequences_differing']} sequence(s)"
+        )
+
+
+def _render_against(report: object) -> None:
+    from rich.table import Table
+
+    from lifeboat.ops.verify_against import AgainstReport
+
+    assert isinstance(report, AgainstReport)
+    console = output.console
+    scope = f" (agents {', '.join(report.agents_compared)})" if report.agents_compared else ""
+    console.print(f"[bold]{report.database}[/] against snapshot {report.snapshot[:8]}{scope}")
+    differing = [t for t in report.tables if t.missing or t.extra or t.changed]
+    if differing:
+        table = Table(header_style="bold")
+        for column in ("table", "missing", "extra", "changed", "columns", "rows"):
+            table.add_column(column, overflow="fold")
+        for t in differing:
+            rows = [*t.missing_rows[:2], *t.extra_rows[:2], *(c.key for c in t.changed_rows[:2])]
+            table.add_row(
+                t.table,
+                str(t.missing),
+                str(t.extra),
+                str(t.changed),
+                ", ".join(t.changed_columns),
+                ", ".join(rows),
+            )
+        console.print(table)
+    for sequence in report.sequences:
+        console.print(
+            f"sequence {sequence.sequence}: snapshot {sequence.snapshot}, database {sequence.database}"
+        )
+    if report.agents:
+        console.print(
+            f"{len(report.agents)} agent(s) affected: " + ", ".join(a.agent_id for a in report.agents[:10])
+        )
+    s = report.summary
+    verdict = (
+        "[bold green]EQUAL[/]"
+        if report.equal
+        else ("[bold yellow]OK[/]" if report.ok else "[bold red]DIFFERS[/]")
+    )
+    traffic = f", {s['after_snapshot']} written after the snapshot" if report.since_snapshot else ""
+    console.print(
+        f"{verdict}: {s['rows_database']} rows vs {s['rows_snapshot']} in the snapshot; {s['missing']} missing, "
+        f"{s['extra']} extra, {s['changed']} changed{traffic} ({report.seconds:.1f} s)"
+    )
 
 
 def _render_verify(report: object) -> None:
@@ -121,6 +214,7 @@ def reconcile(
     the message sequence, and stale Redis locks/run pointers/streams. Dry run unless --apply."""
     from lifeboat.letta.repairs import RepairOptions
     from lifeboat.ops.reconcile import parse_duration, reconcile_database, redis_client
+    from lifeboat.redact import redact, register_url
     from lifeboat.settings import letta_redis
 
     if json_output:
@@ -129,8 +223,9 @@ def reconcile(
     client, label = None, None
     if not no_redis:
         target = None if redis_url else letta_redis()
+        register_url(redis_url)
         client = redis_client(target, redis_url)
-        label = redis_url or (f"{target.host}:{target.port}" if target else None)
+        label = redact(redis_url) if redis_url else (f"{target.host}:{target.port}" if target else None)
     report = reconcile_database(
         database_dsn(db), apply=apply, options=options, redis=client, redis_label=label
     )

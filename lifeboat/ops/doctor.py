@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from lifeboat.errors import LifeboatError
 from lifeboat.letta import revisions
 from lifeboat.letta.locate import find_letta_schema
+from lifeboat.letta.schema_records import schema_record
 from lifeboat.pg.connect import connect, describe_target, one_line
 from lifeboat.settings import RedisTarget
 
@@ -69,6 +70,7 @@ class DoctorInputs:
     max_age: timedelta = timedelta(hours=26)
     scratch_dir: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    server_url: str | None = None  # the running Letta server, to compare its version with the schema
 
 
 class _Run:
@@ -79,6 +81,7 @@ class _Run:
         self.database_bytes: int | None = None
         self.snapshot_bytes: int | None = None
         self.data_directory: str | None = None
+        self.revision: str | None = None
 
     def add(self, name: str, status: Status, message: str, hint: str | None = None, **details: Any) -> None:
         self.checks.append(DoctorCheck(name=name, status=status, message=message, hint=hint, details=details))
@@ -90,6 +93,7 @@ def run_doctor(inputs: DoctorInputs, *, now: datetime | None = None) -> DoctorRe
         described = "; ".join(f"{name} from {source}" for name, source in inputs.sources.items())
         run.add("settings", Status.OK, described, **inputs.sources)
     _database_checks(run, inputs)
+    _server_check(run, inputs.server_url)
     _redis_check(run, inputs.redis)
     _repository_checks(run, inputs, now or datetime.now(UTC))
     _disk_check(run, inputs)
@@ -325,13 +329,26 @@ def _revision(run: _Run, conn: psycopg.Connection, schema: str | None) -> None:
             revision=revision,
         )
     else:
+        run.revision = revision
         label = revisions.release_label(revision)
+        recorded = schema_record(revision) is not None
+        older = revision != revisions.HEAD_0_16_8
+        note = (
+            "; older than 0.16.8 — rehearse the upgrade with `lifeboat drill --upgrade-to 0.16.8`, "
+            "restore a backup of it with `lifeboat restore --upgrade head`"
+            if older
+            else ""
+        )
         run.add(
             "letta.revision",
             Status.OK,
-            f"alembic {revision} = Letta {label}",
+            f"alembic {revision} = Letta {label}"
+            + ("" if recorded else " (no schema record: verify skips the table comparison)")
+            + note,
             revision=revision,
             release=label,
+            schema_record=recorded,
+            upgrade_available=older,
         )
 
 
@@ -344,6 +361,46 @@ def _database_size(run: _Run, conn: psycopg.Connection) -> None:
         run.data_directory = str(setting[0]) if setting else None
     except psycopg.Error:
         run.data_directory = None  # needs superuser or pg_read_all_settings
+
+
+# -- the running server -----------------------------------------------------------------------------
+
+
+def _server_check(run: _Run, url: str | None) -> None:
+    """The server's own version (``GET /v1/health/``) against the database's revision."""
+    if not url:
+        run.add(
+            "letta.server",
+            Status.SKIP,
+            "no server URL given (--server / LETTA_BASE_URL): version not compared",
+        )
+        return
+    import httpx
+
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/v1/health/", timeout=5)
+        version = str(response.json().get("version") or "")
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        run.add("letta.server", Status.SKIP, f"Letta server at {url} not reachable: {one_line(exc)}", url=url)
+        return
+    if not version:
+        run.add("letta.server", Status.WARN, f"{url}/v1/health/ reports no version", url=url)
+        return
+    expected = revisions.releases_for(run.revision)
+    if run.revision is None or version in expected:
+        run.add("letta.server", Status.OK, f"Letta server {version} at {url}", url=url, version=version)
+        return
+    schema = revisions.release_label(run.revision)
+    run.add(
+        "letta.server",
+        Status.WARN,
+        f"Letta server {version} at {url}, but the database's schema is Letta {schema} ({run.revision})",
+        "a server newer than its schema has not run its migrations (the image runs `alembic upgrade head` at "
+        "start); an older server on a newer schema is a downgrade — restore a backup taken with that release",
+        url=url,
+        version=version,
+        schema_release=schema,
+    )
 
 
 # -- redis ------------------------------------------------------------------------------------------
@@ -408,13 +465,16 @@ def _repository_checks(run: _Run, inputs: DoctorInputs, now: datetime) -> None:
         run.add("rpo", Status.SKIP, "repository not opened")
         return
     mode = "encrypted" if repo.config.encrypted else "UNENCRYPTED"
+    hint = None
+    if not repo.config.encrypted:
+        hint = "backups hold conversations and keys in clear: copy them into an encrypted repository"
+    elif repo.config.version < FORMAT_VERSION:
+        hint = "its config is not authenticated: run `lifeboat upgrade-repository` (docs/FORMAT.md §13)"
     run.add(
         "repository",
-        Status.OK if repo.config.encrypted else Status.WARN,
+        Status.OK if hint is None else Status.WARN,
         f"{mode} repository {repo.backend.url}, format version {repo.config.version} (supported: {FORMAT_VERSION})",
-        None
-        if repo.config.encrypted
-        else "backups hold conversations and keys in clear: copy them into an encrypted repository",
+        hint,
         version=repo.config.version,
         encrypted=repo.config.encrypted,
     )

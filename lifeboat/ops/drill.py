@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from lifeboat.repo.repository import Repository
 
 REPORT_FORMAT = "lifeboat.drill/1"
 RESTORE_PHASES = ("fetch", "schema", "data", "indexes", "analyze")
-ALL_PHASES = ("sandbox", *RESTORE_PHASES, "verify", "smoke")
+ALL_PHASES = ("sandbox", *RESTORE_PHASES, "safety_point", "upgrade", "verify", "smoke")
 HISTORY_LIMIT = 60
 SMOKE_MESSAGE = "lifeboat drill: are you there?"
 
@@ -96,6 +96,10 @@ class DrillReport(BaseModel):
     verify_summary: dict[str, int] = Field(default_factory=dict)
     verify_errors: list[str] = Field(default_factory=list)
     smoke: SmokeReport | None = None
+    upgrade: dict[str, Any] | None = Field(
+        default=None,
+        description="drill --upgrade-to: plan, migrations run, what they drop (ops/drill_upgrade.py)",
+    )
     files: dict[str, str] = Field(default_factory=dict)
 
     def phase_seconds(self) -> dict[str, float]:
@@ -111,6 +115,8 @@ class DrillOptions:
     report_dir: Path | None = None
     record: bool = True
     flavor: str | None = None
+    upgrade_to: str | None = None  # a Letta release: rehearse the upgrade (ops/drill_upgrade.py)
+    encryption_key: str | None = field(default=None, repr=False)
 
 
 class _Recorder:
@@ -213,11 +219,29 @@ def _drill(
 ) -> None:
     with _target(snapshot, options, recorder) as (admin_dsn, app_dsn):
         _restore(repo, snapshot, admin_dsn, options, recorder, progress)
+        if options.upgrade_to is not None:
+            _rehearse_upgrade(snapshot, admin_dsn, options, recorder)
         with recorder.phase("verify"):
             _verify(recorder.report, admin_dsn)
-        if options.smoke:
+        if options.smoke or options.upgrade_to is not None:
             with recorder.phase("smoke"):
-                recorder.report.smoke = smoke_test(app_dsn, snapshot)
+                recorder.report.smoke = smoke_test(app_dsn, snapshot, options.upgrade_to)
+
+
+def _rehearse_upgrade(snapshot: Snapshot, admin_dsn: str, options: DrillOptions, recorder: _Recorder) -> None:
+    from lifeboat.ops import drill_upgrade
+
+    assert options.upgrade_to is not None
+    revision = layout.source_document(snapshot).letta_revision
+    with recorder.phase("safety_point"):
+        copy = drill_upgrade.safety_point(admin_dsn)
+    try:
+        with recorder.phase("upgrade"):
+            recorder.report.upgrade = drill_upgrade.run_upgrade(
+                admin_dsn, revision, options.upgrade_to, options.encryption_key
+            )
+    finally:
+        drill_upgrade.drop_safety_point(admin_dsn, copy)
 
 
 @contextlib.contextmanager
@@ -314,13 +338,15 @@ def _verify(report: DrillReport, dsn: str) -> None:
         )
 
 
-def smoke_test(dsn: str, snapshot: Snapshot) -> SmokeReport:
-    """Start the real Letta server on ``dsn`` and use it as a client would."""
+def smoke_test(dsn: str, snapshot: Snapshot, version: str | None = None) -> SmokeReport:
+    """Start the real Letta server (0.16.8, or release ``version``) on ``dsn``; use it as a client would."""
+    from lifeboat.sandbox.letta_env import ensure_letta_env
     from lifeboat.sandbox.letta_server import LettaServer
 
     smoke = SmokeReport(agents_in_snapshot=len(layout.letta_document(snapshot).agents or []))
     started = time.monotonic()
-    with LettaServer(dsn) as server:
+    env = ensure_letta_env(version) if version else None
+    with LettaServer(dsn, env=env) as server:
         smoke.server_start_seconds = round(time.monotonic() - started, 3)
 
         def step(name: str, call: Callable[[], Any]) -> Any:

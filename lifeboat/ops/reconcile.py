@@ -20,6 +20,7 @@ from lifeboat.letta.redis_repairs import apply_redis_repairs, plan_redis_repairs
 from lifeboat.letta.repairs import Change, RepairOptions, RepairPlan, apply_repairs, plan_repairs
 from lifeboat.ops.redis import client as target_client
 from lifeboat.pg.connect import connection, describe_target
+from lifeboat.redact import redact
 from lifeboat.settings import RedisTarget
 
 REPORT_FORMAT = "lifeboat.reconcile/1"
@@ -65,8 +66,13 @@ def redis_client(target: RedisTarget | None = None, url: str | None = None) -> A
     import redis
 
     if url:
-        client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
-        where = url
+        where = redact(url)
+        try:
+            client = redis.Redis.from_url(
+                url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
+            )
+        except ValueError as exc:
+            raise UsageError(f"--redis-url {where}: {redact(str(exc))}") from None
     elif target is not None:
         client = target_client(target, decode_responses=True)
         where = f"{target.host}:{target.port}"

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from lifeboat import pg
-from lifeboat.errors import CorruptRepository, UnsafeRestore
+from lifeboat.errors import CorruptRepository, UnsafeRestore, note_rolled_back
 from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.backup import run_backup
 from lifeboat.ops.redis import invalidate_after_restore
@@ -112,26 +112,26 @@ def run_restore(
                 )
             _drop_leftovers(admin, target)
             warnings = pg.check_target_version(admin, schema)
-            temp = pg.temporary_database_name(target)
-            _create_target(admin, schema, temp, snapshot, target)
+        temp = pg.temporary_database_name(target)
         temp_dsn = pg.with_database(target_dsn, temp)
-        try:
+        try:  # from here until the switch, any failure or interruption drops the temporary database
+            with pg.connect(admin_dsn) as admin:
+                _create_target(admin, schema, temp, snapshot, target)
             report = _build(repo, snapshot, schema, temp_dsn, jobs, progress, timings)
             if prepare is not None:
                 prepare(temp_dsn)
-        except BaseException:
-            with pg.connect(admin_dsn) as admin:
-                pg.drop_database(admin, temp)
+            safety_id = None
+            if exists and safety_snapshot:
+                phase = time.monotonic()
+                safety = run_backup(
+                    repo, target_dsn, tags=["safety", f"before-restore-{snapshot.short_id}"], jobs=jobs
+                )
+                safety_id = safety.snapshot.id
+                timings["safety_snapshot"] = time.monotonic() - phase
+            _switch(admin_dsn, temp, target, exists)
+        except BaseException as exc:
+            _drop_temporary(admin_dsn, temp, target, exc)
             raise
-        safety_id = None
-        if exists and safety_snapshot:
-            phase = time.monotonic()
-            safety = run_backup(
-                repo, target_dsn, tags=["safety", f"before-restore-{snapshot.short_id}"], jobs=jobs
-            )
-            safety_id = safety.snapshot.id
-            timings["safety_snapshot"] = time.monotonic() - phase
-        _switch(admin_dsn, temp, target, exists)
     removed = invalidate_after_restore(redis)
     return RestoreResult(
         snapshot=snapshot,
@@ -222,6 +222,14 @@ def _switch(admin_dsn: str, temp: str, target: str, exists: bool) -> None:
         admin.execute(sql.SQL("COMMENT ON DATABASE {} IS NULL").format(sql.Identifier(target)))
         if previous:
             pg.drop_database(admin, previous)
+
+
+def _drop_temporary(admin_dsn: str, temp: str, target: str, exc: BaseException) -> None:
+    """Drop the half-built database (a no-op once the switch renamed it into place)."""
+    with pg.connect(admin_dsn) as admin:
+        if pg.database_exists(admin, temp):
+            pg.drop_database(admin, temp)
+            note_rolled_back(exc, f"temporary database {temp} dropped ({target} untouched)")
 
 
 def _drop_leftovers(admin: psycopg.Connection, target: str) -> None:

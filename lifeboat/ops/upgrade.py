@@ -23,6 +23,7 @@ from lifeboat import pg
 from lifeboat.errors import DatabaseError, UnsafeRestore
 from lifeboat.letta import migrations, revisions
 from lifeboat.letta.migrations import Migration, MigrationPathError
+from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.restore import RestoreResult, run_restore
 from lifeboat.repo.repository import Repository
 from lifeboat.settings import RedisTarget
@@ -105,9 +106,7 @@ def plan_upgrade(from_revision: str | None, target: str | None) -> UpgradePlan:
 
 def snapshot_revision(repo: Repository, snapshot_ref: str) -> str | None:
     snapshot = repo.load_snapshot(snapshot_ref)
-    source = snapshot.documents.get("source") or {}
-    revision = source.get("letta_revision")
-    return str(revision) if revision else None
+    return layout.source_document(snapshot).letta_revision or None
 
 
 def run_upgrade_restore(

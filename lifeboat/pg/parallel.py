@@ -9,6 +9,7 @@ waiting on a lock held by another wastes a connection.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Generic, TypeVar
@@ -44,6 +45,7 @@ def run_on_connections(
         return []
     queue = _Scheduler(list(items), conflicts, key, after)
     results: dict[int, R] = {}
+    connections: list[psycopg.Connection] = []
 
     def worker() -> None:
         try:
@@ -51,6 +53,7 @@ def run_on_connections(
         except BaseException as exc:
             queue.fail(exc)
             return
+        connections.append(conn)
         try:
             while (picked := queue.take()) is not None:
                 index, item = picked
@@ -66,11 +69,34 @@ def run_on_connections(
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(jobs, len(items))))]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException as exc:  # an interruption (signal) of this thread: stop the workers first
+        _stop_workers(queue, exc, connections, threads)
+        raise
     if queue.error is not None:
         raise queue.error
     return [results[index] for index in range(len(items))]
+
+
+def _stop_workers(
+    queue: _Scheduler[T],
+    error: BaseException,
+    connections: list[psycopg.Connection],
+    threads: list[threading.Thread],
+) -> None:
+    """No new item starts, running statements are cancelled, and every worker has ended on return.
+
+    Without this, workers would keep writing (into a database about to be dropped, into a
+    repository whose lock is being released) while the caller cleans up.
+    """
+    queue.fail(error)
+    for conn in list(connections):
+        with contextlib.suppress(Exception):
+            conn.cancel_safe(timeout=5)
+    for thread in threads:
+        thread.join()
 
 
 class _Scheduler(Generic[T]):

@@ -18,9 +18,9 @@ from pydantic import BaseModel, Field
 
 from lifeboat.errors import CorruptBlob, CorruptRepository
 from lifeboat.repo.blobs import decode_blob
-from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, pack_name
+from lifeboat.repo.config import DATA_DIR, INDEX_DIR, KEYS_DIR, basename, pack_name
 from lifeboat.repo.crypto import DecryptionFailed
-from lifeboat.repo.index import PackEntry
+from lifeboat.repo.index import IndexFile, PackEntry, superseded
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.packs import read_pack_trailer
 
@@ -99,6 +99,7 @@ def check_repository(
 
     stored = {basename(info.name): info.size for info in repo.backend.list(DATA_DIR)}
     present = _check_pack_files(report, users, packs, stored)
+    _check_keys_and_locks(repo, report)
     _check_trailers(repo, report, users, present)
     if read_data:
         chosen = _choose(sorted(present), subset_percent, seed)
@@ -120,13 +121,14 @@ def _load_snapshots(repo: Repository, report: CheckReport) -> list[Snapshot]:
 
 
 def _load_index_files(repo: Repository, report: CheckReport, users: _BlobUsers) -> dict[str, PackEntry]:
-    """Pack id -> what the index files say about it (entries of several files merged)."""
-    packs: dict[str, PackEntry] = {}
+    """Pack id -> what the index files say about it (entries of several files merged); index files
+    another one supersedes (replaced by a prune or repair, and present again) are named, not used."""
+    files: list[IndexFile] = []
     for info in repo.backend.list(INDEX_DIR):
         data = repo.backend.get(info.name)
         report.index_files_checked += 1
         try:
-            entries = repo.decode_index_file(info.name, data)
+            files.append(repo.read_index_file(info.name, data))
         except (DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError) as exc:
             report.add(
                 Finding(
@@ -135,8 +137,20 @@ def _load_index_files(repo: Repository, report: CheckReport, users: _BlobUsers) 
                     message=f"index file {info.name} cannot be decoded ({exc})",
                 )
             )
+    replaced = superseded(files)
+    packs: dict[str, PackEntry] = {}
+    for file in files:
+        if file.id in replaced:
+            report.add(
+                Finding(
+                    severity="warning",
+                    kind="superseded-index",
+                    message=f"index file index/{file.id} was replaced by a prune or repair and is present "
+                    "again (left by an interrupted one, or put back): ignored; the next prune removes it",
+                )
+            )
             continue
-        for entry in entries:
+        for entry in file.packs:
             known = packs.get(entry.id)
             if known is None:
                 packs[entry.id] = entry
@@ -200,6 +214,32 @@ def _check_pack_files(
             )
         )
     return present
+
+
+def _check_keys_and_locks(repo: Repository, report: CheckReport) -> None:
+    """Key files that are not well-formed (skipped when opening) and lock files nobody can read."""
+    from lifeboat.repo.keys import key_file_problem
+
+    for info in repo.backend.list(KEYS_DIR):
+        problem = key_file_problem(repo.backend, info.name, info.size)
+        if problem is not None:
+            report.add(
+                Finding(
+                    severity="error",
+                    kind="bad-key-file",
+                    message=f"key file {info.name} is damaged ({problem}); `lifeboat repair keys` removes it",
+                )
+            )
+    for lock in repo.list_locks():
+        if not lock.readable:
+            report.add(
+                Finding(
+                    severity="warning",
+                    kind="bad-lock",
+                    message=f"lock file locks/{lock.id} cannot be read: it blocks every command that "
+                    "locks; `lifeboat unlock --remove-all` removes it (when nothing runs)",
+                )
+            )
 
 
 def _check_trailers(

@@ -84,6 +84,9 @@ class MasterKeys:
     encryption: bytes | None
     id_key: bytes
     min_version: int = field(default=1, compare=False)
+    # A copy of the repository's settings (the config's sealed part) from a version-2 key file:
+    # what ``repair config`` rebuilds a damaged config from.
+    settings: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def generate(cls, *, encrypt: bool) -> MasterKeys:
@@ -135,12 +138,18 @@ def b64decode(text: str) -> bytes:
 
 
 def wrap_keys(
-    keys: MasterKeys, passphrase: str, params: KdfParams, *, repository_version: int = 1
+    keys: MasterKeys,
+    passphrase: str,
+    params: KdfParams,
+    *,
+    repository_version: int = 1,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A key file document: the master keys sealed under an argon2id key derived from ``passphrase``.
 
     ``repository_version`` >= 2 writes a version-2 key file whose sealed secret also records that
-    version (``min_version``), so these keys refuse to open a config claiming an older format.
+    version (``min_version``), so these keys refuse to open a config claiming an older format,
+    and a copy of the repository ``settings`` when given.
     """
     if keys.encryption is None:
         raise ValueError("an unencrypted repository has no key file")
@@ -149,6 +158,8 @@ def wrap_keys(
     payload: dict[str, Any] = {"encryption": b64encode(keys.encryption), "id": b64encode(keys.id_key)}
     if repository_version >= 2:
         payload["min_version"] = repository_version
+        if settings is not None:
+            payload["config"] = settings
     secret = json.dumps(payload).encode()
     return {
         "version": 2 if repository_version >= 2 else 1,
@@ -170,6 +181,23 @@ def unwrap_keys(document: Any, passphrase: str) -> MasterKeys:
     A document that is not a well-formed key file (unknown kdf, parameters out of bounds, bad
     base64) raises ``CorruptRepository`` *before* any key derivation runs.
     """
+    params, salt, sealed = parse_key_file(document)
+    try:
+        secret = Sealer(params.derive(passphrase, salt)).open(sealed, KEY_FILE_AAD)
+    except DecryptionFailed as exc:
+        raise WrongPassphrase("wrong passphrase: it does not unlock any key of this repository") from exc
+    payload = json.loads(secret)
+    settings = payload.get("config")
+    return MasterKeys(
+        encryption=b64decode(payload["encryption"]),
+        id_key=b64decode(payload["id"]),
+        min_version=int(payload.get("min_version", 1)),
+        settings=settings if isinstance(settings, dict) else None,
+    )
+
+
+def parse_key_file(document: Any) -> tuple[KdfParams, bytes, bytes]:
+    """(argon2 parameters, salt, sealed secret) of a well-formed key file; ``CorruptRepository`` otherwise."""
     try:
         if not isinstance(document, dict):
             raise ValueError("not a JSON object")
@@ -185,16 +213,7 @@ def unwrap_keys(document: Any, passphrase: str) -> MasterKeys:
             raise ValueError(f"salt of {len(salt)} bytes")
     except (KeyError, ValueError, TypeError) as exc:
         raise CorruptRepository(f"key file cannot be decoded: {exc}") from exc
-    try:
-        secret = Sealer(params.derive(passphrase, salt)).open(sealed, KEY_FILE_AAD)
-    except DecryptionFailed as exc:
-        raise WrongPassphrase("wrong passphrase: it does not unlock any key of this repository") from exc
-    payload = json.loads(secret)
-    return MasterKeys(
-        encryption=b64decode(payload["encryption"]),
-        id_key=b64decode(payload["id"]),
-        min_version=int(payload.get("min_version", 1)),
-    )
+    return params, salt, sealed
 
 
 def _integer(value: Any) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from lifeboat.repo.blobs import compress, decompress
@@ -53,12 +53,23 @@ class PackEntry:
     blobs: list[PackedBlob]
 
 
-def encode_index(sealer: Sealer, packs: Iterable[PackEntry], version: int = 2) -> tuple[str, bytes]:
-    """(index file id, file bytes) in the rules of repository format ``version``."""
-    document = {
+MAX_SUPERSEDED = 100_000  # ids kept in a "supersedes" list (years of daily backups and weekly prunes)
+
+
+def encode_index(
+    sealer: Sealer, packs: Iterable[PackEntry], version: int = 2, supersedes: Sequence[str] = ()
+) -> tuple[str, bytes]:
+    """(index file id, file bytes) in the rules of repository format ``version``.
+
+    ``supersedes``: ids of the index files this one replaces (prune, repair index), so that one of
+    them put back later is recognised and ignored (docs/FORMAT.md §7).
+    """
+    document: dict[str, object] = {
         "version": 2 if version >= 2 else 1,
         "packs": [{"id": p.id, "size": p.size, "blobs": [b.to_json() for b in p.blobs]} for p in packs],
     }
+    if supersedes:
+        document["supersedes"] = list(dict.fromkeys(supersedes))[:MAX_SUPERSEDED]
     payload = compress(json.dumps(document, separators=(",", ":")).encode())
     if version < 2:
         data = sealer.seal(payload, INDEX_AAD_V1)
@@ -67,7 +78,21 @@ def encode_index(sealer: Sealer, packs: Iterable[PackEntry], version: int = 2) -
     return index_id, sealer.seal(payload, index_aad(index_id))
 
 
+@dataclass(frozen=True)
+class IndexFile:
+    """One decoded index file: the packs it lists and the ids of the index files it replaced."""
+
+    id: str
+    packs: list[PackEntry]
+    supersedes: tuple[str, ...] = ()
+
+
 def decode_index(sealer: Sealer, index_id: str, data: bytes, version: int = 2) -> list[PackEntry]:
+    """The packs of the index file ``index/<index_id>`` (see ``decode_index_file``)."""
+    return decode_index_file(sealer, index_id, data, version).packs
+
+
+def decode_index_file(sealer: Sealer, index_id: str, data: bytes, version: int = 2) -> IndexFile:
     """Decode the index file ``index/<index_id>``, checking it belongs to its name.
 
     Raises ``IndexNameMismatch`` or ``DecryptionFailed`` (a ``ValueError`` and an ``Exception``),
@@ -86,10 +111,22 @@ def decode_index(sealer: Sealer, index_id: str, data: bytes, version: int = 2) -
         if hashlib.sha256(payload).hexdigest() != index_id:
             raise IndexNameMismatch(f"its content does not match the name {index_id}")
     document = json.loads(decompress(payload))
-    return [
+    packs = [
         PackEntry(str(p["id"]), int(p["size"]), [PackedBlob.from_json(b) for b in p["blobs"]])
         for p in document["packs"]
     ]
+    return IndexFile(index_id, packs, tuple(str(i) for i in document.get("supersedes", ())))
+
+
+def superseded(files: Iterable[IndexFile]) -> set[str]:
+    """Ids that some index file says it replaced: present again, such a file is ignored."""
+    return {old for file in files for old in file.supersedes}
+
+
+def carried_forward(replaced: Iterable[IndexFile]) -> list[str]:
+    """The ``supersedes`` list of a file replacing ``replaced``: their ids, then what they replaced."""
+    files = list(replaced)
+    return list(dict.fromkeys([*sorted(f.id for f in files), *(i for f in files for i in f.supersedes)]))
 
 
 class Index:

@@ -31,6 +31,7 @@ from lifeboat.repo.crypto import (
     Sealer,
     b64decode,
     b64encode,
+    parse_key_file,
     unwrap_keys,
 )
 
@@ -113,6 +114,21 @@ def unlock(backend: Backend, passphrase: str | None) -> tuple[str, MasterKeys]:
     if len(skipped) == len(key_files):
         raise CorruptRepository(f"no usable key file in {backend.url}: every one is damaged")
     raise WrongPassphrase(f"wrong passphrase for the repository at {backend.url}")
+
+
+def key_file_problem(backend: Backend, name: str, size: int) -> str | None:
+    """Why the key file ``name`` is not well-formed (without deriving anything), or None."""
+    if size > MAX_KEY_FILE_SIZE:
+        return f"{size} bytes, more than a key file holds"
+    try:
+        parse_key_file(json.loads(backend.get(name, 0, MAX_KEY_FILE_SIZE)))
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return "not valid JSON"
+    except CorruptRepository as exc:
+        return str(exc)
+    return None
 
 
 def _try_key_file(backend: Backend, name: str, size: int, passphrase: str) -> MasterKeys:

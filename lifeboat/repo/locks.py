@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
-from lifeboat.errors import RepositoryLocked
+from lifeboat.errors import RepositoryLocked, note_rolled_back
 from lifeboat.repo.backends.base import Backend
 from lifeboat.repo.config import LOCKS_DIR, basename, lock_name
 from lifeboat.repo.crypto import DecryptionFailed, Sealer
@@ -205,7 +205,7 @@ class RepositoryLock:
         self.store.write(self.id, self.exclusive, self.created)
         try:
             self._raise_if_conflicting()
-        except RepositoryLocked:
+        except BaseException:  # a conflict, or an interruption: our lock file must not stay
             self.store.backend.delete(lock_name(self.id))
             raise
         self._thread = threading.Thread(
@@ -276,3 +276,5 @@ class RepositoryLock:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+        if exc is not None:
+            note_rolled_back(exc, f"repository lock {self.id[:8]} released")

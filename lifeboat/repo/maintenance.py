@@ -51,7 +51,8 @@ def rebuild_index(repo: Repository, *, full: bool = False) -> RebuildReport:
     replace_old = full and not report.packs_unreadable
     old_index_files = [info.name for info in repo.backend.list(INDEX_DIR)] if replace_old else []
     if entries:
-        new_name, data = repo.encode_index_file(entries)
+        supersedes = [basename(name) for name in sorted(old_index_files)]
+        new_name, data = repo.encode_index_file(entries, supersedes)
         repo.backend.put(new_name, data)
         old_index_files = [name for name in old_index_files if name != new_name]
     for name in old_index_files:

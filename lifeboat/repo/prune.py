@@ -38,8 +38,8 @@ from pydantic import BaseModel, Field
 
 from lifeboat.errors import CorruptRepository, RepositoryLocked
 from lifeboat.repo.blobs import decode_blob
-from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, pack_name
-from lifeboat.repo.index import PackEntry
+from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, index_name, pack_name
+from lifeboat.repo.index import IndexFile, PackEntry, carried_forward, superseded
 from lifeboat.repo.locks import RepositoryLock
 from lifeboat.repo.packs import PackBuilder, PackedBlob
 from lifeboat.repo.repository import Repository
@@ -80,6 +80,7 @@ class PrunePlan:
 
     stats: PruneStats
     index_files: list[str]
+    supersedes: list[str] = field(default_factory=list)  # what the new index files say they replace
     keep: dict[str, PackEntry] = field(default_factory=dict)
     repack: dict[str, PackEntry] = field(default_factory=dict)
     remove: dict[str, int] = field(default_factory=dict)
@@ -112,7 +113,8 @@ def plan_prune(
     ``now`` is the storage's time (the modification time of prune's own lock file); unindexed
     packs written after ``now - safety_margin`` are left alone.
     """
-    index_files, entries = _read_index_files(repo)
+    files, entries = _read_index_files(repo)
+    index_files = [index_name(file.id) for file in files]
     listing = list(repo.backend.list(DATA_DIR))
     stored = {basename(info.name): info.size for info in listing}
     cutoff = (now or datetime.now(UTC)).timestamp() - safety_margin.total_seconds()
@@ -126,7 +128,7 @@ def plan_prune(
     used = set().union(*(snapshot.blob_ids() for snapshot in snapshots)) if snapshots else set()
     stats = PruneStats(snapshots=len(snapshots), blobs_used=len(used), packs_before=len(stored))
     stats.bytes_before = sum(stored.values())
-    plan = PrunePlan(stats=stats, index_files=index_files)
+    plan = PrunePlan(stats=stats, index_files=index_files, supersedes=carried_forward(files))
     present = {pack_id: entry for pack_id, entry in entries.items() if pack_id in stored}
     plan.canonical = _choose_copies(present, used)
     missing = sorted(used - set(plan.canonical))
@@ -158,28 +160,29 @@ def plan_prune(
     return plan
 
 
-def _read_index_files(repo: Repository) -> tuple[list[str], dict[str, PackEntry]]:
-    """Names of the index files and pack id -> entry (blobs of several listings merged)."""
-    names: list[str] = []
-    packs: dict[str, PackEntry] = {}
+def _read_index_files(repo: Repository) -> tuple[list[IndexFile], dict[str, PackEntry]]:
+    """The index files and pack id -> entry (blobs of several listings merged), leaving out the
+    packs of index files another one supersedes (they are deleted with the rest)."""
+    files: list[IndexFile] = []
     for info in repo.backend.list(INDEX_DIR):
         try:
-            decoded = repo.decode_index_file(info.name, repo.backend.get(info.name))
+            files.append(repo.read_index_file(info.name, repo.backend.get(info.name)))
         except FileNotFoundError:
             continue
         except Exception as exc:
             raise CorruptRepository(
                 f"refusing to prune: index file {info.name} cannot be decoded ({exc}); run 'lifeboat check'"
             ) from exc
-        names.append(info.name)
-        for entry in decoded:
-            known = packs.get(entry.id)
-            if known is None:
-                packs[entry.id] = entry
-            else:
-                merged = {blob.id: blob for blob in [*known.blobs, *entry.blobs]}
-                packs[entry.id] = PackEntry(entry.id, entry.size, list(merged.values()))
-    return names, packs
+    replaced = superseded(files)
+    packs: dict[str, PackEntry] = {}
+    for entry in (entry for file in files if file.id not in replaced for entry in file.packs):
+        known = packs.get(entry.id)
+        if known is None:
+            packs[entry.id] = entry
+        else:
+            merged = {blob.id: blob for blob in [*known.blobs, *entry.blobs]}
+            packs[entry.id] = PackEntry(entry.id, entry.size, list(merged.values()))
+    return files, packs
 
 
 def _choose_copies(packs: dict[str, PackEntry], used: set[str]) -> dict[str, tuple[str, PackedBlob]]:
@@ -248,7 +251,7 @@ def _execute(
     nothing_to_do = not (plan.repack or plan.remove or plan.unindexed)
     if nothing_to_do and len(plan.index_files) <= 1:
         return
-    new_index_files = _write_index(repo, [*plan.keep.values(), *written])
+    new_index_files = _write_index(repo, [*plan.keep.values(), *written], plan.supersedes)
     if before_delete:
         before_delete(plan)
     protected = _packs_indexed_since(repo, set(plan.index_files) | new_index_files)
@@ -290,10 +293,12 @@ def _store_pack(repo: Repository, builder: PackBuilder) -> PackEntry:
     return PackEntry(sealed.id, len(sealed.data), sealed.blobs)
 
 
-def _write_index(repo: Repository, entries: list[PackEntry]) -> set[str]:
+def _write_index(repo: Repository, entries: list[PackEntry], supersedes: list[str]) -> set[str]:
+    """New index files for ``entries``; the first one carries the ``supersedes`` list."""
     names = set()
-    for start in range(0, len(entries), PACKS_PER_INDEX_FILE):
-        name, data = repo.encode_index_file(entries[start : start + PACKS_PER_INDEX_FILE])
+    for start in range(0, max(len(entries), 1), PACKS_PER_INDEX_FILE):
+        chunk = entries[start : start + PACKS_PER_INDEX_FILE]
+        name, data = repo.encode_index_file(chunk, supersedes if start == 0 else ())
         repo.backend.put(name, data)
         names.add(name)
     return names

@@ -19,13 +19,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import zstandard
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from lifeboat.errors import CorruptBlob, CorruptRepository
+from lifeboat.repo.backends.base import Backend
 from lifeboat.repo.blobs import decode_blob
-from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, pack_name
+from lifeboat.repo.config import CONFIG_FILE, DATA_DIR, INDEX_DIR, KEYS_DIR, RepoConfig, basename, pack_name
 from lifeboat.repo.crypto import DecryptionFailed
-from lifeboat.repo.index import PackEntry
+from lifeboat.repo.index import IndexFile, PackEntry, carried_forward, superseded
+from lifeboat.repo.keys import encode_config, key_file_problem, unlock
 from lifeboat.repo.packs import PackBuilder, PackedBlob, read_pack_trailer
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ def repair_index(repo: Repository) -> IndexRepair:
     """
     report = IndexRepair()
     old = {info.name for info in repo.backend.list(INDEX_DIR)}
+    supersedes = carried_forward(_decodable_index_files(repo, old))
     previous: dict[str, PackEntry] | None = None
     written: set[str] = set()
     batch: list[PackEntry] = []
@@ -71,10 +74,10 @@ def repair_index(repo: Repository) -> IndexRepair:
             continue
         report.packs_indexed += 1
         if len(batch) >= PACKS_PER_INDEX_FILE:
-            written.add(_store(repo, batch))
+            written.add(_store(repo, batch, supersedes if not written else []))
             batch = []
-    if batch:
-        written.add(_store(repo, batch))
+    if batch or not written:
+        written.add(_store(repo, batch, supersedes if not written else []))
     report.index_files_written = len(written)
     for name in sorted(old - written):
         repo.backend.delete(name)
@@ -83,8 +86,18 @@ def repair_index(repo: Repository) -> IndexRepair:
     return report
 
 
-def _store(repo: Repository, entries: list[PackEntry]) -> str:
-    name, data = repo.encode_index_file(entries)
+def _decodable_index_files(repo: Repository, names: set[str]) -> list[IndexFile]:
+    files = []
+    for name in sorted(names):
+        try:
+            files.append(repo.read_index_file(name, repo.backend.get(name)))
+        except (FileNotFoundError, DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError):
+            files.append(IndexFile(basename(name), []))  # damaged: replaced all the same
+    return files
+
+
+def _store(repo: Repository, entries: list[PackEntry], supersedes: list[str] | None = None) -> str:
+    name, data = repo.encode_index_file(entries, supersedes or ())
     repo.backend.put(name, data)
     return name
 
@@ -139,14 +152,11 @@ def _indexed_packs(repo: Repository) -> dict[str, PackEntry]:
     """Pack id -> entry, from the index files that still decode (a truncated pack has no trailer)."""
     sizes: dict[str, int] = {}
     packs: dict[str, dict[str, PackedBlob]] = {}
-    for info in repo.backend.list(INDEX_DIR):
-        try:
-            decoded = repo.decode_index_file(info.name, repo.backend.get(info.name))
-        except (FileNotFoundError, DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError):
-            continue  # a damaged index file: its packs are read from their trailers by repair_index
-        for entry in decoded:
-            sizes[entry.id] = entry.size
-            packs.setdefault(entry.id, {}).update({blob.id: blob for blob in entry.blobs})
+    files = _decodable_index_files(repo, {info.name for info in repo.backend.list(INDEX_DIR)})
+    replaced = superseded(files)
+    for entry in (entry for file in files if file.id not in replaced for entry in file.packs):
+        sizes[entry.id] = entry.size
+        packs.setdefault(entry.id, {}).update({blob.id: blob for blob in entry.blobs})
     return {
         pack_id: PackEntry(pack_id, sizes[pack_id], list(blobs.values())) for pack_id, blobs in packs.items()
     }
@@ -209,3 +219,42 @@ def forget_snapshots(repo: Repository, snapshot_ids: list[str]) -> None:
     """Delete the manifests of damaged snapshots (their intact blobs go at the next prune)."""
     for snapshot_id in snapshot_ids:
         repo.backend.delete(f"snapshots/{snapshot_id}")
+
+
+def repair_config(backend: Backend, passphrase: str | None) -> RepoConfig:
+    """Rewrite a damaged ``config`` from the copy of the settings a version-2 key file seals.
+
+    Without a repository (the config is what is damaged): unlock a key file with ``passphrase``,
+    validate the settings it holds, and write the config again (the one file this replaces).
+    """
+    _, keys = unlock(backend, passphrase)
+    if keys.settings is None:
+        raise CorruptRepository(
+            f"cannot rebuild the config of {backend.url}: the key file predates format 2 and holds no copy "
+            "of the settings; restore `config` from a copy of the repository"
+        )
+    try:
+        config = RepoConfig.model_validate(keys.settings)
+    except ValidationError as exc:
+        raise CorruptRepository(f"the settings in the key file of {backend.url} are invalid") from exc
+    backend.put(CONFIG_FILE, encode_config(config, keys))
+    return config
+
+
+def damaged_key_files(repo: Repository) -> list[str]:
+    """Key files that are not well-formed (``check``'s ``bad-key-file``)."""
+    return sorted(
+        info.name
+        for info in repo.backend.list(KEYS_DIR)
+        if key_file_problem(repo.backend, info.name, info.size) is not None
+    )
+
+
+def remove_key_files(repo: Repository, names: list[str]) -> None:
+    """Delete damaged key files; refuses to delete the one that opened ``repo``."""
+    if repo.key_file in names:
+        raise CorruptRepository(
+            f"refusing to remove {repo.key_file}: it is the key file that opened the repository"
+        )
+    for name in names:
+        repo.backend.delete(name)

@@ -8,11 +8,12 @@ the set of snapshots are atomic per call (one file put or delete).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +54,7 @@ from lifeboat.repo.crypto import (
     b64encode,
     wrap_keys,
 )
-from lifeboat.repo.index import Index, PackEntry, decode_index, encode_index
+from lifeboat.repo.index import Index, IndexFile, PackEntry, decode_index_file, encode_index, superseded
 from lifeboat.repo.keys import (
     encode_config,
     encrypted_config,
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     from lifeboat.repo.maintenance import RebuildReport
 
 LATEST = "latest"
+log = logging.getLogger(__name__)
 
 
 def snapshot_aad(snapshot_id: str) -> bytes:
@@ -141,14 +143,17 @@ class Repository:
         if pack_size is not None:
             options["pack_size"] = pack_size
         key_file = None
+        if not encrypt:
+            options["id_key"] = b64encode(keys.id_key)
+        config = RepoConfig(**options)
         if passphrase is not None and encrypt:
-            key_document = wrap_keys(keys, passphrase, kdf or KdfParams(), repository_version=version)
+            settings = json.loads(config.model_dump_json())
+            key_document = wrap_keys(
+                keys, passphrase, kdf or KdfParams(), repository_version=version, settings=settings
+            )
             key_file = key_name(secrets.token_hex(16))
             backend.put(key_file, json.dumps(key_document, indent=2).encode())
             keys = MasterKeys(keys.encryption, keys.id_key, min_version=version)
-        else:
-            options["id_key"] = b64encode(keys.id_key)
-        config = RepoConfig(**options)
         backend.put(CONFIG_FILE, encode_config(config, keys))
         repo = cls(backend, config, keys)
         repo.key_file = key_file
@@ -180,15 +185,26 @@ class Repository:
         """
         index = Index(self.stored_packs())
         names = set()
+        files = []
         for info in self.backend.list(INDEX_DIR):
             names.add(info.name)
             try:
-                entries = self.decode_index_file(info.name, self.backend.get(info.name))
+                files.append(self.read_index_file(info.name, self.backend.get(info.name)))
             except FileNotFoundError:
                 continue  # replaced meanwhile by a prune
             except (DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError) as exc:
-                raise CorruptRepository(f"index file {info.name} cannot be decoded ({exc})") from exc
-            for entry in entries:
+                raise CorruptRepository(
+                    f"index file {info.name} cannot be decoded ({exc}); `lifeboat repair index` rebuilds the index"
+                ) from exc
+        replaced = superseded(files)
+        for file in files:
+            if file.id in replaced:
+                log.warning(
+                    "ignoring index file %s: a prune or repair replaced it (left by an interrupted one, or put back)",
+                    file.id,
+                )
+                continue
+            for entry in file.packs:
                 index.add_pack(entry)
         self._index = index
         self._index_files = names
@@ -197,14 +213,20 @@ class Repository:
         """Pack id -> size of every pack file in storage (one listing of ``data/``)."""
         return {basename(info.name): info.size for info in self.backend.list(DATA_DIR)}
 
-    def encode_index_file(self, entries: Iterable[PackEntry]) -> tuple[str, bytes]:
+    def encode_index_file(
+        self, entries: Iterable[PackEntry], supersedes: Sequence[str] = ()
+    ) -> tuple[str, bytes]:
         """(file name, bytes) of a new index file listing ``entries``, in this repository's format."""
-        index_id, data = encode_index(self.sealer, entries, self.config.version)
+        index_id, data = encode_index(self.sealer, entries, self.config.version, supersedes)
         return index_name(index_id), data
 
     def decode_index_file(self, name: str, data: bytes) -> list[PackEntry]:
         """The packs an index file lists, after checking it belongs to ``name`` (errors: see ``decode_index``)."""
-        return decode_index(self.sealer, basename(name), data, self.config.version)
+        return self.read_index_file(name, data).packs
+
+    def read_index_file(self, name: str, data: bytes) -> IndexFile:
+        """An index file with the ids it supersedes, after checking it belongs to ``name``."""
+        return decode_index_file(self.sealer, basename(name), data, self.config.version)
 
     def refresh_index(self) -> bool:
         """Reload the index if the set of index files changed since it was read; True if reloaded.

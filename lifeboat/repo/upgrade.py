@@ -111,7 +111,8 @@ def _replace_key_file(
         return
     params = KdfParams(document["time_cost"], document["memory_cost"], document["parallelism"])
     new = key_name(secrets.token_hex(16))
-    new_document = wrap_keys(keys, passphrase, params, repository_version=FORMAT_VERSION)
+    settings = json.loads(repo.config.model_dump_json())
+    new_document = wrap_keys(keys, passphrase, params, repository_version=FORMAT_VERSION, settings=settings)
     repo.backend.put(new, json.dumps(new_document, indent=2).encode())
     repo.backend.delete(old)
     repo.keys, repo.key_file = keys, new

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from lifeboat.errors import StorageError
+from lifeboat.errors import StorageError, note_rolled_back
 from lifeboat.repo.blobs import encode_blob
 from lifeboat.repo.chunker import Chunk, Key, RecordChunker
 from lifeboat.repo.config import ChunkerParams, pack_name
@@ -296,6 +296,8 @@ class RepositoryWriter:
             self.close()
         else:
             self.abort()
+            if exc is not None:
+                note_rolled_back(exc, "unfinished pack discarded (no snapshot refers to the data written)")
 
 
 class StreamWriter:

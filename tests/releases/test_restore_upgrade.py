@@ -20,6 +20,7 @@ from lifeboat.letta.revisions import HEAD_0_16_8
 from lifeboat.letta.schema_records import schema_record
 from lifeboat.letta.schema_shape import capture_shape
 from lifeboat.ops.backup import run_backup
+from lifeboat.ops.doctor import DoctorCheck, DoctorInputs, run_doctor
 from lifeboat.ops.upgrade import UpgradePlan, run_upgrade_restore
 from lifeboat.ops.verify import verify_database
 from lifeboat.repo.repository import Repository
@@ -92,6 +93,16 @@ def test_0_16_8_server_on_upgraded_snapshot(
             {"messages": [{"role": "user", "content": "hello from the upgraded database"}]},
         )
         assert any("hello from the upgraded database" in str(m) for m in reply["messages"]), reply
+        # doctor: the running 0.16.8 server agrees with the upgraded schema, not with the old one.
+        upgraded = _doctor(pg_cluster.dsn(target), server.base_url)
+        assert (
+            upgraded["letta.server"].status.value == "ok"
+            and upgraded["letta.server"].details["version"] == "0.16.8"
+        )
+        old = _doctor(source.admin_dsn, server.base_url)
+        assert old["letta.revision"].details["upgrade_available"] is True
+        assert old["letta.server"].status.value == "warn", old["letta.server"].message
+        assert version in old["letta.server"].details["schema_release"] or version == "0.16.0"
         server.stop()
     finally:
         pg_cluster.drop_database(target)
@@ -151,3 +162,19 @@ def test_cli_restore_upgrade(pg_cluster: Cluster, release_db_factory: Loader, tm
     )  # fmt: skip
     assert refused.returncode == 5 and "downgrades are refused" in refused.stderr, refused.stderr
     assert "never_created" not in pg_cluster.list_databases()
+
+
+def _doctor(dsn: str, server_url: str | None) -> dict[str, DoctorCheck]:
+    report = run_doctor(DoctorInputs(dsn=dsn, repository=None, server_url=server_url))
+    return {check.name: check for check in report.checks}
+
+
+def test_doctor_names_the_release_and_the_way_up(pg_cluster: Cluster, release_db_factory: Loader) -> None:
+    source = release_db_factory("0.14.0", pg_cluster)
+    checks = _doctor(source.admin_dsn, "http://127.0.0.1:9")  # nothing listens on the discard port
+    revision = checks["letta.revision"]
+    assert revision.status.value == "ok" and revision.details["release"] == "0.14.0–0.15.1"
+    assert revision.details["schema_record"] is True and revision.details["upgrade_available"] is True
+    assert "drill --upgrade-to 0.16.8" in revision.message
+    assert checks["letta.server"].status.value == "skip"
+    assert _doctor(source.admin_dsn, None)["letta.server"].status.value == "skip"

@@ -11,6 +11,7 @@ import boto3
 import pytest
 from repo_testing import FAST_KDF, PASSPHRASE, SMALL_CHUNKS, SMALL_PACK, make_rows
 
+from lifeboat.errors import UsageError
 from lifeboat.repo import Backend, LocalBackend, RecordBatch, Repository, S3Backend, Snapshot, open_backend
 from lifeboat.repo.backends.s3 import parse_s3_url
 
@@ -107,8 +108,10 @@ def test_open_backend_urls(tmp_path: Path) -> None:
     assert isinstance(open_backend(f"file://{tmp_path}"), LocalBackend)
     assert parse_s3_url("s3://bucket/a/b/") == ("bucket", "a/b/")
     assert parse_s3_url("s3://bucket") == ("bucket", "")
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="unsupported repository URL scheme"):  # exit 2, one line
         open_backend("ftp://host/x")
+    with pytest.raises(UsageError, match="not an s3://bucket/prefix URL"):
+        open_backend("s3://")
 
 
 def test_s3_endpoint_from_environment(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> None:

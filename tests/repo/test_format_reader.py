@@ -73,13 +73,17 @@ class FormatReader:
         return json.loads(zstandard.ZstdDecompressor().decompress(self.open(self.file(name), aad)))
 
     def index(self) -> dict[str, tuple[str, int, int, int]]:  # §7
-        blobs = {}
+        blobs, documents = {}, {}
         for name in self.names("index"):
             index_id = Path(name).name
             opened = self.open(self.file(name), b"lifeboat:index:" + index_id.encode())
             assert hashlib.sha256(opened).hexdigest() == index_id
-            document = json.loads(zstandard.ZstdDecompressor().decompress(opened))
-            assert document["version"] == 2
+            documents[index_id] = json.loads(zstandard.ZstdDecompressor().decompress(opened))
+            assert documents[index_id]["version"] == 2
+        superseded = {old for document in documents.values() for old in document.get("supersedes", [])}
+        for index_id, document in documents.items():
+            if index_id in superseded:
+                continue
             for pack in document["packs"]:
                 for blob in pack["blobs"]:
                     blobs[blob["id"]] = (pack["id"], blob["offset"], blob["length"], blob["raw_size"])
@@ -192,3 +196,27 @@ def test_chunking_rules_of_section_10(tmp_path: Path) -> None:
     (manifest,) = reader.snapshots()
     stream = next(s for s in manifest["streams"] if s["name"] == "messages")
     assert [ref["records"] for ref in stream["blobs"]] == expected
+
+
+def test_reader_ignores_superseded_index_files(tmp_path: Path) -> None:
+    """§7: an index file that a later one supersedes (here: put back after a prune) is ignored."""
+    import shutil
+
+    from lifeboat.repo.prune import prune
+
+    repo, tables = write_sample(tmp_path / "repo", encrypt=True)
+    with repo.writer() as writer:
+        stream = writer.write_stream("other", [RecordBatch(make_rows(800, seed=5))])
+    forgotten = Snapshot(streams=[stream])
+    repo.save_snapshot(forgotten)
+    shutil.copytree(tmp_path / "repo" / "index", tmp_path / "saved")
+    repo.delete_snapshot(forgotten.id)
+    prune(repo)
+    for saved in (tmp_path / "saved").iterdir():
+        shutil.copy(saved, tmp_path / "repo" / "index" / saved.name)
+    reader = FormatReader(tmp_path / "repo", PASSPHRASE)
+    index = reader.index()
+    assert not forgotten.blob_ids() & set(index)
+    (manifest,) = reader.snapshots()
+    for stream_document in manifest["streams"]:
+        assert reader.records(stream_document, index) == tables[stream_document["name"]]

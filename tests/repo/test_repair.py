@@ -6,11 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from repo_testing import PASSPHRASE, make_rows, row_key
+from repo_testing import FAST_KDF, PASSPHRASE, make_rows, row_key
 
+from lifeboat.errors import CorruptRepository
 from lifeboat.repo import RecordBatch, Repository, Snapshot
 from lifeboat.repo.locks import RepositoryLock
-from lifeboat.repo.repair import damaged_snapshots, forget_snapshots, repair_index, salvage_packs
+from lifeboat.repo.repair import (
+    damaged_key_files,
+    damaged_snapshots,
+    forget_snapshots,
+    remove_key_files,
+    repair_config,
+    repair_index,
+    salvage_packs,
+)
 
 TABLES = {"agents": 3, "messages": 4}
 
@@ -107,3 +116,32 @@ def test_damage_matrix(repo: Repository, repo_path: Path, kind: str) -> None:
     again, tables = back_up(repo, 2)  # the next backup stores the lost blobs again
     assert contents(Repository.open(repo_path, PASSPHRASE), again.id) == tables
     assert Repository.open(repo_path, PASSPHRASE).check(read_data=True).ok
+
+
+def test_a_damaged_config_is_rebuilt_from_the_key_file(repo: Repository, repo_path: Path) -> None:
+    snapshot, tables = back_up(repo, 1)
+    (repo_path / "config").write_text('{"format": "lifeboat-repository", "version": 2, "encr')
+    with pytest.raises(CorruptRepository, match="config"):
+        Repository.open(repo_path, PASSPHRASE)
+    rebuilt = repair_config(repo.backend, PASSPHRASE)
+    assert rebuilt == repo.config
+    assert contents(Repository.open(repo_path, PASSPHRASE), snapshot.id) == tables
+
+
+def test_a_format_1_key_file_holds_no_settings_to_rebuild_from(tmp_path: Path) -> None:
+    old = Repository.init(tmp_path / "old", PASSPHRASE, kdf=FAST_KDF, version=1)
+    (tmp_path / "old" / "config").write_text("garbage")
+    with pytest.raises(CorruptRepository, match="predates format 2"):
+        repair_config(old.backend, PASSPHRASE)
+
+
+def test_a_damaged_key_file_is_named_and_removed(repo: Repository, repo_path: Path) -> None:
+    (repo_path / "keys" / ("0" * 32)).write_text("{}")
+    report = repo.check()
+    assert [f.kind for f in report.errors] == ["bad-key-file"] and "0" * 32 in report.errors[0].message
+    opened = Repository.open(repo_path, PASSPHRASE)
+    assert damaged_key_files(opened) == ["keys/" + "0" * 32]
+    remove_key_files(opened, damaged_key_files(opened))
+    assert Repository.open(repo_path, PASSPHRASE).check().ok
+    with pytest.raises(CorruptRepository, match="opened the repository"):
+        remove_key_files(opened, [str(opened.key_file)])

@@ -4,6 +4,7 @@ what the index or a host's clock says. Never a snapshot that exits 0 and cannot 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -73,8 +74,8 @@ def test_a_manifest_is_not_saved_when_a_pack_it_needs_vanished(repo: Repository,
     assert repo.snapshot_ids() == []
 
 
-def test_an_old_index_file_replayed_after_prune_is_not_deduplicated_against(
-    repo: Repository, repo_path: Path, tmp_path: Path
+def test_an_old_index_file_replayed_after_prune_is_named_and_ignored(
+    repo: Repository, repo_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     old_rows, kept_rows = make_rows(2000, seed=1), make_rows(2000, seed=2)
     old, _ = write(repo, old_rows)
@@ -83,17 +84,27 @@ def test_an_old_index_file_replayed_after_prune_is_not_deduplicated_against(
     shutil.copytree(repo_path / "index", saved)
     repo.delete_snapshot(old.id)
     prune(repo)
+    for _ in range(2):  # a second prune carries the list of replaced index files forward
+        write(repo, make_rows(10, seed=9))
+        prune(repo)
+    replayed = sorted(path.name for path in saved.iterdir())
     for index_file in saved.iterdir():  # the attacker puts the pre-prune index files back
         shutil.copy(index_file, repo_path / "index" / index_file.name)
 
-    reopened = Repository.open(repo_path, PASSPHRASE)
-    again, restored = write(reopened, old_rows)  # would "deduplicate" against deleted packs
-    assert restored > 0
+    with caplog.at_level(logging.WARNING, logger="lifeboat.repo.repository"):
+        reopened = Repository.open(repo_path, PASSPHRASE)
+        again, restored = write(reopened, old_rows)  # nothing to "deduplicate" against: ignored
+    assert restored == 0 and len([r for r in caplog.records if "ignoring index file" in r.getMessage()]) == 2
     fresh = Repository.open(repo_path, PASSPHRASE)
     assert rows_of(fresh, again.id) == old_rows and rows_of(fresh, kept.id) == kept_rows
-    findings = fresh.check().errors
-    assert findings and {finding.kind for finding in findings} == {"missing-pack"}
-    assert all(not finding.snapshot_ids for finding in findings)  # no snapshot needs the ghosts
+    report = fresh.check(read_data=True)
+    assert report.ok  # the replayed files are named, not trusted
+    named = sorted(
+        f.message.split()[2].removeprefix("index/") for f in report.findings if f.kind == "superseded-index"
+    )
+    assert named == replayed
+    prune(fresh)
+    assert not {path.name for path in (repo_path / "index").iterdir()} & set(replayed)
 
 
 def age_lock(repo_path: Path, lock_id: str, *, clock_behind: timedelta, file_age: timedelta) -> None:

@@ -124,3 +124,36 @@ def test_console_script_exit_code(letta_db: LettaDatabase) -> None:
     )
     assert done.returncode == 3
     assert json.loads(done.stdout)["summary"]["error"] == 1
+
+
+def test_verify_against_exit_codes_and_json(
+    letta_db: LettaDatabase,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from lifeboat.ops.backup import run_backup
+    from lifeboat.repo.crypto import KdfParams
+    from lifeboat.repo.repository import Repository
+
+    kdf = KdfParams(time_cost=1, memory_cost=8 * 1024, parallelism=1)
+    repo = Repository.init(tmp_path / "repo", "pass", kdf=kdf)
+    run_backup(repo, letta_db.admin_dsn)
+    monkeypatch.setenv("LIFEBOAT_PASSWORD", "pass")
+    base = ("verify", "--db", letta_db.dsn, "--repo", str(tmp_path / "repo"), "--against", "latest")
+
+    code, out, _ = run_cli(monkeypatch, capsys, *base, "--json")
+    assert code == 0
+    document = json.loads(out)
+    assert document["format"] == "lifeboat.verify_against/1" and document["equal"] is True
+
+    with psycopg.connect(letta_db.admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            "DELETE FROM agents_tags WHERE agent_id = %s", (letta_db.facts["agent_ids"]["lb-agent-04"],)
+        )
+    code, out, _ = run_cli(monkeypatch, capsys, *base)
+    assert code == 3
+    assert "DIFFERS" in out and "agents_tags" in out
+
+    code, _, err = run_cli(monkeypatch, capsys, "verify", "--db", letta_db.dsn, "--since-snapshot")
+    assert code == 2 and "--against" in err

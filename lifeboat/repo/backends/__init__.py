@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from lifeboat.errors import UsageError
 from lifeboat.repo.backends.base import Backend, FileInfo
 from lifeboat.repo.backends.local import LocalBackend
 from lifeboat.repo.backends.s3 import S3Backend
@@ -15,11 +16,14 @@ def open_backend(location: str | os.PathLike[str] | Backend) -> Backend:
         return location
     text = os.fspath(location)
     if text.startswith("s3://"):
-        return S3Backend(text)
+        try:
+            return S3Backend(text)
+        except ValueError as exc:
+            raise UsageError(f"{exc} (a repository is a path or s3://bucket/prefix)") from None
     if text.startswith("file://"):
         text = text[len("file://") :]
     elif "://" in text:
-        raise ValueError(f"unsupported repository URL scheme: {text!r} (use a path or s3://bucket/prefix)")
+        raise UsageError(f"unsupported repository URL scheme: {text!r} (use a path or s3://bucket/prefix)")
     return LocalBackend(text)
 
 

@@ -1,0 +1,277 @@
+"""restore: a whole snapshot into a database, or agents (--agent/--name/--tag) into the live one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lifeboat.cli import output
+from lifeboat.cli.app import app
+from lifeboat.cli.common import (
+    DbOption,
+    PasswordFileOption,
+    RepoOption,
+    checked_dsn,
+    database_dsn,
+    open_repo,
+)
+from lifeboat.cli.progress import byte_progress
+from lifeboat.errors import Interrupted, UsageError, note_rolled_back
+
+
+class RestoreMode(StrEnum):
+    """--mode of an agent restore."""
+
+    IN_PLACE = "in-place"
+    COPY = "copy"
+
+
+class SharedRows(StrEnum):
+    """--shared: what an agent restore does with rows other agents share."""
+
+    MISSING = "missing"
+    OVERWRITE = "overwrite"
+    COPY = "copy"
+
+
+@dataclass(frozen=True)
+class AgentSelection:
+    """Which agents an agent restore brings back, and how (the agent options as one object)."""
+
+    agents: list[str]
+    name: str | None
+    tag: str | None
+    mode: RestoreMode
+    shared: SharedRows
+    dry_run: bool
+    force: bool
+    org: str | None
+    suffix: str
+
+    @property
+    def selects(self) -> bool:
+        return bool(self.agents) or self.name is not None or self.tag is not None
+
+
+@app.command()
+def restore(
+    snapshot: Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or 'latest'.")] = "latest",
+    repo: RepoOption = None,
+    password_file: PasswordFileOption = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            help="Admin DSN naming the database to create (default: <db>_restored on the Letta server).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace an existing database (a safety snapshot of it is taken first); with --agent: "
+            "restore even when the agent has an active run or Letta holds its lock.",
+        ),
+    ] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel COPY connections.")] = 2,
+    agent: Annotated[
+        list[str] | None,
+        typer.Option("--agent", help="Restore only this agent (repeatable) into the live database."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Restore the agents whose name matches this glob.")
+    ] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Restore the agents carrying this tag.")] = None,
+    snapshot_option: Annotated[
+        str | None, typer.Option("--snapshot", "-s", help="Snapshot (same as the argument).")
+    ] = None,
+    mode: Annotated[
+        RestoreMode,
+        typer.Option("--mode", help="Agent restore: 'in-place' (same ids) or 'copy' (new ids)."),
+    ] = RestoreMode.IN_PLACE,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Agent restore: print the plan, change nothing.")
+    ] = False,
+    shared: Annotated[
+        SharedRows,
+        typer.Option(
+            "--shared",
+            help="Agent restore, rows shared with other agents (blocks, tools, folders, archives, "
+            "identities): 'missing' restores them only when missing, 'overwrite' rolls them back too, "
+            "'copy' (copy mode) gives the copy its own blocks and archives.",
+        ),
+    ] = SharedRows.MISSING,
+    org: Annotated[
+        str | None, typer.Option("--org", help="Copy mode: target organization id (default: the agent's).")
+    ] = None,
+    suffix: Annotated[
+        str, typer.Option("--suffix", help="Copy mode: appended to the copies' names.")
+    ] = " (restored)",
+    db: DbOption = None,
+    upgrade: Annotated[
+        str | None,
+        typer.Option(
+            "--upgrade",
+            metavar="head|REVISION|RELEASE",
+            help="Whole-snapshot restore of an older Letta release: run Letta 0.16.8's migrations in the "
+            "temporary database before the switch (to 'head', or to an alembic revision or a release "
+            "such as 0.16.8). Prints first "
+            "which migrations drop or rewrite data; downgrades are refused.",
+        ),
+    ] = None,
+    encryption_key: Annotated[
+        str | None,
+        typer.Option(
+            "--encryption-key",
+            envvar="LETTA_ENCRYPTION_KEY",
+            show_default=False,
+            help="With --upgrade (or an agent restore from an older release's snapshot): Letta's "
+            "LETTA_ENCRYPTION_KEY, passed to the migrations that encrypt secrets.",
+        ),
+    ] = None,
+) -> None:
+    """Restore a whole snapshot into a new database (or, with --force, over an existing one); or,
+    with --agent/--name/--tag, bring agents back into the live database (in place or as copies)."""
+    snapshot = snapshot_option or snapshot
+    selection = AgentSelection(agent or [], name, tag, mode, shared, dry_run, force, org, suffix)
+    if selection.selects:
+        if target is not None or upgrade is not None:
+            raise UsageError(
+                "--target and --upgrade are for whole-snapshot restores; agent restores write to --db"
+            )
+        restore_agents(snapshot, repo, password_file, selection, db, encryption_key)
+        return
+    agent_only = {
+        "--dry-run": dry_run,
+        "--db": db is not None,
+        "--org": org is not None,
+        "--mode": mode is not RestoreMode.IN_PLACE,
+        "--shared": shared is not SharedRows.MISSING,
+    }
+    given = [flag for flag, used in agent_only.items() if used]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} apply to agent restores: select agents with --agent, --name or --tag"
+        )
+    restore_snapshot(
+        snapshot,
+        repo,
+        password_file,
+        target,
+        force=force,
+        jobs=jobs,
+        upgrade=upgrade,
+        encryption_key=encryption_key,
+    )
+
+
+def restore_snapshot(
+    snapshot: str,
+    repo: str | None,
+    password_file: Path | None,
+    target: str | None,
+    *,
+    force: bool,
+    jobs: int,
+    upgrade: str | None = None,
+    encryption_key: str | None = None,
+) -> None:
+    """The whole snapshot into ``target`` (default: ``<letta db>_restored`` on the Letta server);
+    with ``upgrade``, migrated to that Letta revision before the switch."""
+    from lifeboat import redact, settings
+    from lifeboat.ops.restore import run_restore
+
+    target_dsn = (
+        checked_dsn(target, "--target", need_database=True)
+        if target is not None
+        else _default_target(database_dsn(None))
+    )
+    repository = open_repo(repo, password_file)
+    if upgrade is not None:
+        from lifeboat.cli.restore_upgrade import restore_with_upgrade
+
+        redact.register(encryption_key)
+        restore_with_upgrade(repository, snapshot, target_dsn, upgrade, encryption_key, force, jobs)
+        return
+    with byte_progress("restore") as bar:
+        result = run_restore(
+            repository,
+            snapshot,
+            target_dsn,
+            force=force,
+            jobs=jobs,
+            redis=settings.letta_redis(),
+            progress=bar.advance,
+        )
+    output.emit(result.summary(), _render_snapshot_restore)
+
+
+def _render_snapshot_restore(s: dict[str, Any]) -> None:
+    output.console.print(
+        f"restored snapshot [bold]{s['snapshot'][:8]}[/] into database [bold]{s['database']}[/] "
+        f"in {s['seconds']:.1f} s"
+    )
+    if s["safety_snapshot"]:
+        output.console.print(f"the replaced database was saved first as snapshot {s['safety_snapshot'][:8]}")
+    for warning in s["warnings"]:
+        output.console.print(f"[yellow]warning:[/] {warning}")
+
+
+def restore_agents(
+    snapshot: str,
+    repo: str | None,
+    password_file: Path | None,
+    selection: AgentSelection,
+    db: str | None,
+    encryption_key: str | None = None,
+) -> None:
+    """The selected agents into the live database (``--db``), in one transaction. From an older
+    Letta release's snapshot they are taken from a sandbox copy upgraded to the live revision."""
+    from lifeboat import redact, settings
+    from lifeboat.cli.agents import render_agent_restore
+    from lifeboat.ops.agent_restore import Mode, Options, SharedPolicy
+    from lifeboat.ops.agent_upgrade import run_agent_restore_any_release
+
+    if encryption_key:
+        redact.register(encryption_key)
+
+    options = Options(
+        mode=Mode(selection.mode.value),
+        shared=SharedPolicy(selection.shared.value),
+        dry_run=selection.dry_run,
+        force=selection.force,
+        org=selection.org,
+        suffix=selection.suffix,
+    )
+    dsn = database_dsn(db)
+    repository = open_repo(repo, password_file)
+    try:
+        report = run_agent_restore_any_release(
+            repository,
+            dsn,
+            snapshot_ref=snapshot,
+            agent_ids=selection.agents,
+            name=selection.name,
+            tag=selection.tag,
+            options=options,
+            redis=settings.letta_redis(),
+            encryption_key=encryption_key or None,
+        )
+    except Interrupted as exc:
+        # run_agent_restore writes in one transaction, which the interruption aborted
+        note_rolled_back(exc, "the agent restore's transaction (the live database is unchanged)")
+        raise
+    output.emit(report.summary(), render_agent_restore)
+
+
+def _default_target(letta_dsn: str) -> str:
+    import psycopg
+
+    from lifeboat.pg import with_database
+
+    name = psycopg.conninfo.conninfo_to_dict(letta_dsn).get("dbname") or "letta"
+    return with_database(letta_dsn, f"{name}_restored")
