@@ -5,7 +5,7 @@ snapshot's own order (the stream's ``order_by``: entity key, then primary key) i
 consistent REPEATABLE READ snapshot of the database shared by ``jobs`` connections. Both sides
 stream; :mod:`lifeboat.ops.verify_against_diff` keeps only the rows that differ. The report gives
 per table and per agent the rows missing, extra and changed (with the changed columns), and the
-sequences whose position differs. With ``agents`` only those agents' subgraphs (DATA_MODEL §2,
+sequences whose position differs. With ``agents`` only those agents' subgraphs (docs/LETTA.md §4,
 :mod:`lifeboat.letta.subgraph`) are compared, read through the snapshot's zone maps.
 
 With ``since_snapshot``, extra and changed rows whose write timestamp (``updated_at`` /
