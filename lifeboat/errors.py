@@ -71,7 +71,14 @@ class CorruptBlob(CorruptRepository):
 
 
 class StorageError(LifeboatError):
-    """The repository's storage failed (disk, network, permissions) while writing or reading."""
+    """The repository's storage failed (disk, network, permissions) while writing or reading.
+
+    ``location`` names the file or prefix (``<repository url>/<name>``) when one is known.
+    """
+
+    def __init__(self, message: str, *, location: str | None = None) -> None:
+        super().__init__(message)
+        self.location = location
 
 
 class SnapshotNotFound(LifeboatError):

@@ -58,3 +58,18 @@ def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
         text=True,
         env=cli_env(env),
     )
+
+
+def cli_commands() -> list[str]:
+    """Every command path of the CLI (``backup``, ``agents list``, ``repair index``, ...)."""
+    import typer.main
+
+    from lifeboat.cli import app
+
+    def walk(command: object, path: list[str]) -> list[str]:
+        subcommands = getattr(command, "commands", None)
+        if not subcommands:
+            return [" ".join(path)]
+        return [found for name, sub in subcommands.items() for found in walk(sub, [*path, name])]
+
+    return sorted(walk(typer.main.get_command(app), []))

@@ -9,7 +9,18 @@ from rich.table import Table
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
-from lifeboat.cli.common import DbOption, PasswordFileOption, RepoOption, database_dsn, open_repo
+from lifeboat.cli.common import (
+    DbOption,
+    HostFilterOption,
+    LongOption,
+    PasswordFileOption,
+    RepoOption,
+    SnapshotTagFilterOption,
+    SourceFilterOption,
+    database_dsn,
+    open_repo,
+    snapshot_filter,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 NameOption = Annotated[
@@ -33,6 +44,10 @@ def list_agents(
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     json_output: JsonOption = False,
+    source: SourceFilterOption = None,
+    host: HostFilterOption = None,
+    snapshot_tag: SnapshotTagFilterOption = None,
+    long: LongOption = False,
 ) -> None:
     """List the agents of a snapshot (from its manifest) or, with --db, of the live database."""
     from lifeboat.errors import UsageError
@@ -40,35 +55,51 @@ def list_agents(
 
     if json_output:
         output.set_json(True)
-    if db is not None and snapshot is not None:
-        raise UsageError("give --snapshot or --db, not both")
+    flt = snapshot_filter(source, host, snapshot_tag)
+    if db is not None and (snapshot is not None or not flt.empty()):
+        raise UsageError("give --db or a snapshot (--snapshot/--source/--host/--snapshot-tag), not both")
     if db is not None:
         result = database_agents(database_dsn(db), name=name, tag=tag)
     else:
-        result = snapshot_agents(open_repo(repo, password_file), snapshot or "latest", name=name, tag=tag)
-    output.emit(result, _render_list)
+        repository = open_repo(repo, password_file)
+        snapshot_id = repository.resolve_snapshot(snapshot or "latest", flt)
+        result = snapshot_agents(repository, snapshot_id, name=name, tag=tag)
+    output.emit(result, lambda r: _render_list(r, long=long))
 
 
-def _render_list(result: Any) -> None:
+def short_agent_id(agent_id: str, *, long: bool = False) -> str:
+    """``agent-1a2b3c4d`` for ``agent-1a2b3c4d-…`` (restic-style short id; ``restore --agent`` takes
+    unique prefixes), the whole id with ``long``."""
+    if long:
+        return agent_id
+    prefix, _, rest = agent_id.partition("-")
+    return f"{prefix}-{rest[:8]}" if rest else agent_id[:14]
+
+
+def _render_list(result: Any, *, long: bool = False) -> None:
     where = (
-        f"snapshot {result.snapshot[:8]} ({result.snapshot_time})"
+        f"snapshot {result.snapshot[:8]} ({output.local_time(result.snapshot_time)})"
         if result.source == "snapshot"
         else f"database {result.database}"
     )
-    table = Table(header_style="bold")
-    for column in ("id", "name", "org", "tags", "messages", "passages", "blocks", "last activity"):
-        table.add_column(column, overflow="fold")
+    columns = ["id", "name", "tags", "messages", "passages", "last activity"]
+    if long:
+        columns[3:3] = ["org"]
+        columns[-1:-1] = ["blocks"]
+    table = output.table(*columns, whole=("id", "last activity"))
     for a in result.agents:
-        table.add_row(
-            a.id,
+        cells = [
+            short_agent_id(a.id, long=long),
             a.name,
-            (a.organization_id or "")[:12],
             ", ".join(a.tags),
             str(a.messages),
             str(a.passages),
-            str(a.blocks),
-            (a.last_activity or "")[:19],
-        )
+            output.local_time(a.last_activity),
+        ]
+        if long:
+            cells[3:3] = [a.organization_id or ""]
+            cells[-1:-1] = [str(a.blocks)]
+        table.add_row(*cells)
     output.console.print(table)
     output.console.print(f"{len(result.agents)} agent(s) in {where}")
 
@@ -142,6 +173,13 @@ def render_agent_restore(report: Any) -> None:
         f"{verb} {len(report['agents'])} agent(s) from snapshot [bold]{report['snapshot'][:8]}[/] "
         f"{report['mode']} into {report['database']} (shared rows: {report['shared_policy']})"
     )
+    chosen = report.get("snapshot_chosen")
+    if chosen:
+        console.print(
+            f"using snapshot {chosen['short_id']} of database {chosen['source_database'] or '?'} taken "
+            f"{output.local_time(chosen['time'])} on {chosen['hostname']} ({chosen['chosen_by']})",
+            soft_wrap=True,
+        )
     agents = Table(header_style="bold", title="agents")
     for column in ("id", "name", "now", "new id"):
         agents.add_column(column, overflow="fold")

@@ -24,6 +24,35 @@ DbOption = Annotated[
     typer.Option("--db", help="PostgreSQL DSN of the Letta database (default: LETTA_PG_URI or LETTA_PG_*)."),
 ]
 SnapshotArgument = Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or 'latest'.")]
+SourceFilterOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--source",
+        metavar="DATABASE",
+        help="Only snapshots of this source database (repeatable: either).",
+    ),
+]
+HostFilterOption = Annotated[
+    list[str] | None,
+    typer.Option("--host", metavar="HOST", help="Only snapshots taken on this host (repeatable: either)."),
+]
+TagFilterOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tag", metavar="TAG[,TAG]", help="Only snapshots with this tag (a,b = both; repeatable: either)."
+    ),
+]
+SnapshotTagFilterOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--snapshot-tag",
+        metavar="TAG[,TAG]",
+        help="Only snapshots with this tag (a,b = both; repeatable: either).",
+    ),
+]
+LongOption = Annotated[
+    bool, typer.Option("--long", help="Full ids (and more columns) instead of what fits 80 columns.")
+]
 MetricsFileOption = Annotated[
     Path | None,
     typer.Option("--metrics-file", help="Write Prometheus textfile metrics here."),
@@ -103,3 +132,12 @@ def checked_dsn(dsn: str, source: str, *, need_database: bool = False) -> str:
     if need_database and not params.get("dbname"):
         raise UsageError(f"{source} names no database (e.g. postgresql://user@host:5432/letta_restored)")
     return dsn
+
+
+def snapshot_filter(
+    source: list[str] | None = None, host: list[str] | None = None, tag: list[str] | None = None
+):
+    """The ``--source``/``--host``/``--tag`` filter (one definition: :mod:`lifeboat.ops.snapshot_filter`)."""
+    from lifeboat.ops.snapshot_filter import snapshot_filter as build
+
+    return build(sources=source or (), hosts=host or (), tags=tag or ())

@@ -11,7 +11,17 @@ from rich.table import Table
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
-from lifeboat.cli.common import MetricsFileOption, PasswordFileOption, RepoOption, open_repo
+from lifeboat.cli.common import (
+    HostFilterOption,
+    MetricsFileOption,
+    PasswordFileOption,
+    RepoOption,
+    SourceFilterOption,
+    TagFilterOption,
+    checked_dsn,
+    open_repo,
+    snapshot_filter,
+)
 from lifeboat.cli.progress import byte_progress
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout (docs/JSON.md).")]
@@ -34,6 +44,13 @@ def drill(
         bool,
         typer.Option("--smoke", help="Start the real Letta server on the restored database and use its API."),
     ] = False,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare/--no-compare",
+            help="Compare the restored database with the snapshot row by row (verify --against).",
+        ),
+    ] = True,
     report: Annotated[
         Path | None,
         typer.Option("--report", help="Write drill-<id>.json and drill-<id>.html into this directory."),
@@ -43,6 +60,9 @@ def drill(
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     json_output: JsonOption = False,
+    source: SourceFilterOption = None,
+    host: HostFilterOption = None,
+    tag: TagFilterOption = None,
     upgrade_to: Annotated[
         str | None,
         typer.Option(
@@ -72,7 +92,11 @@ def drill(
     if json_output:
         output.set_json(True)
     repository = open_repo(repo, password_file)
-    options = DrillOptions(snapshot=snapshot, target_dsn=target, smoke=smoke, jobs=jobs, report_dir=report)
+    snapshot = repository.resolve_snapshot(snapshot, snapshot_filter(source, host, tag))
+    target_dsn = checked_dsn(target, "--target", need_database=True) if target else None
+    options = DrillOptions(
+        snapshot=snapshot, target_dsn=target_dsn, smoke=smoke, jobs=jobs, report_dir=report, compare=compare
+    )
     if upgrade_to is not None:
         from lifeboat.ops.drill_upgrade import target_release
 
@@ -121,6 +145,12 @@ def _render(report: Any) -> None:
     if report.verify_summary:
         v = report.verify_summary
         output.console.print(f"verify: {v.get('error', 0)} error(s), {v.get('warning', 0)} warning(s)")
+    if report.equal is not None:
+        c = report.compare_summary
+        state = "equal to the snapshot" if report.equal else "DIFFERS from the snapshot"
+        output.console.print(f"compare: {c.get('rows_database', 0)} rows, {state}")
+        for difference in report.compare_differences[:5]:
+            output.console.print(f"  {difference}")
     rto = "—" if report.rto_seconds is None else f"{report.rto_seconds:.1f} s"
     verdict = "[bold green]PASSED[/]" if report.ok else "[bold red]FAILED[/]"
     output.console.print(f"{verdict} in {report.seconds:.1f} s; RTO {rto}")

@@ -8,12 +8,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
-from lifeboat.cli.common import DbOption, PasswordFileOption, RepoOption, open_repo
+from lifeboat.cli.common import (
+    DbOption,
+    HostFilterOption,
+    PasswordFileOption,
+    RepoOption,
+    SourceFilterOption,
+    TagFilterOption,
+    open_repo,
+    snapshot_filter,
+)
 from lifeboat.cli.progress import byte_progress
+from lifeboat.errors import UsageError
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout (docs/JSON.md).")]
 RetryLockOption = Annotated[
@@ -46,6 +55,14 @@ def _seconds(text: str) -> float:
 
 @app.command()
 def forget(
+    snapshot_ids: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[SNAPSHOT]...",
+            help="Forget these snapshots (id, unique prefix or 'latest') instead of applying a policy.",
+            show_default=False,
+        ),
+    ] = None,
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     keep_last: Annotated[int, typer.Option("--keep-last", help="Keep the n newest snapshots.")] = 0,
@@ -68,10 +85,9 @@ def forget(
     keep_tag: Annotated[
         list[str] | None, typer.Option("--keep-tag", help="Keep snapshots with this tag.")
     ] = None,
-    tag: Annotated[
-        list[str] | None,
-        typer.Option("--tag", help="Only consider snapshots with this tag (a,b = both; repeat = either)."),
-    ] = None,
+    tag: TagFilterOption = None,
+    host: HostFilterOption = None,
+    source: SourceFilterOption = None,
     group_by: Annotated[
         str,
         typer.Option(
@@ -86,8 +102,9 @@ def forget(
     repack_threshold: RepackOption = 0.2,
     json_output: JsonOption = False,
 ) -> None:
-    """Forget snapshots by a retention policy (restic's rules; -1 = unlimited). Use --prune to free space."""
-    from lifeboat.ops.retention import run_forget
+    """Forget snapshots by a retention policy (restic's rules; -1 = unlimited), or the snapshots named.
+    Use --prune to free space."""
+    from lifeboat.ops.retention import run_forget, run_forget_ids
     from lifeboat.repo.retention import Policy, parse_duration
 
     _json(json_output)
@@ -101,31 +118,46 @@ def forget(
         within=parse_duration(keep_within) if keep_within else None,
         tags=tuple(keep_tag or ()),
     )
+    if snapshot_ids and not policy.empty():
+        raise UsageError("name snapshots or give --keep-* rules, not both")
     repository = open_repo(repo, password_file)
+    flt = snapshot_filter(source, host, tag)
     local_tz = datetime.now().astimezone().tzinfo
     assert local_tz is not None
     with byte_progress("prune") as bar:
-        result = run_forget(
-            repository,
-            policy,
-            tz=local_tz,
-            group_by=[part for part in group_by.split(",") if part],
-            tag_filters=tag or [],
-            dry_run=dry_run,
-            and_prune=and_prune,
-            retry_lock=_seconds(retry_lock),
-            repack_threshold=repack_threshold,
-            progress=bar.advance,
-        )
+        common = {
+            "snapshot_filter": flt,
+            "dry_run": dry_run,
+            "and_prune": and_prune,
+            "retry_lock": _seconds(retry_lock),
+            "repack_threshold": repack_threshold,
+            "progress": bar.advance,
+        }
+        if snapshot_ids:
+            result = run_forget_ids(repository, snapshot_ids, **common)
+        else:
+            result = run_forget(
+                repository,
+                policy,
+                tz=local_tz,
+                group_by=[part for part in group_by.split(",") if part],
+                **common,
+            )
 
     def render(r: Any) -> None:
         for group in r.groups:
             title = ", ".join(f"{k} {v}" for k, v in group.key.items()) or "all snapshots"
-            table = Table("id", "time", "tags", "decision", "reasons", title=title, title_justify="left")
+            table = output.table(
+                "id", "time", "tags", "decision", "reasons", title=title, title_justify="left"
+            )
             for entry in group.snapshots:
                 decision = "[green]keep[/]" if entry.keep else "[red]forget[/]"
                 table.add_row(
-                    entry.short_id, entry.time[:19], ",".join(entry.tags), decision, "; ".join(entry.reasons)
+                    entry.short_id,
+                    output.local_time(entry.time),
+                    ",".join(entry.tags),
+                    decision,
+                    "; ".join(entry.reasons),
                 )
             output.console.print(table)
         verb = "would forget" if r.dry_run else "forgot"
@@ -309,7 +341,7 @@ def doctor(
 ) -> None:
     """Check that backups and restores would work here: database, privileges, pgvector, Letta
     revision, Redis, repository, locks, disk, newest snapshot age. Exit 3 when a check fails."""
-    from lifeboat import settings
+    from lifeboat import redact, settings
     from lifeboat.errors import LifeboatError, VerificationFailed
     from lifeboat.ops.doctor import DoctorInputs, run_doctor
     from lifeboat.repo.retention import parse_duration
@@ -320,10 +352,12 @@ def doctor(
         repository: str | None = settings.repository_url(repo, config)
     except LifeboatError:
         repository = None
+    secret = settings.passphrase(password_file, config=config) if repository else None
+    redact.register(secret)  # doctor reports a bad DSN as a failed check: its password by value too
     inputs = DoctorInputs(
         dsn=settings.database_setting(db, config=config).dsn,
         repository=repository,
-        passphrase=settings.passphrase(password_file, config=config) if repository else None,
+        passphrase=secret,
         redis=settings.letta_redis(),
         target_dsn=settings.normalize_dsn(target) if target else None,
         max_age=parse_duration(max_age),

@@ -7,13 +7,17 @@ password or passphrase reaches the terminal, a pipe or a log collector.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from pydantic import BaseModel
+from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from lifeboat.redact import redact, redact_data
 
@@ -47,8 +51,13 @@ class RedactingStream:
 
 stdout = RedactingStream(lambda: sys.stdout)
 stderr = RedactingStream(lambda: sys.stderr)
-# Not a terminal (pipes, CI logs): rich would assume 80 columns and squeeze tables of ids.
-console = Console(file=stdout, highlight=False, width=None if sys.stdout.isatty() else 200)  # type: ignore[arg-type]
+# Not a terminal (pipes, CI logs): rich would assume 80 columns and squeeze tables of ids; an
+# explicit COLUMNS (the operator's or a test's) is honoured either way.
+console = Console(
+    file=stdout,  # type: ignore[arg-type]
+    highlight=False,
+    width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200,
+)
 err_console = Console(file=stderr, highlight=False)  # type: ignore[arg-type]
 
 _json_mode = False
@@ -99,3 +108,33 @@ def error(message: str, exc: BaseException | None = None, *, kind: str | None = 
         err_console.print(
             f"[bold red]lifeboat: error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True
         )
+
+
+def local_time(value: str | datetime | None) -> str:
+    """A time for people: local time, to the second, with the zone (``2026-12-04 01:12:33 CET``).
+
+    Accepts a datetime or an ISO 8601 string (as stored in JSON); naive times are taken as UTC.
+    """
+    if value is None or value == "":
+        return ""
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    except ValueError:
+        return str(value)[:19]  # not ISO 8601: shown as stored
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone()
+    zone = local.strftime("%Z")
+    if not zone.isalpha():  # some zones have no abbreviation ("+03"): show the offset
+        zone = local.strftime("%z")
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + zone
+
+
+def table(*columns: str, whole: tuple[str, ...] = ("id", "time"), **options: Any) -> Table:
+    """A table for people: a header rule instead of a box (restic's look), so a listing fits 80
+    columns. Columns named in ``whole`` (ids, times) never wrap; other cells fold rather than get
+    cut with an ellipsis. Numbers-like columns are right-aligned by the caller if wanted."""
+    made = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", **options)
+    for column in columns:
+        made.add_column(column, overflow="fold", no_wrap=column in whole)
+    return made

@@ -56,23 +56,27 @@ def repair_snapshots(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """List snapshots that need missing or damaged data (tables and key ranges lost); --forget removes them."""
+    """List snapshots that need missing or damaged data (tables, rows, agents lost) and mark them
+    damaged; --forget removes them instead."""
     from lifeboat.ops.repair import agents_losing_rows
     from lifeboat.repo.locks import RepositoryLock
-    from lifeboat.repo.repair import damaged_snapshots, forget_snapshots
+    from lifeboat.repo.repair import damaged_snapshots, forget_snapshots, mark_damaged
 
     output.set_json(json_output or output.json_mode())
     repository = open_repo(repo, password_file)
-    lock = RepositoryLock(repository.locks, exclusive=forget).acquire()  # the index may be damaged
+    lock = RepositoryLock(
+        repository.locks, exclusive=True
+    ).acquire()  # not repo.lock(): the index may be damaged
     try:
         damaged = damaged_snapshots(repository, repository.check())
         rows = [
             {**item.model_dump(mode="json"), "agents": agents_losing_rows(repository, item)}
             for item in damaged
         ]
+        lock.ensure_held()
         if forget:
-            lock.ensure_held()
             forget_snapshots(repository, [item.snapshot for item in damaged])
+        mark_damaged(repository, [] if forget else damaged)
     finally:
         lock.release()
     result = {"damaged": rows, "forgotten": [item.snapshot for item in damaged] if forget else []}
@@ -93,7 +97,8 @@ def repair_snapshots(
             )
         else:
             output.console.print(
-                f"found {len(r['damaged'])} damaged snapshot(s), kept; `--forget` removes them"
+                f"found {len(r['damaged'])} damaged snapshot(s): kept, marked damaged (`snapshots` shows it); "
+                "`--forget` removes them"
             )
 
     output.emit(result, render)

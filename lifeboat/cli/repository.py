@@ -5,11 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
-from lifeboat.cli.common import PasswordFileOption, RepoOption, open_repo
+from lifeboat.cli.common import (
+    HostFilterOption,
+    LongOption,
+    PasswordFileOption,
+    RepoOption,
+    SourceFilterOption,
+    TagFilterOption,
+    open_repo,
+    snapshot_filter,
+)
 from lifeboat.errors import CorruptRepository, UsageError
 from lifeboat.ops import snapshot_layout as layout
 
@@ -72,34 +80,61 @@ def _snapshot_row(snapshot: Any) -> dict[str, Any]:
 
 
 @app.command()
-def snapshots(repo: RepoOption = None, password_file: PasswordFileOption = None) -> None:
-    """List the snapshots in the repository, oldest first."""
+def snapshots(
+    repo: RepoOption = None,
+    password_file: PasswordFileOption = None,
+    source: SourceFilterOption = None,
+    host: HostFilterOption = None,
+    tag: TagFilterOption = None,
+    long: LongOption = False,
+) -> None:
+    """List the snapshots in the repository, oldest first (those matching --source/--host/--tag)."""
     repository = open_repo(repo, password_file)
+    from lifeboat.repo.repair import damage_marks
+
+    flt = snapshot_filter(source, host, tag)
     readable, damaged = repository.scan_snapshots()
-    rows = [_snapshot_row(snapshot) for snapshot in readable]
+    marks = damage_marks(repository)
+    rows = [
+        {
+            **_snapshot_row(snapshot),
+            "damaged": snapshot.id in marks,
+            **({"error": marks[snapshot.id]} if snapshot.id in marks else {}),
+        }
+        for snapshot in flt.select(readable)
+    ]
     rows += [
         {"id": i, "short_id": i[:8], "damaged": True, "error": why} for i, why in sorted(damaged.items())
     ]
+    output.emit(rows, lambda items: _render_snapshots(items, long=long))
 
-    def render(items: list[dict[str, Any]]) -> None:
-        table = Table("id", "time", "tags", "database", "letta", "agents", "rows", "size")
-        for r in items:
-            if r.get("damaged"):
-                table.add_row(r["short_id"], "[red]damaged: manifest unreadable[/]", "", "", "", "", "", "")
-                continue
-            table.add_row(
-                r["short_id"],
-                r["time"][:19],
-                ",".join(r["tags"]),
-                str(r["database"]),
-                str(r["letta_release"]),
-                str(r["agents"]),
-                str(r["rows"]),
-                _human_bytes(r["raw_bytes"]),
-            )
-        output.console.print(table)
 
-    output.emit(rows, render)
+def _render_snapshots(items: list[dict[str, Any]], *, long: bool) -> None:
+    """restic's layout: short ids and local times that fit 80 columns; --long adds full ids and more."""
+    columns = ["id", "time", "host", "database", "tags", "agents", "size"]
+    if long:
+        columns[5:5] = ["letta", "rows"]
+    table = output.table(*columns)
+    for r in items:
+        shown_id = r["id"] if long else r["short_id"]
+        if r.get("damaged") and "time" not in r:
+            table.add_row(shown_id, "[red]damaged: manifest unreadable[/]", *[""] * (len(columns) - 2))
+            continue
+        tags = [*r["tags"], "[red]DAMAGED[/]"] if r.get("damaged") else r["tags"]
+        cells = [
+            shown_id,
+            output.local_time(r["time"]),
+            r["hostname"],
+            str(r["database"] or ""),
+            ",".join(tags),
+            str(r["agents"]),
+            _human_bytes(r["raw_bytes"]),
+        ]
+        if long:
+            cells[5:5] = [str(r["letta_release"] or ""), str(r["rows"])]
+        table.add_row(*cells)
+    output.console.print(table)
+    output.console.print(f"{len(items)} snapshot(s)")
 
 
 @app.command()

@@ -13,11 +13,15 @@ from lifeboat.cli import output
 from lifeboat.cli.app import app
 from lifeboat.cli.common import (
     DbOption,
+    HostFilterOption,
     PasswordFileOption,
     RepoOption,
+    SnapshotTagFilterOption,
+    SourceFilterOption,
     checked_dsn,
     database_dsn,
     open_repo,
+    snapshot_filter,
 )
 from lifeboat.cli.progress import byte_progress
 from lifeboat.errors import Interrupted, UsageError, note_rolled_back
@@ -57,9 +61,29 @@ class AgentSelection:
         return bool(self.agents) or self.name is not None or self.tag is not None
 
 
+@dataclass(frozen=True)
+class SnapshotFilters:
+    """--source/--host/--snapshot-tag: which snapshots 'latest' (or no snapshot) may pick."""
+
+    sources: list[str]
+    hosts: list[str]
+    tags: list[str]
+
+    def build(self) -> Any:
+        return snapshot_filter(self.sources, self.hosts, self.tags)
+
+
 @app.command()
 def restore(
-    snapshot: Annotated[str, typer.Argument(help="Snapshot id, unique prefix, or 'latest'.")] = "latest",
+    snapshot: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[SNAPSHOT]",
+            help="Snapshot id, unique prefix, or 'latest' (the default: the newest matching the filters; "
+            "an agent restore without one uses the newest snapshot of the target database).",
+            show_default=False,
+        ),
+    ] = None,
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     target: Annotated[
@@ -89,6 +113,9 @@ def restore(
     snapshot_option: Annotated[
         str | None, typer.Option("--snapshot", "-s", help="Snapshot (same as the argument).")
     ] = None,
+    source: SourceFilterOption = None,
+    host: HostFilterOption = None,
+    snapshot_tag: SnapshotTagFilterOption = None,
     mode: Annotated[
         RestoreMode,
         typer.Option("--mode", help="Agent restore: 'in-place' (same ids) or 'copy' (new ids)."),
@@ -136,14 +163,15 @@ def restore(
 ) -> None:
     """Restore a whole snapshot into a new database (or, with --force, over an existing one); or,
     with --agent/--name/--tag, bring agents back into the live database (in place or as copies)."""
-    snapshot = snapshot_option or snapshot
+    ref = snapshot_option or snapshot
+    filters = SnapshotFilters(source or [], host or [], snapshot_tag or [])
     selection = AgentSelection(agent or [], name, tag, mode, shared, dry_run, force, org, suffix)
     if selection.selects:
         if target is not None or upgrade is not None:
             raise UsageError(
                 "--target and --upgrade are for whole-snapshot restores; agent restores write to --db"
             )
-        restore_agents(snapshot, repo, password_file, selection, db, encryption_key)
+        restore_agents(ref, repo, password_file, selection, db, encryption_key, filters)
         return
     agent_only = {
         "--dry-run": dry_run,
@@ -158,7 +186,7 @@ def restore(
             f"{', '.join(given)} apply to agent restores: select agents with --agent, --name or --tag"
         )
     restore_snapshot(
-        snapshot,
+        ref or "latest",
         repo,
         password_file,
         target,
@@ -166,6 +194,7 @@ def restore(
         jobs=jobs,
         upgrade=upgrade,
         encryption_key=encryption_key,
+        filters=filters,
     )
 
 
@@ -179,6 +208,7 @@ def restore_snapshot(
     jobs: int,
     upgrade: str | None = None,
     encryption_key: str | None = None,
+    filters: SnapshotFilters | None = None,
 ) -> None:
     """The whole snapshot into ``target`` (default: ``<letta db>_restored`` on the Letta server);
     with ``upgrade``, migrated to that Letta revision before the switch."""
@@ -191,6 +221,8 @@ def restore_snapshot(
         else _default_target(database_dsn(None))
     )
     repository = open_repo(repo, password_file)
+    if filters is not None:
+        snapshot = repository.resolve_snapshot(snapshot, filters.build())
     if upgrade is not None:
         from lifeboat.cli.restore_upgrade import restore_with_upgrade
 
@@ -222,19 +254,22 @@ def _render_snapshot_restore(s: dict[str, Any]) -> None:
 
 
 def restore_agents(
-    snapshot: str,
+    snapshot: str | None,
     repo: str | None,
     password_file: Path | None,
     selection: AgentSelection,
     db: str | None,
     encryption_key: str | None = None,
+    filters: SnapshotFilters | None = None,
 ) -> None:
     """The selected agents into the live database (``--db``), in one transaction. From an older
-    Letta release's snapshot they are taken from a sandbox copy upgraded to the live revision."""
+    Letta release's snapshot they are taken from a sandbox copy upgraded to the live revision.
+    Without a snapshot: the newest snapshot of the target database (printed first)."""
     from lifeboat import redact, settings
     from lifeboat.cli.agents import render_agent_restore
     from lifeboat.ops.agent_restore import Mode, Options, SharedPolicy
     from lifeboat.ops.agent_upgrade import run_agent_restore_any_release
+    from lifeboat.ops.snapshot_filter import choose_for_database
 
     if encryption_key:
         redact.register(encryption_key)
@@ -249,11 +284,15 @@ def restore_agents(
     )
     dsn = database_dsn(db)
     repository = open_repo(repo, password_file)
+    filters = filters or SnapshotFilters([], [], [])
+    _, chosen = choose_for_database(
+        repository, snapshot, dsn, sources=filters.sources, hosts=filters.hosts, tags=filters.tags
+    )
     try:
         report = run_agent_restore_any_release(
             repository,
             dsn,
-            snapshot_ref=snapshot,
+            snapshot_ref=chosen.id,
             agent_ids=selection.agents,
             name=selection.name,
             tag=selection.tag,
@@ -265,7 +304,9 @@ def restore_agents(
         # run_agent_restore writes in one transaction, which the interruption aborted
         note_rolled_back(exc, "the agent restore's transaction (the live database is unchanged)")
         raise
-    output.emit(report.summary(), render_agent_restore)
+    summary = report.summary()
+    summary["snapshot_chosen"] = chosen.model_dump()
+    output.emit(summary, render_agent_restore)
 
 
 def _default_target(letta_dsn: str) -> str:

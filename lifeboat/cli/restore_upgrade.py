@@ -13,8 +13,8 @@ from lifeboat.repo.repository import Repository
 
 def announce(plan: UpgradePlan) -> None:
     """The plan goes to stderr before anything is created (stdout stays clean for --json)."""
-    for line in plan.lines():
-        output.info(line)
+    for line in plan.lines():  # one line each, verbatim (no wrapping, no rich markup)
+        output.err_console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def restore_with_upgrade(

@@ -41,6 +41,24 @@ ORDER BY a.id
 """
 
 
+# Before Letta 0.12 (migration 567e9fe06270) there is no ``runs`` table: a run is a ``jobs`` row
+# with job_type 'run' whose metadata names the agent.
+_LAST_RUN = (
+    "(SELECT r.status FROM runs r WHERE r.agent_id = a.id ORDER BY r.created_at DESC, r.id DESC LIMIT 1)"
+)
+_LAST_LEGACY_RUN = (
+    "(SELECT j.status FROM jobs j WHERE j.job_type = 'run' AND j.metadata_::jsonb ->> 'agent_id' = a.id "
+    "ORDER BY j.created_at DESC, j.id DESC LIMIT 1)"
+)
+
+
+def catalog_sql(tables: set[str]) -> str:
+    """:data:`CATALOG_SQL` for a schema with these tables (legacy runs before 0.12)."""
+    if "runs" in tables or "jobs" not in tables:
+        return CATALOG_SQL
+    return CATALOG_SQL.replace(_LAST_RUN, _LAST_LEGACY_RUN)
+
+
 def catalog_from_rows(rows: list[tuple[Any, ...]]) -> list[AgentEntry]:
     return [
         AgentEntry(

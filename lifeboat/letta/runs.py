@@ -13,3 +13,18 @@ FROM runs r
 WHERE r.status IN ('created', 'running')
 ORDER BY r.created_at, r.id
 """
+
+#: Before Letta 0.12 a run is a ``jobs`` row (job_type 'run', the agent in its metadata) and a
+#: step points at it through ``steps.job_id``.
+LEGACY_RUNS_IN_FLIGHT_SQL = """
+SELECT j.id, j.metadata_::jsonb ->> 'agent_id', j.status, j.created_at::text,
+       (SELECT count(*) FROM steps s WHERE s.job_id = j.id AND s.status = 'PENDING') AS pending_steps
+FROM jobs j
+WHERE j.job_type = 'run' AND j.status IN ('created', 'running')
+ORDER BY j.created_at, j.id
+"""
+
+
+def runs_in_flight_sql(tables: set[str]) -> str:
+    """The in-flight query for a schema with these tables."""
+    return RUNS_IN_FLIGHT_SQL if "runs" in tables or "jobs" not in tables else LEGACY_RUNS_IN_FLIGHT_SQL

@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from lifeboat.letta.catalog import CATALOG_SQL, AgentEntry, catalog_from_rows
+from lifeboat.letta.catalog import AgentEntry, catalog_from_rows, catalog_sql
 from lifeboat.letta.revisions import release_label
-from lifeboat.letta.runs import RUNS_IN_FLIGHT_SQL
+from lifeboat.letta.runs import runs_in_flight_sql
 
 Query = Callable[[str], list[tuple[Any, ...]]]
 
@@ -53,10 +53,10 @@ def describe_deployment(query: Query, tables: set[str]) -> LettaDocument:
     revision = rows[0][0] if rows else None
     described = LettaDocument(letta=True, revision=revision, release=release_label(revision))
     try:
-        described.agents = catalog_from_rows(query(CATALOG_SQL))
+        described.agents = catalog_from_rows(query(catalog_sql(tables)))
         described.runs_in_flight = [
             RunInFlight(run_id=r[0], agent_id=r[1], status=r[2], created_at=r[3], pending_steps=r[4])
-            for r in query(RUNS_IN_FLIGHT_SQL)
+            for r in query(runs_in_flight_sql(tables))
         ]
     except Exception as exc:  # a revision whose columns differ: the data backup still goes on
         described.warning = f"agent catalog unavailable for revision {revision}: {str(exc).splitlines()[0]}"

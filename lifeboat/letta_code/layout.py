@@ -92,8 +92,17 @@ def model_handle(llm_config: dict[str, Any]) -> tuple[str, str | None]:
         )
     endpoint = str(llm_config.get("model_endpoint") or "")
     if provider == "openai" and endpoint and urlparse(endpoint).hostname != OPENAI_API_HOST:
-        return f"openai-compatible/{model}", f"custom OpenAI-compatible endpoint {endpoint}"
+        return f"openai-compatible/{model}", f"custom OpenAI-compatible endpoint {shown_url(endpoint)}"
     return f"{provider}/{model}", None
+
+
+def shown_url(url: str) -> str:
+    """A URL for the report, without user, password or query (they may hold credentials)."""
+    parts = urlparse(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return parts._replace(netloc=host, query="", fragment="").geturl()
 
 
 def model_settings(llm_config: dict[str, Any], handle: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
+from pygit2.enums import RepositoryInitFlag
 
 from lifeboat.letta_code.model import SourceAgent, SourceBlock, SourcePassage
 from lifeboat.letta_code.transcript import epoch_ms, iso
@@ -208,6 +209,12 @@ def _skills(agent: SourceAgent, files: dict[str, str]) -> list[str]:
     return names
 
 
+def _config_value(text: str) -> str:
+    """A value for git's config file: one line, quoted, backslashes and quotes escaped."""
+    flat = " ".join(text.split()) or "Letta Agent"
+    return '"' + flat.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def write_repository(directory: Path, memory: MemoryFiles, agent_id: str, author: str, when: str) -> str:
     """Write the files and commit them (one commit on ``main``); returns the commit id."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -215,12 +222,16 @@ def write_repository(directory: Path, memory: MemoryFiles, agent_id: str, author
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    repo = pygit2.init_repository(str(directory), initial_head="main")
-    config = repo.config
-    config["user.name"] = author
-    config["user.email"] = f"{agent_id}@letta.com"
-    config["letta.agentId"] = agent_id
-    config["commit.gpgsign"] = False
+    # MKPATH without EXTERNAL_TEMPLATE: no copy of the system's sample hooks (Letta Code installs
+    # its own hooks when it opens the repository), three times faster per agent.
+    repo = pygit2.init_repository(str(directory), flags=RepositoryInitFlag.MKPATH, initial_head="main")
+    # The settings Letta Code itself gives a memory repository, in one write of git's config file
+    # (four config.set calls rewrite the file four times).
+    with (directory / ".git" / "config").open("a", encoding="utf-8") as config:
+        config.write(
+            f"[user]\n\tname = {_config_value(author)}\n\temail = {agent_id}@letta.com\n"
+            f"[letta]\n\tagentId = {agent_id}\n[commit]\n\tgpgsign = false\n"
+        )
     index = repo.index
     index.add_all()
     index.write()

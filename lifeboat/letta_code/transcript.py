@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from lifeboat.letta_code.model import SourceMessage
@@ -35,18 +37,37 @@ V1_API = "letta-v1"  # the "api"/"provider" of migrated assistant messages: neve
 TEXT_ROLES = ("user", "assistant", "tool", "function", "approval", "summary")
 
 
+_PG_UTC = re.compile(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?(?:\+00(?::00)?|Z)")
+
+
 def iso(value: str) -> str:
     """An ISO timestamp the way Letta Code writes them: UTC, milliseconds, ``Z``."""
-    return _parse(value).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return stamp(value)[0]
 
 
 def epoch_ms(value: str) -> int:
-    return int(_parse(value).timestamp() * 1000)
+    return stamp(value)[1]
+
+
+@lru_cache(maxsize=4096)
+def stamp(value: str) -> tuple[str, int]:
+    """(Letta Code's ISO form, epoch milliseconds) of a timestamp; PostgreSQL's UTC text form
+    (``2026-12-03 23:29:10.732702+00``) takes a fast path."""
+    match = _PG_UTC.fullmatch(value.strip())
+    if match:
+        day, clock, fraction = match.groups()
+        millis = (fraction or "").ljust(3, "0")[:3]
+        text = f"{day}T{clock}.{millis}Z"
+        moment = datetime.fromisoformat(f"{day}T{clock}+00:00")
+        return text, int(moment.timestamp()) * 1000 + int(millis)
+    parsed = _parse(value).astimezone(UTC)
+    text = parsed.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return text, int(parsed.timestamp() * 1000)
 
 
 def _parse(value: str) -> datetime:
     text = value.strip().replace(" ", "T", 1)
-    if text.endswith(("+00", "-00")) or (len(text) > 3 and text[-3] in "+-" and text[-2:].isdigit()):
+    if "T" in text and len(text) > 3 and text[-3] in "+-" and text[-2:].isdigit():
         text += ":00"
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -484,12 +484,16 @@ def _repository_checks(run: _Run, inputs: DoctorInputs, now: datetime) -> None:
 
 
 def _damaged_manifests_check(run: _Run, repo: Any) -> None:
-    _, damaged = repo.scan_snapshots()
+    from lifeboat.repo.repair import damage_marks
+
+    _, unreadable = repo.scan_snapshots()
+    damaged = {**damage_marks(repo), **unreadable}
     if damaged:
         run.add(
             "repository.snapshots",
             Status.FAIL,
-            f"{len(damaged)} snapshot manifest(s) cannot be read: {', '.join(s[:8] for s in sorted(damaged)[:5])}",
+            f"{len(damaged)} snapshot(s) damaged (manifest unreadable, or marked by `repair snapshots`): "
+            f"{', '.join(s[:8] for s in sorted(damaged)[:5])}",
             "run `lifeboat check`, then `lifeboat repair snapshots`",
             damaged=sorted(damaged),
         )

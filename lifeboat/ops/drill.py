@@ -6,6 +6,9 @@ Phases, each timed:
 * ``fetch``: read and verify every blob the snapshot needs from the repository;
 * ``schema``, ``data``, ``indexes``, ``analyze``: the full restore (``run_restore``);
 * ``verify``: lifeboat's Letta checks on the restored database (error findings fail the drill);
+* ``compare`` (default; ``compare=False`` skips it; right after the restore, before any upgrade
+  rehearsal): ``verify --against`` the drilled snapshot, row by row — the restored database must
+  equal the snapshot (a difference fails the drill);
 * ``smoke`` (optional): the real Letta 0.16.8 server on the restored database, through its
   API: list agents, read one agent's memory and messages, send it one message (fake LLM).
 
@@ -28,13 +31,14 @@ from pydantic import BaseModel, Field
 
 from lifeboat.errors import LifeboatError, SandboxError, UnsafeRestore, VerificationFailed
 from lifeboat.ops import snapshot_layout as layout
+from lifeboat.redact import redact
 from lifeboat.repo.documents import list_documents, new_document_id, put_document
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
 
 REPORT_FORMAT = "lifeboat.drill/1"
 RESTORE_PHASES = ("fetch", "schema", "data", "indexes", "analyze")
-ALL_PHASES = ("sandbox", *RESTORE_PHASES, "safety_point", "upgrade", "verify", "smoke")
+ALL_PHASES = ("sandbox", *RESTORE_PHASES, "compare", "safety_point", "upgrade", "verify", "smoke")
 HISTORY_LIMIT = 60
 SMOKE_MESSAGE = "lifeboat drill: are you there?"
 
@@ -95,6 +99,13 @@ class DrillReport(BaseModel):
     raw_bytes: int = 0
     verify_summary: dict[str, int] = Field(default_factory=dict)
     verify_errors: list[str] = Field(default_factory=list)
+    equal: bool | None = Field(
+        default=None, description="the restored database equals the snapshot row by row (None: not compared)"
+    )
+    compare_summary: dict[str, int] = Field(default_factory=dict)
+    compare_differences: list[str] = Field(
+        default_factory=list, description="per differing table or sequence"
+    )
     smoke: SmokeReport | None = None
     upgrade: dict[str, Any] | None = Field(
         default=None,
@@ -115,6 +126,7 @@ class DrillOptions:
     report_dir: Path | None = None
     record: bool = True
     flavor: str | None = None
+    compare: bool = True
     upgrade_to: str | None = None  # a Letta release: rehearse the upgrade (ops/drill_upgrade.py)
     encryption_key: str | None = field(default=None, repr=False)
 
@@ -219,6 +231,9 @@ def _drill(
 ) -> None:
     with _target(snapshot, options, recorder) as (admin_dsn, app_dsn):
         _restore(repo, snapshot, admin_dsn, options, recorder, progress)
+        if options.compare:  # the restore itself is exact (before any upgrade rehearsal changes it)
+            with recorder.phase("compare"):
+                _compare(repo, snapshot, recorder.report, admin_dsn, options.jobs)
         if options.upgrade_to is not None:
             _rehearse_upgrade(snapshot, admin_dsn, options, recorder)
         with recorder.phase("verify"):
@@ -230,6 +245,7 @@ def _drill(
 
 def _rehearse_upgrade(snapshot: Snapshot, admin_dsn: str, options: DrillOptions, recorder: _Recorder) -> None:
     from lifeboat.ops import drill_upgrade
+    from lifeboat.ops.upgrade import snapshot_rows
 
     assert options.upgrade_to is not None
     revision = layout.source_document(snapshot).letta_revision
@@ -238,7 +254,7 @@ def _rehearse_upgrade(snapshot: Snapshot, admin_dsn: str, options: DrillOptions,
     try:
         with recorder.phase("upgrade"):
             recorder.report.upgrade = drill_upgrade.run_upgrade(
-                admin_dsn, revision, options.upgrade_to, options.encryption_key
+                admin_dsn, revision, options.upgrade_to, options.encryption_key, snapshot_rows(snapshot)
             )
     finally:
         drill_upgrade.drop_safety_point(admin_dsn, copy)
@@ -338,6 +354,30 @@ def _verify(report: DrillReport, dsn: str) -> None:
         )
 
 
+def _compare(repo: Repository, snapshot: Snapshot, report: DrillReport, dsn: str, jobs: int) -> None:
+    from lifeboat.ops.verify_against import AgainstOptions, verify_against
+
+    compared = verify_against(repo, dsn, AgainstOptions(snapshot=snapshot.id, jobs=jobs))
+    report.equal = compared.equal
+    report.compare_summary = dict(compared.summary)
+    report.compare_differences = [
+        f"{t.table}: {t.missing} missing, {t.extra} extra, {t.changed} changed"
+        + (f" ({', '.join(t.changed_columns)})" if t.changed_columns else "")
+        + (f" — {t.note}" if t.note else "")
+        for t in compared.tables
+        if t.missing or t.extra or t.changed
+    ][:20]
+    report.compare_differences += [
+        f"sequence {s.sequence}: snapshot {s.snapshot}, database {s.database}" for s in compared.sequences
+    ]
+    if not compared.equal:
+        raise VerificationFailed(
+            f"the restored database differs from snapshot {snapshot.short_id}: "
+            f"{compared.summary['missing']} missing, {compared.summary['extra']} extra, "
+            f"{compared.summary['changed']} changed row(s); first: {report.compare_differences[0]}"
+        )
+
+
 def smoke_test(dsn: str, snapshot: Snapshot, version: str | None = None) -> SmokeReport:
     """Start the real Letta server (0.16.8, or release ``version``) on ``dsn``; use it as a client would."""
     from lifeboat.sandbox.letta_env import ensure_letta_env
@@ -411,8 +451,8 @@ def _publish(repo: Repository, report: DrillReport, options: DrillOptions) -> No
     json_path = options.report_dir / f"drill-{report.id}.json"
     html_path = options.report_dir / f"drill-{report.id}.html"
     report.files = {"json": str(json_path), "html": str(html_path)}
-    json_path.write_text(report.model_dump_json(indent=2) + "\n")
-    html_path.write_text(render_drill_html(report, drill_history(repo, current=report)))
+    json_path.write_text(redact(report.model_dump_json(indent=2)) + "\n")
+    html_path.write_text(redact(render_drill_html(report, drill_history(repo, current=report))))
 
 
 def drill_history(repo: Repository, *, current: DrillReport | None = None) -> list[DrillReport]:

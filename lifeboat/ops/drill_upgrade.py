@@ -59,13 +59,17 @@ def drop_safety_point(admin_dsn: str, copy: str) -> None:
 
 
 def run_upgrade(
-    admin_dsn: str, from_revision: str | None, version: str, encryption_key: str | None
+    admin_dsn: str,
+    from_revision: str | None,
+    version: str,
+    encryption_key: str | None,
+    rows: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Migrate the restored database to ``version``'s head; returns the report's ``upgrade`` section."""
     from lifeboat.sandbox.letta_upgrade import MigrationFailed, run_migrations
 
     head = next(r.head for r in revisions.RELEASES if version in revisions.releases_for(r.head))
-    plan = plan_upgrade(from_revision, head)
+    plan = plan_upgrade(from_revision, head, rows)
     section: dict[str, Any] = {**plan.summary(), "letta_version": version, "ran": [], "seconds": 0.0}
     if not plan.steps:
         return section

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lifeboat.redact import redact
+
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
 
 
@@ -85,7 +87,7 @@ def update_file(path: Path, updates: list[Family]) -> None:
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
-            handle.write(render(existing))
+            handle.write(redact(render(existing)))  # labels carry the repository location
         os.chmod(temp, 0o644)
         os.replace(temp, path)
     except BaseException:

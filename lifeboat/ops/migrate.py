@@ -34,7 +34,7 @@ from lifeboat.ops.migrate_report import AgentMigration, MigrateReport, agent_mig
 from lifeboat.ops.migrate_rows import source_agents
 from lifeboat.ops.migrate_source import Origin
 
-BATCH_SIZE = 100
+BATCH_SIZE = 25
 FAULT_ENV = "LIFEBOAT_MIGRATE_FAULT"  # tests: "build:N" fails after N agents built, "install:N" is SIGKILLed after N installed
 DEFAULT_DIR_ENV = "LETTA_LOCAL_BACKEND_DIR"
 
@@ -95,6 +95,7 @@ def migrate(
                 out = writer.build_agent(agent, staging)
                 state = writer.existing_state(target, out, staging)
                 built.append((out, agent_migration(agent, out, state)))
+            origin.forget()
         report.agents = [migration for _, migration in built]
         different = [m for m in report.agents if m.state == "different"]
         if different and not force:

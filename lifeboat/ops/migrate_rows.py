@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from lifeboat.letta.subgraph import Subgraph, TableRows
+from lifeboat.letta.subgraph import Subgraph, TableRows, copy_field
 from lifeboat.letta_code.model import (
     SourceAgent,
     SourceBlock,
@@ -53,6 +53,28 @@ def is_true(value: str | None) -> bool:
     return value == "t"
 
 
+#: Columns read per table (the others, e.g. embeddings, are never decoded).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "messages": (
+        "id", "agent_id", "role", "created_at", "content", "tool_calls", "tool_call_id", "tool_returns",
+        "approvals", "approve", "denial_reason", "name", "model", "otid", "text", "conversation_id",
+        "sequence_id", "is_deleted",
+    ),
+    "archival_passages": ("id", "archive_id", "text", "created_at", "tags", "is_deleted"),
+    "source_passages": ("id", "file_id"),
+    "runs": ("id", "agent_id"),
+    "steps": ("id", "agent_id"),
+}  # fmt: skip
+
+
+def records(rows: TableRows, wanted: Iterable[str] | None = None) -> Iterator[Record]:
+    """Rows as dicts of the ``wanted`` columns only (all when None)."""
+    positions = [(c, rows.index(c)) for c in (wanted or rows.columns) if rows.has(c)]
+    for line in rows.lines:
+        fields = line[:-1].split(b"\t")
+        yield {column: copy_field(fields[position]) for column, position in positions}
+
+
 class Rows:
     """A subgraph's rows grouped by the column its consumers look them up by."""
 
@@ -66,7 +88,7 @@ class Rows:
             grouped: dict[str, list[Record]] = defaultdict(list)
             rows = self.graph.rows(table)
             if rows is not None and rows.has(column):
-                for record in rows.records():
+                for record in records(rows, COLUMNS.get(table)):
                     grouped[record[column] or ""].append(record)
             self._index[key] = grouped
         return self._index[key]

@@ -9,7 +9,7 @@ the database even while the Letta server keeps writing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ class Origin:
     entries: list[AgentEntry]
     rows: RowSource
     revision: str | None = None
+    forget: Callable[[], None] = lambda: None  # drop what was cached for the previous batch
 
 
 def snapshot_origin(repo: Repository, snapshot_ref: str) -> Origin:
@@ -44,10 +45,18 @@ def snapshot_origin(repo: Repository, snapshot_ref: str) -> Origin:
     if not letta.letta:
         raise UsageError(f"snapshot {snapshot.short_id} cannot be migrated: it is not a Letta database")
     revision = layout.source_document(snapshot).letta_revision
-    source = SnapshotSource(repo, snapshot)
+    source = BatchSnapshotSource(repo, snapshot)
     # A release whose columns the backup's catalog query did not know has no catalog: read the rows.
     entries = letta.agents if letta.agents is not None else entries_from_rows(source)
-    return Origin("snapshot", snapshot.id, entries, source, revision)
+    return Origin("snapshot", snapshot.id, entries, source, revision, forget=source.forget)
+
+
+class BatchSnapshotSource(SnapshotSource):
+    """The agent-restore snapshot source, whose blob cache can be dropped between batches: a
+    migration of every agent would otherwise end up holding the whole snapshot in memory."""
+
+    def forget(self) -> None:
+        self._blobs.clear()
 
 
 def entries_from_rows(rows: RowSource) -> list[AgentEntry]:

@@ -25,6 +25,7 @@ PHASE_COLORS = {
     "analyze": "#f97316",
     "restore": "#64748b",
     "verify": "#a855f7",
+    "compare": "#14b8a6",
     "smoke": "#ec4899",
 }
 CHART_W, CHART_H = 860, 300
@@ -70,6 +71,7 @@ def render_drill_html(report: DrillReport, history: Sequence[DrillReport]) -> st
         _legend(),
         history_chart(history),
         _verify_section(report),
+        _compare_section(report),
         _smoke_section(report),
         _embedded_json(report),
         "</body></html>",
@@ -236,6 +238,27 @@ def _verify_section(report: DrillReport) -> str:
         f'<h2>Verification</h2><p id="verify">{s.get("error", 0)} error(s), {s.get("warning", 0)} warning(s), '
         f"{s.get('info', 0)} info finding(s) on the restored database.</p>"
         + (f"<ul>{errors}</ul>" if errors else "")
+    )
+
+
+def _compare_section(report: DrillReport) -> str:
+    if report.equal is None:
+        return ""
+    s = report.compare_summary
+    rows = s.get("rows_database", 0)
+    if report.equal:
+        verdict = (
+            f"equal to the snapshot: all {rows} rows of {s.get('tables', 0)} tables and every sequence match"
+        )
+    else:
+        verdict = (
+            f"DIFFERS from the snapshot: {s.get('missing', 0)} missing, {s.get('extra', 0)} extra, "
+            f"{s.get('changed', 0)} changed row(s)"
+        )
+    items = "".join(f"<li>{_e(d)}</li>" for d in report.compare_differences)
+    return (
+        f'<h2>Fidelity</h2><p id="compare">The restored database is {_e(verdict)} '
+        "(compared row by row, <code>verify --against</code>).</p>" + (f"<ul>{items}</ul>" if items else "")
     )
 
 

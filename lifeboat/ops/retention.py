@@ -13,6 +13,7 @@ from datetime import tzinfo
 from pydantic import BaseModel, Field
 
 from lifeboat.ops import snapshot_layout as layout
+from lifeboat.repo.filters import NO_FILTER, SnapshotFilter
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.prune import DEFAULT_REPACK_THRESHOLD, Progress, PruneStats, acquire_exclusive, prune
 from lifeboat.repo.repository import Repository
@@ -57,17 +58,18 @@ def run_forget(
     tz: tzinfo,
     group_by: Sequence[str] = ("host", "database"),
     tag_filters: Sequence[str] = (),
+    snapshot_filter: SnapshotFilter = NO_FILTER,
     dry_run: bool = False,
     and_prune: bool = False,
     retry_lock: float = 0.0,
     repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
     progress: Progress | None = None,
 ) -> ForgetResult:
-    """Apply ``policy``; delete the manifests it does not keep (exclusive lock), then prune if asked."""
+    """Apply ``policy`` to the snapshots ``snapshot_filter`` (and ``tag_filters``) match; delete the manifests it does not keep (exclusive lock), then prune if asked."""
     lock = repo.lock() if dry_run else acquire_exclusive(repo, retry_lock)
     try:
         readable, damaged = repo.scan_snapshots()  # damaged manifests are kept, and listed
-        infos = [snapshot_info(s) for s in readable]
+        infos = [snapshot_info(s) for s in snapshot_filter.select(readable)]
         groups = plan_forget(infos, policy, tz=tz, group_by=group_by, tag_filters=tag_filters)
         removed = [s.id for group in groups for s in group.remove]
         if not dry_run and removed:
@@ -89,6 +91,67 @@ def run_forget(
             repo, retry_lock=retry_lock, repack_threshold=repack_threshold, progress=progress
         )
     return result
+
+
+def run_forget_ids(
+    repo: Repository,
+    refs: Sequence[str],
+    *,
+    snapshot_filter: SnapshotFilter = NO_FILTER,
+    dry_run: bool = False,
+    and_prune: bool = False,
+    retry_lock: float = 0.0,
+    repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
+    progress: Progress | None = None,
+) -> ForgetResult:
+    """Forget the snapshots named by id, prefix or ``latest`` (restic's ``forget ID…``).
+
+    Every name is resolved (under the exclusive lock) before anything is deleted: one unknown,
+    ambiguous or filtered-out name forgets nothing. A damaged manifest can be named by full id.
+    """
+    lock = repo.lock() if dry_run else acquire_exclusive(repo, retry_lock)
+    try:
+        readable, damaged = repo.scan_snapshots()
+        chosen = list(dict.fromkeys(_resolve_named(repo, ref, damaged, snapshot_filter) for ref in refs))
+        if not dry_run:
+            lock.ensure_held()
+            for snapshot_id in chosen:
+                repo.delete_snapshot(snapshot_id)
+    finally:
+        lock.release()
+    by_id = {snapshot.id: snapshot for snapshot in readable}
+    entries = [
+        ForgetEntry(
+            id=snapshot_id,
+            short_id=snapshot_id[:8],
+            time=by_id[snapshot_id].time.isoformat() if snapshot_id in by_id else "",
+            tags=list(by_id[snapshot_id].tags) if snapshot_id in by_id else [],
+            keep=False,
+            reasons=["named" if snapshot_id in by_id else "named (damaged manifest)"],
+        )
+        for snapshot_id in chosen
+    ]
+    result = ForgetResult(
+        dry_run=dry_run,
+        policy="the named snapshots",
+        groups=[ForgetGroup(key={}, snapshots=entries)],
+        kept=[snapshot.id for snapshot in readable if snapshot.id not in chosen],
+        removed=chosen,
+        damaged=sorted(set(damaged) - set(chosen)),
+    )
+    if and_prune and not dry_run:
+        result.prune = prune(
+            repo, retry_lock=retry_lock, repack_threshold=repack_threshold, progress=progress
+        )
+    return result
+
+
+def _resolve_named(
+    repo: Repository, ref: str, damaged: dict[str, str], snapshot_filter: SnapshotFilter
+) -> str:
+    if ref.lower() in damaged:  # a damaged manifest cannot be matched against a filter, only named in full
+        return ref.lower()
+    return repo.resolve_snapshot(ref, snapshot_filter)
 
 
 def _group(group: GroupDecision) -> ForgetGroup:

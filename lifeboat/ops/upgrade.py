@@ -25,6 +25,7 @@ from lifeboat.letta import migrations, revisions
 from lifeboat.letta.migrations import Migration, MigrationPathError
 from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.restore import RestoreResult, run_restore
+from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
 from lifeboat.settings import RedisTarget
 
@@ -34,6 +35,12 @@ class UpgradePlan:
     from_revision: str
     to_revision: str
     steps: list[Migration]
+    rows: dict[str, int] = field(default_factory=dict)  # table -> rows in the snapshot
+
+    def at_stake(self, migration: Migration) -> int:
+        """Rows of the snapshot in the tables this migration drops tables or columns of."""
+        tables = {target.split(" ", 1)[1].split(".")[0] for target in migration.drops}
+        return sum(self.rows.get(table, 0) for table in tables)
 
     @property
     def data_changes(self) -> list[Migration]:
@@ -49,9 +56,13 @@ class UpgradePlan:
         changes = self.data_changes
         if not changes:
             return [head, "no migration on the way drops or rewrites existing data"]
-        return [head, f"{len(changes)} migration(s) drop or rewrite data:"] + [
-            f"  {m.describe()}" for m in changes
-        ]
+        lines = [head, f"{len(changes)} migration(s) drop or rewrite data:"]
+        for m in changes:
+            stake = self.at_stake(m)
+            lines.append(
+                f"  {m.describe()}" + (f" ({stake} row(s) of this snapshot affected)" if stake else "")
+            )
+        return lines
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -60,7 +71,7 @@ class UpgradePlan:
             "to_revision": self.to_revision,
             "to_release": revisions.release_label(self.to_revision),
             "migrations": len(self.steps),
-            "data_changes": [_change(m) for m in self.data_changes],
+            "data_changes": [{**_change(m), "rows_at_stake": self.at_stake(m)} for m in self.data_changes],
         }
 
 
@@ -90,7 +101,9 @@ class UpgradeResult:
         }
 
 
-def plan_upgrade(from_revision: str | None, target: str | None) -> UpgradePlan:
+def plan_upgrade(
+    from_revision: str | None, target: str | None, rows: dict[str, int] | None = None
+) -> UpgradePlan:
     """The forward path from the snapshot's revision; refuses downgrades and unknown revisions."""
     if not from_revision:
         raise UnsafeRestore(
@@ -101,12 +114,21 @@ def plan_upgrade(from_revision: str | None, target: str | None) -> UpgradePlan:
         steps = migrations.path(from_revision, to_revision)
     except MigrationPathError as exc:
         raise UnsafeRestore(f"cannot upgrade: {exc}") from exc
-    return UpgradePlan(from_revision, to_revision, steps)
+    return UpgradePlan(from_revision, to_revision, steps, dict(rows or {}))
 
 
-def snapshot_revision(repo: Repository, snapshot_ref: str) -> str | None:
+def snapshot_rows(snapshot: Snapshot) -> dict[str, int]:
+    """Rows per table of the snapshot (from its manifest; nothing is read)."""
+    rows: dict[str, int] = {}
+    for (_schema, table), (stream, _attributes) in layout.table_streams(snapshot).items():
+        rows[table] = rows.get(table, 0) + stream.records
+    return rows
+
+
+def snapshot_facts(repo: Repository, snapshot_ref: str) -> tuple[str | None, dict[str, int]]:
+    """The snapshot's Letta revision and its row count per table."""
     snapshot = repo.load_snapshot(snapshot_ref)
-    return layout.source_document(snapshot).letta_revision or None
+    return layout.source_document(snapshot).letta_revision or None, snapshot_rows(snapshot)
 
 
 def run_upgrade_restore(
@@ -123,7 +145,8 @@ def run_upgrade_restore(
     progress: Callable[[int], None] | None = None,
 ) -> UpgradeResult:
     """Restore ``snapshot_ref`` into ``target_dsn`` and migrate it to ``target`` before the switch."""
-    plan = plan_upgrade(snapshot_revision(repo, snapshot_ref), target)
+    revision, rows = snapshot_facts(repo, snapshot_ref)
+    plan = plan_upgrade(revision, target, rows)
     if announce is not None:
         announce(plan)
     ran: list[tuple[str, str]] = []

@@ -26,6 +26,7 @@ from psycopg import sql
 from pydantic import BaseModel, Field
 
 from lifeboat import pg
+from lifeboat.errors import UsageError
 from lifeboat.letta.subgraph import TableRows, collect
 from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.agent_restore.source import SnapshotSource
@@ -34,6 +35,7 @@ from lifeboat.ops.verify_against_diff import (
     RowLayout,
     TableDiff,
     diff_lines,
+    diff_streams,
     field_text,
     lines_of,
     written_after,
@@ -231,8 +233,9 @@ class _Comparison:
         self.sequences: list[SequenceReport] = []
 
     def compare(
-        self, table: _Table, snapshot_lines: Iterable[bytes], database_lines: Iterable[bytes]
+        self, table: _Table, snapshot: Iterable[bytes], database: Iterable[bytes], *, chunks: bool = False
     ) -> None:
+        """Compare one table: lines (no newline) or, with ``chunks``, streams of whole lines."""
         after = [0]
         instant = self.snapshot.time
 
@@ -253,10 +256,10 @@ class _Comparison:
             if self.options.since_snapshot and written_after(table.layout, line, instant, columns):
                 after[0] += 1
 
-        diff = diff_lines(
+        diff = (diff_streams if chunks else diff_lines)(
             table.layout,
-            snapshot_lines,
-            database_lines,
+            snapshot,
+            database,
             on_missing=lambda line: tally(line, "missing"),
             on_extra=on_extra,
             on_changed=on_changed,
@@ -366,9 +369,8 @@ def _compare_all(repo: Repository, dsn: str, comparison: _Comparison, jobs: int)
             batches = pg.copy_out(
                 conn, table.definition.qualified, list(table.layout.columns), order_by=order_by
             )
-            database_lines = lines_of(batch.data for batch in batches)
-            snapshot_lines = lines_of(repo.iter_stream_data(table.stream))
-            comparison.compare(table, snapshot_lines, database_lines)
+            database_chunks = (batch.data for batch in batches)
+            comparison.compare(table, repo.iter_stream_data(table.stream), database_chunks, chunks=True)
 
         shared.map(work, _biggest_first(comparison.tables), jobs=max(1, jobs))
 
@@ -378,12 +380,12 @@ def _biggest_first(tables: list[_Table]) -> list[_Table]:
 
 
 def _present_columns(conn: psycopg.Connection, tables: list[_Table]) -> dict[str, set[str]]:
-    schemas = sorted({t.definition.schema_ for t in tables})
-    return {
-        f"{schema}.{table}": {column.name for column in columns}
-        for schema in schemas
-        for table, columns in catalog.columns(conn, schema).items()
-    }
+    """``schema.table`` → its column names, for the schemas the snapshot's tables live in."""
+    present = {}
+    for schema in sorted({t.definition.schema_ for t in tables}):
+        for table, columns in catalog.columns(conn, schema).items():
+            present[f"{schema}.{table}"] = {column.name for column in columns}
+    return present
 
 
 def _sequence_differences(conn: psycopg.Connection, schema: DatabaseSchema) -> list[SequenceReport]:
@@ -410,6 +412,9 @@ def _compare_agents(repo: Repository, dsn: str, comparison: _Comparison, agent_i
     with pg.SharedSnapshot(dsn) as shared, shared.connection() as conn:
         present = _present_columns(conn, comparison.tables)
         database_graph = collect(_DatabaseSource(conn, by_name, present), agent_ids)
+    unknown = sorted(set(agent_ids) - snapshot_graph.ids("agents") - database_graph.ids("agents"))
+    if unknown:
+        raise UsageError(f"agent(s) {', '.join(unknown)} exist neither in the snapshot nor in the database")
     for graph in (snapshot_graph, database_graph):
         for name, rows in graph.tables.items():
             comparison.index.learn(name, rows.columns, (line[:-1] for line in rows.lines))

@@ -26,6 +26,7 @@ DATA_DIR = "data/"
 INDEX_DIR = "index/"
 SNAPSHOTS_DIR = "snapshots/"
 LOCKS_DIR = "locks/"
+DAMAGED_DIR = "damaged/"  # marks left by `repair snapshots` on snapshots kept although damaged
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -23,8 +23,17 @@ from pydantic import BaseModel, Field, ValidationError
 
 from lifeboat.errors import CorruptBlob, CorruptRepository
 from lifeboat.repo.backends.base import Backend
-from lifeboat.repo.blobs import decode_blob
-from lifeboat.repo.config import CONFIG_FILE, DATA_DIR, INDEX_DIR, KEYS_DIR, RepoConfig, basename, pack_name
+from lifeboat.repo.blobs import compress, decode_blob, decompress
+from lifeboat.repo.config import (
+    CONFIG_FILE,
+    DAMAGED_DIR,
+    DATA_DIR,
+    INDEX_DIR,
+    KEYS_DIR,
+    RepoConfig,
+    basename,
+    pack_name,
+)
 from lifeboat.repo.crypto import DecryptionFailed
 from lifeboat.repo.index import IndexFile, PackEntry, carried_forward, superseded
 from lifeboat.repo.keys import encode_config, key_file_problem, unlock
@@ -219,6 +228,46 @@ def forget_snapshots(repo: Repository, snapshot_ids: list[str]) -> None:
     """Delete the manifests of damaged snapshots (their intact blobs go at the next prune)."""
     for snapshot_id in snapshot_ids:
         repo.backend.delete(f"snapshots/{snapshot_id}")
+        repo.backend.delete(damage_mark_name(snapshot_id))
+
+
+def damage_mark_name(snapshot_id: str) -> str:
+    return f"{DAMAGED_DIR}{snapshot_id}"
+
+
+def _mark_aad(snapshot_id: str) -> bytes:
+    return b"lifeboat:damaged:" + snapshot_id.encode("ascii")
+
+
+def mark_damaged(repo: Repository, damaged: list[SnapshotDamage]) -> None:
+    """Record which snapshots are damaged (``damaged/<id>``), and drop marks of snapshots that are
+    whole again (a later backup stored their lost blobs) or gone: the marks follow the last repair."""
+    wanted = {item.snapshot: item for item in damaged if item.readable}
+    for item in wanted.values():
+        payload = compress(item.model_dump_json().encode())
+        repo.backend.put(damage_mark_name(item.snapshot), repo.sealer.seal(payload, _mark_aad(item.snapshot)))
+    for info in repo.backend.list(DAMAGED_DIR):
+        if basename(info.name) not in wanted:
+            repo.backend.delete(info.name)
+
+
+def damage_marks(repo: Repository) -> dict[str, str]:
+    """Snapshot id -> why it is marked damaged (a mark that cannot be opened counts, as such)."""
+    marks = {}
+    for info in repo.backend.list(DAMAGED_DIR):
+        snapshot_id = basename(info.name)
+        try:
+            item = SnapshotDamage.model_validate_json(
+                decompress(repo.sealer.open(repo.backend.get(info.name), _mark_aad(snapshot_id)))
+            )
+        except FileNotFoundError:
+            continue
+        except (DecryptionFailed, ValueError, zstandard.ZstdError):
+            marks[snapshot_id] = "marked damaged (the mark itself cannot be read)"
+            continue
+        lost = ", ".join(f"{s.stream} ({s.records_lost} rows)" for s in item.streams)
+        marks[snapshot_id] = f"marked damaged: loses {lost}" if lost else "marked damaged"
+    return marks
 
 
 def repair_config(backend: Backend, passphrase: str | None) -> RepoConfig:

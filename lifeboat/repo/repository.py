@@ -28,10 +28,11 @@ from lifeboat.errors import (
     SnapshotNotFound,
     UsageError,
 )
-from lifeboat.repo.backends import Backend, LocalBackend, open_backend
+from lifeboat.repo.backends import Backend, LocalBackend, open_backend, unguarded
 from lifeboat.repo.blobs import compress, decode_blob, decompress
 from lifeboat.repo.config import (
     CONFIG_FILE,
+    DAMAGED_DIR,
     DATA_DIR,
     FORMAT_VERSION,
     INDEX_DIR,
@@ -54,6 +55,7 @@ from lifeboat.repo.crypto import (
     b64encode,
     wrap_keys,
 )
+from lifeboat.repo.filters import NO_FILTER, SnapshotFilter
 from lifeboat.repo.index import Index, IndexFile, PackEntry, decode_index_file, encode_index, superseded
 from lifeboat.repo.keys import (
     encode_config,
@@ -256,6 +258,26 @@ class Repository:
             raise
         return lock
 
+    def add_key(self, passphrase: str, kdf: KdfParams | None = None) -> str:
+        """Write a key file that opens this repository with ``passphrase``; returns its name.
+
+        The key file is of this repository's format (version 2: with ``min_version`` and a copy of
+        the settings, docs/FORMAT.md §4), so ``key add`` and friends need no format knowledge.
+        """
+        if not self.config.encrypted:
+            raise UsageError("an unencrypted repository has no keys")
+        settings = json.loads(self.config.model_dump_json()) if self.config.version >= 2 else None
+        document = wrap_keys(
+            self.keys,
+            passphrase,
+            kdf or KdfParams(),
+            repository_version=self.config.version,
+            settings=settings,
+        )
+        name = key_name(secrets.token_hex(16))
+        self.backend.put(name, json.dumps(document, indent=2).encode())
+        return name
+
     def list_locks(self) -> list[LockInfo]:
         return list(self.locks.all())
 
@@ -403,12 +425,16 @@ class Repository:
                 continue  # deleted while listing
         return sorted(snapshots, key=lambda snapshot: (snapshot.time, snapshot.id)), damaged
 
-    def resolve_snapshot(self, ref: str) -> str:
-        """A full snapshot id from a unique prefix or ``latest``."""
+    def resolve_snapshot(self, ref: str, snapshot_filter: SnapshotFilter = NO_FILTER) -> str:
+        """A full snapshot id from a unique prefix or ``latest`` (the newest snapshot ``snapshot_filter``
+        matches). A snapshot named by id that the filter does not match is not found either: a filter
+        is never silently ignored."""
         if ref == LATEST:
-            snapshots = self.list_snapshots()
+            snapshots = snapshot_filter.select(self.list_snapshots())
             if not snapshots:
-                raise SnapshotNotFound("the repository has no snapshots")
+                if snapshot_filter.empty():
+                    raise SnapshotNotFound("the repository has no snapshots")
+                raise SnapshotNotFound(f"no snapshot matches {snapshot_filter.describe()}")
             return snapshots[-1].id
         matches = [snapshot_id for snapshot_id in self.snapshot_ids() if snapshot_id.startswith(ref.lower())]
         if not ref or not matches:
@@ -416,17 +442,20 @@ class Repository:
         if len(matches) > 1:
             shown = ", ".join(match[:12] for match in matches[:5])
             raise SnapshotNotFound(f"snapshot prefix {ref!r} is ambiguous: {shown}")
+        if not snapshot_filter.empty() and not snapshot_filter.matches(self.read_snapshot(matches[0])):
+            raise SnapshotNotFound(f"snapshot {matches[0][:8]} does not match {snapshot_filter.describe()}")
         return matches[0]
 
-    def load_snapshot(self, ref: str) -> Snapshot:
-        """A snapshot by id, unique id prefix or ``latest``."""
-        return self.read_snapshot(self.resolve_snapshot(ref))
+    def load_snapshot(self, ref: str, snapshot_filter: SnapshotFilter = NO_FILTER) -> Snapshot:
+        """A snapshot by id, unique id prefix or ``latest`` (see ``resolve_snapshot``)."""
+        return self.read_snapshot(self.resolve_snapshot(ref, snapshot_filter))
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove a manifest (its blobs stay until a prune). Takes the full id."""
         if not self.backend.exists(snapshot_name(snapshot_id)):
             raise SnapshotNotFound(f"no snapshot {snapshot_id}")
         self.backend.delete(snapshot_name(snapshot_id))
+        self.backend.delete(DAMAGED_DIR + snapshot_id)  # its `repair snapshots` mark, if any
 
     # -- checking ----------------------------------------------------------------------------------
 
@@ -498,6 +527,7 @@ def _check_init_target(backend: Backend, passphrase: str | None, *, encrypt: boo
 
 
 def _restrict_local_root(backend: Backend) -> None:
+    backend = unguarded(backend)
     if isinstance(backend, LocalBackend):
         root = Path(backend.root)
         root.mkdir(mode=0o700, parents=True, exist_ok=True)

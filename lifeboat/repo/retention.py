@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
 from lifeboat.errors import UsageError
+from lifeboat.repo.filters import tags_match
 
 GROUP_FIELDS = ("host", "database", "tags")
 
@@ -150,11 +151,8 @@ def group_key(snapshot: SnapshotInfo, group_by: Iterable[str]) -> dict[str, str]
 
 
 def matches_tags(snapshot: SnapshotInfo, tag_filters: Sequence[str]) -> bool:
-    """restic's ``--tag`` filter: any filter matches; a filter ``a,b`` needs both tags."""
-    if not tag_filters:
-        return True
-    have = set(snapshot.tags)
-    return any(set(filter_.split(",")) <= have for filter_ in tag_filters if filter_)
+    """restic's ``--tag`` filter (:func:`lifeboat.repo.filters.tags_match`)."""
+    return tags_match(snapshot.tags, tag_filters)
 
 
 def plan_forget(

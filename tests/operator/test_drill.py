@@ -112,7 +112,7 @@ def test_drill_with_smoke_on_the_fixture(letta_db, tmp_path: Path) -> None:
 
     report = json.loads(drilled.stdout)
     assert report["ok"] and report["failed_phase"] is None
-    assert [p["name"] for p in report["phases"]] == ["sandbox", *RESTORE_PHASES, "verify", "smoke"]
+    assert [p["name"] for p in report["phases"]] == ["sandbox", *RESTORE_PHASES, "compare", "verify", "smoke"]
     assert report["rto_seconds"] == pytest.approx(
         sum(p["seconds"] for p in report["phases"] if p["name"] in RESTORE_PHASES), abs=0.01
     )
@@ -121,6 +121,7 @@ def test_drill_with_smoke_on_the_fixture(letta_db, tmp_path: Path) -> None:
     assert smoke["agent_id"] in {a["id"] for a in letta_db.facts["agents"]}
     assert smoke["memory_blocks"] > 0 and smoke["messages"] > 0 and smoke["reply_messages"] > 0
     assert report["verify_summary"]["error"] == 0
+    assert report["equal"] is True and report["compare_summary"]["rows_database"] > 1000
     assert len(list_documents(repo, "drills")) == 2  # both drills are recorded in the repository
 
     html_path = Path(report["files"]["html"])
@@ -133,7 +134,7 @@ def test_drill_with_smoke_on_the_fixture(letta_db, tmp_path: Path) -> None:
     assert parsed.has_chart and len(parsed.chart_drills) == 2
     assert parsed.external == []  # self-contained
     assert json.loads(parsed.embedded)["id"] == report["id"]
-    assert {"rto", "smoke", "verify", "rto-line"} <= parsed.ids
+    assert {"rto", "smoke", "verify", "compare", "rto-line"} <= parsed.ids
 
     prom = metrics.read_text()
     assert "lifeboat_drill_success{" in prom and 'phase="smoke"' in prom
@@ -196,7 +197,8 @@ def test_drill_into_a_given_target_drops_only_what_it_created(letta_db, tmp_path
 
     assert drilled.returncode == 0, drilled.stderr
     report = json.loads(drilled.stdout)
-    assert report["ok"] and [p["name"] for p in report["phases"]] == [*RESTORE_PHASES, "verify"]
+    assert report["ok"] and [p["name"] for p in report["phases"]] == [*RESTORE_PHASES, "compare", "verify"]
+    assert report["equal"] is True
     assert "drill_target" not in cluster.list_databases()  # the throwaway database is gone again
 
     refused = cli("--json", "drill", "--repo", repo.backend.url, "--target", letta_db.admin_dsn)

@@ -126,9 +126,14 @@ def test_damage_matrix(letta_db, tmp_path: Path, kind: str) -> None:
 
     _lifeboat("repair", "index", *url)
     _lifeboat("repair", "packs", *url)
+    expected = {victim.id} if kind not in ("index-damaged", *FIRST_AID) else set()
+    _lifeboat("repair", "snapshots", *url)  # keeps them, marked damaged
+    listed = _lifeboat("snapshots", *url)
+    assert {row["id"] for row in listed if row["damaged"]} == expected
+    assert len(listed) == len(snapshots)  # a damaged one hides none of the others
     lost = _lifeboat("repair", "snapshots", "--forget", *url)
     forgotten = set(lost["forgotten"])
-    assert forgotten == ({victim.id} if kind not in ("index-damaged", *FIRST_AID) else set())
+    assert forgotten == expected
     for item in lost["damaged"]:
         if item["readable"]:
             assert item["streams"] and all(s["records_lost"] > 0 for s in item["streams"])

@@ -35,6 +35,12 @@ def test_backup_restore_verify_per_release(
 
     result = run_backup(repo, source.admin_dsn, tags=[f"letta-{version}"])
     assert result.snapshot.documents["source"]["letta_revision"] == record.revision
+    letta = result.snapshot.documents["letta"]
+    assert "warning" not in letta, letta.get("warning")  # the agent catalog reads this revision's tables
+    catalog = {entry["id"]: entry for entry in letta["agents"]}
+    assert set(catalog) == {agent["id"] for agent in source.facts["agents"]}
+    if version != "0.16.8":
+        assert catalog[source.facts["agent_ids"]["rl-agent-0"]]["last_run_status"] == "completed"
 
     target = f"{source.dbname}_restored"
     run_restore(repo, result.snapshot.id, pg_cluster.dsn(target))

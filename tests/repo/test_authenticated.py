@@ -259,3 +259,12 @@ def test_upgrade_command(repo_path: Path) -> None:
     assert Repository.open(repo_path, PASSPHRASE).config.version == 2
     result = lifeboat(repo_path, "upgrade-repository")
     assert result.returncode == 0 and "already format version 2" in result.stdout
+
+
+def test_add_key_writes_a_key_file_of_the_repository_format(repo: Repository, repo_path: Path) -> None:
+    name = repo.add_key("second passphrase", FAST_KDF)
+    document = json.loads((repo_path / name).read_text())
+    assert document["version"] == 2
+    opened = Repository.open(repo_path, "second passphrase")
+    assert opened.keys == repo.keys and opened.key_file == name
+    assert opened.keys.min_version == 2 and opened.keys.settings == json.loads(repo.config.model_dump_json())

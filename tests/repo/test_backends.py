@@ -13,6 +13,7 @@ from repo_testing import FAST_KDF, PASSPHRASE, SMALL_CHUNKS, SMALL_PACK, make_ro
 
 from lifeboat.errors import UsageError
 from lifeboat.repo import Backend, LocalBackend, RecordBatch, Repository, S3Backend, Snapshot, open_backend
+from lifeboat.repo.backends import unguarded
 from lifeboat.repo.backends.s3 import parse_s3_url
 
 
@@ -104,8 +105,8 @@ def test_whole_repository_on_backend(backend: Backend) -> None:
 
 
 def test_open_backend_urls(tmp_path: Path) -> None:
-    assert isinstance(open_backend(tmp_path), LocalBackend)
-    assert isinstance(open_backend(f"file://{tmp_path}"), LocalBackend)
+    assert isinstance(unguarded(open_backend(tmp_path)), LocalBackend)
+    assert isinstance(unguarded(open_backend(f"file://{tmp_path}")), LocalBackend)
     assert parse_s3_url("s3://bucket/a/b/") == ("bucket", "a/b/")
     assert parse_s3_url("s3://bucket") == ("bucket", "")
     with pytest.raises(UsageError, match="unsupported repository URL scheme"):  # exit 2, one line
@@ -139,3 +140,13 @@ def test_local_list_prefix_cannot_escape_the_root(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         list(backend.list("../"))
     assert [info.name for info in backend.list("ins")] == ["inside"]
+
+
+def test_list_gives_the_storage_modification_time(backend: Backend) -> None:
+    """Lock staleness and prune's safety margin rely on the storage's own times (FORMAT.md §9, §11)."""
+    import time
+
+    before = time.time()
+    backend.put("locks/" + "ab" * 16, b"x")
+    (info,) = backend.list("locks/")
+    assert info.mtime is not None and before - 5 <= info.mtime <= time.time() + 5

@@ -12,9 +12,11 @@ from lifeboat.errors import CorruptRepository
 from lifeboat.repo import RecordBatch, Repository, Snapshot
 from lifeboat.repo.locks import RepositoryLock
 from lifeboat.repo.repair import (
+    damage_marks,
     damaged_key_files,
     damaged_snapshots,
     forget_snapshots,
+    mark_damaged,
     remove_key_files,
     repair_config,
     repair_index,
@@ -145,3 +147,32 @@ def test_a_damaged_key_file_is_named_and_removed(repo: Repository, repo_path: Pa
     assert Repository.open(repo_path, PASSPHRASE).check().ok
     with pytest.raises(CorruptRepository, match="opened the repository"):
         remove_key_files(opened, [str(opened.key_file)])
+
+
+def test_damaged_snapshots_kept_are_marked_until_a_backup_makes_them_whole(
+    repo: Repository, repo_path: Path
+) -> None:
+    snapshots = [back_up(repo, seed) for seed in (1, 2)]
+    victim = snapshots[1][0]
+    damage("pack-deleted", repo, victim, repo_path)
+    repo = Repository.open(repo_path, PASSPHRASE)
+    lost = damaged_snapshots(repo, repo.check())
+    mark_damaged(repo, lost)
+    marks = damage_marks(repo)
+    assert list(marks) == [victim.id] and "rows)" in marks[victim.id]
+    (repo_path / "damaged" / ("0" * 64)).write_bytes(b"planted")  # counts, and says so
+    assert "cannot be read" in damage_marks(repo)["0" * 64]
+
+    back_up(repo, 2)  # stores the lost blobs again: the victim is whole
+    assert damaged_snapshots(repo, repo.check()) == []
+    mark_damaged(repo, [])  # what `repair snapshots` does when it finds nothing
+    assert damage_marks(repo) == {}
+    assert contents(repo, victim.id) == snapshots[1][1]
+
+
+def test_forgetting_a_marked_snapshot_drops_its_mark(repo: Repository, repo_path: Path) -> None:
+    snapshot, _ = back_up(repo, 1)
+    damage("pack-deleted", repo, snapshot, repo_path)
+    mark_damaged(repo, damaged_snapshots(repo, repo.check()))
+    repo.delete_snapshot(snapshot.id)
+    assert damage_marks(repo) == {}

@@ -230,3 +230,44 @@ def test_since_snapshot_tells_traffic_from_silent_changes(letta_db: LettaDatabas
     silent = verify_against(repo, letta_db.dsn, AgainstOptions(since_snapshot=True))
     assert not silent.ok
     assert (silent.summary["after_snapshot"], silent.summary["unexplained"]) == (1, 1)
+
+
+def test_drill_proves_fidelity_and_says_what_differs(
+    letta_db: LettaDatabase, repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lifeboat.ops import restore as restore_module
+    from lifeboat.ops.drill import DrillOptions, run_drill
+
+    run_backup(repo, letta_db.admin_dsn)
+    target = letta_db.cluster.dsn(f"{letta_db.dbname}_drill")
+    passed = run_drill(repo, DrillOptions(target_dsn=target, report_dir=tmp_path / "passed", record=False))
+    assert passed.ok and passed.equal is True, passed.reason
+    assert "compare" in [p.name for p in passed.phases]
+    html = Path(passed.files["html"]).read_text()
+    assert 'id="compare"' in html and "equal to the snapshot" in html
+
+    real_restore = restore_module.run_restore
+    agent_id = letta_db.facts["agent_ids"]["lb-agent-04"]
+
+    def restore_that_loses_tags(*args: Any, **kwargs: Any) -> Any:
+        result = real_restore(*args, **kwargs)
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute("DELETE FROM letta.agents_tags WHERE agent_id = %s", (agent_id,))
+        return result
+
+    monkeypatch.setattr(restore_module, "run_restore", restore_that_loses_tags)
+    failed = run_drill(repo, DrillOptions(target_dsn=target, report_dir=tmp_path / "failed", record=False))
+    assert not failed.ok and failed.failed_phase == "compare" and failed.exit_code == 3
+    assert failed.equal is False and failed.compare_summary["missing"] == 2
+    assert failed.compare_differences == ["letta.agents_tags: 2 missing, 0 extra, 0 changed"]
+    assert "DIFFERS from the snapshot" in Path(failed.files["html"]).read_text()
+
+
+def test_an_agent_nobody_knows_is_a_usage_error(letta_db: LettaDatabase, repo: Repository) -> None:
+    from lifeboat.errors import UsageError
+
+    run_backup(repo, letta_db.admin_dsn)
+    with pytest.raises(UsageError, match="agent-00000000-0000-4000-8000-000000000000"):
+        verify_against(
+            repo, letta_db.dsn, AgainstOptions(agents=["agent-00000000-0000-4000-8000-000000000000"])
+        )

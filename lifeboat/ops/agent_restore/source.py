@@ -75,18 +75,28 @@ def select_agents(
     name: str | None = None,
     tag: str | None = None,
 ) -> list[AgentEntry]:
-    """Agents by id (each must exist), plus those matching the name glob and/or tag; never empty."""
-    wanted = list(dict.fromkeys(ids))
+    """Agents by id or unique id prefix (each must exist), plus those matching the name glob and/or
+    tag; never empty."""
     by_id = {entry.id: entry for entry in entries}
-    unknown = [agent_id for agent_id in wanted if agent_id not in by_id]
-    if unknown:
-        raise UsageError(f"agent {unknown[0]} is not in the snapshot ({len(entries)} agents there)")
+    wanted = list(dict.fromkeys(_full_agent_id(agent_id, by_id, len(entries)) for agent_id in ids))
     chosen = [by_id[agent_id] for agent_id in wanted]
     if name is not None or tag is not None:
         chosen += [entry for entry in filter_agents(entries, name, tag) if entry.id not in wanted]
     if not chosen:
         raise UsageError("no agent in the snapshot matches the selection")
     return chosen
+
+
+def _full_agent_id(ref: str, by_id: dict[str, AgentEntry], total: int) -> str:
+    """The agent id ``ref`` names: itself, or the one id it is a unique prefix of (short ids as listed)."""
+    if ref in by_id:
+        return ref
+    matches = [agent_id for agent_id in by_id if ref and agent_id.startswith(ref)]
+    if len(matches) > 1:
+        raise UsageError(f"agent id prefix {ref} is ambiguous: {', '.join(sorted(matches)[:3])}")
+    if not matches:
+        raise UsageError(f"agent {ref} is not in the snapshot ({total} agents there)")
+    return matches[0]
 
 
 def snapshot_revision(snapshot: Snapshot) -> str | None:

@@ -6,14 +6,20 @@ import os
 
 from lifeboat.errors import UsageError
 from lifeboat.repo.backends.base import Backend, FileInfo
+from lifeboat.repo.backends.guarded import GuardedBackend, RetryPolicy, guard, unguarded
 from lifeboat.repo.backends.local import LocalBackend
 from lifeboat.repo.backends.s3 import S3Backend
 
 
 def open_backend(location: str | os.PathLike[str] | Backend) -> Backend:
-    """``s3://bucket/prefix`` -> S3, ``file:///path`` or a plain path -> local directory."""
+    """``s3://bucket/prefix`` -> S3, ``file:///path`` or a plain path -> local directory; every
+    backend comes wrapped once in the storage-error boundary (:mod:`.guarded`)."""
     if isinstance(location, Backend):
-        return location
+        return guard(location)
+    return guard(_backend(location))
+
+
+def _backend(location: str | os.PathLike[str]) -> Backend:
     text = os.fspath(location)
     if text.startswith("s3://"):
         try:
@@ -27,4 +33,14 @@ def open_backend(location: str | os.PathLike[str] | Backend) -> Backend:
     return LocalBackend(text)
 
 
-__all__ = ["Backend", "FileInfo", "LocalBackend", "S3Backend", "open_backend"]
+__all__ = [
+    "Backend",
+    "FileInfo",
+    "GuardedBackend",
+    "LocalBackend",
+    "RetryPolicy",
+    "S3Backend",
+    "guard",
+    "open_backend",
+    "unguarded",
+]

@@ -49,8 +49,11 @@ class S3Backend:
             import boto3
             from botocore.config import Config
 
-            retries = Config(retries={"mode": "standard", "max_attempts": 8})
-            client = boto3.client("s3", endpoint_url=endpoint_url or endpoint_from_env(), config=retries)
+            # One attempt: the storage boundary (guarded.py) retries, in one place for every backend.
+            config = Config(
+                retries={"mode": "standard", "max_attempts": 1}, connect_timeout=10, read_timeout=60
+            )
+            client = boto3.client("s3", endpoint_url=endpoint_url or endpoint_from_env(), config=config)
         self._client = client
 
     def __repr__(self) -> str:
