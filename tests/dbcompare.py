@@ -9,27 +9,29 @@ import psycopg
 from psycopg import sql
 
 
-def table_digests(dsn: str, schema: str = "letta") -> dict[str, tuple[int, str]]:
-    """Row count and md5 of each table's rows in a stable order (content, not physical layout)."""
+def table_digests(dsn: str, schema: str | None = "letta") -> dict[str, tuple[int, str]]:
+    """Row count and md5 of each table's rows in a stable order (content, not physical layout).
+
+    Tables of ``schema`` keyed by name; with ``schema=None`` every user schema's tables, keyed
+    ``schema.table``. The one table digest of the test suite.
+    """
     digests = {}
     with psycopg.connect(dsn) as conn:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relkind = 'r' AND n.nspname = %s ORDER BY 1",
-                (schema,),
-            )
-        ]
-        for table in tables:
+        tables = conn.execute(
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+            "AND n.nspname NOT LIKE 'pg_toast%%' AND (%s::text IS NULL OR n.nspname = %s) ORDER BY 1, 2",
+            (schema, schema),
+        ).fetchall()
+        for schema_name, table in tables:
             row = conn.execute(
                 sql.SQL(
                     "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE \"C\"), '')) "
                     "FROM {} t"
-                ).format(sql.Identifier(schema, table))
+                ).format(sql.Identifier(schema_name, table))
             ).fetchone()
             assert row is not None
-            digests[table] = (row[0], row[1])
+            digests[table if schema else f"{schema_name}.{table}"] = (row[0], row[1])
     return digests
 
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lifeboat.repo import ChunkerParams, KdfParams
 from lifeboat.repo.repository import Repository
 
@@ -73,3 +75,18 @@ def cli_commands() -> list[str]:
         return [found for name, sub in subcommands.items() for found in walk(sub, [*path, name])]
 
     return sorted(walk(typer.main.get_command(app), []))
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run ``lifeboat ARGS`` in this process through the real entry point: (exit code, stdout, stderr)."""
+    from lifeboat.cli import main, output
+
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        output.set_json(False)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -14,13 +14,20 @@ from lifeboat.cli import (  # noqa: F401  isort: skip
     backup,
     demo,
     drill,
+    keys,
     maintenance,
     migrate,
     repair,
     repository,
     restore,
+    snapshot_contents,
+    snapshot_tags,
     upgrade,
     verify,
 )
+
+from lifeboat.cli import help_style
+
+help_style.apply(app)
 
 __all__ = ["app", "main"]

@@ -124,6 +124,13 @@ def import_(
             "--allow-stdio-mcp", help="Import stdio MCP servers (they run a command on the Letta host)."
         ),
     ] = False,
+    allow_custom_tools: Annotated[
+        bool,
+        typer.Option(
+            "--allow-custom-tools",
+            help="Create tools that carry code (source, pip/npm requirements): Letta runs it on its host.",
+        ),
+    ] = False,
 ) -> None:
     """Import an agent file directly into a Letta database, in one transaction (new ids for everything)."""
     from dataclasses import asdict, replace
@@ -134,7 +141,10 @@ def import_(
     from lifeboat.ops.import_af import import_agent_file
 
     options = Options(
-        name=name, secrets=load_secrets(secrets) if secrets else {}, overwrite_tools=overwrite_tools
+        name=name,
+        secrets=load_secrets(secrets) if secrets else {},
+        overwrite_tools=overwrite_tools,
+        allow_custom_tools=allow_custom_tools,
     )
     source = sys.stdin.buffer if str(file) == "-" else file
     try:
@@ -161,6 +171,8 @@ def import_(
         for file_id, db_id in r["id_map"].items():
             note = " (existing)" if file_id in r["reused"] else ""
             output.console.print(f"  {file_id} -> {db_id}{note}")
+        for tool in r["custom_tools"]:
+            output.console.print(f"installs code: tool {tool['name']!r} ({tool['action']})")
         for warning in r["warnings"]:
             output.info(f"[yellow]warning:[/] {warning}")
         if r["dry_run"]:

@@ -177,8 +177,7 @@ def render_agent_restore(report: Any) -> None:
     if chosen:
         console.print(
             f"using snapshot {chosen['short_id']} of database {chosen['source_database'] or '?'} taken "
-            f"{output.local_time(chosen['time'])} on {chosen['hostname']} ({chosen['chosen_by']})",
-            soft_wrap=True,
+            f"{output.local_time(chosen['time'])} on {chosen['hostname']} ({chosen['chosen_by']})"
         )
     agents = Table(header_style="bold", title="agents")
     for column in ("id", "name", "now", "new id"):

@@ -29,6 +29,10 @@ def backup(
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel COPY connections.")] = 2,
     metrics_file: MetricsFileOption = None,
+    any_database: Annotated[
+        bool,
+        typer.Option("--any-database", help="Back up a database even when it holds no Letta schema."),
+    ] = False,
 ) -> None:
     """Back up the Letta database (hot: the server keeps running) into a new snapshot."""
     from lifeboat.ops.backup import estimate_bytes, run_backup
@@ -45,6 +49,7 @@ def backup(
                 jobs=jobs,
                 progress=bar.advance,
                 on_schema=lambda schema: bar.set_total(estimate_bytes(schema)),
+                any_database=any_database,
             )
         record(result, repository)
     summary = result.summary()

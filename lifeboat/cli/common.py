@@ -58,6 +58,21 @@ MetricsFileOption = Annotated[
     typer.Option("--metrics-file", help="Write Prometheus textfile metrics here."),
 ]
 
+TrustSchemaOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust-schema",
+        help="Restore even when the snapshot's schema differs from lifeboat's record of its Letta revision.",
+    ),
+]
+TrustUnencryptedOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust-unencrypted",
+        help="Restore from an unencrypted repository (nothing in it is authenticated): you trust its contents.",
+    ),
+]
+
 
 def open_repo(repo: str | None, password_file: Path | None):
     """Open the repository named by flag/env/config with the passphrase from flag/env/config/prompt.

@@ -18,6 +18,8 @@ from lifeboat.cli.common import (
     RepoOption,
     SourceFilterOption,
     TagFilterOption,
+    TrustSchemaOption,
+    TrustUnencryptedOption,
     checked_dsn,
     open_repo,
     snapshot_filter,
@@ -60,6 +62,8 @@ def drill(
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     json_output: JsonOption = False,
+    trust_schema: TrustSchemaOption = False,
+    trust_unencrypted: TrustUnencryptedOption = False,
     source: SourceFilterOption = None,
     host: HostFilterOption = None,
     tag: TagFilterOption = None,
@@ -95,7 +99,14 @@ def drill(
     snapshot = repository.resolve_snapshot(snapshot, snapshot_filter(source, host, tag))
     target_dsn = checked_dsn(target, "--target", need_database=True) if target else None
     options = DrillOptions(
-        snapshot=snapshot, target_dsn=target_dsn, smoke=smoke, jobs=jobs, report_dir=report, compare=compare
+        snapshot=snapshot,
+        target_dsn=target_dsn,
+        smoke=smoke,
+        jobs=jobs,
+        report_dir=report,
+        compare=compare,
+        trust_schema=trust_schema,
+        trust_unencrypted=trust_unencrypted,
     )
     if upgrade_to is not None:
         from lifeboat.ops.drill_upgrade import target_release

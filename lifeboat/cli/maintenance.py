@@ -58,7 +58,7 @@ def forget(
     snapshot_ids: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[SNAPSHOT]...",
+            metavar="SNAPSHOT",
             help="Forget these snapshots (id, unique prefix or 'latest') instead of applying a policy.",
             show_default=False,
         ),

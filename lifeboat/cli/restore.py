@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,6 +18,8 @@ from lifeboat.cli.common import (
     RepoOption,
     SnapshotTagFilterOption,
     SourceFilterOption,
+    TrustSchemaOption,
+    TrustUnencryptedOption,
     checked_dsn,
     database_dsn,
     open_repo,
@@ -25,6 +27,9 @@ from lifeboat.cli.common import (
 )
 from lifeboat.cli.progress import byte_progress
 from lifeboat.errors import Interrupted, UsageError, note_rolled_back
+
+if TYPE_CHECKING:
+    from lifeboat.ops.restore import Trust
 
 
 class RestoreMode(StrEnum):
@@ -78,7 +83,7 @@ def restore(
     snapshot: Annotated[
         str | None,
         typer.Argument(
-            metavar="[SNAPSHOT]",
+            metavar="SNAPSHOT",
             help="Snapshot id, unique prefix, or 'latest' (the default: the newest matching the filters; "
             "an agent restore without one uses the newest snapshot of the target database).",
             show_default=False,
@@ -160,6 +165,16 @@ def restore(
             "LETTA_ENCRYPTION_KEY, passed to the migrations that encrypt secrets.",
         ),
     ] = None,
+    trust_schema: TrustSchemaOption = False,
+    trust_unencrypted: TrustUnencryptedOption = False,
+    other_deployment: Annotated[
+        bool,
+        typer.Option(
+            "--other-deployment",
+            help="With --force: replace the database even when it holds a different Letta deployment "
+            "(or none) than the snapshot's source.",
+        ),
+    ] = False,
 ) -> None:
     """Restore a whole snapshot into a new database (or, with --force, over an existing one); or,
     with --agent/--name/--tag, bring agents back into the live database (in place or as copies)."""
@@ -194,8 +209,15 @@ def restore(
         jobs=jobs,
         upgrade=upgrade,
         encryption_key=encryption_key,
+        trust=_trust(trust_schema, trust_unencrypted, other_deployment),
         filters=filters,
     )
+
+
+def _trust(schema: bool, unencrypted: bool, other_deployment: bool) -> Trust:
+    from lifeboat.ops.restore import Trust
+
+    return Trust(schema=schema, unencrypted=unencrypted, other_deployment=other_deployment)
 
 
 def restore_snapshot(
@@ -208,6 +230,7 @@ def restore_snapshot(
     jobs: int,
     upgrade: str | None = None,
     encryption_key: str | None = None,
+    trust: Trust | None = None,
     filters: SnapshotFilters | None = None,
 ) -> None:
     """The whole snapshot into ``target`` (default: ``<letta db>_restored`` on the Letta server);
@@ -227,7 +250,16 @@ def restore_snapshot(
         from lifeboat.cli.restore_upgrade import restore_with_upgrade
 
         redact.register(encryption_key)
-        restore_with_upgrade(repository, snapshot, target_dsn, upgrade, encryption_key, force, jobs)
+        restore_with_upgrade(
+            repository,
+            snapshot,
+            target_dsn,
+            upgrade,
+            encryption_key,
+            force,
+            jobs,
+            trust or _trust(False, False, False),
+        )
         return
     with byte_progress("restore") as bar:
         result = run_restore(
@@ -238,8 +270,15 @@ def restore_snapshot(
             jobs=jobs,
             redis=settings.letta_redis(),
             progress=bar.advance,
+            trust=trust or _trust(False, False, False),
+            notify=None if output.json_mode() else _announce,
         )
     output.emit(result.summary(), _render_snapshot_restore)
+
+
+def _announce(line: str) -> None:
+    """One unwrapped line on stderr (stdout stays clean for --json), before the fact."""
+    output.err_console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 def _render_snapshot_restore(s: dict[str, Any]) -> None:

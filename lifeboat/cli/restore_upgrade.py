@@ -7,6 +7,7 @@ from typing import Any
 from lifeboat import settings
 from lifeboat.cli import output
 from lifeboat.cli.progress import byte_progress
+from lifeboat.ops.restore import Trust
 from lifeboat.ops.upgrade import UpgradePlan, run_upgrade_restore
 from lifeboat.repo.repository import Repository
 
@@ -17,6 +18,10 @@ def announce(plan: UpgradePlan) -> None:
         output.err_console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def announce_line(line: str) -> None:
+    output.err_console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
 def restore_with_upgrade(
     repository: Repository,
     snapshot: str,
@@ -25,6 +30,7 @@ def restore_with_upgrade(
     encryption_key: str | None,
     force: bool,
     jobs: int,
+    trust: Trust = Trust(),  # noqa: B008 (frozen)
 ) -> None:
     with byte_progress("restore") as bar:
         result = run_upgrade_restore(
@@ -38,6 +44,8 @@ def restore_with_upgrade(
             jobs=jobs,
             redis=settings.letta_redis(),
             progress=bar.advance,
+            trust=trust,
+            notify=None if output.json_mode() else announce_line,
         )
 
     def render(s: dict[str, Any]) -> None:

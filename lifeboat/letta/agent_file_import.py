@@ -95,12 +95,54 @@ class Options:
     name: str | None = None  # new name for the first agent
     secrets: dict[str, str] = field(default_factory=dict)
     overwrite_tools: bool = False
+    # New (or, with overwrite_tools, replaced) tools that carry code Letta runs on its host
+    # (source code, pip/npm requirements) are refused unless the operator allows them.
+    allow_custom_tools: bool = False
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class CustomTool:
+    """A tool the import would create (or overwrite) with code that Letta runs on its host."""
+
+    name: str
+    action: str  # "create" or "overwrite"
+    source_lines: int  # lines of source code (0: none)
+    pip_requirements: tuple[str, ...] = ()
+    npm_requirements: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        parts = [f"{self.source_lines} line(s) of source code"] if self.source_lines else []
+        if self.pip_requirements:
+            parts.append(f"pip: {', '.join(self.pip_requirements)}")
+        if self.npm_requirements:
+            parts.append(f"npm: {', '.join(self.npm_requirements)}")
+        return f"tool {self.name!r} ({self.action}): {'; '.join(parts)}"
+
+
+def _requirement_names(requirements: list[dict[str, Any]] | None) -> tuple[str, ...]:
+    names = []
+    for requirement in requirements or []:
+        name = str(requirement.get("name", "?"))
+        version = requirement.get("version")
+        names.append(f"{name}=={version}" if version else name)
+    return tuple(names)
+
+
+def custom_tool(tool: ToolEntry, action: str) -> CustomTool | None:
+    """The tool as a :class:`CustomTool` when it carries code (source, pip or npm requirements)."""
+    source = tool.source_code or ""
+    pip = _requirement_names(tool.pip_requirements)
+    npm = _requirement_names(tool.npm_requirements)
+    if not source.strip() and not pip and not npm:
+        return None
+    return CustomTool(tool.name, action, len(source.splitlines()) if source.strip() else 0, pip, npm)
 
 
 @dataclass
 class ImportPlan:
     writes: list[Write] = field(default_factory=list)
+    custom_tools: list[CustomTool] = field(default_factory=list)  # code the import installs
     id_map: dict[str, str] = field(default_factory=dict)  # file id -> database id
     agent_ids: list[str] = field(default_factory=list)  # new database ids, file order
     reused: dict[str, str] = field(default_factory=dict)  # file id -> existing database id
@@ -233,9 +275,15 @@ class _Planner:
             "project_id": tool.project_id,
         }
 
+    def _note_code(self, tool: ToolEntry, action: str) -> None:
+        found = custom_tool(tool, action)
+        if found is not None:
+            self.plan.custom_tools.append(found)
+
     def _tool(self, tool: ToolEntry) -> None:
         existing = self.target.tools.get(tool.name)
         if existing is None:
+            self._note_code(tool, "create")
             db_id = self._map(tool.id, "tool")
             self.plan.insert("tools", id=db_id, **self._tool_values(tool), **self._audit())
             self.target.tools[tool.name] = ExistingTool(
@@ -247,6 +295,7 @@ class _Planner:
             self.plan.reused[tool.id] = db_id
             same = existing.source_code == tool.source_code and existing.json_schema == tool.json_schema
             if self.options.overwrite_tools and not same:
+                self._note_code(tool, "overwrite")
                 values = {
                     **self._tool_values(tool),
                     "_last_updated_by_id": self.user,

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from lifeboat import pg
+from lifeboat.errors import DatabaseError
 from lifeboat.letta.graph import stream_order
 from lifeboat.letta.locate import find_letta_schema, use_letta_schema
 from lifeboat.letta.source import describe_deployment
@@ -82,8 +83,13 @@ def run_backup(
     jobs: int = 2,
     progress: Progress | None = None,
     on_schema: Callable[[DatabaseSchema], None] | None = None,
+    any_database: bool = False,
 ) -> BackupResult:
-    """Back up the database at ``dsn`` into ``repo`` under a shared lock; returns the new snapshot."""
+    """Back up the database at ``dsn`` into ``repo`` under a shared lock; returns the new snapshot.
+
+    A database without Letta's schema is refused (:class:`DatabaseError`, nothing written) unless
+    ``any_database``: a backup of the wrong database would become ``latest`` and be restored.
+    """
     started = time.monotonic()
     timings: dict[str, float] = {}
     with repo.lock() as lock:
@@ -91,6 +97,11 @@ def run_backup(
             with snap.connection() as conn:
                 schema = pg.capture_schema(conn)
                 source, letta = _describe(conn, schema)
+            if not letta.letta and not any_database:
+                raise DatabaseError(
+                    f"database {schema.database.name} has no Letta schema (no schema holding Letta's agents "
+                    "and alembic_version tables); nothing was backed up (pass --any-database to back it up anyway)"
+                )
             timings["schema"] = time.monotonic() - started
             if on_schema:
                 on_schema(schema)

@@ -27,16 +27,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from lifeboat.errors import LifeboatError, SandboxError, UnsafeRestore, VerificationFailed
 from lifeboat.ops import snapshot_layout as layout
+from lifeboat.ops.drill_report import DrillReport, Phase, SmokeReport
 from lifeboat.redact import redact
 from lifeboat.repo.documents import list_documents, new_document_id, put_document
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
 
-REPORT_FORMAT = "lifeboat.drill/1"
 RESTORE_PHASES = ("fetch", "schema", "data", "indexes", "analyze")
 ALL_PHASES = ("sandbox", *RESTORE_PHASES, "compare", "safety_point", "upgrade", "verify", "smoke")
 HISTORY_LIMIT = 60
@@ -54,69 +52,6 @@ class DrillFailed(LifeboatError):
         self.exit_code = exit_code
 
 
-class Phase(BaseModel):
-    name: str
-    seconds: float
-    ok: bool
-    detail: str = ""
-
-
-class SmokeReport(BaseModel):
-    agents_listed: int = 0
-    agents_in_snapshot: int = 0
-    agent_id: str | None = None
-    agent_name: str | None = None
-    memory_blocks: int = 0
-    messages: int = 0
-    reply_messages: int = 0
-    server_start_seconds: float = 0.0
-    steps: dict[str, float] = Field(default_factory=dict)
-
-
-class DrillReport(BaseModel):
-    """What ``lifeboat drill --json`` prints and what ``drills/<id>`` stores (docs/JSON.md)."""
-
-    format: str = REPORT_FORMAT
-    id: str
-    repository: str
-    snapshot: str
-    snapshot_time: datetime
-    snapshot_tags: list[str]
-    letta_release: str | None = None
-    target: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    ok: bool = False
-    failed_phase: str | None = None
-    reason: str | None = None
-    exit_code: int = 0
-    seconds: float = 0.0
-    rto_seconds: float | None = None
-    service_rto_seconds: float | None = None
-    phases: list[Phase] = Field(default_factory=list)
-    tables: int = 0
-    rows: int = 0
-    raw_bytes: int = 0
-    verify_summary: dict[str, int] = Field(default_factory=dict)
-    verify_errors: list[str] = Field(default_factory=list)
-    equal: bool | None = Field(
-        default=None, description="the restored database equals the snapshot row by row (None: not compared)"
-    )
-    compare_summary: dict[str, int] = Field(default_factory=dict)
-    compare_differences: list[str] = Field(
-        default_factory=list, description="per differing table or sequence"
-    )
-    smoke: SmokeReport | None = None
-    upgrade: dict[str, Any] | None = Field(
-        default=None,
-        description="drill --upgrade-to: plan, migrations run, what they drop (ops/drill_upgrade.py)",
-    )
-    files: dict[str, str] = Field(default_factory=dict)
-
-    def phase_seconds(self) -> dict[str, float]:
-        return {phase.name: phase.seconds for phase in self.phases}
-
-
 @dataclass
 class DrillOptions:
     snapshot: str = "latest"
@@ -126,6 +61,8 @@ class DrillOptions:
     report_dir: Path | None = None
     record: bool = True
     flavor: str | None = None
+    trust_schema: bool = False  # see restore.check_trust
+    trust_unencrypted: bool = False
     compare: bool = True
     upgrade_to: str | None = None  # a Letta release: rehearse the upgrade (ops/drill_upgrade.py)
     encryption_key: str | None = field(default=None, repr=False)
@@ -322,7 +259,7 @@ def _restore(
     recorder: _Recorder,
     progress: Progress | None,
 ) -> None:
-    from lifeboat.ops.restore import preflight, run_restore
+    from lifeboat.ops.restore import Trust, preflight, run_restore
 
     with recorder.phase("fetch"), repo.lock():
         preflight(repo, snapshot, read_data=True)
@@ -335,6 +272,7 @@ def _restore(
             progress=progress,
             safety_snapshot=False,
             verify_first=False,
+            trust=Trust(schema=options.trust_schema, unencrypted=options.trust_unencrypted),
         )
     recorder.report.phases.remove(restore_phase)  # replaced by its parts
     for name in ("schema", "data", "indexes", "analyze"):

@@ -16,7 +16,7 @@ import back. Either way nothing is left behind except consumed ``message_seq_id`
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -62,6 +62,7 @@ class ImportReport:
     rows: dict[str, int]
     warnings: list[str] = field(default_factory=list)
     organization_id: str = DEFAULT_ORG
+    custom_tools: list[dict[str, Any]] = field(default_factory=list)  # code the import installs
 
 
 def read_limited(source: Path | BinaryIO, max_bytes: int) -> bytes:
@@ -215,6 +216,16 @@ def apply_plan(conn: psycopg.Connection, plan: ImportPlan) -> None:
             cur.executemany(_statement(first), params)
 
 
+def _gate_custom_tools(plan: ImportPlan, options: Options, dry_run: bool) -> None:
+    """New code-bearing tools need ``allow_custom_tools``: a dry run lists them, an import refuses."""
+    if not plan.custom_tools or options.allow_custom_tools:
+        return
+    listed = [f"{tool.describe()}: Letta would run it on its host" for tool in plan.custom_tools]
+    if not dry_run:
+        raise fail([*listed, "install code-bearing tools only with --allow-custom-tools"])
+    plan.warnings += [f"{line} (the import needs --allow-custom-tools)" for line in listed]
+
+
 def import_document(
     conn: psycopg.Connection,
     doc: AgentFile,
@@ -238,6 +249,7 @@ def import_document(
         if problems:
             raise fail(problems)
         plan = plan_import(doc, target, options)
+        _gate_custom_tools(plan, options, dry_run)
         apply_plan(conn, plan)
         if dry_run:
             raise psycopg.Rollback(tx)
@@ -269,4 +281,5 @@ def import_agent_file(
         rows=plan.counts(),
         warnings=plan.warnings,
         organization_id=target.organization_id,
+        custom_tools=[asdict(tool) for tool in plan.custom_tools],
     )

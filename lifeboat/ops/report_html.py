@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lifeboat.ops.drill import DrillReport
+    from lifeboat.ops.drill_report import DrillReport
 
 PHASE_COLORS = {
     "sandbox": "#94a3b8",

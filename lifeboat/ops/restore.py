@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
@@ -20,9 +20,11 @@ from psycopg import sql
 
 from lifeboat import pg
 from lifeboat.errors import CorruptRepository, UnsafeRestore, note_rolled_back
+from lifeboat.letta import schema_trust
 from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.backup import run_backup
 from lifeboat.ops.redis import invalidate_after_restore
+from lifeboat.ops.restore_target import inspect_replacement
 from lifeboat.pg.models import DatabaseSchema
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
@@ -30,6 +32,17 @@ from lifeboat.settings import RedisTarget
 
 INCOMPLETE_COMMENT = "lifeboat: incomplete restore of snapshot {snapshot} into {target}; safe to drop"
 Progress = Callable[[int], None]
+Notify = Callable[[str], None]  # one line for the operator, before the fact
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What the operator vouches for (each a CLI flag): see :func:`check_trust` and
+    :mod:`lifeboat.ops.restore_target`."""
+
+    schema: bool = False  # --trust-schema: a schema that differs from its revision's record
+    unencrypted: bool = False  # --trust-unencrypted: a repository that authenticates nothing
+    other_deployment: bool = False  # --other-deployment: replace a database holding another one
 
 
 @dataclass
@@ -43,6 +56,7 @@ class RestoreResult:
     replaced_existing: bool = False
     redis_keys_removed: int | None = None
     warnings: list[str] = field(default_factory=list)
+    sessions_ended: list[dict[str, Any]] = field(default_factory=list)  # on a replaced target
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -54,7 +68,63 @@ class RestoreResult:
             "replaced_existing": self.replaced_existing,
             "redis_keys_removed": self.redis_keys_removed,
             "warnings": self.warnings,
+            "sessions_ended": self.sessions_ended,
         }
+
+
+def check_trust(
+    repo: Repository,
+    snapshot: Snapshot,
+    schema: DatabaseSchema,
+    *,
+    trust_schema: bool,
+    trust_unencrypted: bool,
+) -> list[str]:
+    """Refuse a snapshot whose schema document could run something else than the schema it describes.
+
+    Nothing touched a database yet. Returns warnings (what the operator's trust flags let through).
+    * an unencrypted repository authenticates nothing: anyone who could write its storage could
+      have planted the snapshot, so it restores only with ``trust_unencrypted``;
+    * every stored SQL fragment must have the shape of its kind (no flag overrides this);
+    * a snapshot of a Letta revision lifeboat has a record of must match that record, unless
+      ``trust_schema``.
+    """
+    warnings: list[str] = []
+    if not repo.config.encrypted:
+        if not trust_unencrypted:
+            raise UnsafeRestore(
+                "the repository is not encrypted, so nothing in it is authenticated: anyone who could write "
+                "its storage could have planted this snapshot; pass --trust-unencrypted if you trust its contents"
+            )
+        warnings.append("restored from an unencrypted repository (its contents were trusted as asked)")
+    try:
+        pg.check_schema(schema)
+    except pg.UnsafeFragment as exc:
+        raise CorruptRepository(
+            f"snapshot {snapshot.short_id}: the schema document is not what lifeboat writes ({exc}); "
+            "refused, nothing was executed"
+        ) from None
+    revision = layout.source_document(snapshot).letta_revision
+    record = schema_trust.record_for(revision)
+    if record is None:
+        warnings.append(
+            f"lifeboat has no record of Letta revision {revision or '(none)'}: the schema document was "
+            "checked for shape only"
+        )
+        return warnings
+    differences = schema_trust.schema_differences(schema, record)
+    if differences and not trust_schema:
+        raise UnsafeRestore(
+            f"snapshot {snapshot.short_id}'s schema differs from lifeboat's record of Letta revision "
+            f"{revision}: {schema_trust.summarize(differences)}; nothing was executed "
+            "(pass --trust-schema to restore it anyway)"
+        )
+    if differences:
+        warnings.append(
+            f"schema differs from the record of {revision} (trusted as asked): "
+            f"{schema_trust.summarize(differences)}"
+        )
+    return warnings
 
 
 def preflight(repo: Repository, snapshot: Snapshot, *, read_data: bool = True) -> None:
@@ -86,18 +156,26 @@ def run_restore(
     safety_snapshot: bool = True,
     verify_first: bool = True,
     prepare: Callable[[str], None] | None = None,
+    trust: Trust = Trust(),
+    notify: Notify | None = None,
 ) -> RestoreResult:
     """Restore ``snapshot_ref`` as the database named in ``target_dsn`` (connect as an admin role).
 
     An existing target is replaced only with ``force``, and only after a safety snapshot of it.
     ``prepare(temp_dsn)`` runs on the finished temporary database before the switch (``restore
     --upgrade`` runs Letta's migrations there); if it raises, the temporary database is dropped.
+    The snapshot must pass :func:`check_trust` first (``trust.schema``, ``trust.unencrypted``).
+    A target holding another deployment is refused unless ``trust.other_deployment``; ``notify`` is told
+    which sessions on the target the switch will end (:mod:`lifeboat.ops.restore_target`).
     """
     started = time.monotonic()
     timings: dict[str, float] = {}
     with repo.lock():
         snapshot = repo.load_snapshot(snapshot_ref)
         schema = layout.schema_document(snapshot)
+        trust_warnings = check_trust(
+            repo, snapshot, schema, trust_schema=trust.schema, trust_unencrypted=trust.unencrypted
+        )
         phase = time.monotonic()
         preflight(repo, snapshot, read_data=verify_first)
         timings["verify"] = time.monotonic() - phase
@@ -110,8 +188,17 @@ def run_restore(
                     f"database {target} already exists; restore into a new name, or pass --force "
                     "(a safety snapshot of it is taken first)"
                 )
+            replacement = None
+            if exists:
+                replacement = inspect_replacement(
+                    admin, target_dsn, target, snapshot, other_deployment=trust.other_deployment
+                )
+                if notify:
+                    notify(replacement.sessions_line("the switch will end"))
             _drop_leftovers(admin, target)
             warnings = pg.check_target_version(admin, schema)
+            if replacement is not None and replacement.other_deployment:
+                warnings.append(f"replaced database {target} although {replacement.other_deployment}")
         temp = pg.temporary_database_name(target)
         temp_dsn = pg.with_database(target_dsn, temp)
         try:  # from here until the switch, any failure or interruption drops the temporary database
@@ -124,10 +211,20 @@ def run_restore(
             if exists and safety_snapshot:
                 phase = time.monotonic()
                 safety = run_backup(
-                    repo, target_dsn, tags=["safety", f"before-restore-{snapshot.short_id}"], jobs=jobs
+                    repo,
+                    target_dsn,
+                    tags=["safety", f"before-restore-{snapshot.short_id}"],
+                    jobs=jobs,
+                    any_database=True,  # whatever the target holds is saved before it is replaced
                 )
                 safety_id = safety.snapshot.id
                 timings["safety_snapshot"] = time.monotonic() - phase
+            ended: list[pg.Session] = []
+            if replacement is not None:
+                with pg.connect(admin_dsn) as admin:
+                    replacement.sessions = ended = pg.list_sessions(admin, target)
+                if notify:
+                    notify(replacement.sessions_line("ending"))
             _switch(admin_dsn, temp, target, exists)
         except BaseException as exc:
             _drop_temporary(admin_dsn, temp, target, exc)
@@ -142,7 +239,8 @@ def run_restore(
         safety_snapshot=safety_id,
         replaced_existing=exists,
         redis_keys_removed=removed,
-        warnings=warnings + report.warnings + report.skipped,
+        warnings=trust_warnings + warnings + report.warnings + report.skipped,
+        sessions_ended=[asdict(session) for session in ended],
     )
 
 

@@ -24,7 +24,7 @@ from lifeboat.errors import DatabaseError, UnsafeRestore
 from lifeboat.letta import migrations, revisions
 from lifeboat.letta.migrations import Migration, MigrationPathError
 from lifeboat.ops import snapshot_layout as layout
-from lifeboat.ops.restore import RestoreResult, run_restore
+from lifeboat.ops.restore import RestoreResult, Trust, run_restore
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
 from lifeboat.settings import RedisTarget
@@ -143,6 +143,8 @@ def run_upgrade_restore(
     jobs: int = 2,
     redis: RedisTarget | None = None,
     progress: Callable[[int], None] | None = None,
+    trust: Trust = Trust(),  # noqa: B008 (frozen)
+    notify: Callable[[str], None] | None = None,
 ) -> UpgradeResult:
     """Restore ``snapshot_ref`` into ``target_dsn`` and migrate it to ``target`` before the switch."""
     revision, rows = snapshot_facts(repo, snapshot_ref)
@@ -175,6 +177,8 @@ def run_upgrade_restore(
         redis=redis,
         progress=progress,
         prepare=upgrade,
+        trust=trust,
+        notify=notify,
     )
     result.timings["upgrade"] = spent[0]
     return UpgradeResult(result, plan, ran, spent[0])

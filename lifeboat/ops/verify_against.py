@@ -15,6 +15,7 @@ traffic; missing rows and changes without such a timestamp are "unexplained" (lo
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from psycopg import sql
 from pydantic import BaseModel, Field
 
 from lifeboat import pg
-from lifeboat.errors import UsageError
+from lifeboat.errors import CorruptRepository, UsageError
 from lifeboat.letta.subgraph import TableRows, collect
 from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.agent_restore.source import SnapshotSource
@@ -155,7 +156,12 @@ def _layout(definition: TableDef, columns: list[str]) -> RowLayout:
 def _tables(snapshot: Snapshot, schema: DatabaseSchema) -> list[_Table]:
     found = []
     for (schema_name, name), (stream, attributes) in sorted(layout.table_streams(snapshot).items()):
-        definition = schema.table(schema_name, name)
+        try:
+            definition = schema.table(schema_name, name)
+        except KeyError:
+            raise CorruptRepository(
+                f"snapshot {snapshot.short_id} has a stream for {schema_name}.{name} but no such table in its schema"
+            ) from None
         columns = list(attributes.columns or definition.copy_columns)
         found.append(_Table(stream, definition, _layout(definition, columns), attributes.key))
     return found
@@ -231,6 +237,7 @@ class _Comparison:
         self.results: list[TableReport] = []
         self.agents: dict[str, AgentReport] = {}
         self.sequences: list[SequenceReport] = []
+        self._lock = threading.Lock()  # tables are compared on several threads
 
     def compare(
         self, table: _Table, snapshot: Iterable[bytes], database: Iterable[bytes], *, chunks: bool = False
@@ -241,10 +248,11 @@ class _Comparison:
 
         def tally(line: bytes, kind: str) -> None:
             for agent in self.index.agents_of(table, line):
-                entry = self.agents.setdefault(agent, AgentReport(agent_id=agent))
-                setattr(entry, kind, getattr(entry, kind) + 1)
-                if table.definition.name not in entry.tables:
-                    entry.tables.append(table.definition.name)
+                with self._lock:
+                    entry = self.agents.setdefault(agent, AgentReport(agent_id=agent))
+                    setattr(entry, kind, getattr(entry, kind) + 1)
+                    if table.definition.name not in entry.tables:
+                        entry.tables.append(table.definition.name)
 
         def on_extra(line: bytes) -> None:
             tally(line, "extra")

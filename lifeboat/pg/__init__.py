@@ -22,9 +22,11 @@ or, phase by phase: copy_in per table (run_on_connections), apply_post_data, ana
 """
 
 from lifeboat.pg.admin import (
+    Session,
     create_database,
     database_exists,
     drop_database,
+    list_sessions,
     rename_database,
     set_allow_connections,
     swap_databases,
@@ -57,7 +59,8 @@ from lifeboat.pg.connect import (
     with_database,
 )
 from lifeboat.pg.copystream import CopyBatch, copy_in, copy_out
-from lifeboat.pg.ddl import Statement, load_key, post_data_statements, pre_data_statements
+from lifeboat.pg.ddl import Statement, check_schema, load_key, post_data_statements, pre_data_statements
+from lifeboat.pg.fragments import UnsafeFragment
 from lifeboat.pg.models import DatabaseSchema, QualifiedName, TableDef
 from lifeboat.pg.parallel import run_on_connections, run_statements
 from lifeboat.pg.snapshot import SharedSnapshot
@@ -68,10 +71,12 @@ __all__ = [
     "DatabaseSchema",
     "QualifiedName",
     "ServerInfo",
+    "Session",
     "SharedSnapshot",
     "Statement",
     "TableDef",
     "TablePart",
+    "UnsafeFragment",
     "UnsupportedSchema",
     "analyze",
     "apply_database_settings",
@@ -79,6 +84,7 @@ __all__ = [
     "apply_pre_data",
     "apply_sequence_values",
     "capture_schema",
+    "check_schema",
     "check_target_version",
     "connect",
     "connection",
@@ -91,6 +97,7 @@ __all__ = [
     "drop_database",
     "existing_roles",
     "find_unsupported_objects",
+    "list_sessions",
     "load_and_apply_post_data",
     "load_key",
     "parts_per_table",

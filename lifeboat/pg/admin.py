@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
@@ -79,6 +80,38 @@ def terminate_backends(conn: psycopg.Connection, name: str) -> int:
         (name,),
     ).fetchall()
     return sum(1 for (terminated,) in rows if terminated)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A session connected to a database (what ``pg_stat_activity`` says about it)."""
+
+    pid: int
+    user: str | None
+    application: str
+    client: str | None
+    state: str | None
+    since: str | None  # backend_start, ISO 8601
+
+    def describe(self) -> str:
+        origin = f"{self.user or '?'}@{self.client or 'local'}"
+        app = f" {self.application!r}" if self.application else ""
+        return f"pid {self.pid} ({origin}{app}, {self.state or 'unknown state'})"
+
+
+def list_sessions(conn: psycopg.Connection, name: str) -> list[Session]:
+    """Every other session connected to database ``name`` (the ones :func:`terminate_backends` ends)."""
+    rows = conn.execute(
+        """
+        SELECT pid, usename, coalesce(application_name, ''), host(client_addr), state,
+               to_char(backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+        FROM pg_catalog.pg_stat_activity
+        WHERE datname = %s AND pid <> pg_catalog.pg_backend_pid() AND backend_type = 'client backend'
+        ORDER BY backend_start, pid
+        """,
+        (name,),
+    ).fetchall()
+    return [Session(*row) for row in rows]
 
 
 def set_allow_connections(conn: psycopg.Connection, name: str, allow: bool) -> None:

@@ -22,6 +22,8 @@ from lifeboat.pg.connect import connect, existing_roles, one_line, server_info
 from lifeboat.pg.ddl import (
     Statement,
     database_setting_statements,
+    execute_one,
+    execute_statement_queries,
     load_key,
     post_data_statements,
     pre_data_statements,
@@ -61,7 +63,7 @@ def _run_if_roles_exist(
 
 def _execute(conn: psycopg.Connection, statement: Statement) -> None:
     try:
-        conn.execute(statement.sql)
+        execute_statement_queries(conn, statement)
     except psycopg.Error as exc:
         raise DatabaseError(f"{one_line(exc)} (while running: {statement.text()[:300]})") from exc
 
@@ -156,7 +158,7 @@ def _create_extension(conn: psycopg.Connection, extension: ExtensionDef, report:
         if version is not None:
             statement = sql.SQL("{} VERSION {}").format(statement, sql.Literal(version))
         try:
-            conn.execute(statement)
+            execute_one(conn, statement)
         except psycopg.errors.InsufficientPrivilege as exc:
             raise DatabaseError(
                 f"creating extension {extension.name} needs more privileges than role"

@@ -15,11 +15,22 @@ needs (owners and grantees that may not exist on the target).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+import psycopg
 from psycopg import sql
 
+from lifeboat.pg.fragments import (
+    UnsafeFragment,
+    check_collation,
+    check_constraint,
+    check_expression,
+    check_index,
+    check_privilege,
+    check_sequence_type,
+    check_type,
+)
 from lifeboat.pg.models import (
     ColumnDef,
     ConstraintDef,
@@ -42,15 +53,32 @@ _LIST_SETTINGS = {
     "temp_tablespaces",
     "unix_socket_directories",
 }
+# Settings a restore never applies: they load code into every session, or change how a session
+# lexes strings (so a fragment checked as one statement could mean something else there).
+_REFUSED_SETTINGS = {
+    "backslash_quote",
+    "dynamic_library_path",
+    "local_preload_libraries",
+    "role",
+    "session_authorization",
+    "session_preload_libraries",
+    "shared_preload_libraries",
+    "standard_conforming_strings",
+}
 Query = sql.SQL | sql.Composed  # what Connection.execute accepts
 _OPTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 
 @dataclass(frozen=True)
 class Statement:
-    """One DDL statement, with what a scheduler and a role check need to know about it."""
+    """One DDL statement, with what a scheduler and a role check need to know about it.
+
+    ``then`` are statements that must follow it on the same connection (an object's comment
+    after its creation); each is executed on its own, never joined into one string.
+    """
 
     sql: Query
+    then: tuple[Query, ...] = ()
     exclusive_locks: frozenset[str] = frozenset()
     shared_locks: frozenset[str] = frozenset()
     roles: frozenset[str] = field(default_factory=frozenset)
@@ -59,6 +87,9 @@ class Statement:
 
     def text(self) -> str:
         return self.sql.as_string()
+
+    def queries(self) -> Sequence[Query]:
+        return (self.sql, *self.then)
 
     def conflicts_with(self, other: Statement) -> bool:
         return bool(
@@ -69,6 +100,17 @@ class Statement:
 
 def _roles(*names: str | None) -> frozenset[str]:
     return frozenset(name for name in names if name)
+
+
+def execute_one(conn: psycopg.Connection, query: Query) -> None:
+    """Run exactly one statement: the extended query protocol makes the server refuse a second one
+    (the simple protocol, which psycopg uses for a query without parameters, would run them all)."""
+    conn.execute(query, prepare=False, binary=True)
+
+
+def execute_statement_queries(conn: psycopg.Connection, statement: Statement) -> None:
+    for query in statement.queries():
+        execute_one(conn, query)
 
 
 # ---- database-level settings -------------------------------------------------------------------
@@ -109,6 +151,8 @@ def _setting_name(name: str) -> sql.Composable:
 
 
 def setting_statement(database: str, setting: DatabaseSetting) -> Statement:
+    if setting.name.lower() in _REFUSED_SETTINGS:
+        raise UnsafeFragment(f"database setting {setting.name!r} refused (a restore never applies it)")
     if setting.name.lower() in _LIST_SETTINGS:
         values = [sql.Literal(element) for element in split_list_setting(setting.value)]
         value: sql.Composable = sql.SQL(", ").join(values) if values else sql.Literal("")
@@ -161,8 +205,9 @@ def _privileges(kind: str, target: sql.Composable, owner: str, grants: list[Gran
         statements.append(Statement(revoke, roles=_roles(owner)))
     for grant in grants:
         option = sql.SQL(" WITH GRANT OPTION") if grant.grantable else sql.SQL("")
+        privilege = check_privilege(grant.privilege, f"{kind.lower()} {target.as_string()} grant")
         statement = sql.SQL("GRANT {} ON {} {} TO {}{}").format(
-            sql.SQL(grant.privilege), sql.SQL(kind), target, _grantee(grant), option
+            privilege, sql.SQL(kind), target, _grantee(grant), option
         )
         statements.append(Statement(statement, roles=_roles(grant.grantee)))
     return statements
@@ -176,7 +221,10 @@ def enum_statements(enum: EnumDef) -> list[Statement]:
 
 
 def sequence_options(sequence: SequenceDef, *, with_type: bool = True) -> sql.Composable:
-    parts: list[sql.Composable] = [sql.SQL("AS {}").format(sql.SQL(sequence.data_type))] if with_type else []
+    where = f"sequence {sequence.qualified}"
+    parts: list[sql.Composable] = (
+        [sql.SQL("AS {}").format(check_sequence_type(sequence.data_type, where))] if with_type else []
+    )
     parts += [
         sql.SQL("START WITH {}").format(sql.Literal(sequence.start)),
         sql.SQL("INCREMENT BY {}").format(sql.Literal(sequence.increment)),
@@ -216,14 +264,14 @@ def _identity_sequence(schema: DatabaseSchema, table: TableDef, column: ColumnDe
 
 
 def column_definition(schema: DatabaseSchema, table: TableDef, column: ColumnDef) -> sql.Composable:
-    parts: list[sql.Composable] = [sql.Identifier(column.name), sql.SQL(column.type)]
+    where = f"column {table.qualified}.{column.name}"
+    parts: list[sql.Composable] = [sql.Identifier(column.name), check_type(column.type, where)]
     if column.collation:
-        parts.append(sql.SQL("COLLATE {}").format(sql.SQL(column.collation)))
+        parts.append(sql.SQL("COLLATE {}").format(check_collation(column.collation, where)))
     if column.generated:
         kind = "STORED" if column.generated == "s" else "VIRTUAL"
-        parts.append(
-            sql.SQL("GENERATED ALWAYS AS ({}) {}").format(sql.SQL(column.default or ""), sql.SQL(kind))
-        )
+        expression = check_expression(column.default or "", where, "generation expression")
+        parts.append(sql.SQL("GENERATED ALWAYS AS ({}) {}").format(expression, sql.SQL(kind)))
     elif column.identity:
         mode = "ALWAYS" if column.identity == "a" else "BY DEFAULT"
         identity = sql.SQL("GENERATED {} AS IDENTITY").format(sql.SQL(mode))
@@ -234,7 +282,7 @@ def column_definition(schema: DatabaseSchema, table: TableDef, column: ColumnDef
             )
         parts.append(identity)
     elif column.default is not None:
-        parts.append(sql.SQL("DEFAULT {}").format(sql.SQL(column.default)))
+        parts.append(sql.SQL("DEFAULT {}").format(check_expression(column.default, where)))
     if column.not_null and column.not_null_name:
         # Accepted (and the name ignored) by servers older than 18.
         parts.append(sql.SQL("CONSTRAINT {} NOT NULL").format(sql.Identifier(column.not_null_name)))
@@ -262,7 +310,10 @@ def _table_options(table: TableDef) -> sql.Composable:
 def create_table_statement(schema: DatabaseSchema, table: TableDef) -> Statement:
     elements = [column_definition(schema, table, column) for column in table.columns]
     elements += [
-        sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(c.name), sql.SQL(c.definition))
+        sql.SQL("CONSTRAINT {} {}").format(
+            sql.Identifier(c.name),
+            check_constraint(c.definition, c.kind, f"constraint {table.qualified}.{c.name}"),
+        )
         for c in table.constraints
         if _inline_check(c)
     ]
@@ -324,9 +375,9 @@ def _constraint_comment(table: TableDef, constraint: ConstraintDef) -> list[Stat
     return _comment("CONSTRAINT", target, constraint.comment)
 
 
-def _with_comments(statement: Query, comments: list[Statement]) -> Query:
-    """One unit for the scheduler: a comment must not run before (or beside) its object's creation."""
-    return sql.SQL("; ").join([statement, *(comment.sql for comment in comments)]) if comments else statement
+def _then(comments: list[Statement]) -> tuple[Query, ...]:
+    """A comment runs after its object's creation, on the same connection (one unit for the scheduler)."""
+    return tuple(query for comment in comments for query in comment.queries())
 
 
 def load_key(table: TableDef | QualifiedName) -> str:
@@ -349,7 +400,13 @@ def _key_statements(table: TableDef, constraint: ConstraintDef) -> list[Statemen
         return [_add_constraint(table, constraint, after=frozenset({load_key(table)}))]
     index_key = f"index:{table.schema_}.{constraint.name}"
     build = Statement(
-        sql.SQL(constraint.index_definition),
+        check_index(
+            constraint.index_definition,
+            f"constraint {table.qualified}.{constraint.name}",
+            name=constraint.name,
+            table=table.qualified,
+            unique=True,
+        ),
         shared_locks=frozenset({name}),
         key=index_key,
         after=frozenset({load_key(table)}),
@@ -365,7 +422,8 @@ def _key_statements(table: TableDef, constraint: ConstraintDef) -> list[Statemen
     return [
         build,
         Statement(
-            _with_comments(attach, _constraint_comment(table, constraint)),
+            attach,
+            then=_then(_constraint_comment(table, constraint)),
             exclusive_locks=frozenset({name}),
             key=f"constraint:{name}.{constraint.name}",
             after=frozenset({index_key}),
@@ -374,14 +432,18 @@ def _key_statements(table: TableDef, constraint: ConstraintDef) -> list[Statemen
 
 
 def _add_constraint(table: TableDef, constraint: ConstraintDef, *, after: frozenset[str]) -> Statement:
+    where = f"constraint {table.qualified}.{constraint.name}"
     statement = sql.SQL("ALTER TABLE ONLY {} ADD CONSTRAINT {} {}").format(
-        table.qualified.identifier(), sql.Identifier(constraint.name), sql.SQL(constraint.definition)
+        table.qualified.identifier(),
+        sql.Identifier(constraint.name),
+        check_constraint(constraint.definition, constraint.kind, where),
     )
     locks = {str(table.qualified)}
     if constraint.references is not None:
         locks.add(str(constraint.references))
     return Statement(
-        _with_comments(statement, _constraint_comment(table, constraint)),
+        statement,
+        then=_then(_constraint_comment(table, constraint)),
         exclusive_locks=frozenset(locks),
         key=f"constraint:{table.qualified}.{constraint.name}",
         after=after,
@@ -390,9 +452,11 @@ def _add_constraint(table: TableDef, constraint: ConstraintDef, *, after: frozen
 
 def _index_statement(table: TableDef, index: IndexDef) -> Statement:
     index_name = QualifiedName(schema=table.schema_, name=index.name).identifier()
-    statement = _with_comments(sql.SQL(index.definition), _comment("INDEX", index_name, index.comment))
+    where = f"index {table.schema_}.{index.name}"
+    statement = check_index(index.definition, where, name=index.name, table=table.qualified)
     return Statement(
         statement,
+        then=_then(_comment("INDEX", index_name, index.comment)),
         shared_locks=frozenset({str(table.qualified)}),
         key=f"index:{table.schema_}.{index.name}",
         after=frozenset({load_key(table)}),
@@ -455,3 +519,14 @@ def sequence_value_statements(sequences: Iterable[SequenceDef]) -> list[Statemen
         )
         for sequence in sequences
     ]
+
+
+def check_schema(schema: DatabaseSchema) -> None:
+    """Render every statement a restore of ``schema`` would run, without running any: a stored
+    fragment that does not have the shape of its kind raises :class:`UnsafeFragment` here, before
+    anything touched a database."""
+    database_setting_statements(schema, "restore_target")
+    schema_statements(schema)
+    pre_data_statements(schema)
+    post_data_statements(schema)
+    sequence_value_statements(schema.sequences)

@@ -18,7 +18,7 @@ import psycopg
 
 from lifeboat.errors import DatabaseError
 from lifeboat.pg.connect import connect, describe_target, one_line
-from lifeboat.pg.ddl import Statement
+from lifeboat.pg.ddl import Statement, execute_statement_queries
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -181,7 +181,7 @@ def run_statements(
 
 def execute_statement(conn: psycopg.Connection, statement: Statement, dsn: str = "") -> None:
     try:
-        conn.execute(statement.sql)
+        execute_statement_queries(conn, statement)
     except psycopg.Error as exc:
         where = f"on {describe_target(dsn)}: " if dsn else ""
         raise DatabaseError(f"{where}{one_line(exc)} (while running: {statement.text()[:300]})") from exc

@@ -25,7 +25,7 @@ from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.packs import read_pack_trailer
 
 if TYPE_CHECKING:
-    from lifeboat.repo.repository import Repository
+    from lifeboat.repo.parts import OpenRepository
 
 Severity = Literal["error", "warning", "info"]
 READ_THREADS = 4
@@ -84,7 +84,7 @@ class _BlobUsers:
 
 
 def check_repository(
-    repo: Repository, *, read_data: bool, subset_percent: float | None, seed: int | None
+    repo: OpenRepository, *, read_data: bool, subset_percent: float | None, seed: int | None
 ) -> CheckReport:
     report = CheckReport()
     snapshots = _load_snapshots(repo, report)
@@ -107,7 +107,7 @@ def check_repository(
     return report
 
 
-def _load_snapshots(repo: Repository, report: CheckReport) -> list[Snapshot]:
+def _load_snapshots(repo: OpenRepository, report: CheckReport) -> list[Snapshot]:
     snapshots = []
     for snapshot_id in repo.snapshot_ids():
         try:
@@ -120,7 +120,7 @@ def _load_snapshots(repo: Repository, report: CheckReport) -> list[Snapshot]:
     return snapshots
 
 
-def _load_index_files(repo: Repository, report: CheckReport, users: _BlobUsers) -> dict[str, PackEntry]:
+def _load_index_files(repo: OpenRepository, report: CheckReport, users: _BlobUsers) -> dict[str, PackEntry]:
     """Pack id -> what the index files say about it (entries of several files merged); index files
     another one supersedes (replaced by a prune or repair, and present again) are named, not used."""
     files: list[IndexFile] = []
@@ -216,7 +216,7 @@ def _check_pack_files(
     return present
 
 
-def _check_keys_and_locks(repo: Repository, report: CheckReport) -> None:
+def _check_keys_and_locks(repo: OpenRepository, report: CheckReport) -> None:
     """Key files that are not well-formed (skipped when opening) and lock files nobody can read."""
     from lifeboat.repo.keys import key_file_problem
 
@@ -243,7 +243,7 @@ def _check_keys_and_locks(repo: Repository, report: CheckReport) -> None:
 
 
 def _check_trailers(
-    repo: Repository, report: CheckReport, users: _BlobUsers, packs: dict[str, PackEntry]
+    repo: OpenRepository, report: CheckReport, users: _BlobUsers, packs: dict[str, PackEntry]
 ) -> None:
     for pack_id, entry in packs.items():
         try:
@@ -285,7 +285,7 @@ def _choose(pack_ids: list[str], subset_percent: float | None, seed: int | None)
     return sorted(random.Random(seed).sample(pack_ids, count))
 
 
-def _read_packs(repo: Repository, report: CheckReport, users: _BlobUsers, packs: list[PackEntry]) -> None:
+def _read_packs(repo: OpenRepository, report: CheckReport, users: _BlobUsers, packs: list[PackEntry]) -> None:
     with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="lifeboat-check") as pool:
         for findings, damaged, blobs_read in pool.map(lambda entry: _read_pack(repo, entry), packs):
             report.packs_read += 1
@@ -296,7 +296,7 @@ def _read_packs(repo: Repository, report: CheckReport, users: _BlobUsers, packs:
             _mark(report, users, damaged)
 
 
-def _read_pack(repo: Repository, entry: PackEntry) -> tuple[list[Finding], list[str], int]:
+def _read_pack(repo: OpenRepository, entry: PackEntry) -> tuple[list[Finding], list[str], int]:
     """Read one whole pack: its hash, then every indexed blob in it. Runs in a worker thread."""
     try:
         data = repo.backend.get(pack_name(entry.id))
@@ -359,7 +359,7 @@ def _mark(report: CheckReport, users: _BlobUsers, blob_ids: Iterable[str]) -> No
 
 
 def verify_snapshot_blobs(
-    repo: Repository, snapshot: Snapshot, *, read_data: bool, blob_ids: Iterable[str] | None = None
+    repo: OpenRepository, snapshot: Snapshot, *, read_data: bool, blob_ids: Iterable[str] | None = None
 ) -> CheckReport:
     """What ``snapshot`` needs (or ``blob_ids`` of it) is indexed, its pack present at the right size; optionally read."""
     report = CheckReport(snapshots_checked=1)
@@ -413,7 +413,7 @@ def verify_snapshot_blobs(
     return report
 
 
-def _try_read(repo: Repository) -> Callable[[str], str | None]:
+def _try_read(repo: OpenRepository) -> Callable[[str], str | None]:
     def read(blob_id: str) -> str | None:
         try:
             repo.read_blob(blob_id)

@@ -1,4 +1,4 @@
-"""Opening a repository safely: the config (authenticated from version 2 on) and the key files.
+"""Creating and opening a repository safely: the config (authenticated from version 2 on) and the key files.
 
 Everything here reads storage that anyone with write access may have changed, so the rules are
 the ones of docs/FORMAT.md §4, §3 and the threat model (§15):
@@ -17,22 +17,35 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import secrets
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from lifeboat.errors import CorruptRepository, RepositoryNotFound, WrongPassphrase
+from lifeboat.errors import (
+    CorruptRepository,
+    RepositoryExists,
+    RepositoryNotFound,
+    UsageError,
+    WrongPassphrase,
+)
+from lifeboat.repo.backends import unguarded
 from lifeboat.repo.backends.base import Backend
-from lifeboat.repo.config import CONFIG_FILE, FORMAT_NAME, KEYS_DIR, SUPPORTED_VERSIONS, RepoConfig
+from lifeboat.repo.backends.local import LocalBackend
+from lifeboat.repo.config import CONFIG_FILE, FORMAT_NAME, KEYS_DIR, SUPPORTED_VERSIONS, RepoConfig, key_name
 from lifeboat.repo.crypto import (
     MAX_KEY_FILE_SIZE,
     DecryptionFailed,
+    KdfParams,
     MasterKeys,
     Sealer,
     b64decode,
     b64encode,
     parse_key_file,
     unwrap_keys,
+    wrap_keys,
 )
 
 CONFIG_AAD = b"lifeboat:config"
@@ -180,3 +193,41 @@ def _validate(backend: Backend, document: dict[str, Any]) -> RepoConfig:
         raise CorruptRepository(
             f"repository config at {backend.url} is invalid: {where}: {first['msg']}"
         ) from exc
+
+
+def write_key_file(
+    backend: Backend, keys: MasterKeys, config: RepoConfig, passphrase: str, kdf: KdfParams
+) -> str:
+    """Store a key file of ``config``'s format that opens with ``passphrase``; returns its name.
+
+    Version 2: with ``min_version`` and a copy of the settings (docs/FORMAT.md §4).
+    """
+    settings = json.loads(config.model_dump_json()) if config.version >= 2 else None
+    document = wrap_keys(keys, passphrase, kdf, repository_version=config.version, settings=settings)
+    name = key_name(secrets.token_hex(16))
+    backend.put(name, json.dumps(document, indent=2).encode())
+    return name
+
+
+def check_init_target(backend: Backend, passphrase: str | None, *, encrypt: bool) -> None:
+    """Refuse to init without a passphrase (fail closed), or over anything already there."""
+    if encrypt and not passphrase:
+        raise UsageError("an encrypted repository needs a passphrase (or explicitly opt out of encryption)")
+    if not encrypt and passphrase:
+        raise UsageError("a passphrase was given for an unencrypted repository")
+    if backend.exists(CONFIG_FILE):
+        raise RepositoryExists(f"a repository already exists at {backend.url}")
+    existing = next(iter(backend.list()), None)
+    if existing is not None:
+        raise RepositoryExists(
+            f"{backend.url} is not empty (it holds {existing.name}): refusing to init there"
+        )
+    _restrict_local_root(backend)
+
+
+def _restrict_local_root(backend: Backend) -> None:
+    backend = unguarded(backend)
+    if isinstance(backend, LocalBackend):
+        root = Path(backend.root)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(root, 0o700)

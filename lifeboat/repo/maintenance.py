@@ -16,7 +16,7 @@ from lifeboat.repo.index import PackEntry
 from lifeboat.repo.packs import read_pack_trailer
 
 if TYPE_CHECKING:
-    from lifeboat.repo.repository import Repository
+    from lifeboat.repo.parts import OpenRepository
 
 
 class RebuildReport(BaseModel):
@@ -25,7 +25,7 @@ class RebuildReport(BaseModel):
     index_files_removed: list[str] = Field(default_factory=list)
 
 
-def rebuild_index(repo: Repository, *, full: bool = False) -> RebuildReport:
+def rebuild_index(repo: OpenRepository, *, full: bool = False) -> RebuildReport:
     """Index packs from their trailers: the unindexed ones (crash leftovers become reusable), or with
     ``full`` every pack, replacing all index files (after a damaged or lost index) unless some
     pack's trailer is unreadable.

@@ -7,15 +7,12 @@ the set of snapshots are atomic per call (one file put or delete).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import secrets
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zstandard
@@ -24,11 +21,10 @@ from pydantic import ValidationError
 from lifeboat.errors import (
     CorruptBlob,
     CorruptRepository,
-    RepositoryExists,
     SnapshotNotFound,
     UsageError,
 )
-from lifeboat.repo.backends import Backend, LocalBackend, open_backend, unguarded
+from lifeboat.repo.backends import Backend, open_backend
 from lifeboat.repo.blobs import compress, decode_blob, decompress
 from lifeboat.repo.config import (
     CONFIG_FILE,
@@ -42,7 +38,6 @@ from lifeboat.repo.config import (
     RepoConfig,
     basename,
     index_name,
-    key_name,
     pack_name,
     snapshot_name,
 )
@@ -53,16 +48,17 @@ from lifeboat.repo.crypto import (
     Sealer,
     b64decode,
     b64encode,
-    wrap_keys,
 )
 from lifeboat.repo.filters import NO_FILTER, SnapshotFilter
 from lifeboat.repo.index import Index, IndexFile, PackEntry, decode_index_file, encode_index, superseded
 from lifeboat.repo.keys import (
+    check_init_target,
     encode_config,
     encrypted_config,
     read_config_document,
     unencrypted_config,
     unlock,
+    write_key_file,
 )
 from lifeboat.repo.locks import LockInfo, LockStore, RepositoryLock
 from lifeboat.repo.manifest import Snapshot, Stream
@@ -132,7 +128,7 @@ class Repository:
         complete one (``config`` present = repository exists).
         """
         backend = open_backend(location)
-        _check_init_target(backend, passphrase, encrypt=encrypt)
+        check_init_target(backend, passphrase, encrypt=encrypt)
         keys = MasterKeys.generate(encrypt=encrypt)
         if version not in SUPPORTED_VERSIONS:
             raise UsageError(f"cannot create a repository of format version {version}")
@@ -149,12 +145,7 @@ class Repository:
             options["id_key"] = b64encode(keys.id_key)
         config = RepoConfig(**options)
         if passphrase is not None and encrypt:
-            settings = json.loads(config.model_dump_json())
-            key_document = wrap_keys(
-                keys, passphrase, kdf or KdfParams(), repository_version=version, settings=settings
-            )
-            key_file = key_name(secrets.token_hex(16))
-            backend.put(key_file, json.dumps(key_document, indent=2).encode())
+            key_file = write_key_file(backend, keys, config, passphrase, kdf or KdfParams())
             keys = MasterKeys(keys.encryption, keys.id_key, min_version=version)
         backend.put(CONFIG_FILE, encode_config(config, keys))
         repo = cls(backend, config, keys)
@@ -266,17 +257,7 @@ class Repository:
         """
         if not self.config.encrypted:
             raise UsageError("an unencrypted repository has no keys")
-        settings = json.loads(self.config.model_dump_json()) if self.config.version >= 2 else None
-        document = wrap_keys(
-            self.keys,
-            passphrase,
-            kdf or KdfParams(),
-            repository_version=self.config.version,
-            settings=settings,
-        )
-        name = key_name(secrets.token_hex(16))
-        self.backend.put(name, json.dumps(document, indent=2).encode())
-        return name
+        return write_key_file(self.backend, self.keys, self.config, passphrase, kdf or KdfParams())
 
     def list_locks(self) -> list[LockInfo]:
         return list(self.locks.all())
@@ -365,8 +346,20 @@ class Repository:
                 f"refusing to save snapshot {snapshot.short_id}: {len(lost)} pack(s) it needs are missing "
                 f"or damaged in the repository (first: {lost[0]}); nothing was saved, back up again"
             )
+        self._write_manifest(snapshot)
+
+    def _write_manifest(self, snapshot: Snapshot) -> None:
         payload = compress(snapshot.model_dump_json().encode())
         self.backend.put(snapshot_name(snapshot.id), self.sealer.seal(payload, snapshot_aad(snapshot.id)))
+
+    def rewrite_snapshot(self, snapshot: Snapshot) -> None:
+        """Replace an existing manifest by ``snapshot`` (same id; e.g. other tags) in one atomic put.
+
+        Only for changes that need no blob (the caller keeps ``streams``); hold the exclusive lock.
+        """
+        if not self.backend.exists(snapshot_name(snapshot.id)):
+            raise SnapshotNotFound(f"no snapshot {snapshot.id}")
+        self._write_manifest(snapshot)
 
     def _packs_not_stored(self, snapshot: Snapshot) -> list[str]:
         """Packs the snapshot's blobs are in that storage lacks or holds at another size; a blob in
@@ -508,27 +501,3 @@ def split_records(data: bytes) -> list[bytes]:
     lines = data.split(b"\n")
     lines.pop()  # a blob ends with a newline: the last piece is empty
     return [line + b"\n" for line in lines]
-
-
-def _check_init_target(backend: Backend, passphrase: str | None, *, encrypt: bool) -> None:
-    """Refuse to init without a passphrase (fail closed), or over anything already there."""
-    if encrypt and not passphrase:
-        raise UsageError("an encrypted repository needs a passphrase (or explicitly opt out of encryption)")
-    if not encrypt and passphrase:
-        raise UsageError("a passphrase was given for an unencrypted repository")
-    if backend.exists(CONFIG_FILE):
-        raise RepositoryExists(f"a repository already exists at {backend.url}")
-    existing = next(iter(backend.list()), None)
-    if existing is not None:
-        raise RepositoryExists(
-            f"{backend.url} is not empty (it holds {existing.name}): refusing to init there"
-        )
-    _restrict_local_root(backend)
-
-
-def _restrict_local_root(backend: Backend) -> None:
-    backend = unguarded(backend)
-    if isinstance(backend, LocalBackend):
-        root = Path(backend.root)
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(root, 0o700)

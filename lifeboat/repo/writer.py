@@ -32,7 +32,7 @@ from lifeboat.repo.manifest import BlobRef, Stream
 from lifeboat.repo.packs import PackBuilder
 
 if TYPE_CHECKING:
-    from lifeboat.repo.repository import Repository
+    from lifeboat.repo.parts import OpenRepository
 
 INDEX_EVERY_PACKS = 64
 
@@ -89,7 +89,7 @@ class RepositoryWriter:
     indexes the packs already uploaded (so a retry deduplicates against them) and drops the rest.
     """
 
-    def __init__(self, repo: Repository, *, pack_size: int, chunker: ChunkerParams) -> None:
+    def __init__(self, repo: OpenRepository, *, pack_size: int, chunker: ChunkerParams) -> None:
         self.repo = repo
         self.pack_size = pack_size
         self.chunker_params = chunker

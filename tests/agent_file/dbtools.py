@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from dbcompare import table_digests
 from psycopg.rows import dict_row
 from psycopg.types.json import Json
 from psycopg.types.string import TextLoader
@@ -15,23 +15,11 @@ from lifeboat.sandbox.letta_server import LettaServer
 
 
 def table_hashes(dsn: str) -> dict[str, str]:
-    """md5 of every table's rows (text form, sorted) in the Letta schema, plus the sequence."""
+    """md5 of every table's rows (text form, sorted) in the connection's current schema (Letta's)."""
     with psycopg.connect(dsn) as conn:
-        tables = [
-            row[0]
-            for row in conn.execute(
-                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE c.relkind = 'r' AND n.nspname = current_schema() ORDER BY 1"
-            )
-        ]
-        hashes = {}
-        for table in tables:
-            query = sql.SQL(
-                "SELECT md5(COALESCE(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {} t"
-            ).format(sql.Identifier(table))
-            row = conn.execute(query).fetchone()
-            hashes[table] = row[0] if row else ""
-    return hashes
+        row = conn.execute("SELECT current_schema()").fetchone()
+    schema = row[0] if row else "letta"
+    return {table: digest for table, (_count, digest) in table_digests(dsn, schema).items()}
 
 
 def rows(dsn: str, query: str, params: Any = None, *, json_text: bool = False) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lifeboat.letta.agent_file_import import Options
 from lifeboat.ops.export import export_agents
 from lifeboat.ops.import_af import import_agent_file
 from lifeboat.sandbox.deployment import LettaDatabase
@@ -35,7 +36,7 @@ def test_complete_round_trip_is_lossless(letta_db: LettaDatabase, tmp_path: Path
     evict_history(letta_db.dsn, letta_db.facts["agent_ids"]["lb-agent-05"])  # some out-of-context history
     path = tmp_path / "everything.af"
     exported = export_agents(letta_db.dsn, None, path, complete=True).files[0]
-    imported = import_agent_file(path, letta_db.dsn)
+    imported = import_agent_file(path, letta_db.dsn, options=Options(allow_custom_tools=True))
     # original database id -> new database id, through the file ids
     old_to_new = {
         old: imported.id_map[file_id]

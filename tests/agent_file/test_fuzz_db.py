@@ -13,6 +13,7 @@ import io
 from hypothesis import HealthCheck, given, settings
 
 from lifeboat.errors import DatabaseError, LifeboatError, ValidationFailed
+from lifeboat.letta.agent_file_import import Options
 from lifeboat.letta.agent_file_validate import validate_bytes
 from lifeboat.ops.import_af import import_agent_file
 from lifeboat.sandbox.deployment import LettaDatabase
@@ -47,7 +48,9 @@ def test_fuzzed_imports_leave_the_database_untouched(letta_db: LettaDatabase) ->
     def one(data: bytes) -> None:
         valid = _expect_valid(data)
         try:
-            import_agent_file(io.BytesIO(data), letta_db.dsn, dry_run=valid)
+            import_agent_file(
+                io.BytesIO(data), letta_db.dsn, dry_run=valid, options=Options(allow_custom_tools=True)
+            )
         except LifeboatError as error:
             assert not valid or not isinstance(error, DatabaseError), (
                 f"validated file failed in the database: {error}"
@@ -62,5 +65,7 @@ def test_fuzzed_imports_leave_the_database_untouched(letta_db: LettaDatabase) ->
     # the base document itself, for real, through the same path: then the hashes must change
     assert table_hashes(letta_db.admin_dsn) == before, "a failed or dry-run import changed the database"
     assert all(outcomes.values()), outcomes
-    import_agent_file(io.BytesIO(to_bytes(rich_document())), letta_db.dsn)
+    import_agent_file(
+        io.BytesIO(to_bytes(rich_document())), letta_db.dsn, options=Options(allow_custom_tools=True)
+    )
     assert table_hashes(letta_db.admin_dsn) != before

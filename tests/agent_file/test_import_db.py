@@ -24,6 +24,8 @@ from .samples import rich_document, to_bytes
 
 LIFEBOAT = str(Path(sys.executable).parent / "lifeboat")
 
+ALLOW_CODE = Options(allow_custom_tools=True)  # rich_document carries a custom tool with source code
+
 
 def write(tmp_path: Path, doc: dict, name: str = "agent.af") -> Path:
     path = tmp_path / name
@@ -45,7 +47,7 @@ def test_same_named_tool_is_kept_unless_overwrite_is_asked(letta_db: LettaDataba
         "source_code": existing["source_code"]
     }
 
-    import_agent_file(path, letta_db.dsn, options=Options(overwrite_tools=True))
+    import_agent_file(path, letta_db.dsn, options=Options(overwrite_tools=True, allow_custom_tools=True))
     assert (
         "hijacked"
         in rows(letta_db.dsn, "SELECT source_code FROM tools WHERE id = %s", [existing["id"]])[0][
@@ -77,7 +79,7 @@ def test_unknown_schema_revision_is_refused(letta_db: LettaDatabase, tmp_path: P
     with psycopg.connect(letta_db.admin_dsn, autocommit=True) as conn:
         conn.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")
     with pytest.raises(ValidationFailed, match="alembic revision ffffffffffff"):
-        import_agent_file(write(tmp_path, rich_document()), letta_db.dsn)
+        import_agent_file(write(tmp_path, rich_document()), letta_db.dsn, options=ALLOW_CODE)
 
 
 @pytest.mark.parametrize("key", [None, "lifeboat-test-encryption-key"])
@@ -89,7 +91,9 @@ def test_secrets_are_written_like_letta(
     else:
         monkeypatch.delenv("LETTA_ENCRYPTION_KEY", raising=False)
     report = import_agent_file(
-        write(tmp_path, rich_document()), letta_db.dsn, options=Options(secrets={"API_TOKEN": "t0k"})
+        write(tmp_path, rich_document()),
+        letta_db.dsn,
+        options=Options(secrets={"API_TOKEN": "t0k"}, allow_custom_tools=True),
     )
     (row,) = rows(
         letta_db.dsn,
@@ -101,7 +105,7 @@ def test_secrets_are_written_like_letta(
 
 
 def test_sleeptime_group_and_links_are_created(letta_db: LettaDatabase, tmp_path: Path) -> None:
-    report = import_agent_file(write(tmp_path, rich_document()), letta_db.dsn)
+    report = import_agent_file(write(tmp_path, rich_document()), letta_db.dsn, options=ALLOW_CODE)
     main, sibling = report.agent_ids
     (group,) = rows(letta_db.dsn, "SELECT * FROM groups WHERE manager_agent_id = %s", [main])
     assert group["manager_type"] == "sleeptime" and group["agent_ids"] == [sibling]
@@ -169,3 +173,48 @@ def test_cli_validation_failure_exit_code(letta_db: LettaDatabase, tmp_path: Pat
     )
     assert result.returncode == 6 and "message-77" in result.stderr and "Traceback" not in result.stderr
     assert DEFAULT_LIMITS.max_bytes == 256 * 1024 * 1024
+
+
+def test_new_code_bearing_tools_need_allow_custom_tools(letta_db: LettaDatabase, tmp_path: Path) -> None:
+    """Issue 12 item 7: a valid file does not install code Letta runs on its host unless asked."""
+    doc = rich_document()
+    doc["tools"][0]["pip_requirements"] = [{"name": "requests", "version": "2.32.3"}]
+    path = write(tmp_path, doc)
+    before = table_hashes(letta_db.admin_dsn)
+
+    with pytest.raises(ValidationFailed, match=r"tool 'lookup' \(create\).*--allow-custom-tools") as refused:
+        import_agent_file(path, letta_db.dsn)
+    assert any("pip: requests==2.32.3" in problem for problem in refused.value.problems)
+    plan = import_agent_file(path, letta_db.dsn, dry_run=True)  # the plan lists them
+    assert [(t["name"], t["action"], t["source_lines"]) for t in plan.custom_tools] == [
+        ("lookup", "create", 2)
+    ]
+    assert any("--allow-custom-tools" in warning for warning in plan.warnings)
+    cli = subprocess.run(
+        [LIFEBOAT, "import", str(path), "--db", letta_db.dsn], capture_output=True, text=True, timeout=120
+    )
+    assert cli.returncode == 6 and "--allow-custom-tools" in cli.stderr and "Traceback" not in cli.stderr
+    assert table_hashes(letta_db.admin_dsn) == before  # nothing was written
+
+    allowed = subprocess.run(
+        [LIFEBOAT, "--json", "import", str(path), "--db", letta_db.dsn, "--allow-custom-tools"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert allowed.returncode == 0, allowed.stderr
+    assert [t["name"] for t in json.loads(allowed.stdout)["custom_tools"]] == ["lookup"]
+    assert rows(letta_db.dsn, "SELECT pip_requirements FROM tools WHERE name = 'lookup'") == [
+        {"pip_requirements": [{"name": "requests", "version": "2.32.3"}]}
+    ]
+
+
+def test_only_tools_with_code_count_as_custom() -> None:
+    from lifeboat.letta.agent_file import ToolEntry
+    from lifeboat.letta.agent_file_import import custom_tool
+
+    assert custom_tool(ToolEntry(id="tool-1", name="send_message", tool_type="letta_core"), "create") is None
+    empty = ToolEntry(id="tool-2", name="x", source_code="  \n", pip_requirements=[], npm_requirements=[])
+    assert custom_tool(empty, "create") is None
+    npm = ToolEntry(id="tool-3", name="y", npm_requirements=[{"name": "left-pad"}])
+    assert custom_tool(npm, "overwrite") is not None

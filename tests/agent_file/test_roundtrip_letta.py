@@ -62,7 +62,9 @@ def test_letta_export_then_lifeboat_import(shared_server: SharedServer, tmp_path
     data = server.client.get(f"/v1/agents/{original}/export").content
     path = tmp_path / "letta.af"
     path.write_bytes(data)
-    report = import_agent_file(path, db.dsn, options=Options(name=f"{name}-vialifeboat"))
+    report = import_agent_file(
+        path, db.dsn, options=Options(allow_custom_tools=True, name=f"{name}-vialifeboat")
+    )
     assert len(validate_bytes(data).agents) == len(report.agent_ids)
     originals = [original, *_group_members(db.dsn, original)]  # Letta's export order
     for source_id, copy_id in zip(originals, report.agent_ids, strict=True):
@@ -126,7 +128,9 @@ def test_rows_match_lettas_importer(
     else:
         export_agents(db.dsn, [original], path)
     via_letta = letta_import(server, path.read_bytes(), name="same-name")
-    via_lifeboat = import_agent_file(path, db.dsn, options=Options(name="same-name")).agent_ids
+    via_lifeboat = import_agent_file(
+        path, db.dsn, options=Options(allow_custom_tools=True, name="same-name")
+    ).agent_ids
     differences = row_differences(agent_rows(db.dsn, via_letta), agent_rows(db.dsn, via_lifeboat))
     unexpected = [d for d in differences if not EXPECTED.match(d)]
     assert not unexpected, "\n".join(unexpected)
@@ -180,7 +184,7 @@ def test_rows_match_lettas_importer_in_a_new_organization(
     assert response.status_code == 200, response.text[:300]
     via_letta = response.json()["agent_ids"]
     via_lifeboat = import_agent_file(
-        path, db.dsn, organization_id=org, options=Options(name="same-name")
+        path, db.dsn, organization_id=org, options=Options(allow_custom_tools=True, name="same-name")
     ).agent_ids
     letta_rows, lifeboat_rows = agent_rows(db.dsn, via_letta), agent_rows(db.dsn, via_lifeboat)
     assert letta_rows["tools"] and all(t["organization_id"] == org for t in lifeboat_rows["tools"])

@@ -58,8 +58,9 @@ def test_latest_by_source_and_agent_restore_uses_the_target_databases_newest(
     assert plan["snapshot_chosen"]["source_database"] == letta_db.dbname
     human = cli(*args, env={"COLUMNS": "80"})
     assert human.returncode == 0, human.stderr
-    assert f"using snapshot {mine.short_id} of database {letta_db.dbname}" in human.stdout
-    assert "newest of the target database" in human.stdout
+    said = " ".join(human.stdout.split())
+    assert f"using snapshot {mine.short_id} of database {letta_db.dbname}" in said
+    assert "newest of the target database" in said
     # --source picks another database's snapshot; a named snapshot is used as named
     result, plan = lifeboat_json(*args, "--source", other.dbname)
     assert result.returncode == 0, result.stderr

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import cli, cli_commands, new_repo
+from support import cli, cli_commands, new_repo, run_main
 
 from lifeboat import errors
-from lifeboat.cli import main, output
+from lifeboat.cli import output
 
 README = Path(__file__).parents[2] / "README.md"
 # Variables that would let a command get past its usage checks to real work.
@@ -52,6 +52,16 @@ MATRIX: dict[str, tuple[list[str], list[str]]] = {
     "repair index": (["--repo", "s3://"], ["--repo"]),
     "repair config": (["--repo", "s3://"], ["--repo"]),
     "repair keys": (["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"], ["--password-file"]),
+    "tag": (["--add", "two words", "latest"], ["--add"]),
+    "ls": (["latest", "--repo", "s3://"], []),
+    "stats": (["--repo", "s3://"], ["--host"]),
+    "key list": (["--repo", "s3://"], ["--repo"]),
+    "key add": (["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"], ["--new-password-file"]),
+    "key remove": (["k", "--repo", "s3://"], []),
+    "key passwd": (
+        ["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"],
+        ["--new-password-file"],
+    ),
     "repair packs": (["--repo", "{repo}", "--password-file", "/nonexistent/passphrase"], ["--repo"]),
     "repair snapshots": (["--forget=maybe"], ["--password-file"]),
 }
@@ -69,16 +79,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]
     monkeypatch.setenv("LIFEBOAT_CONFIG", str(tmp_path / "no-config.toml"))
     yield tmp_path
     output.set_json(False)
-
-
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _args(command: str, kind: str, repo: Path) -> list[str]:
@@ -102,7 +102,7 @@ def test_usage_errors_exit_2_in_one_line(
     repo = clean_env / "repo"
     if not repo.exists():
         new_repo(repo)
-    code, out, err = _run(_args(command, kind, repo), capsys)
+    code, out, err = run_main(capsys, *_args(command, kind, repo))
     assert code == 2, err
     assert "Traceback" not in out + err
     lines = err.strip().splitlines()
@@ -134,7 +134,7 @@ def test_usage_rules_of_restore_and_passphrase(clean_env: Path, capsys: pytest.C
         "no passphrase": ["snapshots", "--repo", str(repo)],
     }
     for name, args in cases.items():
-        code, _out, err = _run(args, capsys)
+        code, _out, err = run_main(capsys, *args)
         assert code == 2, (name, err)
         assert err.count("\n") == 1, (name, err)
 
@@ -148,12 +148,12 @@ def test_an_unexpected_exception_is_one_line_or_a_traceback_with_debug(
         raise ZeroDivisionError("an internal bug")
 
     monkeypatch.setattr(repository, "open_repo", broken)
-    code, _out, err = _run(["snapshots"], capsys)
+    code, _out, err = run_main(capsys, "snapshots")
     assert code == 1
     assert err.strip().splitlines() == [
         "lifeboat: error: unexpected ZeroDivisionError: an internal bug (rerun with --debug for the traceback)"
     ]
-    code, _out, err = _run(["snapshots", "--debug"], capsys)
+    code, _out, err = run_main(capsys, "snapshots", "--debug")
     assert code == 1 and "Traceback" in err and "ZeroDivisionError" in err
 
 

@@ -78,6 +78,13 @@ def _error_runs(letta_db: LettaDatabase, tmp: Path) -> list[list[str]]:
                 ["repair", "snapshots"],
                 ["repair", "config"],
                 ["repair", "keys"],
+                ["tag", "--add", "x", "latest"],
+                ["ls", "latest"],
+                ["stats"],
+                ["key", "list"],
+                ["key", "add", "--new-password-file", str(tmp / "nope")],
+                ["key", "remove", "ffff"],
+                ["key", "passwd", "--new-password-file", str(tmp / "nope")],
             )
         ),
         ["copy", "--to", missing],
@@ -125,7 +132,7 @@ def test_canaries_never_appear(letta_db: LettaDatabase, secured_redis: str, tmp_
         "LETTA_REDIS_HOST": "",
     }
     runs = _error_runs(letta_db, tmp_path)
-    groups = ("agents", "repair")
+    groups = ("agents", "repair", "key")
     assert sorted({" ".join(a[:2] if a[0] in groups else a[:1]) for a in runs}) == cli_commands()
     variants = [args for args in runs] + [[*args, "--json"] for args in runs]
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,27 +10,13 @@ from typing import Any
 import psycopg
 from dbcompare import table_digests
 from psycopg import sql
+from support import FAST_KDF, LIFEBOAT, PASSPHRASE, SMALL_CHUNKS, SMALL_PACK, cli, small_repo
 
-from lifeboat.repo import ChunkerParams, KdfParams
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
 
-PASSPHRASE = "correct horse battery staple"
-FAST_KDF = KdfParams(time_cost=1, memory_cost=8 * 1024, parallelism=1)
-SMALL_CHUNKS = ChunkerParams(min_size=2 * 1024, avg_size=8 * 1024, max_size=32 * 1024)
-SMALL_PACK = 64 * 1024
-LIFEBOAT = [sys.executable, "-m", "lifeboat"]
-
-
-def small_repo(location: str | Path, *, encrypt: bool = True, passphrase: str = PASSPHRASE) -> Repository:
-    return Repository.init(
-        location,
-        passphrase if encrypt else None,
-        encrypt=encrypt,
-        chunker=SMALL_CHUNKS,
-        pack_size=SMALL_PACK,
-        kdf=FAST_KDF,
-    )
+# re-exported for the operator tests: the shared helpers live in tests/support.py
+__all__ = ["FAST_KDF", "LIFEBOAT", "PASSPHRASE", "SMALL_CHUNKS", "SMALL_PACK", "cli", "small_repo"]
 
 
 def rows(count: int, *, seed: int, start: int = 0) -> list[bytes]:
@@ -71,12 +54,6 @@ def add_snapshot(
 def stream_records(repo: Repository, snapshot_id: str) -> list[bytes]:
     snapshot = repo.read_snapshot(snapshot_id)
     return list(repo.iter_records(snapshot.streams[0]))
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The real CLI in a subprocess, as an operator runs it."""
-    full_env = {**os.environ, "LIFEBOAT_PASSWORD": PASSPHRASE, **(env or {})}
-    return subprocess.run([*LIFEBOAT, *args], capture_output=True, text=True, env=full_env, timeout=900)
 
 
 # -- a small Letta-shaped database (seconds to back up and restore) ------------------------------
@@ -131,9 +108,7 @@ def add_rows(dsn: str, *, agents: int = 0, messages: int = 40, seed: int = 0) ->
                 )
 
 
-def digests(dsn: str, schema: str = "letta") -> dict[str, tuple[int, str]]:
-    """Row count and md5 of each table's rows in a stable order."""
-    return table_digests(dsn, schema)
+digests = table_digests  # the one table digest (tests/dbcompare.py)
 
 
 def retime(repo: Repository, snapshot_id: str, when: datetime) -> None:

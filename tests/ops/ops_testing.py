@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from dbcompare import normalized_schema, table_digests
+from support import FAST_KDF, LIFEBOAT, PASSPHRASE, cli, new_repo
 
-from lifeboat.repo.crypto import KdfParams
-from lifeboat.repo.repository import Repository
-
-PASSPHRASE = "correct horse battery staple"
-FAST_KDF = KdfParams(time_cost=1, memory_cost=8 * 1024, parallelism=1)
-LIFEBOAT = [sys.executable, "-m", "lifeboat"]
-__all__ = ["normalized_schema", "table_digests"]  # re-exported for the ops tests
-
-
-def new_repo(location: str | Path) -> Repository:
-    return Repository.init(location, PASSPHRASE, kdf=FAST_KDF)
-
-
-def cli(
-    *args: str, env: dict[str, str] | None = None, check: bool = False
-) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess (exit codes and output as an operator sees them)."""
-    full_env = {**os.environ, "LIFEBOAT_PASSWORD": PASSPHRASE, **(env or {})}
-    return subprocess.run(
-        [*LIFEBOAT, *args], capture_output=True, text=True, env=full_env, check=check, timeout=600
-    )
+# re-exported for the ops tests: the shared helpers live in tests/support.py and tests/dbcompare.py
+__all__ = ["FAST_KDF", "LIFEBOAT", "PASSPHRASE", "cli", "new_repo", "normalized_schema", "table_digests"]
 
 
 def scalar(dsn: str, query: str, params: Any = None) -> Any:

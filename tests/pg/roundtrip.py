@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import subprocess
 
+import dbcompare
 import psycopg
-from psycopg import sql
 
 from lifeboat import pg
 from lifeboat.pg.models import DatabaseSchema, TableDef
@@ -70,24 +70,8 @@ def restore(
 
 
 def table_digests(dsn: str) -> dict[str, tuple[int, str]]:
-    """Row count and md5 of every user table's rows, in a stable order."""
-    digests = {}
-    with psycopg.connect(dsn) as conn:
-        tables = conn.execute(
-            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-            " AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2"
-        ).fetchall()
-        for schema_name, table in tables:
-            name = sql.Identifier(schema_name, table)
-            row = conn.execute(
-                sql.SQL(
-                    "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {} t"
-                ).format(name)
-            ).fetchone()
-            assert row is not None
-            digests[f"{schema_name}.{table}"] = (row[0], row[1])
-    return digests
+    """Row count and md5 of every user table's rows (``schema.table``), in a stable order."""
+    return dbcompare.table_digests(dsn, schema=None)
 
 
 _DROP_LINE = re.compile(r"^(--.*|SET .*|SELECT pg_catalog\.set_config\('search_path'.*|\\(un)?restrict .*|)$")

@@ -4,6 +4,8 @@ says about data-changing migrations between two revisions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psycopg
 import pytest
 from releases_testing import ALL_RELEASES, OLDER_RELEASES
@@ -13,8 +15,8 @@ from lifeboat.letta.migration_scan import scan_directory
 from lifeboat.letta.revisions import HEAD_0_16_8
 from lifeboat.letta.schema_records import record_for_release
 from lifeboat.letta.schema_shape import capture_shape
+from lifeboat.sandbox.deployment import LettaDatabase
 from lifeboat.sandbox.letta_env import LETTA_VERSION, ensure_letta_env
-from lifeboat.sandbox.letta_schema import create_letta_database, migrate
 from lifeboat.sandbox.postgres import Cluster
 from lifeboat.sandbox.release_deployment import MATRIX
 
@@ -22,16 +24,14 @@ HEAD_0_11_7, HEAD_0_14_0, HEAD_0_16_0 = "ddb69be34a72", "b1c2d3e4f5a6", "d0880aa
 
 
 @pytest.mark.parametrize("version", ALL_RELEASES)
-def test_record_matches_the_release_own_migrations(version: str, pg_cluster: Cluster) -> None:
-    """The record is what that release's ``alembic upgrade head`` produces, table for table."""
-    name = f"schema_check_{version.replace('.', '_')}"
-    dsn = create_letta_database(pg_cluster, name)
-    try:
-        migrate(ensure_letta_env(version), dsn)
-        with psycopg.connect(pg_cluster.dsn(name)) as conn:
-            shape = capture_shape(conn, "letta")
-    finally:
-        pg_cluster.drop_database(name)
+def test_record_matches_the_release_own_migrations(
+    version: str, pg_cluster: Cluster, release_db_factory: Callable[[str, Cluster], LettaDatabase]
+) -> None:
+    """The record is what that release's ``alembic upgrade head`` produced when its cached
+    deployment was built (own venv, own migrations), table for table and detail for detail."""
+    database = release_db_factory(version, pg_cluster)
+    with psycopg.connect(database.admin_dsn) as conn:
+        shape = capture_shape(conn, "letta")
     record = record_for_release(version)
     assert record is not None
     assert shape.revision == record.revision

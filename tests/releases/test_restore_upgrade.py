@@ -21,6 +21,7 @@ from lifeboat.letta.schema_records import schema_record
 from lifeboat.letta.schema_shape import capture_shape
 from lifeboat.ops.backup import run_backup
 from lifeboat.ops.doctor import DoctorCheck, DoctorInputs, run_doctor
+from lifeboat.ops.restore import Trust
 from lifeboat.ops.upgrade import UpgradePlan, run_upgrade_restore
 from lifeboat.ops.verify import verify_database
 from lifeboat.repo.repository import Repository
@@ -131,7 +132,8 @@ def test_failing_migration_leaves_nothing_behind(
         conn.execute("CREATE TABLE letta.conversations (id text PRIMARY KEY)")
     before = set(pg_cluster.list_databases())
     with pytest.raises(DatabaseError, match=r"failed in migration \w+ \(.*onversation") as caught:
-        _upgrade(repo, source, pg_cluster, "upgrade_fails")
+        # the extra table is a difference from 0.14.0's record: trusted here to reach the migration
+        _upgrade(repo, source, pg_cluster, "upgrade_fails", trust=Trust(schema=True))
     assert "letta:letta@" not in str(caught.value) and LETTA_PASSWORD + "@" not in str(caught.value)
     assert set(pg_cluster.list_databases()) == before
 
@@ -181,3 +183,32 @@ def test_doctor_names_the_release_and_the_way_up(pg_cluster: Cluster, release_db
     assert "drill --upgrade-to 0.16.8" in revision.message
     assert checks["letta.server"].status.value == "skip"
     assert _doctor(source.admin_dsn, None)["letta.server"].status.value == "skip"
+
+
+def test_encryption_key_reaches_the_migrations(
+    pg_cluster: Cluster, repo: Repository, release_db_factory: Loader
+) -> None:
+    """0.13.0's 8149a781ac1b encrypts sandbox secrets into value_enc only with LETTA_ENCRYPTION_KEY:
+    with the key given, the upgraded row carries a ciphertext that verify decrypts; without, none."""
+    source = release_db_factory("0.11.7", pg_cluster)
+    with psycopg.connect(source.admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO sandbox_environment_variables (id, key, value, organization_id, sandbox_config_id) "
+            "SELECT 'sandbox-env-2f0c3c52-4b7e-4d55-9a43-1f0e6c3b9d01', 'LB_TOKEN', 'lb-plain-secret-42', "
+            "organization_id, id FROM sandbox_configs LIMIT 1"
+        )
+    key = "lifeboat-test-encryption-key-0001"
+    snapshot = run_backup(repo, source.admin_dsn).snapshot
+    with_key, without_key = f"{source.dbname}_key", f"{source.dbname}_nokey"
+    try:
+        run_upgrade_restore(repo, snapshot.id, pg_cluster.dsn(with_key), "head", encryption_key=key)
+        run_upgrade_restore(repo, snapshot.id, pg_cluster.dsn(without_key), "head")
+        query = "SELECT value_enc FROM letta.sandbox_environment_variables WHERE key = 'LB_TOKEN'"
+        encrypted = scalar(pg_cluster.dsn(with_key), query)
+        assert encrypted and "lb-plain-secret-42" not in encrypted and key not in encrypted
+        assert scalar(pg_cluster.dsn(without_key), query) is None
+        report = verify_database(pg_cluster.dsn(with_key), encryption_key=key)
+        assert report.errors() == [], [f.message for f in report.errors()]
+    finally:
+        pg_cluster.drop_database(with_key)
+        pg_cluster.drop_database(without_key)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import random
 
-from lifeboat.repo import ChunkerParams, KdfParams
+from support import FAST_KDF, PASSPHRASE, SMALL_CHUNKS, SMALL_PACK
 
-FAST_KDF = KdfParams(time_cost=1, memory_cost=8 * 1024, parallelism=1)
-SMALL_CHUNKS = ChunkerParams(min_size=2 * 1024, avg_size=8 * 1024, max_size=32 * 1024)
-SMALL_PACK = 64 * 1024
-PASSPHRASE = "correct horse battery staple"
+# re-exported for the repository tests: the shared keys and sizes live in tests/support.py
+__all__ = ["FAST_KDF", "PASSPHRASE", "SMALL_CHUNKS", "SMALL_PACK", "make_rows", "row_key"]
 
 
 def make_rows(count: int, *, seed: int = 0, start: int = 0, agents: int = 50) -> list[bytes]:

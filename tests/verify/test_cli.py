@@ -11,8 +11,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from support import run_main
 
-from lifeboat.cli import main, output
+from lifeboat.cli import output
 from lifeboat.sandbox.deployment import LettaDatabase
 from lifeboat.sandbox.postgres import free_port
 
@@ -29,15 +30,8 @@ def run_cli(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, str, str]:
     """Run ``lifeboat ARGS`` in process through the real entry point (errors → exit codes)."""
-    monkeypatch.setattr(sys, "argv", ["lifeboat", *args])
     monkeypatch.delenv("LETTA_REDIS_HOST", raising=False)
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_main(capsys, *args)
 
 
 def test_verify_clean_exits_0_and_json_parses(

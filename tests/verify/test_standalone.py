@@ -131,3 +131,14 @@ def test_a_deployment_the_real_server_built_has_no_warnings(
     assert report.codes(Severity.ERROR) == set() and report.codes(Severity.WARNING) == set(), [
         f.model_dump() for f in report.findings if f.severity is not Severity.INFO
     ]
+
+
+def test_letta_in_public_with_the_default_search_path_is_fine(letta_db: LettaDatabase) -> None:
+    """Without init.sql people point Letta at a plain database: tables in ``public``, which the
+    built-in search_path names for every role."""
+    with psycopg.connect(letta_db.admin_dsn, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{letta_db.dbname}" RESET search_path')
+        conn.execute("ALTER SCHEMA letta RENAME TO public")
+    report = verify_database(letta_db.dsn)
+    assert report.letta_schema == "public"
+    assert report.ok, [f.model_dump() for f in report.errors()]

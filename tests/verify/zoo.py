@@ -417,6 +417,23 @@ def conversation_points_at_other_agent(conn: Conn, facts: dict[str, Any]) -> lis
     return [row_id]
 
 
+def conversation_block_filed_under_another_label(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    conversation = facts["conversation"]["conversation_id"]
+    block_id = one(conn, "SELECT id FROM block WHERE label = 'human' ORDER BY id LIMIT 1")
+    conn.execute(
+        "INSERT INTO blocks_conversations (conversation_id, block_id, block_label) VALUES (%s, %s, 'persona')",
+        (conversation, block_id),
+    )
+    return [f"{conversation}/{block_id}"]
+
+
+def run_metrics_of_another_agent(conn: Conn, facts: dict[str, Any]) -> list[str]:
+    run_id, agent_id = one(conn, "SELECT id, agent_id FROM run_metrics ORDER BY id LIMIT 1")
+    other = one(conn, "SELECT id FROM agents WHERE id <> %s ORDER BY id LIMIT 1", agent_id)
+    conn.execute("UPDATE run_metrics SET agent_id = %s WHERE id = %s", (other, run_id))
+    return [run_id]
+
+
 DEFECTS: list[Defect] = [
     Defect("dangling message id", "message_ids.dangling", "agents", dangling_message_id),
     Defect("another agent's message in context", "message_ids.foreign", "agents", foreign_message_id),
@@ -493,6 +510,15 @@ DEFECTS: list[Defect] = [
     Defect("unknown run status", "values.run_status", "runs", unknown_run_status),
     Defect("unknown step stop reason", "values.stop_reason", "steps", unknown_step_stop_reason),
     Defect("block over its limit", "block.over_limit", "block", block_over_limit),
+    Defect(
+        "conversation block under another label",
+        "blocks_conversations.label_mismatch",
+        "blocks_conversations",
+        conversation_block_filed_under_another_label,
+    ),
+    Defect(
+        "run metrics of another agent", "metrics.agent_mismatch", "run_metrics", run_metrics_of_another_agent
+    ),
     Defect(
         "message in another agent's conversation",
         "messages.conversation_agent",

@@ -52,6 +52,7 @@ CHECK_ORDER = (
     "values",
     "blocks",
     "message_owners",
+    "metrics",
     "tool_references",
     "embeddings",
     "secrets",

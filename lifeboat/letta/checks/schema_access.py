@@ -79,20 +79,22 @@ def _settings(ctx: CheckContext, role: str) -> dict[tuple[bool, bool], str]:
     return {(bool(db), bool(rl)): value for db, rl, value in ctx.rows(_SEARCH_PATH_SETTINGS_SQL, (role,))}
 
 
-def _parse_path(value: str, role: str) -> list[str]:
-    entries = [part.strip().strip('"') for part in value.split(",")]
-    return [role if entry == "$user" else entry for entry in entries if entry]
+def _entries(value: str) -> list[str]:
+    return [entry for entry in (part.strip().strip('"') for part in value.split(",")) if entry]
 
 
-def _effective_search_path(ctx: CheckContext, role: str) -> list[str]:
-    """search_path a new session of ``role`` gets: db+role setting > role > database > built-in default."""
+def _effective_setting(ctx: CheckContext, role: str) -> str:
+    """The search_path value a new session of ``role`` gets: db+role setting > role > database >
+    built-in default (``"$user", public``)."""
     settings = _settings(ctx, role)
     for key in ((True, True), (False, True), (True, False)):
         if key in settings:
-            return _parse_path(settings[key], role)
-    return _parse_path(
-        str(ctx.scalar("SELECT boot_val FROM pg_catalog.pg_settings WHERE name = 'search_path'")), role
-    )
+            return settings[key]
+    return str(ctx.scalar("SELECT boot_val FROM pg_catalog.pg_settings WHERE name = 'search_path'"))
+
+
+def _effective_search_path(ctx: CheckContext, role: str) -> list[str]:
+    return [role if entry == "$user" else entry for entry in _entries(_effective_setting(ctx, role))]
 
 
 def _search_path_findings(ctx: CheckContext, owner: str, path: list[str]) -> Iterator[Finding]:
@@ -108,19 +110,17 @@ def _search_path_findings(ctx: CheckContext, owner: str, path: list[str]) -> Ite
             fix=f'ALTER DATABASE "<db>" SET search_path TO "{ctx.schema}" (pg_dump without --create drops this setting)',
         )
         return
-    settings = _settings(ctx, owner)
-    deliberate = [settings[key] for key in ((True, True), (False, True), (True, False)) if key in settings]
-    if not any(ctx.schema in _parse_path(value, owner) for value in deliberate):
+    if ctx.schema not in _entries(_effective_setting(ctx, owner)):  # reached only through "$user"
         yield Finding(
             severity=Severity.ERROR,
             check="schema.database_search_path",
             table="-",
             ids=[ctx.schema],
             count=1,
-            message=f"the database has no search_path setting naming schema {ctx.schema!r} (init.sql's "
-            "ALTER DATABASE … SET search_path is lost, as after a plain pg_dump/pg_restore into a new "
-            f"database): only a role that happens to be named {ctx.schema!r} finds Letta's tables, any "
-            "other role the server is configured with sees none",
+            message=f"no search_path setting names schema {ctx.schema!r} (init.sql's ALTER DATABASE … SET "
+            "search_path is lost, as after a plain pg_dump/pg_restore into a new database): only "
+            f'"$user" finds Letta\'s tables, i.e. only a role that happens to be named {ctx.schema!r}; '
+            "any other role the server is configured with sees none",
             fix=f'ALTER DATABASE "<db>" SET search_path TO "{ctx.schema}"',
         )
 

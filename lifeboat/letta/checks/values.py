@@ -49,7 +49,7 @@ def check_values(ctx: CheckContext) -> Iterator[Finding]:
     "blocks",
     "Memory blocks fit their limit; history entries belong to their block",
     needs=("block",),
-    codes=("block.over_limit", "block.history_foreign"),
+    codes=("block.over_limit", "block.history_foreign", "blocks_conversations.label_mismatch"),
 )
 def check_blocks(ctx: CheckContext) -> Iterator[Finding]:
     if ctx.has("block", "value", "limit"):
@@ -75,6 +75,19 @@ def check_blocks(ctx: CheckContext) -> Iterator[Finding]:
             "{count} block(s) point at another block's history entry: undo/redo would load foreign content",
             "UPDATE block SET current_history_entry_id = NULL for these blocks",
         )
+    if ctx.has("blocks_conversations", "conversation_id", "block_id", "block_label"):
+        # no foreign key carries the label here (blocks_agents has one, with ON UPDATE CASCADE)
+        yield from row_findings(
+            ctx,
+            Severity.WARNING,
+            "blocks_conversations.label_mismatch",
+            "blocks_conversations",
+            "SELECT bc.conversation_id || '/' || bc.block_id AS id, b.label AS related "
+            "FROM blocks_conversations bc JOIN block b ON b.id = bc.block_id WHERE bc.block_label <> b.label",
+            "{count} conversation block(s) are filed under another label than the block's own: the "
+            "conversation looks its isolated copy up by label and misses it",
+            "UPDATE blocks_conversations SET block_label = block.label for these rows",
+        )
 
 
 @check(
@@ -94,3 +107,28 @@ def check_message_owners(ctx: CheckContext) -> Iterator[Finding]:
         "{count} message(s) sit in a conversation of another agent: that conversation shows foreign history",
         "move the messages back (UPDATE messages SET conversation_id) or restore the agent from a snapshot",
     )
+
+
+@check(
+    "metrics",
+    "Run and step metrics name the agent of their run or step",
+    needs=("runs",),
+    codes=("metrics.agent_mismatch",),
+)
+def check_metrics(ctx: CheckContext) -> Iterator[Finding]:
+    for metrics, parent in (("run_metrics", "runs"), ("step_metrics", "steps")):
+        if not (ctx.has(metrics, "id", "agent_id") and ctx.has(parent, "id", "agent_id")):
+            continue
+        yield from row_findings(
+            ctx,
+            Severity.WARNING,
+            "metrics.agent_mismatch",
+            metrics,
+            sql.SQL(
+                "SELECT m.id, m.agent_id AS related FROM {metrics} m JOIN {parent} p ON p.id = m.id "
+                "WHERE m.agent_id IS DISTINCT FROM p.agent_id"
+            ).format(metrics=sql.Identifier(metrics), parent=sql.Identifier(parent)),
+            f"{{count}} {metrics} row(s) name another agent than their {parent.rstrip('s')} "
+            "(Letta writes both with the same agent): per-agent usage is misattributed",
+            f"UPDATE {metrics} SET agent_id = {parent}.agent_id for these rows",
+        )
