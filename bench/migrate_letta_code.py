@@ -132,10 +132,10 @@ def main() -> None:
     scale = Scale(agents=args.agents, messages_per_agent=args.messages_per_agent)
     with tempfile.TemporaryDirectory(prefix="lifeboat-bench-migrate-", dir=args.workdir) as tmp:
         results = run(scale, Path(tmp), args.export_agents)
-    text = json.dumps(results, indent=2)
-    if args.output:
-        args.output.write_text(text + "\n")
-    print(text)
+        text = json.dumps(results, indent=2)  # written before the (minutes long) cleanup
+        if args.output:
+            args.output.write_text(text + "\n")
+        print(text, flush=True)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
@@ -69,8 +68,8 @@ def list_agents(
 
 def short_agent_id(agent_id: str, *, long: bool = False) -> str:
     """``agent-1a2b3c4d`` for ``agent-1a2b3c4d-…`` (restic-style short id; ``restore --agent`` takes
-    unique prefixes), the whole id with ``long``."""
-    if long:
+    unique prefixes), the whole id with ``long``. Works for any Letta id (``block-…``, ``tool-…``)."""
+    if long or not agent_id:
         return agent_id
     prefix, _, rest = agent_id.partition("-")
     return f"{prefix}-{rest[:8]}" if rest else agent_id[:14]
@@ -165,8 +164,8 @@ def _escape(text: str) -> str:
 # -- restore --agent rendering (the command itself lives in restore.py) --------------------------------
 
 
-def render_agent_restore(report: Any) -> None:
-    """Plan (dry run) or report of an agent-level restore, for people."""
+def render_agent_restore(report: Any, *, long: bool = False) -> None:
+    """Plan (dry run) or report of an agent-level restore, for people (80 columns; ``long``: full ids)."""
     console = output.console
     verb = "would restore" if report["dry_run"] else "restored"
     console.print(
@@ -179,28 +178,23 @@ def render_agent_restore(report: Any) -> None:
             f"using snapshot {chosen['short_id']} of database {chosen['source_database'] or '?'} taken "
             f"{output.local_time(chosen['time'])} on {chosen['hostname']} ({chosen['chosen_by']})"
         )
-    agents = Table(header_style="bold", title="agents")
-    for column in ("id", "name", "now", "new id"):
-        agents.add_column(column, overflow="fold")
+    agents = output.table("id", "name", "now", "new id", whole=("id", "new id"), title="agents")
     for a in report["agents"]:
         state = ("live" if a["live"] else "missing") + ("" if a["requested"] else ", group member")
-        agents.add_row(a["id"], a["name"], state, a["new_id"] or "")
+        agents.add_row(
+            short_agent_id(a["id"], long=long), a["name"], state, short_agent_id(a["new_id"] or "", long=long)
+        )
     console.print(agents)
-    tables = Table(header_style="bold", title="rows per table")
-    for column in (
-        "table",
-        "in snapshot",
-        "to write",
-        "to remove" if report["dry_run"] else "removed",
-        "written",
-    ):
-        tables.add_column(column, justify="right" if column != "table" else "left")
+    removed = "to remove" if report["dry_run"] else "removed"
+    tables = output.table("table", "in snapshot", "to write", removed, "written", title="rows per table")
+    for column in tables.columns[1:]:
+        column.justify = "right"
     for t in sorted(report["tables"], key=lambda t: t["table"]):
         if t["snapshot_rows"] or t["remove"] or t["write"]:
             written = "" if t["written"] is None else str(t["written"])
             tables.add_row(t["table"], str(t["snapshot_rows"]), str(t["write"]), str(t["remove"]), written)
     console.print(tables)
-    _render_entities(report["entities"])
+    _render_entities(report["entities"], long=long)
     for warning in report["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}")
     if report.get("refused"):
@@ -213,17 +207,19 @@ def render_agent_restore(report: Any) -> None:
     )
 
 
-def _render_entities(entities: list[dict[str, Any]]) -> None:
+def _render_entities(entities: list[dict[str, Any]], *, long: bool = False) -> None:
     """Written, matched or skipped rows one per line; rows left as they are summarized per kind."""
     quiet = ("keep", "reuse")
     shown = [e for e in entities if e["action"] not in quiet]
     if shown:
-        table = Table(header_style="bold", title="shared and referenced rows")
-        for column in ("kind", "name", "id", "decision", "other agents using it"):
-            table.add_column(column, overflow="fold")
+        table = output.table(
+            "kind", "name", "id", "decision", "other agents using it", title="shared and referenced rows"
+        )
         for e in shown:
-            target = f" → {e['target_id']}" if e["target_id"] else ""
-            table.add_row(e["kind"], e["label"], e["id"] + target, e["action"], _agents(e))
+            target = f" → {short_agent_id(e['target_id'], long=long)}" if e["target_id"] else ""
+            table.add_row(
+                e["kind"], e["label"], short_agent_id(e["id"], long=long) + target, e["action"], _agents(e)
+            )
         output.console.print(table)
     untouched: dict[tuple[str, str], list[str]] = {}  # (kind, action) -> names
     for e in entities:

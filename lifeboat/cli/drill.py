@@ -24,7 +24,7 @@ from lifeboat.cli.common import (
     open_repo,
     snapshot_filter,
 )
-from lifeboat.cli.progress import byte_progress
+from lifeboat.cli.progress import restore_progress
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout (docs/JSON.md).")]
 
@@ -114,7 +114,7 @@ def drill(
         options.upgrade_to = target_release(upgrade_to)
         options.encryption_key = encryption_key or None
     started = time.monotonic()
-    with byte_progress("drill restore") as bar:
+    with restore_progress("drill: restore", repository, options.snapshot) as bar:
         result = run_drill(
             repository, options, progress=bar.advance, on_phase=None if output.json_mode() else _announce
         )

@@ -131,10 +131,17 @@ def local_time(value: str | datetime | None) -> str:
 
 
 def table(*columns: str, whole: tuple[str, ...] = ("id", "time"), **options: Any) -> Table:
-    """A table for people: a header rule instead of a box (restic's look), so a listing fits 80
-    columns. Columns named in ``whole`` (ids, times) never wrap; other cells fold rather than get
+    """A table for people: a header rule instead of a box and two spaces between columns (restic's
+    look), so a listing fits 80 columns. Columns named in ``whole`` (ids, times) never wrap; other cells fold rather than get
     cut with an ellipsis. Numbers-like columns are right-aligned by the caller if wanted."""
-    made = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", **options)
+    made = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+        header_style="bold",
+        **options,
+    )
     for column in columns:
         made.add_column(column, overflow="fold", no_wrap=column in whole)
     return made

@@ -18,6 +18,7 @@ from lifeboat.cli.common import (
     open_repo,
     snapshot_filter,
 )
+from lifeboat.cli.progress import byte_progress
 from lifeboat.errors import CorruptRepository, UsageError
 from lifeboat.ops import snapshot_layout as layout
 
@@ -111,9 +112,9 @@ def snapshots(
 
 def _render_snapshots(items: list[dict[str, Any]], *, long: bool) -> None:
     """restic's layout: short ids and local times that fit 80 columns; --long adds full ids and more."""
-    columns = ["id", "time", "host", "database", "tags", "agents", "size"]
+    columns = ["id", "time", "host", "database", "tags", "size"]
     if long:
-        columns[5:5] = ["letta", "rows"]
+        columns[5:5] = ["letta", "agents", "rows"]
     table = output.table(*columns)
     for r in items:
         shown_id = r["id"] if long else r["short_id"]
@@ -127,11 +128,10 @@ def _render_snapshots(items: list[dict[str, Any]], *, long: bool) -> None:
             r["hostname"],
             str(r["database"] or ""),
             ",".join(tags),
-            str(r["agents"]),
             _human_bytes(r["raw_bytes"]),
         ]
         if long:
-            cells[5:5] = [str(r["letta_release"] or ""), str(r["rows"])]
+            cells[5:5] = [str(r["letta_release"] or ""), str(r["agents"]), str(r["rows"])]
         table.add_row(*cells)
     output.console.print(table)
     output.console.print(f"{len(items)} snapshot(s)")
@@ -150,7 +150,11 @@ def check(
     """Check the repository's structure (and with --read-data its data). Exit 13 on damage."""
     repository = open_repo(repo, password_file)
     subset = _percent(read_data_subset) if read_data_subset else None
-    report = repository.check(read_data=read_data or subset is not None, subset_percent=subset)
+    reading = read_data or subset is not None
+    with byte_progress("check --read-data") as bar:
+        report = repository.check(
+            read_data=reading, subset_percent=subset, progress=bar.absolute if reading else None
+        )
 
     def render(r: Any) -> None:
         for finding in r.findings:

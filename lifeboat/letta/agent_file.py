@@ -69,7 +69,7 @@ class _Model(BaseModel):
 
 
 # NUL characters and lone surrogates are refused for the whole document before parsing
-# (agent_file_validate.scan_json), so plain ``str`` is safe for PostgreSQL text here.
+# (agent_file_parse.scan_json), so plain ``str`` is safe for PostgreSQL text here.
 Text = str
 LlmConfig = Annotated[JsonObject, AfterValidator(check_llm_config)]
 EmbeddingConfig = Annotated[JsonObject, AfterValidator(check_embedding_config)]

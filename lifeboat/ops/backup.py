@@ -8,6 +8,7 @@ manifest is written last, so an interrupted backup leaves no visible snapshot.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -84,16 +85,18 @@ def run_backup(
     progress: Progress | None = None,
     on_schema: Callable[[DatabaseSchema], None] | None = None,
     any_database: bool = False,
+    on_lock_wait: Callable[[str], None] | None = None,
 ) -> BackupResult:
     """Back up the database at ``dsn`` into ``repo`` under a shared lock; returns the new snapshot.
 
     A database without Letta's schema is refused (:class:`DatabaseError`, nothing written) unless
     ``any_database``: a backup of the wrong database would become ``latest`` and be restored.
+    ``on_lock_wait`` hears, once per wait, that a copy waits for a table lock and on whom.
     """
     started = time.monotonic()
     timings: dict[str, float] = {}
     with repo.lock() as lock:
-        with pg.SharedSnapshot(dsn) as snap:
+        with pg.SharedSnapshot(dsn) as snap, _watching_lock_waits(dsn, snap, on_lock_wait):
             with snap.connection() as conn:
                 schema = pg.capture_schema(conn)
                 source, letta = _describe(conn, schema)
@@ -140,6 +143,16 @@ def run_backup(
         lock.ensure_held()  # a lost lock could mean a prune removed our fresh packs
         repo.save_snapshot(snapshot)
     return BackupResult(snapshot, writer.stats, time.monotonic() - started, timings)
+
+
+def _watching_lock_waits(
+    dsn: str, snap: pg.SharedSnapshot, on_lock_wait: Callable[[str], None] | None
+) -> contextlib.AbstractContextManager[object]:
+    if on_lock_wait is None:
+        return contextlib.nullcontext()
+    from lifeboat.pg.lock_waits import LockWaitWatcher
+
+    return LockWaitWatcher(dsn, snap.backend_pids, lambda wait: on_lock_wait(wait.describe()))
 
 
 def pipelined(items: Iterator[T], consume: Callable[[T], None], depth: int = 4) -> None:

@@ -107,6 +107,12 @@ def test_stopping_after_the_last_batch_keeps_the_transaction(items_dsn: str) -> 
 def test_stopping_in_the_middle_cancels_the_copy(items_dsn: str) -> None:
     """The rest of the table is not read for nothing: the COPY is cancelled, which aborts the
     connection's transaction (a snapshot worker is done after that)."""
+    # ~40 MB, far more than loopback socket buffers hold: the server is still sending when the
+    # iterator is closed (5,000 small rows could sit complete in the buffers on a loaded machine).
+    with psycopg.connect(items_dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO items (id, body) SELECT i, repeat('x', 200) FROM generate_series(5001, 205000) i"
+        )
     with pg.connect(items_dsn) as conn:
         conn.execute("BEGIN")
         batches = pg.copy_out(conn, TABLE, COLUMNS, batch_bytes=1000)
@@ -115,7 +121,7 @@ def test_stopping_in_the_middle_cancels_the_copy(items_dsn: str) -> None:
         with pytest.raises(psycopg.errors.InFailedSqlTransaction):
             conn.execute("SELECT 1")
         conn.execute("ROLLBACK")
-        assert conn.execute("SELECT count(*) FROM items").fetchone() == (5000,)
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (205000,)
 
 
 def test_server_error_in_the_middle_of_a_copy_is_reported(items_dsn: str) -> None:
