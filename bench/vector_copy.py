@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -23,24 +24,32 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import psycopg  # noqa: E402
-from backup_restore import SERVER, server_cpu_seconds  # noqa: E402
 from synthetic import vector_text  # noqa: E402
 
 from lifeboat.sandbox.postgres import start_cluster  # noqa: E402
 
 
+def backend_cpu(conn: psycopg.Connection) -> float:
+    """CPU seconds of this connection's server process so far (user + system, from /proc)."""
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def copy_out(dsn: str, fmt: str) -> tuple[bytes, dict[str, float]]:
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
-        cpu, started = server_cpu_seconds(), time.monotonic()
+        cpu, started = backend_cpu(conn), time.monotonic()
         parts = []
         with cur.copy(f"COPY v (id, embedding) TO STDOUT {fmt}") as stream:
             for chunk in stream:
                 parts.append(bytes(chunk))
         seconds = time.monotonic() - started
+        conn.commit()
+        server = backend_cpu(conn) - cpu
     data = b"".join(parts)
     return data, {
         "seconds": round(seconds, 2),
-        "server_cpu": round(server_cpu_seconds() - cpu, 2),
+        "server_cpu": round(server, 2),
         "bytes": len(data),
     }
 
@@ -49,13 +58,16 @@ def copy_in(dsn: str, fmt: str, data: bytes) -> dict[str, float]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("TRUNCATE v")
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
-        cpu, started = server_cpu_seconds(), time.monotonic()
+        cpu = backend_cpu(conn)
+        conn.commit()
+        started = time.monotonic()
         with cur.copy(f"COPY v (id, embedding) FROM STDIN {fmt}") as stream:
             for offset in range(0, len(data), 1 << 20):
                 stream.write(data[offset : offset + (1 << 20)])
         conn.commit()
         seconds = time.monotonic() - started
-    return {"seconds": round(seconds, 2), "server_cpu": round(server_cpu_seconds() - cpu, 2)}
+        server = backend_cpu(conn) - cpu
+    return {"seconds": round(seconds, 2), "server_cpu": round(server, 2)}
 
 
 def main() -> None:
@@ -71,7 +83,6 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="lifeboat-vecbench-") as workdir,
         start_cluster("pg18", base_dir=Path(workdir), durable=True) as cluster,
     ):
-        SERVER["pid"] = int((cluster.data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
         cluster.execute("CREATE EXTENSION vector")
         cluster.execute("CREATE TABLE v (id text PRIMARY KEY, embedding vector(4096))")
         dsn = cluster.dsn()
