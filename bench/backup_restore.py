@@ -40,8 +40,37 @@ from lifeboat.sandbox.postgres import Cluster, start_cluster  # noqa: E402
 LIFEBOAT = str(HERE.parent / ".venv" / "bin" / "lifeboat")
 
 
+SERVER: dict[str, Any] = {"pid": None}  # the cluster's postmaster, for its children's CPU time
+PROFILE: dict[str, Any] = {"dir": None}  # --profile: lifeboat commands run under py-spy
+
+
+def server_cpu_seconds() -> float:
+    """CPU the cluster's server processes used so far: the postmaster's own time plus that of its
+    children it has reaped (every backend that ended), from /proc; 0 when unknown."""
+    pid = SERVER["pid"]
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+
+
+def profiled(name: str, command: list[str]) -> list[str]:
+    """``command`` under ``py-spy record`` (raw collapsed stacks, all threads) when profiling."""
+    if PROFILE["dir"] is None:
+        return command
+    out = Path(PROFILE["dir"]) / f"{name}.txt"
+    spy = str(HERE.parent / ".venv" / "bin" / "py-spy")
+    return [spy, "record", "--format", "raw", "--rate", "97", "--output", str(out), "--", *command]
+
+
 def timed(command: list[str], env: dict[str, str] | None = None, stdout: int | None = None) -> dict[str, Any]:
-    """Run a command; wall seconds and the process's own peak RSS (MB); its JSON output if it printed one."""
+    """Run a command; wall seconds and the process's own peak RSS (MB); its JSON output if it printed one.
+
+    ``client_cpu`` is the command's own CPU seconds (user + system, from wait4), ``server_cpu`` the
+    PostgreSQL server's over the same interval: on 2 cores their sum bounds the wall time from below.
+    """
+    server_before = server_cpu_seconds()
     started = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=err)
@@ -52,8 +81,14 @@ def timed(command: list[str], env: dict[str, str] | None = None, stdout: int | N
         printed, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{command[0]} failed ({status}): {stderr[-2000:]}")
-    result: dict[str, Any] = {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
-    if "--json" in command:
+    time.sleep(0.5)  # the postmaster reaps the command's backends (and adds their CPU) just after it ends
+    result: dict[str, Any] = {
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "client_cpu": round(usage.ru_utime + usage.ru_stime, 2),
+        "server_cpu": round(server_cpu_seconds() - server_before, 2),
+    }
+    if "--json" in command and PROFILE["dir"] is None:
         result["output"] = json.loads(printed)
     return result
 
@@ -144,9 +179,11 @@ def run(scale: Scale, workdir: Path) -> dict[str, Any]:
     env = {**os.environ, "LIFEBOAT_PASSWORD": "bench-passphrase"}
     results: dict[str, Any] = {"machine": machine(), "scale": scale.__dict__}
     with start_cluster("pg18", base_dir=workdir, durable=True) as cluster:
+        SERVER["pid"] = int((cluster.data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
         started = time.monotonic()
         dsn, counts = build(cluster, scale)
         results["dataset"] = counts | {"build_seconds": round(time.monotonic() - started, 1)}
+        results["load_average_before"] = wait_for_quiet()
         pg_dump, pg_restore = cluster.tool("pg_dump"), cluster.tool("pg_restore")
         repo = str(workdir / "repo")
         subprocess.run([LIFEBOAT, "init", "--repo", repo], env=env, check=True, capture_output=True)
@@ -154,7 +191,8 @@ def run(scale: Scale, workdir: Path) -> dict[str, Any]:
         r["raw_copy_1conn"] = {"seconds": raw_copy_seconds(dsn, 1)}
         r["raw_copy_2conn"] = {"seconds": raw_copy_seconds(dsn, 2)}
         r["lifeboat_backup"] = timed(
-            [LIFEBOAT, "--json", "backup", "--repo", repo, "--db", dsn, "--jobs", "2"], env
+            profiled("backup", [LIFEBOAT, "--json", "backup", "--repo", repo, "--db", dsn, "--jobs", "2"]),
+            env,
         )
         change_one_agent(dsn)
         r["lifeboat_backup_incremental"] = timed(
@@ -169,13 +207,40 @@ def run(scale: Scale, workdir: Path) -> dict[str, Any]:
             [pg_restore, "-j2", "-d", cluster.dsn("pgrestore_target"), str(workdir / "dump.dir")]
         )
         r["lifeboat_restore"] = timed(
-            [LIFEBOAT, "restore", "latest", "--repo", repo, "--target", cluster.dsn("lifeboat_target")], env
+            profiled(
+                "restore",
+                [
+                    LIFEBOAT,
+                    "--json",
+                    "restore",
+                    "latest",
+                    "--repo",
+                    repo,
+                    "--target",
+                    cluster.dsn("lifeboat_target"),
+                ],
+            ),
+            env,
         )
         agent = one_agent_restore(repo, env, dsn)
         if agent is not None:
             r["lifeboat_restore_one_agent"] = agent
+        results["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
     results["ratios"] = ratios(results["runs"])
     return results
+
+
+QUIET: dict[str, float] = {"load": 0.0, "max_wait": 0.0}  # --wait-load, --wait-max
+
+
+def wait_for_quiet() -> list[float]:
+    """With ``--wait-load``, wait (at most ``--wait-max`` seconds) after building the deployment until the
+    1-minute load average is below it, so a shared machine's busy hour spoils only the build.
+    Returns the load averages the timings start with."""
+    deadline = time.monotonic() + QUIET["max_wait"]
+    while QUIET["load"] and os.getloadavg()[0] >= QUIET["load"] and time.monotonic() < deadline:
+        time.sleep(15)
+    return [round(value, 2) for value in os.getloadavg()]
 
 
 def ratios(r: dict[str, Any]) -> dict[str, float]:
@@ -187,12 +252,15 @@ def ratios(r: dict[str, Any]) -> dict[str, float]:
         "restore_vs_pg_restore_j2": round(restore / r["pg_restore_j2"]["seconds"], 3),
         "backup_vs_raw_copy_2conn": round(backup / r["raw_copy_2conn"]["seconds"], 3),
         "backup_vs_raw_copy_1conn": round(backup / r["raw_copy_1conn"]["seconds"], 3),
-        "incremental_bytes_share": round(
-            r["lifeboat_backup_incremental"]["output"]["bytes_added"]
-            / r["lifeboat_backup"]["output"]["bytes_added"],
-            4,
-        ),
-    }
+        "incremental_seconds_share": round(r["lifeboat_backup_incremental"]["seconds"] / backup, 3),
+    } | _incremental_bytes(r)
+
+
+def _incremental_bytes(r: dict[str, Any]) -> dict[str, float]:
+    if "output" not in r["lifeboat_backup"]:  # profiled: the output went to py-spy's stdout
+        return {}
+    added = r["lifeboat_backup_incremental"]["output"]["bytes_added"]
+    return {"incremental_bytes_share": round(added / r["lifeboat_backup"]["output"]["bytes_added"], 4)}
 
 
 def machine() -> dict[str, Any]:
@@ -222,7 +290,22 @@ def main() -> None:
     parser.add_argument("--passages-per-agent", type=int, default=Scale.passages_per_agent)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--output", type=Path, default=None, help="write the JSON results here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="run lifeboat backup and restore under py-spy (installed by hand into .venv), writing "
+        "collapsed stacks there (bench/profile_summary.py summarizes them); their times then include py-spy",
+    )
+    parser.add_argument(
+        "--wait-load", type=float, default=0.0, help="after building, wait for a load below this"
+    )
+    parser.add_argument("--wait-max", type=float, default=1800.0, help="seconds --wait-load waits at most")
     args = parser.parse_args()
+    QUIET.update(load=args.wait_load, max_wait=args.wait_max)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        PROFILE["dir"] = args.profile.resolve()
     scale = Scale(args.agents, args.messages_per_agent, args.passages_per_agent)
     workdir = Path(tempfile.mkdtemp(prefix="lifeboat-bench-", dir=args.workdir))
     try:

@@ -10,7 +10,16 @@ import typer
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
-from lifeboat.cli.common import DbOption, PasswordFileOption, RepoOption, database_dsn
+from lifeboat.cli.common import (
+    DbOption,
+    HostFilterOption,
+    PasswordFileOption,
+    RepoOption,
+    SourceFilterOption,
+    TagFilterOption,
+    database_dsn,
+    snapshot_filter,
+)
 from lifeboat.errors import UsageError, ValidationFailed
 
 
@@ -53,18 +62,24 @@ def export(
             " default: a throwaway local PostgreSQL.",
         ),
     ] = None,
+    source: SourceFilterOption = None,
+    host: HostFilterOption = None,
+    tag: TagFilterOption = None,
 ) -> None:
     """Export agents as Letta 0.16.8 agent files (secrets blanked), from one consistent read."""
     if bool(agent) == all_agents:
         raise UsageError("name agents with --agent ID (repeatable) or use --all")
     agent_ids = None if all_agents else list(agent or [])
+    if not from_snapshot and (source or host or tag):
+        raise UsageError("--source, --host and --tag select a snapshot: use them with --from-snapshot")
     if from_snapshot:
         from lifeboat.cli.common import open_repo
         from lifeboat.ops.export_snapshot import export_from_snapshot
 
         repository = open_repo(repo, password_file)
+        snapshot_id = repository.resolve_snapshot(from_snapshot, snapshot_filter(source, host, tag))
         report = export_from_snapshot(
-            repository, from_snapshot, agent_ids, output_path, complete=complete, scratch_dsn=scratch
+            repository, snapshot_id, agent_ids, output_path, complete=complete, scratch_dsn=scratch
         )
     else:
         from lifeboat.ops.export import export_agents

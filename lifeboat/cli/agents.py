@@ -16,6 +16,7 @@ from lifeboat.cli.common import (
     RepoOption,
     SnapshotTagFilterOption,
     SourceFilterOption,
+    TagFilterOption,
     database_dsn,
     open_repo,
     snapshot_filter,
@@ -111,6 +112,9 @@ def diff(
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     json_output: JsonOption = False,
+    source: SourceFilterOption = None,
+    host: HostFilterOption = None,
+    tag: TagFilterOption = None,
 ) -> None:
     """What changed for agents between two snapshots: memory blocks (unified diffs), attached
     blocks, tools and folders, messages and archival passages."""
@@ -118,7 +122,10 @@ def diff(
 
     if json_output:
         output.set_json(True)
-    report = run_diff(open_repo(repo, password_file), snapshot_a, snapshot_b, agent_id=agent)
+    repository = open_repo(repo, password_file)
+    flt = snapshot_filter(source, host, tag)
+    a, b = (repository.resolve_snapshot(ref, flt) for ref in (snapshot_a, snapshot_b))
+    report = run_diff(repository, a, b, agent_id=agent)
     output.emit(report, _render_diff)
 
 

@@ -49,6 +49,7 @@ def backup(
                 jobs=jobs,
                 progress=bar.advance,
                 on_schema=lambda schema: bar.set_total(estimate_bytes(schema)),
+                on_lock_wait=bar.note,
                 any_database=any_database,
             )
         record(result, repository)

@@ -217,7 +217,9 @@ def copy(
         Path | None,
         typer.Option("--to-password-file", help="Target passphrase file (env LIFEBOAT_TO_PASSWORD[_FILE])."),
     ] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only snapshots with this tag.")] = None,
+    tag: TagFilterOption = None,
+    host: HostFilterOption = None,
+    source_db: SourceFilterOption = None,
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     json_output: JsonOption = False,
@@ -232,9 +234,10 @@ def copy(
         raise UsageError("copy needs --to REPOSITORY")
     source = open_repo(repo, password_file)
     target = Repository.open(to, _target_passphrase(to_password_file))
-    chosen = [s for s in source.list_snapshots() if not tag or set(tag) & set(s.tags)]
+    flt = snapshot_filter(source_db, host, tag)
+    chosen = flt.select(source.list_snapshots())
     if snapshots:
-        wanted = {source.resolve_snapshot(ref) for ref in snapshots}
+        wanted = {source.resolve_snapshot(ref, flt) for ref in snapshots}
         chosen = [s for s in chosen if s.id in wanted]
     with byte_progress("copy", total=sum(s.raw_size() for s in chosen)) as bar:
         stats = copy_snapshots(source, target, [s.id for s in chosen], progress=bar.advance)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -29,6 +31,16 @@ class ByteProgress:
         if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, n)
 
+    def absolute(self, done: int, total: int) -> None:
+        """Progress given as (done, total) bytes, from any thread."""
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=done, total=total)
+
+    def note(self, line: str) -> None:
+        """A line above the bar (e.g. what a backup waits for); only where the bar shows."""
+        if self._progress is not None:
+            self._progress.console.print(f"[yellow]{escape(line)}[/]")
+
     def set_total(self, total: int) -> None:
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, total=total)
@@ -48,3 +60,15 @@ def byte_progress(description: str, total: int | None = None) -> Iterator[BytePr
     )
     with Progress(*columns, console=output.err_console, transient=True) as progress:
         yield ByteProgress(progress, progress.add_task(description, total=total))
+
+
+def restore_progress(
+    description: str, repository: Any, ref: str
+) -> contextlib.AbstractContextManager[ByteProgress]:
+    """A bar for restoring snapshot ``ref``: its true total (the COPY text it holds), and its row
+    count in the description, both from the manifest."""
+    if output.json_mode() or not output.err_console.is_terminal:
+        return byte_progress(description)
+    snapshot = repository.load_snapshot(ref)
+    rows = sum(stream.records for stream in snapshot.streams)
+    return byte_progress(f"{description} {snapshot.short_id} ({rows:,} rows)", total=snapshot.raw_size())

@@ -18,7 +18,9 @@ from lifeboat.cli.common import (
     open_repo,
     snapshot_filter,
 )
+from lifeboat.cli.progress import byte_progress
 from lifeboat.errors import CorruptRepository, UsageError
+from lifeboat.ops import snapshot_layout as layout
 
 
 @app.command()
@@ -58,20 +60,20 @@ def init(
 
 
 def _snapshot_row(snapshot: Any) -> dict[str, Any]:
-    source = snapshot.documents.get("source", {})
-    letta = snapshot.documents.get("letta", {})
+    source = layout.source_document(snapshot)
+    letta = layout.letta_document(snapshot)
     return {
         "id": snapshot.id,
         "short_id": snapshot.short_id,
         "time": snapshot.time.isoformat(),
         "hostname": snapshot.hostname,
         "tags": snapshot.tags,
-        "database": source.get("database"),
-        "server_version": source.get("server_version"),
-        "letta_revision": source.get("letta_revision"),
-        "letta_release": source.get("letta_release"),
-        "agents": len(letta.get("agents", [])),
-        "runs_in_flight": len(letta.get("runs_in_flight", [])),
+        "database": source.database,
+        "server_version": source.server_version,
+        "letta_revision": source.letta_revision,
+        "letta_release": source.letta_release,
+        "agents": len(letta.agents or []),
+        "runs_in_flight": len(letta.runs_in_flight),
         "tables": len(snapshot.streams),
         "rows": sum(stream.records for stream in snapshot.streams),
         "raw_bytes": snapshot.raw_size(),
@@ -148,7 +150,11 @@ def check(
     """Check the repository's structure (and with --read-data its data). Exit 13 on damage."""
     repository = open_repo(repo, password_file)
     subset = _percent(read_data_subset) if read_data_subset else None
-    report = repository.check(read_data=read_data or subset is not None, subset_percent=subset)
+    reading = read_data or subset is not None
+    with byte_progress("check --read-data") as bar:
+        report = repository.check(
+            read_data=reading, subset_percent=subset, progress=bar.absolute if reading else None
+        )
 
     def render(r: Any) -> None:
         for finding in r.findings:

@@ -26,8 +26,8 @@ from lifeboat.cli.common import (
     open_repo,
     snapshot_filter,
 )
-from lifeboat.cli.progress import byte_progress
-from lifeboat.errors import Interrupted, UsageError, note_rolled_back
+from lifeboat.cli.progress import restore_progress
+from lifeboat.errors import CorruptRepository, Interrupted, UsageError, note_rolled_back
 
 if TYPE_CHECKING:
     from lifeboat.ops.restore import Trust
@@ -177,6 +177,14 @@ def restore(
             "(or none) than the snapshot's source.",
         ),
     ] = False,
+    partial: Annotated[
+        bool,
+        typer.Option(
+            "--partial",
+            help="Restore a damaged snapshot anyway: everything still readable goes in, and the tables, "
+            "row counts and agents that lost rows are reported; exits 13 when anything was lost.",
+        ),
+    ] = False,
 ) -> None:
     """Restore a whole snapshot into a new database (or, with --force, over an existing one); or,
     with --agent/--name/--tag, bring agents back into the live database (in place or as copies)."""
@@ -184,9 +192,9 @@ def restore(
     filters = SnapshotFilters(source or [], host or [], snapshot_tag or [])
     selection = AgentSelection(agent or [], name, tag, mode, shared, dry_run, force, org, suffix)
     if selection.selects:
-        if target is not None or upgrade is not None:
+        if target is not None or upgrade is not None or partial:
             raise UsageError(
-                "--target and --upgrade are for whole-snapshot restores; agent restores write to --db"
+                "--target, --upgrade and --partial are for whole-snapshot restores; agent restores write to --db"
             )
         restore_agents(ref, repo, password_file, selection, db, encryption_key, filters, long=long)
         return
@@ -202,6 +210,8 @@ def restore(
         raise UsageError(
             f"{', '.join(given)} apply to agent restores: select agents with --agent, --name or --tag"
         )
+    if partial and upgrade is not None:
+        raise UsageError("--partial and --upgrade cannot be combined")
     restore_snapshot(
         ref or "latest",
         repo,
@@ -213,6 +223,7 @@ def restore(
         encryption_key=encryption_key,
         trust=_trust(trust_schema, trust_unencrypted, other_deployment),
         filters=filters,
+        partial=partial,
     )
 
 
@@ -234,6 +245,7 @@ def restore_snapshot(
     encryption_key: str | None = None,
     trust: Trust | None = None,
     filters: SnapshotFilters | None = None,
+    partial: bool = False,
 ) -> None:
     """The whole snapshot into ``target`` (default: ``<letta db>_restored`` on the Letta server);
     with ``upgrade``, migrated to that Letta revision before the switch."""
@@ -263,7 +275,7 @@ def restore_snapshot(
             trust or _trust(False, False, False),
         )
         return
-    with byte_progress("restore") as bar:
+    with restore_progress("restore", repository, snapshot) as bar:
         result = run_restore(
             repository,
             snapshot,
@@ -274,8 +286,14 @@ def restore_snapshot(
             progress=bar.advance,
             trust=trust or _trust(False, False, False),
             notify=None if output.json_mode() else _announce,
+            partial=partial,
         )
     output.emit(result.summary(), _render_snapshot_restore)
+    if result.partial is not None:  # a partial success is not a success
+        raise CorruptRepository(
+            f"snapshot {result.snapshot.short_id} was damaged: restored into {result.database} without "
+            f"{result.partial.rows_lost} row(s) of {len(result.partial.tables)} table(s) (see the report above)"
+        )
 
 
 def _announce(line: str) -> None:
@@ -292,6 +310,24 @@ def _render_snapshot_restore(s: dict[str, Any]) -> None:
         output.console.print(f"the replaced database was saved first as snapshot {s['safety_snapshot'][:8]}")
     for warning in s["warnings"]:
         output.console.print(f"[yellow]warning:[/] {warning}")
+    if s.get("partial"):
+        _render_loss(s["partial"])
+
+
+def _render_loss(p: dict[str, Any]) -> None:
+    output.console.print(f"[red]partial restore:[/] {p['rows_lost']} row(s) lost ({p['blobs_lost']} blob(s))")
+    for table in p["tables"]:
+        output.console.print(f"  table {table['table']}: {table['rows_lost']} row(s) lost", markup=False)
+    if p["agents"]:
+        output.console.print(
+            f"  agents that may have lost rows (ids within a lost blob's key range): {', '.join(p['agents'])}",
+            soft_wrap=True,
+            markup=False,
+        )
+    for key in p["foreign_keys_not_valid"]:
+        output.console.print(
+            f"  foreign key {key} left NOT VALID (it references lost rows)", soft_wrap=True, markup=False
+        )
 
 
 def restore_agents(

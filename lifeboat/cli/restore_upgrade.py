@@ -6,7 +6,7 @@ from typing import Any
 
 from lifeboat import settings
 from lifeboat.cli import output
-from lifeboat.cli.progress import byte_progress
+from lifeboat.cli.progress import restore_progress
 from lifeboat.ops.restore import Trust
 from lifeboat.ops.upgrade import UpgradePlan, run_upgrade_restore
 from lifeboat.repo.repository import Repository
@@ -32,7 +32,7 @@ def restore_with_upgrade(
     jobs: int,
     trust: Trust = Trust(),  # noqa: B008 (frozen)
 ) -> None:
-    with byte_progress("restore") as bar:
+    with restore_progress("restore", repository, snapshot) as bar:
         result = run_upgrade_restore(
             repository,
             snapshot,

@@ -8,7 +8,17 @@ import typer
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
-from lifeboat.cli.common import DbOption, PasswordFileOption, RepoOption, database_dsn, open_repo
+from lifeboat.cli.common import (
+    DbOption,
+    HostFilterOption,
+    PasswordFileOption,
+    RepoOption,
+    SourceFilterOption,
+    TagFilterOption,
+    database_dsn,
+    open_repo,
+    snapshot_filter,
+)
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Machine-readable JSON on stdout (see docs/VERIFY.md).")
@@ -55,6 +65,9 @@ def verify(
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     json_output: JsonOption = False,
+    source: SourceFilterOption = None,
+    host: HostFilterOption = None,
+    tag: TagFilterOption = None,
 ) -> None:
     """Check a Letta database (live or restored) for corruption, drift and crash leftovers.
 
@@ -68,12 +81,14 @@ def verify(
 
     if json_output:
         output.set_json(True)
-    if against is None and (agent or since_snapshot):
-        raise UsageError("--agent and --since-snapshot need --against SNAPSHOT")
+    if against is None and (agent or since_snapshot or source or host or tag):
+        raise UsageError("--agent, --since-snapshot, --source, --host and --tag need --against SNAPSHOT")
     if against is not None:
         if check:
             raise UsageError("--check does not apply to --against")
-        _verify_against(against, db, agent or [], since_snapshot, jobs, open_repo(repo, password_file))
+        repository = open_repo(repo, password_file)
+        snapshot_id = repository.resolve_snapshot(against, snapshot_filter(source, host, tag))
+        _verify_against(snapshot_id, db, agent or [], since_snapshot, jobs, repository)
         return
     unknown = [name for name in check or [] if name not in REGISTRY]
     if unknown:

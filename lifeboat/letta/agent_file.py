@@ -1,6 +1,6 @@
 """Letta 0.16.8 agent files (``.af``): the ``AgentFileSchema`` as pydantic models.
 
-The shape follows ``letta/schemas/agent_file.py`` (DATA_MODEL.md §5): seven required entity
+The shape follows ``letta/schemas/agent_file.py`` (docs/LETTA.md §7): seven required entity
 lists, file-local ids ``<prefix>-<n>``, and every agent carrying its messages and file
 attachments inline. Two rules shape these models:
 
@@ -38,6 +38,7 @@ from lifeboat.letta.agent_file_types import (
     check_tool_returns,
     check_tool_rules,
 )
+from lifeboat.letta.vocabularies import AgentType, ToolType
 
 FORMAT_VERSION = 1  # version of the ``lifeboat`` extras block
 
@@ -69,7 +70,7 @@ class _Model(BaseModel):
 
 
 # NUL characters and lone surrogates are refused for the whole document before parsing
-# (agent_file_validate.scan_json), so plain ``str`` is safe for PostgreSQL text here.
+# (agent_file_parse.scan_json), so plain ``str`` is safe for PostgreSQL text here.
 Text = str
 LlmConfig = Annotated[JsonObject, AfterValidator(check_llm_config)]
 EmbeddingConfig = Annotated[JsonObject, AfterValidator(check_embedding_config)]
@@ -130,17 +131,7 @@ class AgentEntry(_Model):
 
     id: str
     name: Text
-    agent_type: Literal[
-        "memgpt_agent",
-        "memgpt_v2_agent",
-        "letta_v1_agent",
-        "react_agent",
-        "workflow_agent",
-        "split_thread_agent",
-        "sleeptime_agent",
-        "voice_convo_agent",
-        "voice_sleeptime_agent",
-    ] = "letta_v1_agent"
+    agent_type: AgentType = "letta_v1_agent"
     system: Text | None = None
     description: Text | None = None
     metadata: JsonObject | None = None
@@ -228,19 +219,7 @@ class ToolEntry(_Model):
 
     id: str
     name: Text
-    tool_type: Literal[
-        "custom",
-        "letta_core",
-        "letta_memory_core",
-        "letta_multi_agent_core",
-        "letta_sleeptime_core",
-        "letta_voice_sleeptime_core",
-        "letta_builtin",
-        "letta_files_core",
-        "external_langchain",
-        "external_composio",
-        "external_mcp",
-    ] = "custom"
+    tool_type: ToolType = "custom"
     description: Text | None = None
     source_type: Text | None = None
     source_code: Text | None = None

@@ -12,18 +12,9 @@ import uuid
 from typing import Any
 
 from lifeboat.letta import agent_file_defaults as letta_defaults
-from lifeboat.letta.agent_file import (
-    AgentEntry,
-    MessageEntry,
-)
-from lifeboat.letta.agent_file_defaults import (
-    DEFAULT_TIMEZONE,
-    default_compaction_settings,
-)
-from lifeboat.letta.agent_file_import_plan import (
-    SUBAGENT_ROLE_TAG,
-    Write,
-)
+from lifeboat.letta.agent_file import AgentEntry, MessageEntry
+from lifeboat.letta.agent_file_defaults import DEFAULT_TIMEZONE, default_compaction_settings
+from lifeboat.letta.agent_file_import_plan import SUBAGENT_ROLE_TAG, Write
 from lifeboat.letta.agent_file_import_shared import SharedPlanner
 from lifeboat.letta.agent_file_secrets import value_enc
 from lifeboat.letta.ids import new_id

@@ -9,20 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from lifeboat.letta import agent_file_defaults as letta_defaults
-from lifeboat.letta.agent_file import (
-    AgentEntry,
-    ConversationEntry,
-    GroupEntry,
-    GroupState,
-    PassageEntry,
-)
-from lifeboat.letta.agent_file_defaults import (
-    SLEEPTIME_TURNS_COUNTER_START,
-)
+from lifeboat.letta.agent_file import AgentEntry, ConversationEntry, GroupEntry, GroupState, PassageEntry
+from lifeboat.letta.agent_file_defaults import SLEEPTIME_TURNS_COUNTER_START
 from lifeboat.letta.agent_file_import_agents import AgentPlanner
-from lifeboat.letta.agent_file_import_plan import (
-    padded_vector,
-)
+from lifeboat.letta.agent_file_import_plan import padded_vector
 from lifeboat.letta.ids import new_id
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from lifeboat.letta.agent_config import MAX_EMBEDDING_DIM
 from lifeboat.letta.agent_file import ToolEntry
-from lifeboat.letta.agent_file_validate import decode_embedding
+from lifeboat.letta.agent_file_embedding import decode_embedding
 
 SUBAGENT_ROLE_TAG = "role:subagent"  # letta/constants.py: such agents are created hidden
 NO_EMBEDDINGS_MESSAGE = (

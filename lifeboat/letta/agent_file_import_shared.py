@@ -11,18 +11,9 @@ import uuid
 from typing import Any
 
 from lifeboat.letta import agent_file_defaults as letta_defaults
-from lifeboat.letta.agent_file import (
-    BlockEntry,
-    FileEntry,
-    ToolEntry,
-)
+from lifeboat.letta.agent_file import BlockEntry, FileEntry, ToolEntry
 from lifeboat.letta.agent_file_import_context import PlanContext
-from lifeboat.letta.agent_file_import_plan import (
-    NO_EMBEDDINGS_MESSAGE,
-    ExistingTool,
-    Write,
-    custom_tool,
-)
+from lifeboat.letta.agent_file_import_plan import NO_EMBEDDINGS_MESSAGE, ExistingTool, Write, custom_tool
 from lifeboat.letta.ids import new_id
 
 

@@ -3,59 +3,32 @@
 Three passes, each cheap and database-free (the importer adds the checks that need the target
 database):
 
-1. :func:`parse` — size, encoding, JSON syntax, nesting depth, and a scan of every value
-   (no NUL characters or lone surrogates, which PostgreSQL cannot store; finite numbers only).
-2. the pydantic models in :mod:`lifeboat.letta.agent_file` — types and required fields.
-3. :func:`check_document` — file-local id formats, duplicates, every cross reference
+1. :func:`~lifeboat.letta.agent_file_parse.parse` — size, encoding, JSON syntax, nesting depth,
+   and a scan of every value (no NUL characters or lone surrogates, which PostgreSQL cannot
+   store; finite numbers only).
+2. :func:`~lifeboat.letta.agent_file_parse.to_model` — the pydantic models of
+   :mod:`lifeboat.letta.agent_file`: types and required fields.
+3. :func:`check_document` (this module) — file-local id formats, duplicates, every cross reference
    (tool/block/source/message/group/file ids, extras), names that look like paths, counts.
 
 Letta's own importer validates only id formats, duplicates and file/source references up front
-and discovers the rest half-way through a non-transactional import (DATA_MODEL.md §5); lifeboat
+and discovers the rest half-way through a non-transactional import (docs/LETTA.md §7); lifeboat
 refuses such files before opening a transaction.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator
 
-from pydantic import ValidationError
-
-from lifeboat.errors import ValidationFailed
-from lifeboat.letta.agent_file import (
-    FILE_ID_PREFIX,
-    AgentEntry,
-    AgentFile,
-    CompleteExtras,
-    MessageEntry,
-    PassageEntry,
-    describe_validation_error,
-)
+from lifeboat.letta.agent_file import FILE_ID_PREFIX, AgentEntry, AgentFile, CompleteExtras, MessageEntry
+from lifeboat.letta.agent_file_embedding import embedding_problem
+from lifeboat.letta.agent_file_limits import DEFAULT_LIMITS, Limits, Problems, fail
+from lifeboat.letta.agent_file_parse import parse, to_model
 from lifeboat.letta.revisions import RELEASES, is_known, release_label
 
-
-@dataclass(frozen=True)
-class Limits:
-    """Upper bounds for an agent file; anything larger is refused, not truncated."""
-
-    max_bytes: int = 256 * 1024 * 1024
-    max_depth: int = 48
-    max_agents: int = 1_000
-    max_entities: int = 100_000  # per top-level list (blocks, tools, files...)
-    max_messages: int = 2_000_000  # across all agents
-    max_name_chars: int = 255
-    max_list_items: int = 10_000  # tags, id lists, secrets of one object
-    max_problems: int = 200  # problems listed before "... and N more"
-    allow_stdio_mcp: bool = False  # stdio MCP servers run a command on the Letta host
-
-
-DEFAULT_LIMITS = Limits()
+__all__ = ["DEFAULT_LIMITS", "Limits", "check_document", "fail", "path_problem", "validate_bytes"]
 
 _FILE_ID = {
     prefix: re.compile(rf"^{re.escape(prefix)}-(0|[1-9][0-9]{{0,8}})$")
@@ -65,156 +38,6 @@ _FILE_ID = {
 _AGENT_NAME = re.compile(r"^[\w '\-]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-class Problems:
-    """An ordered, bounded list of problems found so far."""
-
-    def __init__(self, limit: int = DEFAULT_LIMITS.max_problems) -> None:
-        self.items: list[str] = []
-        self.dropped = 0
-        self.limit = limit
-
-    def add(self, message: str) -> None:
-        if len(self.items) < self.limit:
-            self.items.append(message)
-        else:
-            self.dropped += 1
-
-    def extend(self, messages: Iterable[str]) -> None:
-        for message in messages:
-            self.add(message)
-
-    def __bool__(self) -> bool:
-        return bool(self.items)
-
-    def as_list(self) -> list[str]:
-        return self.items + ([f"... and {self.dropped} more problems"] if self.dropped else [])
-
-
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def one_line(text: str) -> str:
-    """Problems quote the document: escape anything that would break a line (or a terminal)."""
-    return _UNPRINTABLE.sub(
-        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text
-    )
-
-
-def fail(problems: list[str]) -> ValidationFailed:
-    problems = [one_line(problem) for problem in problems]
-    count = len(problems)
-    head = f"agent file rejected: {count} problem{'s' if count != 1 else ''}: "
-    return ValidationFailed(head + "; ".join(problems[:10]) + (" ..." if count > 10 else ""), problems)
-
-
-# ---- pass 1: bytes -> JSON ---------------------------------------------------------------------
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:20]} is out of range")
-    return value
-
-
-def parse(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
-    """Bytes to a JSON object, refusing anything the later stages or PostgreSQL would choke on."""
-    if len(data) > limits.max_bytes:
-        raise fail(
-            [f"file is {len(data):,} bytes; the limit is {limits.max_bytes:,} (raise it with --max-bytes)"]
-        )
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise fail([f"file is not UTF-8 text (byte {exc.start})"]) from None
-    document = _loads(text)
-    if isinstance(document, str):  # Letta's importer tolerates double-encoded JSON
-        document = _loads(document)
-    if not isinstance(document, dict):
-        raise fail([f"top level must be a JSON object, not {type(document).__name__}"])
-    problems = list(scan_json(document, limits, strings=_may_hold_bad_strings(text)))
-    if problems:
-        raise fail(problems)
-    return document
-
-
-_BAD_ESCAPE = re.compile(r"\\u(0000|d[89a-f])", re.IGNORECASE)
-
-
-def _may_hold_bad_strings(text: str) -> bool:
-    """NUL and lone surrogates can only enter as \\u escapes (raw ones fail decoding/parsing)."""
-    return "\\u" in text and bool(_BAD_ESCAPE.search(text))
-
-
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except RecursionError:
-        raise fail(["JSON is nested too deeply"]) from None
-    except ValueError as exc:  # JSONDecodeError, huge integers, NaN/Infinity
-        raise fail([f"not valid JSON: {str(exc).splitlines()[0][:200]}"]) from None
-
-
-def scan_json(document: Any, limits: Limits = DEFAULT_LIMITS, *, strings: bool = True) -> Iterator[str]:
-    """Problems in any value of the tree: depth, and (``strings``) NUL characters or lone surrogates.
-
-    Iterative, so hostile nesting cannot exhaust the Python stack.
-    """
-    stack: list[tuple[Any, str, int]] = [(document, "", 0)]
-    reported = 0
-    while stack and reported < limits.max_problems:
-        value, path, depth = stack.pop()
-        if depth > limits.max_depth:
-            yield f"{path or '<document>'}: nested deeper than {limits.max_depth} levels"
-            reported += 1
-            continue
-        if isinstance(value, dict):
-            for key, item in value.items():
-                problem = _string_problem(key) if strings else None
-                if problem:
-                    yield f"{path or '<document>'}: a key {problem}"
-                    reported += 1
-                stack.append((item, f"{path}.{key}" if path else str(key)[:60], depth + 1))
-        elif isinstance(value, list):
-            stack.extend((item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value))
-        elif strings and isinstance(value, str):
-            problem = _string_problem(value)
-            if problem:
-                yield f"{path or '<document>'}: {problem}"
-                reported += 1
-
-
-def _string_problem(value: str) -> str | None:
-    if "\x00" in value:
-        return "contains a NUL character (PostgreSQL text cannot store it)"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "contains an unpaired UTF-16 surrogate"
-    return None
-
-
-# ---- pass 2: JSON -> models --------------------------------------------------------------------
-
-
-def to_model(document: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> AgentFile:
-    if "agents" not in document or not isinstance(document.get("agents"), list):
-        raise fail(["not a Letta agent file: no 'agents' list (the legacy v1 format is not supported)"])
-    try:
-        return AgentFile.model_validate(document)
-    except ValidationError as exc:
-        raise fail(describe_validation_error(exc, limit=limits.max_problems)) from None
-    except (ValueError, TypeError, RecursionError) as exc:  # defensive: never a traceback
-        raise fail([f"schema validation failed: {str(exc).splitlines()[0][:200]}"]) from None
-
-
-# ---- pass 3: ids, references, names ------------------------------------------------------------
 
 
 def path_problem(name: str | None, *, what: str, slashes: int = 0, limit: int = 255) -> str | None:
@@ -559,32 +382,3 @@ def _check_extras(doc: AgentFile, extras: CompleteExtras, problems: Problems) ->
                 f"lifeboat.source_passages.{passage.id[:40]}: file/folder reference is not in the file"
             )
         _add(problems, embedding_problem(passage))
-
-
-def embedding_problem(passage: PassageEntry) -> str | None:
-    """Whether a passage's base64 embedding decodes to at most 4096 float32 values."""
-    if passage.embedding is None:
-        return None
-    try:
-        raw = base64.b64decode(passage.embedding, validate=True)
-    except ValueError:
-        return f"passage {passage.id[:40]}: embedding is not base64"
-    if len(raw) % 4 or len(raw) // 4 > 4096:
-        return f"passage {passage.id[:40]}: embedding must hold at most 4096 float32 values"
-    values = decode_embedding(passage.embedding)
-    if not all(math.isfinite(v) for v in values):
-        return f"passage {passage.id[:40]}: embedding holds NaN or infinite values"
-    return None
-
-
-def decode_embedding(encoded: str) -> list[float]:
-    import struct
-
-    raw = base64.b64decode(encoded)
-    return list(struct.unpack(f"<{len(raw) // 4}f", raw))
-
-
-def encode_embedding(values: list[float]) -> str:
-    import struct
-
-    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode("ascii")

@@ -1,4 +1,4 @@
-"""The values Letta 0.16.8 accepts in its enum-like ``varchar`` columns (DATA_MODEL facts, docs/LETTA.md).
+"""The values Letta 0.16.8 accepts in its enum-like ``varchar`` columns (docs/LETTA.md §3, §5).
 
 Letta stores these as plain strings and parses them into Python enums when it loads a row, so a
 value outside the vocabulary makes the row unloadable (a 500 on every listing that meets it).
@@ -11,8 +11,9 @@ the installed server and compares. Columns that are PostgreSQL enum types (``ste
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-AGENT_TYPES = (
+AgentType = Literal[
     "memgpt_agent",
     "memgpt_v2_agent",
     "letta_v1_agent",
@@ -22,7 +23,8 @@ AGENT_TYPES = (
     "sleeptime_agent",
     "voice_convo_agent",
     "voice_sleeptime_agent",
-)
+]
+AGENT_TYPES: tuple[str, ...] = get_args(AgentType)
 STOP_REASONS = (
     "end_turn",
     "error",
@@ -40,7 +42,7 @@ STOP_REASONS = (
 )
 MANAGER_TYPES = ("round_robin", "supervisor", "dynamic", "sleeptime", "voice_sleeptime", "swarm")
 IDENTITY_TYPES = ("org", "user", "other")
-TOOL_TYPES = (
+ToolType = Literal[
     "custom",
     "letta_core",
     "letta_memory_core",
@@ -52,7 +54,8 @@ TOOL_TYPES = (
     "external_langchain",
     "external_composio",
     "external_mcp",
-)
+]
+TOOL_TYPES: tuple[str, ...] = get_args(ToolType)
 TOOL_SOURCE_TYPES = ("python", "typescript", "json")
 MCP_SERVER_TYPES = ("sse", "stdio", "streamable_http")
 PROVIDER_CATEGORIES = ("base", "byok")

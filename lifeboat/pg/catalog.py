@@ -101,11 +101,27 @@ ORDER BY count(*) DESC, n.nspname = ANY (pg_catalog.current_schemas(false)) DESC
          n.nspname = pg_catalog.current_database() DESC, n.nspname
 """
 
-_EXTENSION_SCHEMA_SQL = """
-SELECT n.nspname FROM pg_catalog.pg_extension e
+_EXTENSION_SQL = """
+SELECT n.nspname, e.extversion FROM pg_catalog.pg_extension e
 JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
 WHERE e.extname = %(extension)s
 """
+
+_UNREADABLE_SQL = """
+SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'S')
+  AND NOT (CASE WHEN c.relkind = 'S' THEN pg_catalog.has_sequence_privilege(c.oid, 'SELECT')
+                ELSE pg_catalog.has_table_privilege(c.oid, 'SELECT') END)
+ORDER BY 1
+"""
+
+
+@dataclass(frozen=True)
+class Extension:
+    """An installed extension: the schema it lives in and its version."""
+
+    schema: str
+    version: str
 
 
 @dataclass(frozen=True)
@@ -235,10 +251,21 @@ def schemas_with_tables(conn: Connection, tables: Sequence[str]) -> list[str]:
     return [row[0] for row in conn.execute(_SCHEMAS_WITH_TABLES_SQL, {"tables": list(tables)})]
 
 
+def installed_extension(conn: Connection, extension: str) -> Extension | None:
+    """Where and in which version ``extension`` is installed (None when it is not)."""
+    row = conn.execute(_EXTENSION_SQL, {"extension": extension}).fetchone()
+    return None if row is None else Extension(str(row[0]), str(row[1]))
+
+
 def extension_schema(conn: Connection, extension: str) -> str | None:
     """The schema an installed extension lives in (None when it is not installed)."""
-    row = conn.execute(_EXTENSION_SCHEMA_SQL, {"extension": extension}).fetchone()
-    return None if row is None else str(row[0])
+    found = installed_extension(conn, extension)
+    return None if found is None else found.schema
+
+
+def unreadable_relations(conn: Connection, schema: str) -> list[str]:
+    """Tables and sequences of ``schema`` the session's role may not SELECT from (a backup needs all)."""
+    return [str(row[0]) for row in conn.execute(_UNREADABLE_SQL, {"schema": schema})]
 
 
 def current_schema(conn: Connection) -> str | None:

@@ -19,7 +19,7 @@ of the line of the statement it is put into), subqueries, statement keywords, an
 administrative function families that reach outside the database or run SQL given as text
 (``pg_*``, ``lo_*``, ``dblink*``, ``query_to_xml``...). Every statement is then executed alone,
 over the extended query protocol, so the server itself refuses a second statement
-(:func:`lifeboat.pg.ddl.execute_one`).
+(:func:`lifeboat.pg.ddl_statement.execute_one`).
 """
 
 from __future__ import annotations

@@ -43,6 +43,12 @@ class SharedSnapshot:
         self._conn: psycopg.Connection | None = None
         self._conn_lock = threading.Lock()
         self.snapshot_id: str = ""
+        self.worker_pids: list[int] = []  # backends of the workers opened so far (lock-wait reports)
+
+    def backend_pids(self) -> list[int]:
+        """The exporting connection's backend and every worker's (for lock-wait reports)."""
+        exporting = [self._conn.info.backend_pid] if self._conn is not None else []
+        return exporting + list(self.worker_pids)
 
     # -- exporting transaction -----------------------------------------------------------------
     def __enter__(self) -> SharedSnapshot:
@@ -102,6 +108,7 @@ class SharedSnapshot:
         if not self.snapshot_id:
             raise DatabaseError("the shared snapshot is not open")
         conn = connect(self.dsn)
+        self.worker_pids.append(conn.info.backend_pid)
         try:
             conn.execute(_BEGIN)
             conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot_id)))

@@ -83,9 +83,18 @@ class _BlobUsers:
         return sorted({snapshot_id for blob_id in blob_ids for snapshot_id in self.by_blob.get(blob_id, ())})
 
 
+ReadProgress = Callable[[int, int], None]
+
+
 def check_repository(
-    repo: OpenRepository, *, read_data: bool, subset_percent: float | None, seed: int | None
+    repo: OpenRepository,
+    *,
+    read_data: bool,
+    subset_percent: float | None,
+    seed: int | None,
+    progress: ReadProgress | None = None,
 ) -> CheckReport:
+    """``progress(bytes_done, bytes_total)`` hears of each pack read with ``read_data``."""
     report = CheckReport()
     snapshots = _load_snapshots(repo, report)
     users = _BlobUsers(snapshots)
@@ -103,7 +112,7 @@ def check_repository(
     _check_trailers(repo, report, users, present)
     if read_data:
         chosen = _choose(sorted(present), subset_percent, seed)
-        _read_packs(repo, report, users, [present[pack_id] for pack_id in chosen])
+        _read_packs(repo, report, users, [present[pack_id] for pack_id in chosen], progress)
     return report
 
 
@@ -285,9 +294,21 @@ def _choose(pack_ids: list[str], subset_percent: float | None, seed: int | None)
     return sorted(random.Random(seed).sample(pack_ids, count))
 
 
-def _read_packs(repo: OpenRepository, report: CheckReport, users: _BlobUsers, packs: list[PackEntry]) -> None:
+def _read_packs(
+    repo: OpenRepository,
+    report: CheckReport,
+    users: _BlobUsers,
+    packs: list[PackEntry],
+    progress: ReadProgress | None = None,
+) -> None:
+    total, done = sum(entry.size for entry in packs), 0
     with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="lifeboat-check") as pool:
-        for findings, damaged, blobs_read in pool.map(lambda entry: _read_pack(repo, entry), packs):
+        for entry, (findings, damaged, blobs_read) in zip(
+            packs, pool.map(lambda entry: _read_pack(repo, entry), packs), strict=True
+        ):
+            done += entry.size
+            if progress is not None:
+                progress(done, total)
             report.packs_read += 1
             report.blobs_read += blobs_read
             for finding in findings:

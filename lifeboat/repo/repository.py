@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -281,8 +281,9 @@ class Repository:
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def read_blob(self, blob_id: str) -> bytes:
-        """One blob's plaintext, read with a ranged get; ``CorruptBlob`` if missing or damaged."""
+    def read_blob(self, blob_id: str, *, trust_aead: bool = False) -> bytes:
+        """One blob's plaintext, read with a ranged get; ``CorruptBlob`` if missing or damaged
+        (``trust_aead``: see :func:`lifeboat.repo.blobs.decode_blob`)."""
         location = self.index.get(blob_id)
         if location is None:
             raise CorruptBlob(blob_id, "not in the index")
@@ -292,14 +293,16 @@ class Repository:
             raise CorruptBlob(blob_id, f"its pack {location.pack_id} is missing") from exc
         if len(body) != location.length:
             raise CorruptBlob(blob_id, f"its pack {location.pack_id} is truncated")
-        return decode_blob(self.keys, self.sealer, blob_id, body, location.raw_size)
+        return decode_blob(self.keys, self.sealer, blob_id, body, location.raw_size, trust_aead=trust_aead)
 
-    def read_blobs(self, blob_ids: Iterable[str], *, prefetch: int = 4) -> Iterator[tuple[str, bytes]]:
+    def read_blobs(
+        self, blob_ids: Iterable[str], *, prefetch: int = 4, trust_aead: bool = False
+    ) -> Iterator[tuple[str, bytes]]:
         """Blobs in the given order, fetched ``prefetch`` at a time in threads (memory: prefetch blobs)."""
         with ThreadPoolExecutor(max_workers=max(1, prefetch), thread_name_prefix="lifeboat-read") as pool:
             window: deque[tuple[str, Future[bytes]]] = deque()
             for blob_id in blob_ids:
-                window.append((blob_id, pool.submit(self.read_blob, blob_id)))
+                window.append((blob_id, pool.submit(self.read_blob, blob_id, trust_aead=trust_aead)))
                 if len(window) > prefetch:
                     done_id, future = window.popleft()
                     yield done_id, future.result()
@@ -308,11 +311,18 @@ class Repository:
                 yield done_id, future.result()
 
     def iter_stream_data(
-        self, stream: Stream, keys: Iterable[str] | None = None, *, prefetch: int = 4
+        self,
+        stream: Stream,
+        keys: Iterable[str] | None = None,
+        *,
+        prefetch: int = 4,
+        trust_aead: bool = False,
     ) -> Iterator[bytes]:
         """A stream's blobs' plaintext in order (only blobs whose zone map may hold ``keys``, if given)."""
         refs = stream.blobs_covering(keys)
-        for _blob_id, data in self.read_blobs((ref.id for ref in refs), prefetch=prefetch):
+        for _blob_id, data in self.read_blobs(
+            (ref.id for ref in refs), prefetch=prefetch, trust_aead=trust_aead
+        ):
             yield data
 
     def iter_records(
@@ -453,12 +463,20 @@ class Repository:
     # -- checking ----------------------------------------------------------------------------------
 
     def check(
-        self, *, read_data: bool = False, subset_percent: float | None = None, seed: int | None = None
+        self,
+        *,
+        read_data: bool = False,
+        subset_percent: float | None = None,
+        seed: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> CheckReport:
-        """Check structure, and with ``read_data`` every (or a random ``subset_percent`` of) pack's blobs."""
+        """Check structure, and with ``read_data`` every (or a random ``subset_percent`` of) pack's blobs
+        (``progress(bytes_read, bytes_total)`` after each pack)."""
         from lifeboat.repo.check import check_repository
 
-        return check_repository(self, read_data=read_data, subset_percent=subset_percent, seed=seed)
+        return check_repository(
+            self, read_data=read_data, subset_percent=subset_percent, seed=seed, progress=progress
+        )
 
     def verify_snapshot(
         self, snapshot: Snapshot, *, read_data: bool = False, blob_ids: Iterable[str] | None = None

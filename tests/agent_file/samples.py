@@ -6,7 +6,7 @@ import copy
 import json
 from typing import Any
 
-from lifeboat.letta.agent_file_validate import encode_embedding
+from lifeboat.letta.agent_file_embedding import encode_embedding
 
 LLM = {
     "model": "fake-model",

@@ -5,9 +5,10 @@ snapshot of its *target* database (on the real deployment's data, real PostgreSQ
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 from agents_testing import lifeboat_json
-from ops_testing import cli
+from ops_testing import PASSPHRASE, cli, new_repo
 
 from lifeboat.ops.backup import run_backup
 from lifeboat.ops.snapshot_filter import snapshot_filter
@@ -19,7 +20,7 @@ def _path(repo: Repository) -> str:
 
 
 def test_latest_by_source_and_agent_restore_uses_the_target_databases_newest(
-    letta_db, letta_db_factory, pg_cluster, repo: Repository
+    letta_db, letta_db_factory, pg_cluster, repo: Repository, tmp_path: Path
 ) -> None:
     other = letta_db_factory(pg_cluster)
     mine = run_backup(repo, letta_db.admin_dsn, tags=["nightly"]).snapshot
@@ -47,6 +48,18 @@ def test_latest_by_source_and_agent_restore_uses_the_target_databases_newest(
     assert "no snapshot matches --host no-such-host" in nowhere.stderr
     named = cli("agents", "list", "--repo", path, "--snapshot", theirs.id[:8], "--source", letta_db.dbname)
     assert named.returncode == 14 and "does not match --source" in named.stderr  # a filter is never ignored
+
+    # diff and copy pick by the same filter
+    result, diffed = lifeboat_json("diff", "latest", "latest", "--repo", path, "--source", letta_db.dbname)
+    assert result.returncode == 0, result.stderr
+    assert diffed["snapshot_a"] == diffed["snapshot_b"] == mine.id
+    other_repo = new_repo(tmp_path / "copy")
+    copied = cli(
+        "copy", "--repo", path, "--to", str(tmp_path / "copy"), "--source", other.dbname,
+        env={"LIFEBOAT_TO_PASSWORD": PASSPHRASE},
+    )  # fmt: skip
+    assert copied.returncode == 0, copied.stderr
+    assert other_repo.snapshot_ids() == [theirs.id]
 
     # agent restore without a snapshot: the target database's newest, said before anything happens
     agent = letta_db.facts["sleeptime"]["agent_id"]

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from ops_testing import FAST_KDF, LIFEBOAT, PASSPHRASE, cli, new_repo, table_digests, unresolved_message_ids
 
-from lifeboat.errors import CorruptRepository
+from lifeboat.errors import CorruptRepository, rolled_back
 from lifeboat.ops.backup import run_backup
 from lifeboat.ops.restore import run_restore
 from lifeboat.repo.config import ChunkerParams
@@ -161,9 +161,12 @@ def test_corruption_is_named_and_restore_refuses_first(letta_db, tmp_path: Path)
         assert snapshot.id[:8] in checked.stdout
 
     before = _databases(letta_db.cluster)
-    with pytest.raises(CorruptRepository, match="cannot be restored"):
+    with pytest.raises(CorruptRepository, match="cannot be restored") as refused_mid_load:
         run_restore(Repository.open(repo_dir, PASSPHRASE), snapshot.id, letta_db.cluster.dsn("never_created"))
     assert _databases(letta_db.cluster) == before
+    # one verification pass: the damage inside an intact-sized pack is found by the load itself,
+    # and the temporary database it was loading into is dropped
+    assert any("temporary database" in note for note in rolled_back(refused_mid_load.value))
     refused = cli(
         "restore",
         snapshot.id[:12],
@@ -173,6 +176,22 @@ def test_corruption_is_named_and_restore_refuses_first(letta_db, tmp_path: Path)
         letta_db.cluster.dsn("never_created"),
     )
     assert refused.returncode == 13 and "cannot be restored" in refused.stderr
+    assert _databases(letta_db.cluster) == before
+
+
+def test_missing_or_truncated_pack_is_refused_before_any_database_exists(letta_db, tmp_path: Path) -> None:
+    """What can be seen without reading blobs (index entries, pack sizes) is checked before restore
+    creates anything: no temporary database is created, so none has to be dropped."""
+    repo_dir = tmp_path / "repo"
+    snapshot = run_backup(new_repo(repo_dir), letta_db.admin_dsn).snapshot
+    packs = sorted(p for p in (repo_dir / "data").rglob("*") if p.is_file())
+    os.chmod(packs[0], 0o600)
+    packs[0].write_bytes(packs[0].read_bytes()[:-1])
+    packs[-1].unlink()
+    before = _databases(letta_db.cluster)
+    with pytest.raises(CorruptRepository, match="cannot be restored") as refused:
+        run_restore(Repository.open(repo_dir, PASSPHRASE), snapshot.id, letta_db.cluster.dsn("never_created"))
+    assert not [n for n in rolled_back(refused.value) if "database" in n]  # nothing existed to roll back
     assert _databases(letta_db.cluster) == before
 
 

@@ -112,3 +112,22 @@ def test_schemas_with_tables_ranks_by_count_then_search_path(conn: psycopg.Conne
         assert catalog.current_schema(conn) == SCHEMA
     assert catalog.current_schema(conn) == "third"
     assert catalog.extension_schema(conn, "no_such_extension") is None
+
+
+def test_installed_extension_and_unreadable_relations(conn: psycopg.Connection) -> None:
+    plpgsql = catalog.installed_extension(conn, "plpgsql")
+    assert plpgsql is not None and plpgsql.schema == "pg_catalog" and plpgsql.version
+    assert catalog.installed_extension(conn, "no_such_extension") is None
+    assert catalog.unreadable_relations(conn, SCHEMA) == []  # the superuser reads everything
+    role = "lifeboat_catalog_reader"
+    conn.execute(f"DROP ROLE IF EXISTS {role}")
+    conn.execute(f"CREATE ROLE {role}")
+    try:
+        conn.execute(f'GRANT USAGE ON SCHEMA "{SCHEMA}" TO {role}')
+        conn.execute(f'GRANT SELECT ON "{SCHEMA}".parents TO {role}')
+        conn.execute(f"SET ROLE {role}")
+        assert catalog.unreadable_relations(conn, SCHEMA) == ["children", "links", "ticket_seq"]
+    finally:
+        conn.execute("RESET ROLE")
+        conn.execute(f"DROP OWNED BY {role}")
+        conn.execute(f"DROP ROLE {role}")

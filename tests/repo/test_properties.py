@@ -7,9 +7,11 @@ import zlib
 from itertools import pairwise
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lifeboat.errors import CorruptBlob
 from lifeboat.repo import BlobRef, ChunkerParams, RecordChunker, Snapshot, Stream
 from lifeboat.repo.blobs import decode_blob, encode_blob
 from lifeboat.repo.crypto import MasterKeys, Sealer
@@ -114,6 +116,30 @@ def test_blob_round_trip(plaintext: bytes, encrypted: bool) -> None:
     blob_id = keys.blob_id(plaintext)
     body = encode_blob(sealer, blob_id, plaintext)
     assert decode_blob(keys, sealer, blob_id, body, len(plaintext)) == plaintext
+    assert decode_blob(keys, sealer, blob_id, body, len(plaintext), trust_aead=True) == plaintext
+
+
+@given(plaintext=st.binary(min_size=1, max_size=2000), encrypted=st.booleans(), data=st.data())
+def test_trusting_the_aead_still_refuses_any_damage(
+    plaintext: bytes, encrypted: bool, data: st.DataObject
+) -> None:
+    """Restore's single pass skips the keyed hash of an encrypted repository's blobs: a flipped bit
+    anywhere in the body, or the body filed under another blob id, must still be refused. (Without
+    encryption a bit of the zstd frame header may flip without changing the plaintext; then the
+    blob is still exactly itself, so only the wrong id is asserted there.)"""
+    keys = KEYS_ENCRYPTED if encrypted else KEYS_PLAIN
+    sealer = Sealer(keys.encryption)
+    blob_id = keys.blob_id(plaintext)
+    body = bytearray(encode_blob(sealer, blob_id, plaintext))
+    position = data.draw(st.integers(0, len(body) - 1))
+    body[position] ^= 1 << data.draw(st.integers(0, 7))
+    other = keys.blob_id(plaintext + b"x")
+    cases = [(other, encode_blob(sealer, blob_id, plaintext))]
+    if encrypted:
+        cases.append((blob_id, bytes(body)))
+    for wanted, candidate in cases:
+        with pytest.raises(CorruptBlob):
+            decode_blob(keys, sealer, wanted, candidate, len(plaintext), trust_aead=True)
 
 
 @given(blobs=st.lists(st.binary(max_size=3000), max_size=20), encrypted=st.booleans())

@@ -12,6 +12,7 @@ from lifeboat.letta import revisions
 from lifeboat.letta.locate import find_letta_schema
 from lifeboat.letta.schema_records import schema_record
 from lifeboat.ops.doctor.report import DoctorInputs, Run, Status
+from lifeboat.pg import catalog
 from lifeboat.pg.connect import connect, describe_target, one_line
 
 MIN_PG_MAJOR = 15  # Letta's migrations need UNIQUE NULLS NOT DISTINCT
@@ -90,15 +91,6 @@ def _version(run: Run, conn: psycopg.Connection) -> None:
         run.add("database.version", Status.OK, f"PostgreSQL {version}", version=version)
 
 
-_UNREADABLE_SQL = """
-SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'S')
-  AND NOT (CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'SELECT')
-                ELSE has_table_privilege(c.oid, 'SELECT') END)
-ORDER BY 1
-"""
-
-
 def _backup_privileges(run: Run, conn: psycopg.Connection, schema: str | None) -> None:
     if schema is None:
         run.add("database.backup_privileges", Status.SKIP, "no Letta schema to read")
@@ -106,7 +98,7 @@ def _backup_privileges(run: Run, conn: psycopg.Connection, schema: str | None) -
     row = conn.execute("SELECT has_schema_privilege(%s, 'USAGE'), current_user", (schema,)).fetchone()
     assert row is not None
     usage, user = bool(row[0]), str(row[1])
-    unreadable = [] if not usage else [r[0] for r in conn.execute(_UNREADABLE_SQL, {"schema": schema})]
+    unreadable = [] if not usage else catalog.unreadable_relations(conn, schema)
     if usage and not unreadable:
         run.add(
             "database.backup_privileges", Status.OK, f"role {user} can read every table of schema {schema}"
@@ -178,34 +170,31 @@ def _restore_privileges(run: Run, conn: psycopg.Connection, inputs: DoctorInputs
 
 
 def _pgvector(run: Run, conn: psycopg.Connection, schema: str | None) -> None:
-    row = conn.execute(
-        "SELECT n.nspname, e.extversion FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
-        "WHERE e.extname = 'vector'"
-    ).fetchone()
+    installed = catalog.installed_extension(conn, "vector")
     wanted = schema or "letta"
-    if row is None:
+    if installed is None:
         run.add(
             "database.pgvector",
             Status.FAIL,
             "the vector extension (pgvector) is not installed in this database",
             f"as a superuser: CREATE EXTENSION vector WITH SCHEMA {wanted} (Letta's init.sql does this)",
         )
-    elif schema is not None and row[0] != schema:
+    elif schema is not None and installed.schema != schema:
         run.add(
             "database.pgvector",
             Status.FAIL,
-            f"pgvector {row[1]} is in schema {row[0]}, not in Letta's schema {schema}",
+            f"pgvector {installed.version} is in schema {installed.schema}, not in Letta's schema {schema}",
             f"as a superuser: ALTER EXTENSION vector SET SCHEMA {schema}",
-            schema=row[0],
-            version=row[1],
+            schema=installed.schema,
+            version=installed.version,
         )
     else:
         run.add(
             "database.pgvector",
             Status.OK,
-            f"pgvector {row[1]} in schema {row[0]}",
-            schema=row[0],
-            version=row[1],
+            f"pgvector {installed.version} in schema {installed.schema}",
+            schema=installed.schema,
+            version=installed.version,
         )
 
 
