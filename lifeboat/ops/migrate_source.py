@@ -58,11 +58,13 @@ class BatchSnapshotSource(SnapshotSource):
     """The agent-restore snapshot source, whose blob cache can be dropped between batches: a
     migration of every agent would otherwise end up holding the whole snapshot in memory.
 
-    Passage tables are the exception: they are keyed by archive (or file), whose ids are in no
+    Passage tables are one exception: they are keyed by archive (or file), whose ids are in no
     relation to the agent order, so every batch needs some rows of most of their blobs, and their
     rows are mostly embeddings, which a migration never reads. Their blobs are read once each and
     kept projected to the columns the migration uses (the others NULL): a few hundred bytes a
-    passage instead of tens of kilobytes, and no blob decrypted twice.
+    passage instead of tens of kilobytes, and no blob decrypted twice. The entity tables looked
+    up by id (blocks, tools, archives, folders) are kept whole for the same reason. What is kept
+    grows with the deployment (about 4 KB an agent for the benchmark's shapes), not with a batch.
     """
 
     def __init__(self, repo: Repository, snapshot: Snapshot) -> None:
@@ -79,12 +81,16 @@ class BatchSnapshotSource(SnapshotSource):
             return TableRows(table, columns)
         zoned = keys is not None and attributes.key == key
         refs = stream.blobs_covering(keys if zoned else None)
-        kept = [n for n, column in enumerate(columns) if column in PROJECTED[table]]
+        wanted = PROJECTED[table]
+        kept = [n for n, column in enumerate(columns) if wanted is None or column in wanted]
         missing = [
             blob_id for blob_id in dict.fromkeys(ref.id for ref in refs) if blob_id not in self._projected
         ]
         for blob_id, data in self.repo.read_blobs(missing):
-            self._projected[blob_id] = [_project(line, kept, len(columns)) for line in split_records(data)]
+            records = split_records(data)
+            self._projected[blob_id] = (
+                records if wanted is None else [_project(line, kept, len(columns)) for line in records]
+            )
         rows = TableRows(table, columns, [line for ref in refs for line in self._projected[ref.id]])
         return rows if keys is None or key not in columns else rows.where_in(key, keys)
 
@@ -92,8 +98,17 @@ class BatchSnapshotSource(SnapshotSource):
         self._blobs.clear()
 
 
-#: Tables kept projected across batches: table -> the columns kept (see BatchSnapshotSource).
-PROJECTED = {table: COLUMNS[table] for table in ("archival_passages", "source_passages")}
+#: Tables kept across batches: table -> the columns kept (None: all). Passages (see
+#: BatchSnapshotSource), and the small entity tables looked up by id, whose ids are as unrelated to
+#: the agent order (every batch would read all of their blobs again).
+PROJECTED: dict[str, tuple[str, ...] | None] = {
+    "archival_passages": COLUMNS["archival_passages"],
+    "source_passages": COLUMNS["source_passages"],
+    "block": None,
+    "tools": None,
+    "archives": None,
+    "sources": None,
+}
 
 
 def _project(line: bytes, kept: list[int], width: int) -> bytes:
