@@ -21,7 +21,8 @@ from lifeboat.errors import UsageError
 from lifeboat.letta.catalog import CATALOG_SQL, AgentEntry, catalog_from_rows
 from lifeboat.letta.locate import enter_letta_schema
 from lifeboat.letta.subgraph import RowSource, TableRows
-from lifeboat.ops.agent_restore.source import SnapshotSource, catalog
+from lifeboat.ops import snapshot_layout as layout
+from lifeboat.ops.agent_restore.source import SnapshotSource
 from lifeboat.pg import catalog as pg_catalog
 from lifeboat.repo.repository import Repository, split_records
 
@@ -40,13 +41,13 @@ class Origin:
 
 def snapshot_origin(repo: Repository, snapshot_ref: str) -> Origin:
     snapshot = repo.load_snapshot(snapshot_ref)
-    letta = snapshot.documents.get("letta", {})
-    if not letta.get("letta", True):
+    letta = layout.letta_document(snapshot)
+    if not letta.letta:
         raise UsageError(f"snapshot {snapshot.short_id} cannot be migrated: it is not a Letta database")
-    revision = snapshot.documents.get("source", {}).get("letta_revision")
+    revision = layout.source_document(snapshot).letta_revision
     source = BatchSnapshotSource(repo, snapshot)
     # A release whose columns the backup's catalog query did not know has no catalog: read the rows.
-    entries = catalog(snapshot) if "agents" in letta else entries_from_rows(source)
+    entries = letta.agents if letta.agents is not None else entries_from_rows(source)
     return Origin("snapshot", snapshot.id, entries, source, revision, forget=source.forget)
 
 
