@@ -4,7 +4,9 @@ agents, measured in the same run on the same database.
 
     .venv/bin/python bench/migrate_letta_code.py --agents 5000 --output results.json
 
-Each side runs as its own process; peak RSS is the migrate process's ``ru_maxrss``. The export
+Each side runs as its own process; peak RSS is the migrate process's ``ru_maxrss`` (the largest
+single process: the migration forks worker processes), and ``peak_pss_tree_mb`` the sampled peak
+of the process tree's summed proportional set size (shared pages split among the processes). The export
 baseline runs against the real Letta 0.16.8 server started on the generated database
 (``--export-agents N`` exports the first N agents only and reports the per-agent rate).
 Afterwards the real Letta Code lists the migrated agents, to show the output is usable.
@@ -67,6 +69,49 @@ def rest_export(dsn: str, agent_ids: list[str]) -> dict[str, Any]:
     }
 
 
+def tree_pss_kb(pid: int) -> int:
+    """Proportional set size of a process and its descendants (KB): pages shared between the
+    forked processes are split among them, so the sum is the memory the tree really holds."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, ValueError):
+        return total
+    return total + sum(tree_pss_kb(int(child)) for child in children)
+
+
+def timed_tree(command: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run a command: wall seconds, the largest single process's peak RSS (``ru_maxrss``: the
+    migration forks worker processes), the peak of the process tree's summed PSS (sampled every 0.2 s),
+    and its JSON output."""
+    peak = 0
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=err)
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            peak = max(peak, tree_pss_kb(process.pid))
+            time.sleep(0.2)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.monotonic() - started
+        out.seek(0)
+        err.seek(0)
+        printed, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if process.returncode != 0:
+        raise SystemExit(f"{command[0]} failed ({process.returncode}): {stderr[-2000:]}")
+    return {
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_pss_tree_mb": round(peak / 1024, 1),
+        "output": json.loads(printed),
+    }
+
+
 def letta_code_lists(backend: Path) -> dict[str, Any]:
     env = ensure_letta_code_env()
     with tempfile.TemporaryDirectory() as home:
@@ -96,7 +141,7 @@ def run(scale: Scale, workdir: Path, export_agents: int | None) -> dict[str, Any
         r = results["runs"] = {}
         r["lifeboat_backup"] = timed([LIFEBOAT, "backup", "--repo", repo, "--db", dsn], env)
         backend = workdir / "backend"
-        migrate = timed(
+        migrate = timed_tree(
             [LIFEBOAT, "--json", "migrate", str(backend), "--repo", repo, "--snapshot", "latest", "--all"],
             env,
         )

@@ -145,7 +145,9 @@ def _usage(exc: BaseException) -> int:
     message = _click_message(exc)
     if type(exc).__name__ == "NoArgsIsHelpError":
         message = "a command is required"
-    output.error(f"{command}: {message} (see '{command} --help')", exc, kind="UsageError", code=2)
+    subcommand = command.removeprefix("lifeboat").strip()  # the line already starts "lifeboat: error:"
+    where = f"{subcommand}: " if subcommand else ""
+    output.error(f"{where}{message} (see '{command} --help')", exc, kind="UsageError", code=2)
     return 2
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
 from lifeboat.cli.common import (
     HostFilterOption,
+    LongOption,
     MetricsFileOption,
     PasswordFileOption,
     RepoOption,
@@ -139,11 +139,19 @@ def _announce(phase: str) -> None:
 
 
 def _render(report: Any) -> None:
-    table = Table("phase", "seconds", "result", title=f"drill {report.id} of snapshot {report.snapshot[:8]}")
+    table = output.table(
+        "phase",
+        "seconds",
+        "result",
+        whole=("phase",),
+        title=f"drill {report.id} of snapshot {report.snapshot[:8]}",
+    )
+    table.columns[1].justify = "right"
     for phase in report.phases:
         table.add_row(
             phase.name, f"{phase.seconds:.2f}", "[green]ok[/]" if phase.ok else f"[red]{phase.detail}[/]"
         )
+    table.add_row("[bold]total[/]", f"{report.seconds:.2f}", "")
     output.console.print(table)
     if report.smoke is not None:
         s = report.smoke
@@ -184,8 +192,9 @@ def drills(
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     json_output: JsonOption = False,
+    long: LongOption = False,
 ) -> None:
-    """List the recorded restore drills, oldest first."""
+    """List the recorded restore drills, oldest first (--long adds the drill ids)."""
     from lifeboat.ops.drill import drill_history
 
     if json_output:
@@ -193,10 +202,13 @@ def drills(
     history = drill_history(open_repo(repo, password_file))
 
     def render(items: list[Any]) -> None:
-        table = Table("id", "snapshot", "result", "seconds", "RTO", "failed phase")
+        table = output.table(
+            *(["id"] if long else []), "time", "snapshot", "result", "seconds", "RTO", "failed phase"
+        )
         for d in items:
             table.add_row(
-                d.id,
+                *([d.id] if long else []),
+                output.local_time(d.started_at),
                 d.snapshot[:8],
                 "[green]passed[/]" if d.ok else "[red]FAILED[/]",
                 f"{d.seconds:.1f}",

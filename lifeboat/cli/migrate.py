@@ -11,7 +11,17 @@ from rich.table import Table
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
-from lifeboat.cli.common import DbOption, PasswordFileOption, RepoOption, database_dsn, open_repo
+from lifeboat.cli.common import (
+    DbOption,
+    HostFilterOption,
+    PasswordFileOption,
+    RepoOption,
+    SnapshotTagFilterOption,
+    SourceFilterOption,
+    database_dsn,
+    open_repo,
+    snapshot_filter,
+)
 
 
 class Target(StrEnum):
@@ -45,6 +55,9 @@ def migrate(
     repo: RepoOption = None,
     password_file: PasswordFileOption = None,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+    source: SourceFilterOption = None,
+    host: HostFilterOption = None,
+    snapshot_tag: SnapshotTagFilterOption = None,
 ) -> None:
     """Migrate Letta V1 agents into Letta Code's local backend, with their whole history and memory.
 
@@ -61,8 +74,12 @@ def migrate(
     if db is not None and snapshot is not None:
         raise UsageError("give --snapshot or --db, not both")
     target = (directory or default_target()).expanduser().absolute()
+    flt = snapshot_filter(source, host, snapshot_tag)
+    if snapshot is None and not flt.empty():
+        raise UsageError("--source, --host and --snapshot-tag select a snapshot: use them with --snapshot")
     if snapshot is not None:
-        origin = snapshot_origin(open_repo(repo, password_file), snapshot)
+        repository = open_repo(repo, password_file)
+        origin = snapshot_origin(repository, repository.resolve_snapshot(snapshot, flt))
         report = run_migrate(
             origin,
             target,
@@ -76,6 +93,7 @@ def migrate(
             report = run_migrate(origin, target, chosen, dry_run=dry_run, force=force)
     data = report.model_dump(mode="json")
     data["id_map"] = report.id_map
+    del report  # thousands of agents: not held twice while the output is written
     output.emit(data, _render)
 
 

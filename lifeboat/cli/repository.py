@@ -20,6 +20,7 @@ from lifeboat.cli.common import (
 )
 from lifeboat.cli.progress import byte_progress
 from lifeboat.errors import CorruptRepository, UsageError
+from lifeboat.ops import snapshot_layout as layout
 
 
 @app.command()
@@ -59,20 +60,20 @@ def init(
 
 
 def _snapshot_row(snapshot: Any) -> dict[str, Any]:
-    source = snapshot.documents.get("source", {})
-    letta = snapshot.documents.get("letta", {})
+    source = layout.source_document(snapshot)
+    letta = layout.letta_document(snapshot)
     return {
         "id": snapshot.id,
         "short_id": snapshot.short_id,
         "time": snapshot.time.isoformat(),
         "hostname": snapshot.hostname,
         "tags": snapshot.tags,
-        "database": source.get("database"),
-        "server_version": source.get("server_version"),
-        "letta_revision": source.get("letta_revision"),
-        "letta_release": source.get("letta_release"),
-        "agents": len(letta.get("agents", [])),
-        "runs_in_flight": len(letta.get("runs_in_flight", [])),
+        "database": source.database,
+        "server_version": source.server_version,
+        "letta_revision": source.letta_revision,
+        "letta_release": source.letta_release,
+        "agents": len(letta.agents or []),
+        "runs_in_flight": len(letta.runs_in_flight),
         "tables": len(snapshot.streams),
         "rows": sum(stream.records for stream in snapshot.streams),
         "raw_bytes": snapshot.raw_size(),

@@ -1,6 +1,6 @@
 """Letta 0.16.8 agent files (``.af``): the ``AgentFileSchema`` as pydantic models.
 
-The shape follows ``letta/schemas/agent_file.py`` (DATA_MODEL.md §5): seven required entity
+The shape follows ``letta/schemas/agent_file.py`` (docs/LETTA.md §7): seven required entity
 lists, file-local ids ``<prefix>-<n>``, and every agent carrying its messages and file
 attachments inline. Two rules shape these models:
 

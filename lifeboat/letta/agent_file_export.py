@@ -4,7 +4,7 @@ Given a connection (already inside the caller's read transaction, so every query
 instant), :func:`build_agent_file` reads the agents' subgraph and returns an :class:`AgentFile`.
 The output matches Letta's export (same entities, ids numbered in first-encounter order, the
 same forced ``CreateAgent`` flags, secrets blanked), with three deliberate differences that
-keep Letta's importer working where its own export breaks (DATA_MODEL.md §5):
+keep Letta's importer working where its own export breaks (docs/LETTA.md §7):
 
 * folders attached through ``sources_agents`` are listed even when no file row references
   them (Letta's export references them without listing them, and its import then fails);

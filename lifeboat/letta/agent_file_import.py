@@ -8,7 +8,7 @@ and ``_extras``, this module runs them in order). Applying it is the caller's jo
 :mod:`lifeboat.ops.import_af`).
 
 The rows follow ``AgentSerializationManager.import_file`` and the managers it calls
-(DATA_MODEL.md §5): new ids everywhere; tools matched by name in the organization (kept unless
+(docs/LETTA.md §7): new ids everywhere; tools matched by name in the organization (kept unless
 ``overwrite_tools``, as ``override_existing_tools=False``); blocks always new; a folder whose
 name is taken gets ``_<8 hex>``; agents created with the file's configuration, tags, secrets
 (encrypted like Letta), tool/block/folder links and Letta's creation defaults

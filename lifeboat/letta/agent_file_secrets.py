@@ -1,4 +1,4 @@
-"""Agent secrets in and out of agent files (DATA_MODEL.md §9).
+"""Agent secrets in and out of agent files (docs/LETTA.md §7, §10).
 
 Agent files never carry secret values (Letta blanks them on export); ``--secrets FILE`` supplies
 them on import. ``value_enc`` is written the way Letta writes it: encrypted with

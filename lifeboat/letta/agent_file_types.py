@@ -9,6 +9,7 @@ through (newer or optional Letta fields), and returns the original object unchan
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -187,14 +188,29 @@ def _check(model: type[BaseModel], value: Any) -> BaseModel:
         raise ValueError(_first_error(exc)) from None
 
 
-def check_llm_config(value: dict[str, Any]) -> dict[str, Any]:
-    _check(_LlmConfig, value)
-    return value
+ObjectCheck = Callable[[dict[str, Any]], dict[str, Any]]
+ListCheck = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
-def check_embedding_config(value: dict[str, Any]) -> dict[str, Any]:
-    _check(_EmbeddingConfig, value)
-    return value
+def _object_check(model: type[BaseModel]) -> ObjectCheck:
+    """A validator that checks one JSON object against ``model`` and keeps it as written."""
+
+    def check(value: dict[str, Any]) -> dict[str, Any]:
+        _check(model, value)
+        return value
+
+    return check
+
+
+def _list_check(model: type[BaseModel]) -> ListCheck:
+    """A validator that checks every object of a JSON list against ``model`` and keeps them as written."""
+
+    def check(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for item in value:
+            _check(model, item)
+        return value
+
+    return check
 
 
 def check_tool_rules(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -216,34 +232,6 @@ def check_content_parts(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return value
 
 
-def check_tool_calls(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    for item in value:
-        _check(_ToolCall, item)
-    return value
-
-
-def check_tool_returns(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    for item in value:
-        _check(_ToolReturn, item)
-    return value
-
-
-def check_approvals(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    for item in value:
-        _check(_Approval, item)
-    return value
-
-
-def check_manager_config(value: dict[str, Any]) -> dict[str, Any]:
-    _check(_ManagerConfig, value)
-    return value
-
-
-def check_compaction_settings(value: dict[str, Any]) -> dict[str, Any]:
-    _check(_CompactionSettings, value)
-    return value
-
-
 def check_response_format(value: dict[str, Any]) -> dict[str, Any]:
     parsed = _check(_ResponseFormat, value)
     if parsed.type == "json_schema" and not isinstance(parsed.json_schema, dict):  # type: ignore[attr-defined]
@@ -251,18 +239,13 @@ def check_response_format(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def check_requirements(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    for item in value:
-        _check(_Requirement, item)
-    return value
-
-
-def check_identity_properties(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    for item in value:
-        _check(_IdentityProperty, item)
-    return value
-
-
-def check_stdio_config(value: dict[str, Any]) -> dict[str, Any]:
-    _check(_StdioConfig, value)
-    return value
+check_llm_config = _object_check(_LlmConfig)
+check_embedding_config = _object_check(_EmbeddingConfig)
+check_manager_config = _object_check(_ManagerConfig)
+check_compaction_settings = _object_check(_CompactionSettings)
+check_stdio_config = _object_check(_StdioConfig)
+check_tool_calls = _list_check(_ToolCall)
+check_tool_returns = _list_check(_ToolReturn)
+check_approvals = _list_check(_Approval)
+check_requirements = _list_check(_Requirement)
+check_identity_properties = _list_check(_IdentityProperty)

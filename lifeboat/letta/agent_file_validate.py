@@ -12,7 +12,7 @@ database):
    (tool/block/source/message/group/file ids, extras), names that look like paths, counts.
 
 Letta's own importer validates only id formats, duplicates and file/source references up front
-and discovers the rest half-way through a non-transactional import (DATA_MODEL.md §5); lifeboat
+and discovers the rest half-way through a non-transactional import (docs/LETTA.md §7); lifeboat
 refuses such files before opening a transaction.
 """
 

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 
 from lifeboat.letta.locate import find_letta_schema, use_letta_schema
+from lifeboat.letta.source import LettaDocument
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,11 @@ class DeploymentOnTarget:
     agent_ids: frozenset[str] | None
 
 
-def snapshot_agent_ids(documents: dict[str, Any]) -> frozenset[str] | None:
+def snapshot_agent_ids(letta: LettaDocument) -> frozenset[str] | None:
     """Agent ids of a snapshot's catalog; None for a snapshot of a non-Letta database."""
-    letta = documents.get("letta") or {}
-    if not letta.get("letta"):
+    if not letta.letta:
         return None
-    return frozenset(str(entry["id"]) for entry in letta.get("agents") or [] if "id" in entry)
+    return frozenset(entry.id for entry in letta.agents or [])
 
 
 def read_target(conn: psycopg.Connection[Any]) -> DeploymentOnTarget:

@@ -18,7 +18,7 @@ class StreamOrder:
 
 
 _ORDERS: dict[str, StreamOrder] = {
-    # one agent's own rows (DATA_MODEL.md §2)
+    # one agent's own rows (docs/LETTA.md §4)
     "agents": StreamOrder("id", ("id",)),
     "agents_tags": StreamOrder("agent_id", ("agent_id", "tag")),
     "agent_environment_variables": StreamOrder("agent_id", ("agent_id", "id")),

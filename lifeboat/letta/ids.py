@@ -1,4 +1,4 @@
-"""Letta id formats (DATA_MODEL.md §0, §1): ``<prefix>-<uuid4>`` strings generated client-side."""
+"""Letta id formats (docs/LETTA.md §2): ``<prefix>-<uuid4>`` strings generated client-side."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Letta's Redis keys (DATA_MODEL.md §6) and what to invalidate after a restore."""
+"""Letta's Redis keys (docs/LETTA.md §8) and what to invalidate after a restore."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Redis repairs for ``lifeboat reconcile`` (DATA_MODEL.md §6): keys left by requests that died.
+"""Redis repairs for ``lifeboat reconcile`` (docs/LETTA.md §8): keys left by requests that died.
 
 A run is *dead* when it no longer exists, when it is a crash leftover (failed by this reconcile,
 or by an earlier one: its metadata carries the ``lifeboat_reconcile`` note), or when it ended

@@ -6,7 +6,7 @@ active, a ``message_ids`` still textually equal to what was planned on...). So a
 idempotent, a live server racing with it wins, and what the report says changed is what changed:
 the applied list comes from the statements' ``RETURNING`` clauses.
 
-Repairs (DATA_MODEL.md §3, §11):
+Repairs (docs/LETTA.md §5, §11):
 
 * ``runs.fail_stale`` — runs ``created``/``running`` with no activity (run or step timestamps) for
   longer than the threshold, or all of them when the server is known to be stopped → ``failed``,

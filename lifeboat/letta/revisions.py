@@ -1,4 +1,4 @@
-"""Letta's alembic revisions and the releases whose head they are (DATA_MODEL.md §8).
+"""Letta's alembic revisions and the releases whose head they are (docs/LETTA.md §9).
 
 Use ``alembic_version`` rather than the server's health version to identify a schema.
 """

@@ -1,4 +1,4 @@
-"""Run and step states (DATA_MODEL.md §3)."""
+"""Run and step states (docs/LETTA.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Letta's secret columns and their encryption (DATA_MODEL.md §9; letta/helpers/crypto_utils.py).
+"""Letta's secret columns and their encryption (docs/LETTA.md §10).
 
 ``<column>_enc`` holds base64(salt 16 B ‖ IV 12 B ‖ AES-256-GCM ciphertext ‖ tag 16 B) with the key
 PBKDF2-HMAC-SHA256(LETTA_ENCRYPTION_KEY, salt, 100,000 iterations, 32 bytes). Without a key the

@@ -1,4 +1,4 @@
-"""What "one agent" is (DATA_MODEL.md §2), as data, and how to collect it from any row source.
+"""What "one agent" is (docs/LETTA.md §4), as data, and how to collect it from any row source.
 
 An agent's subgraph has two parts:
 
@@ -154,7 +154,7 @@ USERS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "group": (("groups_agents", "group_id", "agent_id"), ("groups", "id", "manager_agent_id")),
 }
 
-#: Columns that close a foreign-key cycle (DATA_MODEL.md §8): written NULL first, set last.
+#: Columns that close a foreign-key cycle (docs/LETTA.md §4): written NULL first, set last.
 DEFERRED_COLUMNS: dict[str, tuple[str, ...]] = {"block": ("current_history_entry_id",)}
 
 MESSAGE_SEQUENCE = "message_seq_id"

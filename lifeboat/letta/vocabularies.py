@@ -1,4 +1,4 @@
-"""The values Letta 0.16.8 accepts in its enum-like ``varchar`` columns (DATA_MODEL facts, docs/LETTA.md).
+"""The values Letta 0.16.8 accepts in its enum-like ``varchar`` columns (docs/LETTA.md §3, §5).
 
 Letta stores these as plain strings and parses them into Python enums when it loads a row, so a
 value outside the vocabulary makes the row unloadable (a 500 on every listing that meets it).

@@ -167,13 +167,13 @@ def _head_tree(directory: Path) -> str | None:
         return None
 
 
-def install(target: Path, out: AgentOut, staging: Path) -> None:
+def install(target: Path, paths: list[str], staging: Path) -> None:
     """Move the built pieces into ``target``, replacing what is there (the caller decided it may).
 
     Letta Code finds agents by their record, so the record goes last (and an old record first):
     an interruption leaves the agent either complete or absent, never half old, half new.
     """
-    record, *pieces = out.paths
+    record, *pieces = paths  # AgentOut.paths: the record first
     (target / record).unlink(missing_ok=True)
     for path in [*pieces, record]:
         destination = target / path

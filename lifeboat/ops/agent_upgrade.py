@@ -25,6 +25,7 @@ import psycopg
 from lifeboat import pg
 from lifeboat.errors import UnsafeRestore
 from lifeboat.letta import migrations, revisions
+from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.agent_restore import AgentRestoreReport, Options, run_agent_restore
 from lifeboat.ops.backup import run_backup
 from lifeboat.ops.upgrade import run_upgrade_restore
@@ -60,8 +61,8 @@ def run_agent_restore_any_release(
 ) -> AgentRestoreReport:
     """``run_agent_restore``, upgrading an older snapshot in a sandbox first (see the module doc)."""
     snapshot = repo.load_snapshot(snapshot_ref)
-    source = snapshot.documents.get("source") or {}
-    from_revision = source.get("letta_revision")
+    source = layout.source_document(snapshot)
+    from_revision = source.letta_revision
     to_revision = live_revision(dsn)
     start, end = migrations.position(from_revision), migrations.position(to_revision)
     kwargs = {"agent_ids": agent_ids, "name": name, "tag": tag, "options": options, "redis": redis}
@@ -77,7 +78,7 @@ def run_agent_restore_any_release(
     from lifeboat.sandbox.letta_schema import ensure_letta_role
     from lifeboat.sandbox.postgres import running_cluster
 
-    database = str(source.get("database") or "letta")
+    database = source.database or "letta"
     with running_cluster(flavor) as cluster, tempfile.TemporaryDirectory(prefix="lifeboat-upgrade-") as tmp:
         ensure_letta_role(cluster)  # keep init.sql's owner, so the migrations run as role letta
         upgraded = run_upgrade_restore(

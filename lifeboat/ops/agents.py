@@ -12,6 +12,7 @@ from lifeboat import pg
 from lifeboat.errors import UsageError
 from lifeboat.letta.catalog import CATALOG_SQL, AgentEntry, catalog_from_rows
 from lifeboat.letta.locate import enter_letta_schema
+from lifeboat.ops import snapshot_layout as layout
 from lifeboat.repo.repository import Repository
 
 
@@ -37,11 +38,11 @@ def snapshot_agents(
 ) -> AgentList:
     """From the manifest only: no blob is read."""
     snapshot = repo.load_snapshot(snapshot_ref)
-    letta = snapshot.documents.get("letta", {})
-    if not letta.get("letta", True) or "agents" not in letta:
-        reason = letta.get("warning") or "it holds no Letta agent catalog"
+    letta = layout.letta_document(snapshot)
+    if not letta.letta or letta.agents is None:
+        reason = letta.warning or "it holds no Letta agent catalog"
         raise UsageError(f"snapshot {snapshot.short_id} cannot list agents: {reason}")
-    entries = [AgentEntry.model_validate(entry) for entry in letta["agents"]]
+    entries = letta.agents
     return AgentList(
         source="snapshot",
         snapshot=snapshot.id,

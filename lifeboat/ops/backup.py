@@ -23,13 +23,13 @@ from lifeboat.errors import DatabaseError
 from lifeboat.letta.graph import stream_order
 from lifeboat.letta.locate import find_letta_schema, use_letta_schema
 from lifeboat.letta.source import describe_deployment
+from lifeboat.ops import snapshot_layout as layout
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo.manifest import Snapshot, Stream
 from lifeboat.repo.repository import Repository
 from lifeboat.repo.writer import WriteStats
 
 T = TypeVar("T")
-STREAM_PREFIX = "table:"
 Progress = Callable[[int], None]  # called with bytes read from the database
 
 
@@ -54,13 +54,11 @@ class BackupResult:
             "blobs_deduplicated": self.stats.blobs_deduplicated,
             "seconds": round(self.seconds, 3),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
-            "source": self.snapshot.documents.get("source", {}),
-            "runs_in_flight": self.snapshot.documents.get("letta", {}).get("runs_in_flight", []),
+            "source": layout.source_document(self.snapshot).model_dump(mode="json"),
+            "runs_in_flight": [
+                run.model_dump(mode="json") for run in layout.letta_document(self.snapshot).runs_in_flight
+            ],
         }
-
-
-def stream_name(table: TableDef) -> str:
-    return f"{STREAM_PREFIX}{table.schema_}.{table.name}"
 
 
 def table_order(table: TableDef) -> tuple[str | None, tuple[str, ...]]:
@@ -101,8 +99,8 @@ def run_backup(
         with pg.SharedSnapshot(dsn) as snap, _watching_lock_waits(dsn, snap, on_lock_wait):
             with snap.connection() as conn:
                 schema = pg.capture_schema(conn)
-                documents = _describe(conn, schema)
-            if not documents["letta"].get("letta") and not any_database:
+                source, letta = _describe(conn, schema)
+            if not letta.letta and not any_database:
                 raise DatabaseError(
                     f"database {schema.database.name} has no Letta schema (no schema holding Letta's agents "
                     "and alembic_version tables); nothing was backed up (pass --any-database to back it up anyway)"
@@ -115,14 +113,17 @@ def run_backup(
 
                 def copy_table(conn: psycopg.Connection, table: TableDef) -> Stream:
                     key, order_by = table_order(table)
-                    attributes = {
-                        "schema": table.schema_,
-                        "table": table.name,
-                        "columns": table.copy_columns,
-                        "key": key,
-                        "order_by": list(order_by),
-                    }
-                    stream = writer.open_stream(stream_name(table), attributes)
+                    attributes = layout.TableStream(
+                        schema=table.schema_,
+                        table=table.name,
+                        columns=table.copy_columns,
+                        key=key,
+                        order_by=list(order_by),
+                    )
+                    stream = writer.open_stream(
+                        layout.table_stream_name(table.schema_, table.name),
+                        attributes.model_dump(by_alias=True),
+                    )
 
                     def store(batch: pg.CopyBatch) -> None:
                         stream.add(batch.data, batch.keys)
@@ -137,8 +138,7 @@ def run_backup(
 
                 streams = snap.map(copy_table, schema.tables_biggest_first(), jobs=jobs)
             timings["data"] = time.monotonic() - data_started
-        documents["schema"] = schema.model_dump(mode="json", by_alias=True)
-        documents["timings"] = timings
+        documents = layout.documents(source, letta, schema, timings)
         snapshot = Snapshot(tags=sorted(set(tags)), streams=streams, documents=documents)
         lock.ensure_held()  # a lost lock could mean a prune removed our fresh packs
         repo.save_snapshot(snapshot)
@@ -188,19 +188,20 @@ def pipelined(items: Iterator[T], consume: Callable[[T], None], depth: int = 4) 
         raise failure[0]
 
 
-def _describe(conn: psycopg.Connection, schema: DatabaseSchema) -> dict[str, Any]:
+def _describe(
+    conn: psycopg.Connection, schema: DatabaseSchema
+) -> tuple[layout.SourceDocument, layout.LettaDocument]:
     """The manifest's ``source`` and ``letta`` documents, read inside the snapshot."""
     info = pg.server_info(conn)
-    database = schema.database.name
     letta_schema = find_letta_schema(conn)
-    source = {
-        "database": database,
-        "server_version": info.version,
-        "server_version_num": info.version_num,
-        "letta_schema": letta_schema,
-    }
+    source = layout.SourceDocument(
+        database=schema.database.name,
+        server_version=info.version,
+        server_version_num=info.version_num,
+        letta_schema=letta_schema,
+    )
     if letta_schema is None:
-        return {"source": source, "letta": {"letta": False}}
+        return source, layout.LettaDocument(letta=False)
     tables = {t.name for t in schema.tables if t.schema_ == letta_schema}
 
     def query(statement: str) -> list[tuple[Any, ...]]:
@@ -210,6 +211,6 @@ def _describe(conn: psycopg.Connection, schema: DatabaseSchema) -> dict[str, Any
             return conn.execute(statement).fetchall()
 
     letta = describe_deployment(query, tables)
-    source["letta_revision"] = letta.get("revision")
-    source["letta_release"] = letta.get("release")
-    return {"source": source, "letta": letta}
+    source.letta_revision = letta.revision
+    source.letta_release = letta.release
+    return source, letta

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lifeboat.errors import LifeboatError, SandboxError, UnsafeRestore, VerificationFailed
+from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.drill_report import DrillReport, Phase, SmokeReport
 from lifeboat.redact import redact
 from lifeboat.repo.documents import list_documents, new_document_id, put_document
@@ -148,14 +149,14 @@ class _Stop(Exception):
 
 
 def _new_report(repo: Repository, snapshot: Snapshot, options: DrillOptions) -> DrillReport:
-    source = snapshot.documents.get("source", {})
+    source = layout.source_document(snapshot)
     return DrillReport(
         id=new_document_id(),
         repository=repo.backend.url,
         snapshot=snapshot.id,
         snapshot_time=snapshot.time,
         snapshot_tags=snapshot.tags,
-        letta_release=source.get("letta_release"),
+        letta_release=source.letta_release,
         target="embedded PostgreSQL sandbox" if options.target_dsn is None else _describe(options.target_dsn),
         started_at=datetime.now(UTC),
         tables=len(snapshot.streams),
@@ -196,7 +197,7 @@ def _rehearse_upgrade(snapshot: Snapshot, admin_dsn: str, options: DrillOptions,
     from lifeboat.ops.upgrade import snapshot_rows
 
     assert options.upgrade_to is not None
-    revision = snapshot.documents.get("source", {}).get("letta_revision")
+    revision = layout.source_document(snapshot).letta_revision
     with recorder.phase("safety_point"):
         copy = drill_upgrade.safety_point(admin_dsn)
     try:
@@ -211,7 +212,9 @@ def _rehearse_upgrade(snapshot: Snapshot, admin_dsn: str, options: DrillOptions,
 @contextlib.contextmanager
 def _target(snapshot: Snapshot, options: DrillOptions, recorder: _Recorder) -> Iterator[tuple[str, str]]:
     """(admin DSN of the database to create, DSN the Letta server would use); removed afterwards."""
-    database = str(snapshot.documents.get("source", {}).get("database") or "letta")
+    from lifeboat.pg import with_database
+
+    database = layout.source_document(snapshot).database or "letta"
     if options.target_dsn is not None:
         with recorder.phase("target"):
             _refuse_existing(options.target_dsn)  # never drop a database the drill did not create
@@ -337,7 +340,7 @@ def smoke_test(dsn: str, snapshot: Snapshot, version: str | None = None) -> Smok
     from lifeboat.sandbox.letta_env import ensure_letta_env
     from lifeboat.sandbox.letta_server import LettaServer
 
-    smoke = SmokeReport(agents_in_snapshot=len(snapshot.documents.get("letta", {}).get("agents", [])))
+    smoke = SmokeReport(agents_in_snapshot=len(layout.letta_document(snapshot).agents or []))
     started = time.monotonic()
     env = ensure_letta_env(version) if version else None
     with LettaServer(dsn, env=env) as server:
@@ -374,10 +377,11 @@ def smoke_test(dsn: str, snapshot: Snapshot, version: str | None = None) -> Smok
 
 def _pick_agent(agents: list[dict[str, Any]], snapshot: Snapshot) -> dict[str, Any]:
     """The agent with the most messages in the snapshot's catalog (not a sleeptime helper)."""
-    catalog = {a.get("id"): a for a in snapshot.documents.get("letta", {}).get("agents", [])}
+    catalog = {entry.id: entry for entry in layout.letta_document(snapshot).agents or []}
 
     def weight(agent: dict[str, Any]) -> tuple[int, int, str]:
-        messages = int(catalog.get(agent["id"], {}).get("messages", 0) or 0)
+        entry = catalog.get(agent["id"])
+        messages = entry.messages if entry is not None else 0
         helper = 1 if "sleeptime" in str(agent.get("agent_type", "")) else 0
         return (-helper, messages, str(agent.get("name", "")))
 

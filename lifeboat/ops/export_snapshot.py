@@ -16,6 +16,7 @@ import psycopg
 
 from lifeboat import pg
 from lifeboat.errors import UnsafeRestore
+from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.export import ExportReport, export_from_connection
 from lifeboat.repo.repository import Repository
 
@@ -61,7 +62,7 @@ def export_from_snapshot(
     from lifeboat.ops.restore import run_restore
 
     snapshot = repo.load_snapshot(snapshot_ref)
-    database = str(snapshot.documents.get("source", {}).get("database") or "letta")
+    database = layout.source_document(snapshot).database or "letta"
     with scratch_database(scratch_dsn, database) as dsn:
         run_restore(repo, snapshot.id, dsn, jobs=jobs, safety_snapshot=False)
         with pg.connect(dsn) as conn, pg.database_errors("export failed"):

@@ -26,15 +26,8 @@ from psycopg.types.json import Json
 
 from lifeboat.errors import UsageError
 from lifeboat.letta.agent_file import AgentFile
-from lifeboat.letta.agent_file_import import (
-    ExistingTool,
-    ImportPlan,
-    Options,
-    Target,
-    Vector,
-    Write,
-    plan_import,
-)
+from lifeboat.letta.agent_file_import import plan_import
+from lifeboat.letta.agent_file_import_plan import ExistingTool, ImportPlan, Options, Target, Vector, Write
 from lifeboat.letta.agent_file_secrets import encryption_key
 from lifeboat.letta.agent_file_validate import DEFAULT_LIMITS, Limits, fail, path_problem, validate_bytes
 from lifeboat.letta.locate import enter_letta_schema

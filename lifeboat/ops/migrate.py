@@ -17,16 +17,20 @@ directory lives in a temporary directory then).
 from __future__ import annotations
 
 import contextlib
+import math
+import multiprocessing
 import os
+import pickle
 import signal
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from lifeboat.errors import LifeboatError, UnsafeRestore, UsageError
 from lifeboat.letta.catalog import AgentEntry
-from lifeboat.letta.subgraph import collect
+from lifeboat.letta.subgraph import TableRows, collect
 from lifeboat.letta_code import LETTA_CODE_VERSION, writer
 from lifeboat.letta_code.model import SourceAgent
 from lifeboat.ops.agents import filter_agents
@@ -35,6 +39,8 @@ from lifeboat.ops.migrate_rows import source_agents
 from lifeboat.ops.migrate_source import Origin
 
 BATCH_SIZE = 25
+#: Worker processes building agents from a snapshot (the work is per agent and CPU-bound).
+WORKERS = min(2, os.cpu_count() or 1)
 FAULT_ENV = "LIFEBOAT_MIGRATE_FAULT"  # tests: "build:N" fails after N agents built, "install:N" is SIGKILLed after N installed
 DEFAULT_DIR_ENV = "LETTA_LOCAL_BACKEND_DIR"
 
@@ -86,17 +92,20 @@ def migrate(
     )
     names = {entry.id: entry.name for entry in origin.entries}
     block_users = origin.rows("blocks_agents", "agent_id", None)
+    origin.forget()  # forked workers start with an empty cache
     with _staging(target, dry_run) as staging:
-        built: list[tuple[writer.AgentOut, AgentMigration]] = []
-        for batch in _batches([entry.id for entry in chosen], BATCH_SIZE):
-            graph = collect(origin.rows, batch)
-            for agent in source_agents(graph, batch, block_users, names):
-                _fault("build", len(built))
-                out = writer.build_agent(agent, staging)
-                state = writer.existing_state(target, out, staging)
-                built.append((out, agent_migration(agent, out, state)))
-            origin.forget()
-        report.agents = [migration for _, migration in built]
+        built: list[AgentMigration] = []  # the report's entries (with each agent's paths)
+        job = _Job(origin, target, staging, block_users, names)
+        ids = [entry.id for entry in chosen]
+        workers = WORKERS if origin.parallel else 1
+        size = max(1, min(BATCH_SIZE, math.ceil(len(ids) / workers)))
+        batches = list(_batches(ids, size))
+        with _builder(job, workers if len(batches) > 1 else 1) as build:
+            for results in build(batches):
+                for result in results:
+                    _fault("build", len(built))
+                    built.append(result)
+        report.agents = built
         different = [m for m in report.agents if m.state == "different"]
         if different and not force:
             report.refused = (
@@ -104,10 +113,10 @@ def migrate(
                 f"(e.g. {different[0].name} {different[0].id}); use --force to replace them"
             )
         if not dry_run and report.refused is None:
-            for n, (out, migration) in enumerate(built):
+            for n, migration in enumerate(built):
                 _fault("install", n)
                 if migration.state != "same":
-                    writer.install(target, out, staging)
+                    writer.install(target, migration.paths, staging)
                 migration.state = {"new": "written", "different": "replaced", "same": "unchanged"}[
                     migration.state
                 ]
@@ -115,6 +124,79 @@ def migrate(
     if report.refused and not dry_run:
         raise UnsafeRestore(report.refused)
     return report
+
+
+@dataclass
+class _Job:
+    """What building a batch of agents needs (inherited by forked workers, never pickled)."""
+
+    origin: Origin
+    target: Path
+    staging: Path
+    block_users: TableRows | None
+    names: dict[str, str]
+
+    def build(self, batch: list[str]) -> list[AgentMigration]:
+        graph = collect(self.origin.rows, batch)
+        results = []
+        for agent in source_agents(graph, batch, self.block_users, self.names):
+            out = writer.build_agent(agent, self.staging)
+            state = writer.existing_state(self.target, out, self.staging)
+            results.append(agent_migration(agent, out, state))
+        self.origin.forget()
+        return results
+
+
+_job: _Job | None = None  # the job of this process's pool worker
+
+
+def _worker_start(job: _Job) -> None:
+    global _job
+    _job = job
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles interruptions
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and ends its workers with SIGTERM
+
+
+def _worker_build(batch: list[str]) -> list[AgentMigration]:
+    assert _job is not None
+    try:
+        return _job.build(batch)
+    except Exception as exc:
+        raise _picklable(exc) from None
+
+
+def _picklable(exc: Exception) -> Exception:
+    """``exc``, or an error with its message and exit code when it cannot cross to the parent
+    (an exception whose ``__init__`` takes other arguments than its message cannot be unpickled)."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        copy = LifeboatError(str(exc))
+        copy.exit_code = getattr(exc, "exit_code", LifeboatError.exit_code)
+        return copy
+
+
+@contextlib.contextmanager
+def _builder(
+    job: _Job, workers: int
+) -> Iterator[Callable[[list[list[str]]], Iterator[list[AgentMigration]]]]:
+    """Builds batches in order: here, or in ``workers`` forked processes (results in batch order).
+
+    Workers are forked (they inherit the opened snapshot and its keys) and write into the same
+    staging directory; leaving the block ends them (SIGTERM) before the staging area is removed.
+    """
+    if workers <= 1:
+        yield lambda batches: (job.build(batch) for batch in batches)
+        return
+    context = multiprocessing.get_context("fork")
+    pool = context.Pool(workers, initializer=_worker_start, initargs=(job,))
+    try:
+        yield lambda batches: pool.imap(_worker_build, batches)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 def _fault(phase: str, done: int) -> None:

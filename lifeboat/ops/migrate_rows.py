@@ -43,6 +43,8 @@ NO_COUNTERPART = {
 def parse_json(value: str | None, default: Any) -> Any:
     if value is None:
         return default
+    if value == "[]":  # most message columns (tool calls, returns, approvals): skip the parser
+        return []
     try:
         return json.loads(value)
     except ValueError:

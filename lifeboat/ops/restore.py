@@ -21,12 +21,13 @@ from psycopg import sql
 from lifeboat import pg
 from lifeboat.errors import CorruptBlob, CorruptRepository, UnsafeRestore, note_rolled_back
 from lifeboat.letta import schema_trust
-from lifeboat.ops.backup import STREAM_PREFIX, run_backup
+from lifeboat.ops import snapshot_layout as layout
+from lifeboat.ops.backup import run_backup
 from lifeboat.ops.redis import invalidate_after_restore
 from lifeboat.ops.restore_partial import PartialLoss, assess_loss, relax_foreign_keys, validate_foreign_keys
 from lifeboat.ops.restore_target import inspect_replacement
 from lifeboat.pg.models import DatabaseSchema
-from lifeboat.repo.manifest import Snapshot, Stream
+from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
 from lifeboat.settings import RedisTarget
 
@@ -74,24 +75,6 @@ class RestoreResult:
         }
 
 
-def snapshot_schema(snapshot: Snapshot) -> DatabaseSchema:
-    try:
-        return DatabaseSchema.model_validate(snapshot.documents["schema"])
-    except (KeyError, ValueError) as exc:
-        raise CorruptRepository(
-            f"snapshot {snapshot.short_id} has no usable schema document ({exc})"
-        ) from exc
-
-
-def table_streams(snapshot: Snapshot) -> dict[tuple[str, str], Stream]:
-    """(schema, table) → its data stream."""
-    streams = {}
-    for stream in snapshot.streams:
-        if stream.name.startswith(STREAM_PREFIX):
-            streams[(stream.attributes["schema"], stream.attributes["table"])] = stream
-    return streams
-
-
 def check_trust(
     repo: Repository,
     snapshot: Snapshot,
@@ -124,7 +107,7 @@ def check_trust(
             f"snapshot {snapshot.short_id}: the schema document is not what lifeboat writes ({exc}); "
             "refused, nothing was executed"
         ) from None
-    revision = snapshot.documents.get("source", {}).get("letta_revision")
+    revision = layout.source_document(snapshot).letta_revision
     record = schema_trust.record_for(revision)
     if record is None:
         warnings.append(
@@ -207,7 +190,7 @@ def run_restore(
     timings: dict[str, float] = {}
     with repo.lock():
         snapshot = repo.load_snapshot(snapshot_ref)
-        schema = snapshot_schema(snapshot)
+        schema = layout.schema_document(snapshot)
         trust_warnings = check_trust(
             repo, snapshot, schema, trust_schema=trust.schema, trust_unencrypted=trust.unencrypted
         )
@@ -340,19 +323,19 @@ def _build(
     timings["schema"] = time.monotonic() - phase
 
     phase = time.monotonic()
-    streams = table_streams(snapshot)
+    streams = layout.table_streams(snapshot)
     tables = [t for t in schema.tables if (t.schema_, t.name) in streams]
     last_load_done = [phase]
 
     def load(conn: psycopg.Connection, part: pg.TablePart) -> int:
         table = part.table
-        stream = streams[(table.schema_, table.name)]
+        stream, attributes = streams[(table.schema_, table.name)]
         if loss is not None:  # a partial restore leaves the lost (record-aligned) blobs out
             wanted = (ref.id for ref in stream.blobs if ref.id not in loss.lost_blobs)
             chunks = _counting((data for _, data in repo.read_blobs(wanted, trust_aead=True)), progress)
         else:
             chunks = _counting(repo.iter_stream_data(stream, trust_aead=True), progress)  # one check per blob
-        rows = pg.copy_in(conn, table.qualified, stream.attributes["columns"], chunks, freeze=part.whole)
+        rows = pg.copy_in(conn, table.qualified, attributes.columns, chunks, freeze=part.whole)
         last_load_done[0] = max(last_load_done[0], time.monotonic())
         return rows
 

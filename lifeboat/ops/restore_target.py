@@ -18,6 +18,7 @@ from typing import Any
 from lifeboat import pg
 from lifeboat.errors import UnsafeRestore
 from lifeboat.letta import deployment_identity
+from lifeboat.ops import snapshot_layout as layout
 from lifeboat.repo.manifest import Snapshot
 
 
@@ -42,7 +43,9 @@ def inspect_replacement(
 ) -> Replacement:
     """Refuse a target holding another deployment (unless ``other_deployment``); list its sessions."""
     found = _read_target(target_dsn)
-    why = deployment_identity.difference(deployment_identity.snapshot_agent_ids(snapshot.documents), found)
+    why = deployment_identity.difference(
+        deployment_identity.snapshot_agent_ids(layout.letta_document(snapshot)), found
+    )
     if why is not None and not other_deployment:
         raise UnsafeRestore(
             f"database {target} is not the deployment snapshot {snapshot.short_id} was taken from: {why}; "

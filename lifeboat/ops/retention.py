@@ -12,6 +12,7 @@ from datetime import tzinfo
 
 from pydantic import BaseModel, Field
 
+from lifeboat.ops import snapshot_layout as layout
 from lifeboat.repo.filters import NO_FILTER, SnapshotFilter
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.prune import DEFAULT_REPACK_THRESHOLD, Progress, PruneStats, acquire_exclusive, prune
@@ -46,7 +47,7 @@ class ForgetResult(BaseModel):
 
 
 def snapshot_info(snapshot: Snapshot) -> SnapshotInfo:
-    database = str(snapshot.documents.get("source", {}).get("database") or "")
+    database = layout.source_document(snapshot).database or ""
     return SnapshotInfo(snapshot.id, snapshot.time, snapshot.hostname, database, tuple(snapshot.tags))
 
 

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from pydantic import BaseModel
 
 from lifeboat.letta.catalog import AgentEntry
+from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.snapshot_filter import source_database
 from lifeboat.repo.manifest import Snapshot, Stream
 from lifeboat.repo.repository import Repository
 
-TABLE_PREFIX = "table:"
 LARGEST_AGENTS = 10
 
 
@@ -77,14 +77,12 @@ class RepositoryStats(BaseModel):
 
 
 def table_name(stream: Stream) -> str:
-    return stream.name.removeprefix(TABLE_PREFIX)
+    return stream.name.removeprefix(layout.TABLE_STREAM_PREFIX)
 
 
 def agent_catalog(snapshot: Snapshot) -> list[AgentEntry] | None:
-    letta = snapshot.documents.get("letta")
-    if not isinstance(letta, dict) or not letta.get("letta", True) or "agents" not in letta:
-        return None
-    return [AgentEntry.model_validate(entry) for entry in letta["agents"]]
+    letta = layout.letta_document(snapshot)
+    return letta.agents if letta.letta else None
 
 
 def list_snapshot(snapshot: Snapshot) -> SnapshotListing:

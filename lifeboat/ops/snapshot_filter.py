@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel
 
 from lifeboat.errors import SnapshotNotFound
+from lifeboat.ops import snapshot_layout as layout
 from lifeboat.repo.filters import NO_FILTER, Condition, SnapshotFilter
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import LATEST, Repository
@@ -20,9 +21,7 @@ from lifeboat.repo.repository import LATEST, Repository
 
 def source_database(snapshot: Snapshot) -> str | None:
     """The name of the database the snapshot was read from (its ``source`` document), if recorded."""
-    source = snapshot.documents.get("source")
-    database = source.get("database") if isinstance(source, dict) else None
-    return database if isinstance(database, str) else None
+    return layout.source_document(snapshot).database
 
 
 def snapshot_filter(

@@ -23,6 +23,7 @@ from lifeboat import pg
 from lifeboat.errors import DatabaseError, UnsafeRestore
 from lifeboat.letta import migrations, revisions
 from lifeboat.letta.migrations import Migration, MigrationPathError
+from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.restore import RestoreResult, Trust, run_restore
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
@@ -119,18 +120,15 @@ def plan_upgrade(
 def snapshot_rows(snapshot: Snapshot) -> dict[str, int]:
     """Rows per table of the snapshot (from its manifest; nothing is read)."""
     rows: dict[str, int] = {}
-    for stream in snapshot.streams:
-        table = (stream.attributes or {}).get("table")
-        if table:
-            rows[str(table)] = rows.get(str(table), 0) + int(stream.records)
+    for (_schema, table), (stream, _attributes) in layout.table_streams(snapshot).items():
+        rows[table] = rows.get(table, 0) + stream.records
     return rows
 
 
 def snapshot_facts(repo: Repository, snapshot_ref: str) -> tuple[str | None, dict[str, int]]:
     """The snapshot's Letta revision and its row count per table."""
     snapshot = repo.load_snapshot(snapshot_ref)
-    revision = (snapshot.documents.get("source") or {}).get("letta_revision")
-    return (str(revision) if revision else None), snapshot_rows(snapshot)
+    return layout.source_document(snapshot).letta_revision or None, snapshot_rows(snapshot)
 
 
 def run_upgrade_restore(

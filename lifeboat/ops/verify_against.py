@@ -5,7 +5,7 @@ snapshot's own order (the stream's ``order_by``: entity key, then primary key) i
 consistent REPEATABLE READ snapshot of the database shared by ``jobs`` connections. Both sides
 stream; :mod:`lifeboat.ops.verify_against_diff` keeps only the rows that differ. The report gives
 per table and per agent the rows missing, extra and changed (with the changed columns), and the
-sequences whose position differs. With ``agents`` only those agents' subgraphs (DATA_MODEL §2,
+sequences whose position differs. With ``agents`` only those agents' subgraphs (docs/LETTA.md §4,
 :mod:`lifeboat.letta.subgraph`) are compared, read through the snapshot's zone maps.
 
 With ``since_snapshot``, extra and changed rows whose write timestamp (``updated_at`` /
@@ -29,8 +29,8 @@ from pydantic import BaseModel, Field
 from lifeboat import pg
 from lifeboat.errors import CorruptRepository, UsageError
 from lifeboat.letta.subgraph import TableRows, collect
+from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.agent_restore.source import SnapshotSource
-from lifeboat.ops.restore import snapshot_schema, table_streams
 from lifeboat.ops.verify_against_diff import (
     MAX_LISTED,
     RowLayout,
@@ -118,7 +118,7 @@ def verify_against(repo: Repository, dsn: str, options: AgainstOptions) -> Again
     """Compare the database at ``dsn`` with a snapshot of ``repo`` (see the module docstring)."""
     started_at, started = datetime.now(UTC), time.monotonic()
     snapshot = repo.load_snapshot(options.snapshot)
-    schema = snapshot_schema(snapshot)
+    schema = layout.schema_document(snapshot)
     comparison = _Comparison(snapshot, schema, options)
     if options.agents:
         _compare_agents(repo, dsn, comparison, options.agents)
@@ -155,15 +155,15 @@ def _layout(definition: TableDef, columns: list[str]) -> RowLayout:
 
 def _tables(snapshot: Snapshot, schema: DatabaseSchema) -> list[_Table]:
     found = []
-    for (schema_name, name), stream in sorted(table_streams(snapshot).items()):
+    for (schema_name, name), (stream, attributes) in sorted(layout.table_streams(snapshot).items()):
         try:
             definition = schema.table(schema_name, name)
         except KeyError:
             raise CorruptRepository(
                 f"snapshot {snapshot.short_id} has a stream for {schema_name}.{name} but no such table in its schema"
             ) from None
-        columns = list(stream.attributes.get("columns") or definition.copy_columns)
-        found.append(_Table(stream, definition, _layout(definition, columns), stream.attributes.get("key")))
+        columns = list(attributes.columns or definition.copy_columns)
+        found.append(_Table(stream, definition, _layout(definition, columns), attributes.key))
     return found
 
 
@@ -373,7 +373,7 @@ def _compare_all(repo: Repository, dsn: str, comparison: _Comparison, jobs: int)
             if lacking:
                 comparison.missing_table(table, f"the database table lacks column(s) {', '.join(lacking)}")
                 return
-            order_by = list(table.stream.attributes.get("order_by") or [])
+            order_by = list(layout.table_stream(table.stream).order_by)
             batches = pg.copy_out(
                 conn, table.definition.qualified, list(table.layout.columns), order_by=order_by
             )
@@ -464,7 +464,7 @@ class _DatabaseSource:
         where: sql.Composable = sql.SQL("")
         if keys is not None and key in columns:
             where = sql.SQL(" WHERE {} = ANY({})").format(sql.Identifier(key), sql.Literal(sorted(keys)))
-        order = list(table.stream.attributes.get("order_by") or [])
+        order = list(layout.table_stream(table.stream).order_by)
         statement = sql.SQL("COPY (SELECT {} FROM {}{}{}) TO STDOUT").format(
             sql.SQL(", ").join(sql.Identifier(c) for c in columns),
             table.definition.qualified.identifier(),

@@ -320,6 +320,20 @@ def _constraint(c: catalog.Constraint) -> ConstraintDef:
 
 # ---- refusing what we cannot recreate ------------------------------------------------------
 
+
+def _schema_object(
+    kind: str, label: str, table: str, name: str, namespace: str, *, quote: bool = True
+) -> tuple[str, str]:
+    """The query listing objects of catalog ``table`` in user schemas as ``<label> schema.name``."""
+    name_sql = f"quote_ident(o.{name})" if quote else f"o.{name}"
+    return (
+        kind,
+        f"""SELECT '{label} ' || quote_ident(n.nspname) || '.' || {name_sql}
+            FROM {table} o JOIN pg_namespace n ON n.oid = o.{namespace}
+            WHERE {_USER_NAMESPACE} AND {_not_extension_member(table, "o")}""",
+    )
+
+
 _UNSUPPORTED_QUERIES: list[tuple[str, str]] = [
     (
         "relation",
@@ -394,53 +408,17 @@ _UNSUPPORTED_QUERIES: list[tuple[str, str]] = [
             FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE {_USER_NAMESPACE}""",
     ),
-    (
-        "statistics",
-        f"""SELECT 'extended statistics ' || quote_ident(n.nspname) || '.' || quote_ident(s.stxname)
-            FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace
-            WHERE {_USER_NAMESPACE} AND {_not_extension_member("pg_statistic_ext", "s")}""",
+    _schema_object("statistics", "extended statistics", "pg_statistic_ext", "stxname", "stxnamespace"),
+    _schema_object("operator", "operator", "pg_operator", "oprname", "oprnamespace", quote=False),
+    _schema_object("operator class", "operator class", "pg_opclass", "opcname", "opcnamespace"),
+    _schema_object("operator family", "operator family", "pg_opfamily", "opfname", "opfnamespace"),
+    _schema_object("collation", "collation", "pg_collation", "collname", "collnamespace"),
+    _schema_object("conversion", "conversion", "pg_conversion", "conname", "connamespace"),
+    _schema_object(
+        "text search configuration", "text search configuration", "pg_ts_config", "cfgname", "cfgnamespace"
     ),
-    (
-        "operator",
-        f"""SELECT 'operator ' || quote_ident(n.nspname) || '.' || o.oprname
-            FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
-            WHERE {_USER_NAMESPACE} AND {_not_extension_member("pg_operator", "o")}""",
-    ),
-    (
-        "operator class",
-        f"""SELECT 'operator class ' || quote_ident(n.nspname) || '.' || quote_ident(o.opcname)
-            FROM pg_opclass o JOIN pg_namespace n ON n.oid = o.opcnamespace
-            WHERE {_USER_NAMESPACE} AND {_not_extension_member("pg_opclass", "o")}""",
-    ),
-    (
-        "operator family",
-        f"""SELECT 'operator family ' || quote_ident(n.nspname) || '.' || quote_ident(o.opfname)
-            FROM pg_opfamily o JOIN pg_namespace n ON n.oid = o.opfnamespace
-            WHERE {_USER_NAMESPACE} AND {_not_extension_member("pg_opfamily", "o")}""",
-    ),
-    (
-        "collation",
-        f"""SELECT 'collation ' || quote_ident(n.nspname) || '.' || quote_ident(o.collname)
-            FROM pg_collation o JOIN pg_namespace n ON n.oid = o.collnamespace
-            WHERE {_USER_NAMESPACE} AND {_not_extension_member("pg_collation", "o")}""",
-    ),
-    (
-        "conversion",
-        f"""SELECT 'conversion ' || quote_ident(n.nspname) || '.' || quote_ident(o.conname)
-            FROM pg_conversion o JOIN pg_namespace n ON n.oid = o.connamespace
-            WHERE {_USER_NAMESPACE} AND {_not_extension_member("pg_conversion", "o")}""",
-    ),
-    (
-        "text search configuration",
-        f"""SELECT 'text search configuration ' || quote_ident(n.nspname) || '.' || quote_ident(o.cfgname)
-            FROM pg_ts_config o JOIN pg_namespace n ON n.oid = o.cfgnamespace
-            WHERE {_USER_NAMESPACE} AND {_not_extension_member("pg_ts_config", "o")}""",
-    ),
-    (
-        "text search dictionary",
-        f"""SELECT 'text search dictionary ' || quote_ident(n.nspname) || '.' || quote_ident(o.dictname)
-            FROM pg_ts_dict o JOIN pg_namespace n ON n.oid = o.dictnamespace
-            WHERE {_USER_NAMESPACE} AND {_not_extension_member("pg_ts_dict", "o")}""",
+    _schema_object(
+        "text search dictionary", "text search dictionary", "pg_ts_dict", "dictname", "dictnamespace"
     ),
     (
         "cast",

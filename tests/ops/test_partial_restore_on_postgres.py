@@ -1,6 +1,7 @@
-"""``restore --partial`` of a snapshot with a deleted pack, on the real Letta database, through the CLI.
+"""``restore --partial`` of a snapshot with a deleted, truncated or bit-flipped pack, on the real
+Letta database, through the CLI.
 
-Without ``--partial`` the restore refuses (exit 13) and creates nothing. With it, every readable row
+Without ``--partial`` the restore refuses (exit 13) and leaves nothing behind. With it, every readable row
 goes in, the report names exactly what ``repair snapshots`` computes (tables, rows, agents), every
 other table equals the source's, foreign keys into lost rows stay ``NOT VALID`` and the exit code
 is 13 (a partial success is not a success).
@@ -12,6 +13,7 @@ import json
 from pathlib import Path
 
 import psycopg
+import pytest
 from ops_testing import FAST_KDF, PASSPHRASE, cli, table_digests
 
 from lifeboat.ops.backup import run_backup
@@ -35,7 +37,19 @@ def _not_valid_foreign_keys(dsn: str) -> list[str]:
     return [row[0] for row in rows]
 
 
-def test_partial_restore_reports_exactly_what_repair_computes(letta_db, tmp_path: Path) -> None:
+def _damage(kind: str, pack: Path, offset: int) -> None:
+    if kind == "pack-deleted":
+        pack.unlink()
+    elif kind == "pack-truncated":
+        pack.write_bytes(pack.read_bytes()[: offset + 10])
+    else:  # one byte of one blob flipped: the pack keeps its size, the load itself finds it
+        data = bytearray(pack.read_bytes())
+        data[offset + 20] ^= 0xFF
+        pack.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("kind", ["pack-deleted", "pack-truncated", "blob-damaged"])
+def test_partial_restore_reports_exactly_what_repair_computes(letta_db, tmp_path: Path, kind: str) -> None:
     repo_dir = tmp_path / "repo"
     repo = Repository.init(
         repo_dir,
@@ -54,7 +68,7 @@ def test_partial_restore_reports_exactly_what_repair_computes(letta_db, tmp_path
     agents_stream = next(s for s in snapshot.streams if s.attributes.get("table") == "agents")
     location = repo.index.get(agents_stream.blobs[0].id)
     assert location is not None
-    (repo_dir / "data" / location.pack_id[:2] / location.pack_id).unlink()  # the agents' pack is gone
+    _damage(kind, repo_dir / "data" / location.pack_id[:2] / location.pack_id, location.offset)
     url = ["--repo", str(repo_dir)]
     target_name = f"partial_{snapshot.short_id}"
     target = letta_db.cluster.dsn(target_name)
@@ -62,13 +76,15 @@ def test_partial_restore_reports_exactly_what_repair_computes(letta_db, tmp_path
 
     refused = cli("restore", snapshot.id, "--target", target, *url)
     assert refused.returncode == 13 and "Traceback" not in refused.stderr
-    assert _databases(admin, target_name) == []  # nothing created, not even a temporary database
+    assert _databases(admin, target_name) == []  # nothing left behind, not even a temporary database
 
     done = cli("--json", "restore", snapshot.id, "--target", target, "--partial", *url)
     assert done.returncode == 13, done.stderr
     assert "Traceback" not in done.stderr and "restored into" in done.stderr
     loss = json.loads(done.stdout)["partial"]
 
+    if kind == "blob-damaged":  # `repair snapshots` reads no blob: `repair packs` finds the flipped one
+        assert cli("repair", "packs", *url).returncode == 0
     repaired = cli("--json", "repair", "snapshots", *url)
     assert repaired.returncode == 0, repaired.stderr
     (damage,) = json.loads(repaired.stdout)["damaged"]

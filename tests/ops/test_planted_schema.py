@@ -23,7 +23,8 @@ from ops_testing import LIFEBOAT, PASSPHRASE, cli, new_repo
 
 from lifeboat.errors import UnsafeRestore
 from lifeboat.ops.backup import run_backup
-from lifeboat.ops.restore import Trust, check_trust, run_restore, snapshot_schema
+from lifeboat.ops.restore import Trust, check_trust, run_restore
+from lifeboat.ops.snapshot_layout import schema_document as snapshot_schema
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
 from lifeboat.sandbox.deployment import load_deployment

@@ -1,5 +1,5 @@
 """A hand-made database with every PostgreSQL trait of a migrated Letta V1 database that makes a
-restore hard (DATA_MODEL.md §0, §7, §8), without anything from Letta itself."""
+restore hard (docs/LETTA.md §1, §3, §9), without anything from Letta itself."""
 
 from __future__ import annotations
 

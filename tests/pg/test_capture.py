@@ -81,6 +81,13 @@ def test_unsupported_objects_are_all_listed(pg_cluster: Cluster) -> None:
             CREATE DOMAIN positive AS int CHECK (VALUE > 0);
             CREATE TABLE parent (id int) PARTITION BY RANGE (id);
             CREATE POLICY p ON t USING (true);
+            CREATE TABLE pair (a int, b int);
+            CREATE STATISTICS st ON a, b FROM pair;
+            CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = int4eq);
+            CREATE OPERATOR FAMILY fam USING btree;
+            CREATE COLLATION coll FROM "C";
+            CREATE TEXT SEARCH CONFIGURATION cfg (COPY = simple);
+            CREATE TEXT SEARCH DICTIONARY dict (TEMPLATE = simple);
             """
         )
     with pg.connect(pg_cluster.dsn(name)) as conn:
@@ -92,6 +99,11 @@ def test_unsupported_objects_are_all_listed(pg_cluster: Cluster) -> None:
     assert "view public.v" in objects and "function public.f()" in objects
     assert "trigger trg on public.t" in objects and "domain public.positive" in objects
     assert "partitioned table public.parent" in objects and "policy p on public.t" in objects
+    assert "extended statistics public.st" in objects and "operator public.===" in objects
+    assert "operator family public.fam" in objects and "collation public.coll" in objects
+    assert (
+        "text search configuration public.cfg" in objects and "text search dictionary public.dict" in objects
+    )
     assert "\n" not in str(caught.value)
     assert any("view public.v" in warning for warning in lenient.warnings)
 

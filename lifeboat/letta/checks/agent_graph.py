@@ -1,4 +1,4 @@
-"""References Letta enforces only in code (DATA_MODEL.md §2, §11), checked set-based.
+"""References Letta enforces only in code (docs/LETTA.md §4, §11), checked set-based.
 
 The database declares no constraint for these: ``agents.message_ids`` is a JSON list, groups keep
 their members both in ``groups.agent_ids`` and ``groups_agents``, archival tags live both in

@@ -1,4 +1,4 @@
-"""JSON configuration columns (DATA_MODEL.md §0): structure, minimally.
+"""JSON configuration columns (docs/LETTA.md §3): structure, minimally.
 
 The columns are ``json``, so PostgreSQL already guarantees they parse; what can still be wrong is
 the shape Letta's pydantic models need when it loads the row (an object with a model and a

@@ -1,4 +1,4 @@
-"""Embedding vectors (DATA_MODEL.md §0): vector(4096), zero-padded beyond the model's dimension.
+"""Embedding vectors (docs/LETTA.md §3): vector(4096), zero-padded beyond the model's dimension.
 
 One sequential scan per passage table computes every per-row flag at once (this is the bulk of
 a Letta database, so it must not be scanned once per rule). The padding test runs in SQL with

@@ -1,4 +1,4 @@
-"""Files, their parsed contents and the per-agent file blocks (DATA_MODEL.md §4).
+"""Files, their parsed contents and the per-agent file blocks (docs/LETTA.md §6).
 
 A file block is rendered at every step from ``files_agents.visible_content``: the line- or
 sentence-numbered window (``N: text``) the LineChunker cut from ``file_contents.text`` when the

@@ -1,4 +1,4 @@
-"""Id formats (DATA_MODEL.md §0): ``<prefix>-<uuid4>`` per table.
+"""Id formats (docs/LETTA.md §2): ``<prefix>-<uuid4>`` per table.
 
 Letta's pydantic schemas accept ``<prefix>-<8 hex>…`` (loose) but its REST path validators
 demand ``<prefix>-<lowercase uuid4>`` (strict): a loose-but-not-strict id is stored fine yet the

@@ -1,4 +1,4 @@
-"""Orphans Letta leaves behind by design (DATA_MODEL.md §11): information, not corruption.
+"""Orphans Letta leaves behind by design (docs/LETTA.md §11): information, not corruption.
 
 Deleting an agent keeps its steps (no FK on steps.agent_id) and provider traces (plain strings),
 and leaves blocks no other agent uses; archives outlive their agents. Worth knowing for size and

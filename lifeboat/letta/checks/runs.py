@@ -1,4 +1,4 @@
-"""Runs and steps left in flight (DATA_MODEL.md §3): warnings, since they may be live work.
+"""Runs and steps left in flight (docs/LETTA.md §5): warnings, since they may be live work.
 
 No reaper exists in Letta 0.16.8: a server killed mid-step leaves its run ``created``/``running``
 and the step ``PENDING`` forever. In a hot database the younger ones may be genuinely running,

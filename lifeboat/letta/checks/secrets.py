@@ -1,4 +1,4 @@
-"""Secret columns (DATA_MODEL.md §9): ``_enc`` values decrypt with the deployment's key.
+"""Secret columns (docs/LETTA.md §10): ``_enc`` values decrypt with the deployment's key.
 
 This is the one check that works per row in Python: decryption needs a PBKDF2 derivation per
 value (100,000 iterations, a random salt each), which SQL cannot do. Secret tables are small;

@@ -11,9 +11,9 @@ from typing import Any
 from lifeboat.errors import UsageError
 from lifeboat.letta.catalog import AgentEntry
 from lifeboat.letta.subgraph import Subgraph, TableRows
+from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.agent_restore.report import ReadStats
 from lifeboat.ops.agents import filter_agents
-from lifeboat.ops.restore import table_streams
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository, split_records
 
@@ -26,18 +26,19 @@ class SnapshotSource:
     def __init__(self, repo: Repository, snapshot: Snapshot) -> None:
         self.repo = repo
         self.snapshot = snapshot
-        self.streams = {table: stream for (_schema, table), stream in table_streams(snapshot).items()}
+        self.streams = {table: found for (_schema, table), found in layout.table_streams(snapshot).items()}
         self.stats = ReadStats(snapshot_bytes=_distinct_size(snapshot))
         self._blobs: dict[str, bytes] = {}
 
     def __call__(self, table: str, key: str, keys: set[str] | None) -> TableRows | None:
-        stream = self.streams.get(table)
-        if stream is None:
+        found = self.streams.get(table)
+        if found is None:
             return None
-        columns = list(stream.attributes.get("columns") or [])
+        stream, attributes = found
+        columns = list(attributes.columns)
         if keys is not None and not keys:
             return TableRows(table, columns)
-        zoned = keys is not None and stream.attributes.get("key") == key
+        zoned = keys is not None and attributes.key == key
         refs = stream.blobs_covering(keys if zoned else None)
         lines: list[bytes] = []
         for data in self._read([ref.id for ref in refs], {ref.id: ref for ref in refs}):
@@ -65,8 +66,7 @@ def _distinct_size(snapshot: Snapshot) -> int:
 
 def catalog(snapshot: Snapshot) -> list[AgentEntry]:
     """The snapshot's agent catalog (written by the backup)."""
-    entries = snapshot.documents.get("letta", {}).get("agents") or []
-    return [AgentEntry.model_validate(entry) for entry in entries]
+    return layout.letta_document(snapshot).agents or []
 
 
 def select_agents(
@@ -101,17 +101,16 @@ def _full_agent_id(ref: str, by_id: dict[str, AgentEntry], total: int) -> str:
 
 def snapshot_revision(snapshot: Snapshot) -> str | None:
     """The Letta schema revision the snapshot was taken at, when the backup recorded it."""
-    revision = snapshot.documents.get("source", {}).get("letta_revision")
-    return str(revision) if revision else None
+    return layout.source_document(snapshot).letta_revision or None
 
 
 def run_warnings(snapshot: Snapshot, graph: Subgraph) -> list[str]:
     """A warning when runs of the restored agents were in flight at the snapshot instant."""
-    in_flight = snapshot.documents.get("letta", {}).get("runs_in_flight") or []
-    mine = [r for r in in_flight if r.get("agent_id") in graph.agent_ids]
+    in_flight = layout.letta_document(snapshot).runs_in_flight
+    mine = [run for run in in_flight if run.agent_id in graph.agent_ids]
     if not mine:
         return []
     return [
         f"{len(mine)} run(s) were in flight at the snapshot instant and are restored as they were "
-        f"(e.g. {mine[0]['run_id']} {mine[0]['status']}); 'lifeboat reconcile' closes them"
+        f"(e.g. {mine[0].run_id} {mine[0].status}); 'lifeboat reconcile' closes them"
     ]

@@ -1,0 +1,146 @@
+"""What a database snapshot holds: the one definition of its streams and documents.
+
+The repository (:mod:`lifeboat.repo`) stores streams of records and free-form JSON documents
+and knows nothing of PostgreSQL. A *database snapshot* gives them meaning (specified in
+docs/FORMAT.md, "Database snapshots"):
+
+- one stream per table, named ``table:<schema>.<table>``, whose records are the table's rows in
+  PostgreSQL ``COPY … TO STDOUT`` text format; its attributes (:class:`TableStream`) name the
+  table, the columns in record order, and the entity key whose zone maps the blobs carry;
+- four documents: ``source`` (:class:`SourceDocument`: the server and database read),
+  ``letta`` (:class:`~lifeboat.letta.source.LettaDocument`: revision, agent catalog, runs in
+  flight), ``schema`` (:class:`~lifeboat.pg.models.DatabaseSchema`: everything needed to recreate
+  the database's structure) and ``timings`` (seconds per backup phase).
+
+Writers build documents with :func:`documents`; readers use the typed accessors below instead
+of looking keys up in ``Snapshot.documents`` or ``Stream.attributes``. A document that is there
+but does not validate means the manifest is not what lifeboat wrote: :class:`CorruptRepository`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lifeboat.errors import CorruptRepository
+from lifeboat.letta.source import LettaDocument, RunInFlight
+from lifeboat.pg.models import DatabaseSchema
+from lifeboat.repo.manifest import Snapshot, Stream
+
+__all__ = [
+    "LETTA",
+    "SCHEMA",
+    "SOURCE",
+    "TABLE_STREAM_PREFIX",
+    "TIMINGS",
+    "LettaDocument",
+    "RunInFlight",
+    "SourceDocument",
+    "TableStream",
+    "documents",
+    "letta_document",
+    "schema_document",
+    "source_document",
+    "table_stream",
+    "table_stream_name",
+    "table_streams",
+    "timings_document",
+]
+
+TABLE_STREAM_PREFIX = "table:"
+
+# Document names in Snapshot.documents.
+SOURCE = "source"
+LETTA = "letta"
+SCHEMA = "schema"
+TIMINGS = "timings"
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class TableStream(BaseModel):
+    """Attributes of a table's stream."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+
+    schema_: str = Field(alias="schema")
+    table: str
+    columns: list[str] = []  # the record's fields, in order (generated columns are not stored)
+    key: str | None = None  # entity key: the column the blobs' zone maps range over (None: no zone maps)
+    order_by: list[str] = []  # the order rows were streamed in (the entity key first, when there is one)
+
+
+class SourceDocument(BaseModel):
+    """The PostgreSQL server and database a snapshot was read from."""
+
+    model_config = ConfigDict(extra="allow")
+
+    database: str | None = None
+    server_version: str | None = None  # e.g. "15.8"
+    server_version_num: int | None = None  # e.g. 150008
+    letta_schema: str | None = None  # the schema holding Letta's tables; None: not a Letta database
+    letta_revision: str | None = None  # copied from the letta document
+    letta_release: str | None = None
+
+
+def table_stream_name(schema: str, table: str) -> str:
+    return f"{TABLE_STREAM_PREFIX}{schema}.{table}"
+
+
+def table_stream(stream: Stream) -> TableStream:
+    """The attributes of a ``table:`` stream."""
+    return _validate(TableStream, stream.attributes, f"attributes of stream {stream.name}")
+
+
+def table_streams(snapshot: Snapshot) -> dict[tuple[str, str], tuple[Stream, TableStream]]:
+    """(schema, table) → the table's stream and its attributes."""
+    found = {}
+    for stream in snapshot.streams:
+        if stream.name.startswith(TABLE_STREAM_PREFIX):
+            attributes = table_stream(stream)
+            found[(attributes.schema_, attributes.table)] = (stream, attributes)
+    return found
+
+
+def source_document(snapshot: Snapshot) -> SourceDocument:
+    return _validate(SourceDocument, snapshot.documents.get(SOURCE, {}), f"{SOURCE} document")
+
+
+def letta_document(snapshot: Snapshot) -> LettaDocument:
+    return _validate(LettaDocument, snapshot.documents.get(LETTA, {}), f"{LETTA} document")
+
+
+def schema_document(snapshot: Snapshot) -> DatabaseSchema:
+    """The schema document; a snapshot without one cannot be restored."""
+    if SCHEMA not in snapshot.documents:
+        raise CorruptRepository(f"snapshot {snapshot.short_id} has no {SCHEMA} document")
+    return _validate(DatabaseSchema, snapshot.documents[SCHEMA], f"{SCHEMA} document of {snapshot.short_id}")
+
+
+def timings_document(snapshot: Snapshot) -> dict[str, float]:
+    timings = snapshot.documents.get(TIMINGS, {})
+    if not isinstance(timings, dict):
+        raise CorruptRepository(f"snapshot {snapshot.short_id}: the {TIMINGS} document is not an object")
+    return {str(k): float(v) for k, v in timings.items() if isinstance(v, int | float)}
+
+
+def documents(
+    source: SourceDocument, letta: LettaDocument, schema: DatabaseSchema, timings: dict[str, float]
+) -> dict[str, Any]:
+    """``Snapshot.documents`` of a database snapshot (absent optional fields are left out)."""
+    return {
+        SOURCE: source.model_dump(mode="json", exclude_none=True),
+        LETTA: letta.model_dump(mode="json", exclude_none=True),
+        SCHEMA: schema.model_dump(mode="json", by_alias=True),
+        TIMINGS: dict(timings),
+    }
+
+
+def _validate(model: type[Model], value: Any, what: str) -> Model:
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top)"
+        raise CorruptRepository(f"snapshot {what} is not valid: {where}: {first['msg']}") from None
