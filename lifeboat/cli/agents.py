@@ -181,9 +181,11 @@ def render_agent_restore(report: Any, *, long: bool = False) -> None:
     )
     chosen = report.get("snapshot_chosen")
     if chosen:
+        # Two short lines: on 80 columns one long line wrapped, splitting the date (its length
+        # varies with the database and host names).
+        console.print(f"using snapshot {chosen['short_id']} taken {output.local_time(chosen['time'])}")
         console.print(
-            f"using snapshot {chosen['short_id']} of database {chosen['source_database'] or '?'} taken "
-            f"{output.local_time(chosen['time'])} on {chosen['hostname']} ({chosen['chosen_by']})"
+            f"  of database {chosen['source_database'] or '?'} on {chosen['hostname']} ({chosen['chosen_by']})"
         )
     agents = output.table("id", "name", "now", "new id", whole=("id", "new id"), title="agents")
     for a in report["agents"]:

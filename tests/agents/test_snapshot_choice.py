@@ -72,7 +72,7 @@ def test_latest_by_source_and_agent_restore_uses_the_target_databases_newest(
     human = cli(*args, env={"COLUMNS": "80"})
     assert human.returncode == 0, human.stderr
     said = " ".join(human.stdout.split())
-    assert f"using snapshot {mine.short_id} of database {letta_db.dbname}" in said
+    assert f"using snapshot {mine.short_id} taken " in said and f" of database {letta_db.dbname} on " in said
     assert "newest of the target database" in said
     # --source picks another database's snapshot; a named snapshot is used as named
     result, plan = lifeboat_json(*args, "--source", other.dbname)
