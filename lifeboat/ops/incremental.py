@@ -39,7 +39,8 @@ class Parent:
     """The earlier snapshot an incremental backup follows."""
 
     snapshot: Snapshot
-    token: ChangeToken
+    token: ChangeToken  # the parent's
+    now: ChangeToken  # the current backup's
     schema: DatabaseSchema
     streams: dict[tuple[str, str], tuple[Stream, layout.TableStream]]
 
@@ -86,9 +87,8 @@ def find_parent(repo: Repository, token: ChangeToken | None) -> tuple[Parent | N
             why = token.why_not_after(earlier)
             if why is not None:
                 return None, why
-            return Parent(
-                snapshot, earlier, layout.schema_document(snapshot), layout.table_streams(snapshot)
-            ), None
+            streams = layout.table_streams(snapshot)
+            return Parent(snapshot, earlier, token, layout.schema_document(snapshot), streams), None
         except (CorruptRepository, SnapshotNotFound):
             continue
     return None, "no earlier snapshot of this database"
@@ -99,6 +99,10 @@ def previous_stream(
 ) -> Stream | None:
     """The parent's stream of ``table`` when its rows would print exactly as they do now."""
     if parent is None or not _same_output(parent.schema, schema):
+        return None
+    name = f"{table.schema_}.{table.name}"
+    layout_then = parent.token.tables.get(name)
+    if layout_then is None or layout_then != parent.now.tables.get(name):
         return None
     found = parent.streams.get((table.schema_, table.name))
     if found is None:

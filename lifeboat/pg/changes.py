@@ -25,7 +25,7 @@ without a timeline change is not detected: back up with ``--full`` after such a 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -63,6 +63,10 @@ class ChangeToken:
     xmax: int  # the snapshot's xmax (next id to be assigned), 64-bit
     lsn: str  # the WAL insert position, for a rollback that has not yet caught up
     settings: dict[str, str]
+    # "schema.table" -> digest of the table's oid and physical column list (attnum, name, type,
+    # typmod, collation, dropped, fast default): a column dropped and added again under the same
+    # name and type rewrites no row, yet every row prints differently.
+    tables: dict[str, str] = field(default_factory=dict)
 
     def to_document(self) -> dict[str, object]:
         return {
@@ -73,6 +77,7 @@ class ChangeToken:
             "xmax": self.xmax,
             "lsn": self.lsn,
             "settings": dict(self.settings),
+            "tables": dict(self.tables),
         }
 
     @classmethod
@@ -81,8 +86,8 @@ class ChangeToken:
         if not isinstance(value, dict):
             return None
         try:
-            settings = value["settings"]
-            if not isinstance(settings, dict):
+            settings, tables = value["settings"], value.get("tables", {})
+            if not isinstance(settings, dict) or not isinstance(tables, dict):
                 return None
             return cls(
                 system_identifier=str(value["system_identifier"]),
@@ -92,6 +97,7 @@ class ChangeToken:
                 xmax=int(value["xmax"]),
                 lsn=str(value["lsn"]),
                 settings={str(k): str(v) for k, v in settings.items()},
+                tables={str(k): str(v) for k, v in tables.items()},
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -116,6 +122,21 @@ def _lsn(text: str) -> int:
     return (int(high, 16) << 32) + int(low or "0", 16)
 
 
+# One row per ordinary table of the database: its name as "schema.table" and a digest of what
+# decides how its rows print besides their own bytes (see ChangeToken.tables).
+_TABLE_LAYOUTS = """
+SELECT n.nspname || '.' || c.relname,
+       md5(c.oid::text || '|' || string_agg(
+           a.attnum || ':' || a.attname || ':' || a.atttypid || ':' || a.atttypmod || ':'
+           || a.attcollation || ':' || a.attisdropped || ':' || a.atthasmissing, ',' ORDER BY a.attnum))
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+ WHERE c.relkind = 'r'
+ GROUP BY n.nspname, c.relname, c.oid
+"""
+
+
 def read_change_token(conn: psycopg.Connection) -> ChangeToken | None:
     """The token of the snapshot ``conn``'s transaction sees; None where it cannot be read
     (a standby, or a role not allowed to read the control data): then every backup reads all."""
@@ -135,6 +156,7 @@ def read_change_token(conn: psycopg.Connection) -> ChangeToken | None:
             if conn.execute("SELECT pg_catalog.pg_is_in_recovery()").fetchone() != (False,):
                 return None
             row = conn.execute(query).fetchone()
+            tables = {name: digest for name, digest in conn.execute(_TABLE_LAYOUTS).fetchall()}
     except psycopg.Error:
         return None
     if row is None or any(value is None for value in row):
@@ -142,7 +164,7 @@ def read_change_token(conn: psycopg.Connection) -> ChangeToken | None:
     system_identifier, timeline, oid, xmin, xmax, lsn, *settings = row
     return ChangeToken(
         system_identifier, int(timeline), int(oid), int(xmin), int(xmax), str(lsn),
-        dict(zip(OUTPUT_SETTINGS, (str(value) for value in settings), strict=True)),
+        dict(zip(OUTPUT_SETTINGS, (str(value) for value in settings), strict=True)), tables,
     )  # fmt: skip
 
 

@@ -49,7 +49,10 @@ def test_unchanged_rows_are_kept_and_streams_equal_a_full_read(
 ) -> None:
     repo = small_repo(tmp_path / "repo")
     first = run_backup(repo, letta_db.admin_dsn)
-    assert first.incremental.parent is None and first.incremental.why_not == "no earlier snapshot of this database"
+    assert (
+        first.incremental.parent is None
+        and first.incremental.why_not == "no earlier snapshot of this database"
+    )
 
     again = run_backup(repo, letta_db.admin_dsn)
     assert again.incremental.parent == first.snapshot.id
@@ -107,3 +110,19 @@ def test_emptied_table_keeps_nothing(letta_db, tmp_path: Path, tables: tuple[str
     incremental = run_backup(repo, letta_db.admin_dsn)
     streams = _streams(repo, incremental)
     assert all(streams[layout.table_stream_name("letta", table)] == b"" for table in tables)
+
+
+def test_a_column_dropped_and_added_again_is_read_whole(letta_db, tmp_path: Path) -> None:
+    """Same name, same type, no row rewritten: only the column's new position tells."""
+    repo = small_repo(tmp_path / "repo")
+    _change(letta_db.admin_dsn, "ALTER TABLE agents_tags ADD COLUMN lifeboat_note text DEFAULT 'before'")
+    run_backup(repo, letta_db.admin_dsn)
+    _change(
+        letta_db.admin_dsn,
+        "ALTER TABLE agents_tags DROP COLUMN lifeboat_note",
+        "ALTER TABLE agents_tags ADD COLUMN lifeboat_note text DEFAULT 'after'",
+    )
+    incremental = run_backup(repo, letta_db.admin_dsn)
+    streams = _streams(repo, incremental)
+    assert streams == _streams(repo, run_backup(repo, letta_db.admin_dsn, full=True))
+    assert b"before" not in streams[layout.table_stream_name("letta", "agents_tags")]
