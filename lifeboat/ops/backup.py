@@ -158,7 +158,7 @@ def run_backup(
                         read(None)
                         changes.add(kept=0, reads=1, bytes_kept=0)
                     else:
-                        segments = incremental.plan(conn, writer, parent, table, key, previous)
+                        segments = incremental.plan(conn, repo, writer, parent, table, attributes, previous)
                         incremental.write_segments(stream, segments, key, read, changes, progress)
                     return stream.close()
 

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 import psycopg
 
 from lifeboat import pg
-from lifeboat.errors import CorruptRepository, SnapshotNotFound
+from lifeboat.errors import CorruptRepository, SnapshotNotFound, StorageError
 from lifeboat.ops import snapshot_layout as layout
-from lifeboat.ops.incremental_plan import Keep, Read, Segment, plan_table
+from lifeboat.ops.incremental_plan import Decode, Emit, Keep, Read, Segment, UnreadableBlob, plan_table
 from lifeboat.pg.changes import ChangeToken, key_counts, table_count
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo.manifest import BlobRef, Snapshot, Stream
-from lifeboat.repo.repository import Repository
+from lifeboat.repo.repository import Repository, split_records
 from lifeboat.repo.writer import RepositoryWriter, StreamWriter
 
 # How many of the newest manifests to look at for a parent (each is read and decrypted).
@@ -144,13 +144,15 @@ def _columns(table: TableDef | None) -> list[tuple[str, str, str, str | None]] |
 
 def plan(
     conn: psycopg.Connection,
+    repo: Repository,
     writer: RepositoryWriter,
     parent: Parent,
     table: TableDef,
-    key: str | None,
+    attributes: layout.TableStream,
     previous: Stream,
 ) -> list[Segment]:
     """The segments that rebuild ``table``'s stream from ``previous`` and what changed since."""
+    key = attributes.key
     if key is None:
         rows, changed = table_count(conn, table.qualified, parent.token)
         usable = all(writer.can_reference(blob) for blob in previous.blobs)
@@ -160,7 +162,25 @@ def plan(
     counts = key_counts(conn, table.qualified, key, parent.token)
     if counts is None:
         return [Read(None, None)]
-    return plan_table(previous.blobs, counts, writer.can_reference)  # type: ignore[arg-type]
+    decode = _decoder(repo, attributes.columns.index(key))
+    return plan_table(previous.blobs, counts, writer.can_reference, decode)  # type: ignore[arg-type]
+
+
+def _decoder(repo: Repository, key_index: int) -> Decode:
+    """Read (and authenticate) a blob and pair each record with its key field's text."""
+
+    def decode(blob: object) -> list[tuple[str, bytes]]:
+        try:
+            data = repo.read_blob(blob.id)  # type: ignore[attr-defined]
+        except (CorruptRepository, StorageError) as exc:
+            raise UnreadableBlob(str(exc)) from exc
+        return [(_field(record, key_index), record) for record in split_records(data)]
+
+    return decode
+
+
+def _field(record: bytes, index: int) -> str:
+    return record[:-1].split(b"\t", index + 1)[index].decode("utf-8", "backslashreplace")
 
 
 def write_segments(
@@ -182,6 +202,8 @@ def write_segments(
             bytes_kept += sum(blob.raw_size for blob in blobs)
             if progress:
                 progress(sum(blob.raw_size for blob in blobs))
+        elif isinstance(segment, Emit):
+            stream.add_records(segment.records, [key.encode() for key in segment.keys])
         else:
             whole = segment.after is None and segment.before is None
             read(None if whole or key is None else pg.KeyRange(key, segment.after, segment.before))
