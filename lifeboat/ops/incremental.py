@@ -13,15 +13,18 @@ parent's is read whole, as is every table without a parent.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import psycopg
 
 from lifeboat import pg
-from lifeboat.errors import CorruptRepository, SnapshotNotFound, StorageError
+from lifeboat.errors import CorruptRepository, DatabaseError, SnapshotNotFound, StorageError
 from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.incremental_plan import Decode, Emit, Keep, Read, Segment, UnreadableBlob, plan_table
+from lifeboat.ops.pipeline import pipelined
 from lifeboat.pg.changes import ChangeToken, key_counts, table_count
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo.manifest import BlobRef, Snapshot, Stream
@@ -30,8 +33,6 @@ from lifeboat.repo.writer import RepositoryWriter, StreamWriter
 
 # How many of the newest manifests to look at for a parent (each is read and decrypted).
 PARENT_CANDIDATES = 8
-
-ReadRange = Callable[[pg.KeyRange | None], None]  # streams rows (all, or one key range) into the stream
 
 
 @dataclass
@@ -167,14 +168,21 @@ def plan(
 
 
 def _decoder(repo: Repository, key_index: int) -> Decode:
-    """Read (and authenticate) a blob and pair each record with its key field's text."""
+    """Read (and authenticate) a blob and pair each record with its key field's text; the last
+    blob read is kept, since neighbouring segments often need the same blob."""
+    last: list[tuple[str, list[tuple[str, bytes]]]] = []
 
     def decode(blob: object) -> list[tuple[str, bytes]]:
+        blob_id: str = blob.id  # type: ignore[attr-defined]
+        if last and last[0][0] == blob_id:
+            return last[0][1]
         try:
-            data = repo.read_blob(blob.id)  # type: ignore[attr-defined]
+            data = repo.read_blob(blob_id)
         except (CorruptRepository, StorageError) as exc:
             raise UnreadableBlob(str(exc)) from exc
-        return [(_field(record, key_index), record) for record in split_records(data)]
+        records = [(_field(record, key_index), record) for record in split_records(data)]
+        last[:] = [(blob_id, records)]
+        return records
 
     return decode
 
@@ -183,30 +191,109 @@ def _field(record: bytes, index: int) -> str:
     return record[:-1].split(b"\t", index + 1)[index].decode("utf-8", "backslashreplace")
 
 
-def write_segments(
+Batches = Callable[
+    [Sequence[pg.KeyRange]], Iterator[pg.CopyBatch]
+]  # COPY of rows in these ranges (all if none)
+
+
+def write_table(
     stream: StreamWriter,
-    segments: Iterable[Segment],
+    segments: Sequence[Segment],
+    *,
     key: str | None,
-    read: ReadRange,
+    columns: Sequence[str],
+    repo: Repository,
+    batches: Batches,
+    store: Callable[[pg.CopyBatch], None],
     stats: IncrementalStats,
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Reference kept blobs and read the rest, in stream order; count what was kept (and report
-    kept bytes to ``progress`` as if read)."""
-    kept = reads = bytes_kept = 0
-    for segment in segments:
-        if isinstance(segment, Keep):
-            blobs: list[BlobRef] = list(segment.blobs)  # type: ignore[arg-type]
-            stream.reference(blobs)
-            kept += 1
-            bytes_kept += sum(blob.raw_size for blob in blobs)
-            if progress:
-                progress(sum(blob.raw_size for blob in blobs))
-        elif isinstance(segment, Emit):
-            stream.add_records(segment.records, [key.encode() for key in segment.keys])
+    """Write the stream in segment order: kept blobs referenced, unchanged keys' records copied
+    from the previous blobs, the rest read from the database in ONE query for all ranges (one
+    scan however many stretches changed), split back into the ranges by key."""
+    reads = [segment for segment in segments if isinstance(segment, Read)]
+    if key is None or Read(None, None) in reads:
+        if reads:
+            pipelined(batches(()), store)
         else:
-            whole = segment.after is None and segment.before is None
-            read(None if whole or key is None else pg.KeyRange(key, segment.after, segment.before))
-            stream.cut()
-            reads += 1
-    stats.add(kept=kept, reads=reads, bytes_kept=bytes_kept)
+            for segment in segments:
+                _keep(stream, segment, progress)  # type: ignore[arg-type]
+        stats.add(kept=len(segments) - len(reads), reads=len(reads), bytes_kept=_kept_bytes(segments))
+        return
+    rows = _RangeSplitter(
+        batches([pg.KeyRange(key, read.after, read.before) for read in reads]) if reads else iter(())
+    )
+    decode = _decoder(repo, list(columns).index(key))
+
+    def actions() -> Iterator[Callable[[], object]]:
+        for segment in segments:
+            if isinstance(segment, Keep):
+                yield partial(_keep, stream, segment, progress)
+            elif isinstance(segment, Emit):
+                records = [
+                    record for blob in segment.blobs for found, record in decode(blob) if found == segment.key
+                ]
+                yield partial(stream.add_records, records, [segment.key.encode()] * len(records))
+            else:
+                yield from (partial(store, part) for part in rows.below(segment.before))
+        rows.finish()
+
+    pipelined(actions(), _run)
+    stats.add(kept=len(segments) - len(reads), reads=len(reads), bytes_kept=_kept_bytes(segments))
+
+
+def _run(action: Callable[[], object]) -> None:
+    action()
+
+
+def _keep(stream: StreamWriter, segment: Keep, progress: Callable[[int], None] | None) -> None:
+    blobs: list[BlobRef] = list(segment.blobs)  # type: ignore[arg-type]
+    stream.reference(blobs)
+    if progress:
+        progress(sum(blob.raw_size for blob in blobs))
+
+
+def _kept_bytes(segments: Sequence[Segment]) -> int:
+    return sum(blob.raw_size for segment in segments if isinstance(segment, Keep) for blob in segment.blobs)  # type: ignore[attr-defined]
+
+
+class _RangeSplitter:
+    """Cuts one sorted COPY stream of several disjoint, ordered key ranges back into the ranges."""
+
+    def __init__(self, batches: Iterator[pg.CopyBatch]) -> None:
+        self._batches = batches
+        self._pending: pg.CopyBatch | None = None
+
+    def below(self, bound: str | None) -> Iterator[pg.CopyBatch]:
+        """The next rows whose key sorts before ``bound`` (all that remain when None)."""
+        limit = bound.encode() if bound is not None else None
+        while (batch := self._next()) is not None:
+            keys = batch.keys or []
+            if limit is None or not keys or keys[-1] < limit:
+                yield batch
+                continue
+            cut = bisect_left(keys, limit)
+            head, self._pending = _split(batch, cut)
+            if cut:
+                yield head
+            return
+
+    def finish(self) -> None:
+        batch = self._next()
+        if batch is not None and batch.rows:
+            raise DatabaseError("an incremental read returned rows outside the ranges it asked for")
+
+    def _next(self) -> pg.CopyBatch | None:
+        batch, self._pending = self._pending, None
+        return batch if batch is not None else next(self._batches, None)
+
+
+def _split(batch: pg.CopyBatch, cut: int) -> tuple[pg.CopyBatch, pg.CopyBatch]:
+    offset = 0
+    for _ in range(cut):
+        offset = batch.data.index(b"\n", offset) + 1
+    keys = batch.keys or []
+    return (
+        pg.CopyBatch(batch.data[:offset], cut, keys[:cut]),
+        pg.CopyBatch(batch.data[offset:], batch.rows - cut, keys[cut:]),
+    )

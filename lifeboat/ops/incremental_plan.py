@@ -16,15 +16,16 @@ database now reports every key with its row count and whether any of its rows ch
   rows was deleted; and the keys strictly inside the run have as many rows now as the run holds
   besides its end keys' rows, so none of theirs was.
 
-Between kept runs the stream is rebuilt from: the rows of the left run's end key that the
-previous stream held past the run (copied from the decoded blobs: the key is unchanged), the
-rows now strictly between the two runs' end keys (read from the database), and the rows of the
-right run's first key held before it. The result holds exactly the rows a full read would, in
+Between kept runs the stream is rebuilt key by key: the rows of the runs' end keys held past
+them, and of every key whose rows did not change and number as many as the blobs between held,
+are copied from those blobs (decoded); the other keys' rows — changed, new, or held by a blob
+that cannot be read — are read from the database as ranges strictly between copied keys. The result holds exactly the rows a full read would, in
 the same order (a property test checks it against made-up tables).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
@@ -82,10 +83,11 @@ class Read:
 
 @dataclass(frozen=True)
 class Emit:
-    """Records of an unchanged key copied from the previous stream's blobs, with their keys."""
+    """The records of unchanged ``key`` held by these blobs of the previous stream, in order:
+    copied from the blobs (decoded when the stream is written), not read from the database."""
 
-    records: Sequence[bytes]
-    keys: Sequence[str]
+    blobs: Sequence[Blob]
+    key: str
 
 
 Segment = Keep | Read | Emit
@@ -105,7 +107,7 @@ def plan_table(
 ) -> list[Segment]:
     """The segments that rebuild the table's stream (a single unbounded ``Read`` when nothing can
     be kept). ``usable`` says whether a blob is still stored and may be referenced; ``decode``
-    reads a blob's records (only blobs at the ends of kept runs are decoded)."""
+    reads a blob's records (only blobs at the ends of kept runs and between them are decoded)."""
     if not _orders_agree(blobs, keys):
         return [Read(None, None)]
     try:
@@ -122,7 +124,8 @@ class _Planner:
         self.position = {key.key: index for index, key in enumerate(keys)}
         self.changed_before = [0, *accumulate(int(key.changed) for key in keys)]
         self.rows_before = [0, *accumulate(key.rows for key in keys)]
-        self._decoded: dict[int, Sequence[tuple[str, bytes]]] = {}
+        self._counts: dict[int, Counter[str]] = {}  # rows per key of each blob decoded so far
+        self._unreadable: set[int] = set()
 
     def plan(self) -> list[Segment]:
         keep = [self._candidate(index) for index in range(len(self.blobs))]
@@ -182,17 +185,26 @@ class _Planner:
         ]  # fmt: skip
 
     def _records_of(self, index: int, key: str) -> int:
-        blob = self.blobs[index]
-        if not (blob.zone_min or "") <= key <= (blob.zone_max or ""):
+        if not self._may_hold(index, key):
             return 0
-        if blob.zone_min == blob.zone_max:
-            return blob.records
-        return sum(1 for found, _record in self.decoded(index) if found == key)
+        if self.blobs[index].zone_min == self.blobs[index].zone_max:
+            return self.blobs[index].records
+        return self.counts(index)[key]
 
-    def decoded(self, index: int) -> Sequence[tuple[str, bytes]]:
-        if index not in self._decoded:
-            self._decoded[index] = self._decode(self.blobs[index])
-        return self._decoded[index]
+    def counts(self, index: int) -> Counter[str]:
+        """Rows per key in a blob (decoding it once; raises UnreadableBlob)."""
+        if index not in self._counts:
+            self._counts[index] = Counter(found for found, _record in self._decode(self.blobs[index]))
+        return self._counts[index]
+
+    def _readable_counts(self, index: int) -> Counter[str] | None:
+        if index in self._unreadable:
+            return None
+        try:
+            return self.counts(index)
+        except UnreadableBlob:
+            self._unreadable.add(index)
+            return None
 
     # -- the rebuilt stream ---------------------------------------------------------------------
     def _segments(self, runs: Sequence[tuple[int, int]]) -> list[Segment]:
@@ -203,32 +215,60 @@ class _Planner:
             if run is not None:
                 segments.append(Keep(self.blobs[run[0] : run[1] + 1]))
             previous = run
-        return [segment for segment in segments if not (isinstance(segment, Emit) and not segment.records)]
+        return [segment for segment in segments if not (isinstance(segment, Emit) and not segment.blobs)]
 
     def _gap(self, before: tuple[int, int] | None, after: tuple[int, int] | None) -> list[Segment]:
-        """What lies between two kept runs (or a stream end): end-key rows and a reread range."""
+        """What lies between two kept runs (or a stream end): the end keys' rows and every
+        unchanged key's rows copied from the blobs, the changed keys' rows read again."""
         low = self.blobs[before[1]].zone_max if before is not None else None
         high = self.blobs[after[0]].zone_min if after is not None else None
-        gap = range(
-            before[1] + 1 if before is not None else 0, after[0] if after is not None else len(self.blobs)
-        )
+        first = before[1] + 1 if before is not None else 0
+        gap = range(first, after[0] if after is not None else len(self.blobs))
         if low is not None and low == high:
             return [self._emit(gap, low)]
         segments: list[Segment] = [self._emit(gap, low)] if low is not None else []
         start = self.position[low] + 1 if low is not None else 0
         end = self.position[high] if high is not None else len(self.keys)
-        if end > start:  # some key lies strictly between
-            segments.append(Read(low, high))
+        held = self._held(gap)
+        read_from: int | None = None  # first key of the current stretch to read
+        for index in range(start, end):
+            key = self.keys[index]
+            if held is not None and not key.changed and held.get(key.key, 0) == key.rows:
+                if read_from is not None:
+                    segments.append(Read(self._before(read_from, start, low), key.key))
+                    read_from = None
+                segments.append(self._emit(gap, key.key))
+            elif read_from is None:
+                read_from = index
+        if read_from is not None:
+            segments.append(Read(self._before(read_from, start, low), high))
         if high is not None:
             segments.append(self._emit(gap, high))
         return segments
 
+    def _before(self, index: int, start: int, low: str | None) -> str | None:
+        """The key just before position ``index`` within a gap starting at ``start``."""
+        return self.keys[index - 1].key if index > start else low
+
+    def _held(self, gap: range) -> Counter[str] | None:
+        """Rows per key in the gap's blobs; None when one cannot be read (then all is read)."""
+        total: Counter[str] = Counter()
+        for index in gap:
+            counts = self._readable_counts(index)
+            if counts is None:
+                return None
+            total.update(counts)
+        return total
+
     def _emit(self, gap: range, key: str) -> Emit:
-        records = [
-            record for index in gap if (self.blobs[index].zone_min or "") <= key <= (self.blobs[index].zone_max or "")
-            for found, record in self.decoded(index) if found == key
-        ]  # fmt: skip
-        return Emit(records, [key] * len(records))
+        """The rows of unchanged ``key`` in the gap's blobs (their zone maps say which may hold it)."""
+        holding = [index for index in gap if self._may_hold(index, key)]
+        for index in holding:
+            self.counts(index)  # each must be readable now: raises UnreadableBlob otherwise
+        return Emit([self.blobs[index] for index in holding], key)
+
+    def _may_hold(self, index: int, key: str) -> bool:
+        return (self.blobs[index].zone_min or "") <= key <= (self.blobs[index].zone_max or "")
 
 
 def _orders_agree(blobs: Sequence[Blob], keys: Sequence[Key]) -> bool:

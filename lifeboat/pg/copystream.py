@@ -61,12 +61,16 @@ def copy_out_statement(
     table: QualifiedName,
     columns: Sequence[str],
     order_by: Sequence[str] = (),
-    key_range: KeyRange | None = None,
+    key_ranges: Sequence[KeyRange] = (),
 ) -> sql.Composed:
+    """``COPY`` of the columns, sorted by ``order_by``; only rows in one of ``key_ranges`` if any."""
     column_list = sql.SQL(", ").join(sql.Identifier(column) for column in columns)
-    if not order_by and key_range is None:
+    if not order_by and not key_ranges:
         return sql.SQL("COPY {}{} TO STDOUT").format(table.identifier(), _parenthesized(column_list, columns))
-    where = sql.SQL(" WHERE {}").format(key_range.condition()) if key_range is not None else sql.SQL("")
+    conditions = sql.SQL(" OR ").join(
+        sql.SQL("({})").format(key_range.condition()) for key_range in key_ranges
+    )
+    where = sql.SQL(" WHERE {}").format(conditions) if key_ranges else sql.SQL("")
     ordering = sql.SQL(", ").join(sql.Identifier(column) for column in order_by)
     order = sql.SQL(" ORDER BY {}").format(ordering) if order_by else sql.SQL("")
     return sql.SQL("COPY (SELECT {} FROM {}{}{}) TO STDOUT").format(
@@ -87,18 +91,18 @@ def copy_out(
     order_by: Sequence[str] = (),
     key_column: str | None = None,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
-    key_range: KeyRange | None = None,
+    key_ranges: Sequence[KeyRange] = (),
 ) -> Iterator[CopyBatch]:
     """Stream a table as batches of about ``batch_bytes`` of whole COPY TEXT rows.
 
     Memory stays bounded by one batch plus one row. Run it on a connection that imported the
     shared snapshot so the rows belong to the snapshot's instant. The connection must not be
     used for anything else until the iterator is exhausted or closed. Closing it before the end
-    cancels the COPY, which aborts the connection's transaction. ``key_range`` reads only the
-    rows of a range of key values (an incremental backup's changed stretch).
+    cancels the COPY, which aborts the connection's transaction. ``key_ranges`` reads only the
+    rows in those ranges of key values (an incremental backup's changed stretches).
     """
     key_index = _key_index(columns, key_column)
-    statement = copy_out_statement(table, columns, order_by, key_range)
+    statement = copy_out_statement(table, columns, order_by, key_ranges)
     try:
         with conn.cursor() as cursor, cursor.copy(statement):
             chunks = _copy_data_chunks(conn.pgconn, table, batch_bytes)
