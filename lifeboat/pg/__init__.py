@@ -45,6 +45,8 @@ from lifeboat.pg.apply import (
     check_target_version,
     load_and_apply_post_data,
     parts_per_table,
+    pause_autovacuum,
+    resume_autovacuum,
 )
 from lifeboat.pg.capture import UnsupportedSchema, capture_schema, find_unsupported_objects
 from lifeboat.pg.connect import (
@@ -101,9 +103,11 @@ __all__ = [
     "load_and_apply_post_data",
     "load_key",
     "parts_per_table",
+    "pause_autovacuum",
     "post_data_statements",
     "pre_data_statements",
     "rename_database",
+    "resume_autovacuum",
     "role_exists",
     "run_on_connections",
     "run_statements",

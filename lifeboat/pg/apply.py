@@ -44,6 +44,7 @@ class ApplyReport:
     skipped: list[str] = field(default_factory=list)  # statements not run, with why
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # per scheduled item: "load:s.t", "index:s.i"...
+    started: dict[str, float] = field(default_factory=dict)  # each item's (first) start, time.monotonic()
 
     def skip(self, statement: Statement, missing: set[str]) -> None:
         self.missing_roles |= missing
@@ -322,6 +323,7 @@ def load_and_apply_post_data(
 
     def run(conn: psycopg.Connection, task: _Task) -> None:
         started = time.monotonic()
+        report.started.setdefault(task.key, started)
         task.run(conn)
         report.seconds[task.key] = report.seconds.get(task.key, 0.0) + time.monotonic() - started
 
@@ -377,6 +379,35 @@ def _analyze_tasks(schema: DatabaseSchema, statements: Sequence[Statement]) -> l
             )
         )
     return tasks
+
+
+def _autovacuum_pausable(tables: Sequence[TableDef]) -> list[TableDef]:
+    """Tables whose source left ``autovacuum_enabled`` at its default (a table that sets it keeps its
+    own value throughout, so its options come back in their captured order)."""
+    return [t for t in tables if not any(o.startswith("autovacuum_enabled=") for o in t.options)]
+
+
+def pause_autovacuum(conn: psycopg.Connection, tables: Sequence[TableDef]) -> None:
+    """Keep autovacuum off ``tables`` (and their TOAST tables) while they load and get indexed.
+
+    A worker that wakes up on a freshly loaded table duplicates work the restore does anyway
+    (``ANALYZE``; a vacuum of frozen pages) on cores the restore needs, and its lock makes an
+    index build or ``ANALYZE`` wait ``deadlock_timeout`` before it is cancelled. Undone by
+    :func:`resume_autovacuum`. Tables that set ``autovacuum_enabled`` themselves are left alone.
+    """
+    off = sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false, toast.autovacuum_enabled = false)")
+    with conn.transaction():
+        for table in _autovacuum_pausable(tables):
+            _execute(conn, Statement(off.format(table.qualified.identifier())))
+
+
+def resume_autovacuum(conn: psycopg.Connection, tables: Sequence[TableDef]) -> None:
+    """Undo :func:`pause_autovacuum`: back to the defaults, as captured (TOAST options are not
+    captured, so a restored TOAST table always has the default)."""
+    reset = sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled, toast.autovacuum_enabled)")
+    with conn.transaction():
+        for table in _autovacuum_pausable(tables):
+            _execute(conn, Statement(reset.format(table.qualified.identifier())))
 
 
 def apply_sequence_values(conn: psycopg.Connection, schema: DatabaseSchema) -> None:

@@ -140,3 +140,39 @@ def test_pre_data_refuses_a_non_empty_target_and_explains_extension_privileges(p
         pytest.raises(DatabaseError, match=r"extension vector needs more privileges.*as a superuser"),
     ):
         pg.apply_pre_data(conn, schema)
+
+
+def test_autovacuum_paused_during_the_build_then_the_source_settings_are_back(pg_cluster: Cluster) -> None:
+    n = next(_names)
+    pg_cluster.create_database(f"autovac_src{n}")
+    pg_cluster.execute(
+        "CREATE TABLE quiet (id int PRIMARY KEY, body text) WITH (autovacuum_enabled = false, fillfactor = 90);"
+        "CREATE TABLE loud (id int) WITH (autovacuum_enabled = true);"
+        "CREATE TABLE plain (id int, body text)",
+        f"autovac_src{n}",
+    )
+    schema = capture(pg_cluster.dsn(f"autovac_src{n}"))
+    pg_cluster.create_database(f"autovac_dst{n}")
+    options = (
+        "SELECT c.relname, c.reloptions, t.reloptions FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid"
+        " WHERE c.relname IN ('quiet', 'loud', 'plain') ORDER BY 1"
+    )
+    with pg.connect(pg_cluster.dsn(f"autovac_dst{n}")) as conn:
+        pg.apply_pre_data(conn, schema)
+        pg.pause_autovacuum(conn, schema.tables)
+        paused = conn.execute(options).fetchall()
+        pg.resume_autovacuum(conn, schema.tables)
+        resumed = conn.execute(options).fetchall()
+    off = "autovacuum_enabled=false"
+    assert paused == [
+        ("loud", ["autovacuum_enabled=true"], None),  # its own setting is kept throughout
+        ("plain", [off], [off]),
+        ("quiet", [off, "fillfactor=90"], None),
+    ]
+    assert resumed == [
+        ("loud", ["autovacuum_enabled=true"], None),
+        ("plain", None, None),
+        ("quiet", [off, "fillfactor=90"], None),
+    ]
+    restored = capture(pg_cluster.dsn(f"autovac_dst{n}"))
+    assert [(t.name, t.options) for t in restored.tables] == [(t.name, t.options) for t in schema.tables]
