@@ -148,6 +148,12 @@ def under_perf(cluster: Cluster, name: str, what: Any) -> Any:
         Path(f"{out}.pids").write_text(",".join(sorted(pids)))
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(idle + iowait, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields)
+
+
 def measured(cluster: Cluster, what: Any) -> dict[str, Any]:
     before, cpu_before, self_before = (
         counters(cluster),
@@ -155,9 +161,18 @@ def measured(cluster: Cluster, what: Any) -> dict[str, Any]:
         resource.getrusage(resource.RUSAGE_SELF),
     )
     load_before = os.getloadavg()[0]
+    log = cluster.data_dir / "server.log"
+    offset = log.stat().st_size
+    idle_before, total_before = cpu_jiffies()
     started = time.monotonic()
     extra = what()
     seconds = time.monotonic() - started
+    idle_after, total_after = cpu_jiffies()
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        temp_files = [
+            int(size) for size in re.findall(rb"temporary file: path .*?, size ([0-9]+)", handle.read())
+        ]
     after, self_after = counters(cluster), resource.getrusage(resource.RUSAGE_SELF)
     return {
         "seconds": round(seconds, 2),
@@ -167,6 +182,8 @@ def measured(cluster: Cluster, what: Any) -> dict[str, Any]:
         ),
         "checkpoints": after["checkpoints"] - before["checkpoints"],
         "wal_mb": round((after["wal_bytes"] - before["wal_bytes"]) / 1e6),
+        "machine_idle": round((idle_after - idle_before) / max(1, total_after - total_before), 3),
+        "temp_files": [len(temp_files), round(sum(temp_files) / 1e6)],
         "load": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         **(extra or {}),
     }
@@ -205,7 +222,9 @@ def prepare_pg_restore_target(cluster: Cluster) -> None:
     cluster.execute("ALTER DATABASE pgrestore_target SET log_min_duration_statement = 0")
 
 
-VARIANT: set[str] = set()  # --variant: noanalyze, pmw0 (no parallel maintenance workers), mwm1g, avon
+VARIANT: set[str] = (
+    set()
+)  # --variant: noanalyze, pmw0 (no parallel maintenance workers), mwm1g, avon, lateanalyze, pq0, jobs3
 
 
 def lifeboat_restore(cluster: Cluster, state: dict[str, Any]) -> dict[str, Any]:
@@ -236,6 +255,9 @@ def lifeboat_restore(cluster: Cluster, state: dict[str, Any]) -> dict[str, Any]:
 
     restore_module.pg.load_and_apply_post_data = capture  # type: ignore[attr-defined]
     paused = restore_module.pg.pause_autovacuum, restore_module.pg.resume_autovacuum
+    has_expressions = apply_module.index_has_expressions
+    if "lateanalyze" in VARIANT:  # every ANALYZE after its table's post-data (as before)
+        apply_module.index_has_expressions = lambda definition: True  # type: ignore[assignment]
     if "avon" in VARIANT:  # autovacuum left on during the restore (before it was paused)
         restore_module.pg.pause_autovacuum = restore_module.pg.resume_autovacuum = lambda *a: None  # type: ignore[attr-defined]
     try:
@@ -249,6 +271,7 @@ def lifeboat_restore(cluster: Cluster, state: dict[str, Any]) -> dict[str, Any]:
         restore_module.pg.load_and_apply_post_data = original  # type: ignore[attr-defined]
         apply_module.RESTORE_SESSION_SQL = saved_session  # type: ignore[misc]
         restore_module.pg.pause_autovacuum, restore_module.pg.resume_autovacuum = paused  # type: ignore[attr-defined]
+        apply_module.index_has_expressions = has_expressions  # type: ignore[assignment]
     report = reports[0]
     origin = min(report.started.values(), default=0.0)
     tasks = sorted(
@@ -298,6 +321,7 @@ def run(state_path: Path, rounds: int, out: Path | None, variants: list[str], pg
     cluster = reattach(state)
     cluster.start()
     cluster.execute("ALTER SYSTEM SET log_autovacuum_min_duration = 0")
+    cluster.execute("ALTER SYSTEM SET log_temp_files = 0")
     cluster.execute("SELECT pg_reload_conf()")
     results: list[dict[str, Any]] = []
     jobs = [("pg_restore_j2", "")] if pg_restore_too else []

@@ -176,3 +176,36 @@ def test_autovacuum_paused_during_the_build_then_the_source_settings_are_back(pg
     ]
     restored = capture(pg_cluster.dsn(f"autovac_dst{n}"))
     assert [(t.name, t.options) for t in restored.tables] == [(t.name, t.options) for t in schema.tables]
+
+
+def test_pipelined_restore_analyzes_every_table_and_expression_index(pg_cluster: Cluster) -> None:
+    """A table without an expression index is analyzed right after its load, one with an expression
+    index after that index exists: both end with statistics, the expression's included."""
+    n = next(_names)
+    source_dsn = _extras_database(pg_cluster, f"stats_src{n}")
+    restore(source_dsn, pg_cluster, f"stats_dst{n}")
+    with psycopg.connect(pg_cluster.dsn(f"stats_dst{n}")) as conn:
+        analyzed = conn.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL ORDER BY 1"
+        ).fetchall()
+        expression = conn.execute(
+            "SELECT count(*) FROM pg_stats WHERE tablename = 'weird_expression'"
+        ).fetchone()
+    assert analyzed == [("Weird Table",), ("cache_entries",), ("empty_table",), ("no_columns",)]
+    assert expression == (1,)
+
+
+@pytest.mark.parametrize(
+    "definition,expressions",
+    [
+        ("CREATE INDEX i ON s.t USING btree (a, b DESC NULLS LAST)", False),
+        (
+            'CREATE UNIQUE INDEX i ON s.t USING btree ("Mixed" text_pattern_ops) INCLUDE (c) WHERE (a > 0)',
+            False,
+        ),
+        ("CREATE INDEX i ON s.t USING btree (lower(body))", True),
+        ("CREATE INDEX i ON s.t USING btree (a, ((b + 1)))", True),
+    ],
+)
+def test_index_expressions_are_recognised(definition: str, expressions: bool) -> None:
+    assert pg.fragments.index_has_expressions(definition) is expressions
