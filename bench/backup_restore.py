@@ -1,19 +1,25 @@
 """Backup and restore speed against PostgreSQL's own tools, on the same database in one run.
 
-    .venv/bin/python bench/backup_restore.py --agents 5000          # ~2 GB synthetic deployment
-    .venv/bin/python bench/backup_restore.py --agents 200 --quick   # a smoke run
+    .venv/bin/python bench/backup_restore.py --agents 5000                    # 1x: ~2.5 GB
+    .venv/bin/python bench/backup_restore.py --agents 5000 --scales 1,2,4 --s3  # every issue-15 row
+    .venv/bin/python bench/backup_restore.py --agents 200 --scales 1,2 --s3     # a smoke run
 
-Builds a throwaway cluster (PostgreSQL 18, durable settings), migrates Letta 0.16.8's schema,
-fills it with bench/synthetic.py, then times, each as its own process (peak RSS from wait4):
-lifeboat backup (first and incremental), lifeboat restore, pg_dump -Fc, pg_dump -Fd -j2,
-pg_restore -j2 of that directory dump, a raw COPY of every table to /dev/null (one connection,
-and two in parallel), and a one-agent restore. Prints JSON; ``--markdown`` appends a section
-to BENCHMARKS.md.
+Builds a throwaway cluster (PostgreSQL 18, durable settings), migrates Letta 0.16.8's schema and
+fills it with bench/synthetic.py; with ``--scales`` it grows that database to each factor in turn
+(factor n = n synthetic parts, part 0 being the default deployment) and, at each, times as its own
+process (peak RSS from wait4): a raw COPY of every table to nowhere (one connection, and two in
+parallel), lifeboat backup, lifeboat backup again after 1 % of the agents changed (bench/changes.py),
+pg_dump -Fc, pg_dump -Fd -j2 (at 1x only unless ``--all-baselines``), pg_restore -j2 of the -Fc
+dump, lifeboat restore of the whole snapshot, and a one-agent restore in place. ``--s3`` adds
+lifeboat backup and restore against a local moto S3 server (bench/s3_local.py) on the same data.
+Every restored database is checked for the source's row counts, then dropped. Prints JSON with the
+issue's ratios per scale and the linearity across scales.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -22,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +37,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import psycopg  # noqa: E402
+from changes import change_agents  # noqa: E402
+from s3_local import MotoServer  # noqa: E402
 from synthetic import Scale, generate  # noqa: E402
 
 from lifeboat.sandbox.letta_env import ensure_letta_env  # noqa: E402
@@ -38,6 +46,7 @@ from lifeboat.sandbox.letta_schema import create_letta_database, migrate  # noqa
 from lifeboat.sandbox.postgres import Cluster, start_cluster  # noqa: E402
 
 LIFEBOAT = str(HERE.parent / ".venv" / "bin" / "lifeboat")
+MOTO = str(HERE.parent / ".venv" / "bin" / "moto_server")
 
 
 SERVER: dict[str, Any] = {"pid": None}  # the cluster's postmaster, for its children's CPU time
@@ -93,27 +102,6 @@ def timed(command: list[str], env: dict[str, str] | None = None, stdout: int | N
     return result
 
 
-def change_one_agent(dsn: str) -> None:
-    """The incremental case: one agent's memory edited and ten messages added to it."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SET search_path TO letta")
-        agent = conn.execute(
-            "SELECT id, organization_id FROM agents ORDER BY id OFFSET 11 LIMIT 1"
-        ).fetchone()
-        assert agent is not None
-        conn.execute(
-            "UPDATE block SET value = value || ' (edited)' WHERE id IN "
-            "(SELECT block_id FROM blocks_agents WHERE agent_id = %s AND block_label = 'human')",
-            (agent[0],),
-        )
-        for number in range(10):
-            conn.execute(
-                "INSERT INTO messages (id, agent_id, role, content, tool_calls, organization_id) VALUES "
-                "(%s, %s, 'user', json_build_array(json_build_object('type', 'text', 'text', %s::text)), '[]', %s)",
-                (f"message-{uuid.uuid4()}", agent[0], f"incremental message {number}", agent[1]),
-            )
-
-
 def raw_copy_seconds(dsn: str, jobs: int) -> float:
     """COPY every table to nowhere, on ``jobs`` connections: the floor any logical backup pays."""
     from concurrent.futures import ThreadPoolExecutor
@@ -142,14 +130,41 @@ def raw_copy_seconds(dsn: str, jobs: int) -> float:
 
 
 def build(cluster: Cluster, scale: Scale) -> tuple[str, dict[str, Any]]:
+    """The deployment at ``scale`` in a new database ``letta``: (its DSN, rows per table and size)."""
     dsn = create_letta_database(cluster, "letta")
     migrate(ensure_letta_env(), dsn)
     counts = generate(dsn, scale)
     cluster.execute("VACUUM ANALYZE", "letta")
-    with psycopg.connect(dsn) as conn:
-        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]  # type: ignore[index]
-    counts["database_bytes"] = size
+    counts["database_bytes"] = database_facts(dsn)["database_bytes"]
     return cluster.dsn("letta"), counts
+
+
+def grow(cluster: Cluster, dsn: str, scale: Scale, parts: int, factor: int) -> dict[str, Any]:
+    """Add synthetic parts ``parts..factor-1`` (each one more default deployment) to ``dsn``."""
+    started = time.monotonic()
+    for part in range(parts, factor):
+        generate(dsn, scale, part=part)
+    cluster.execute("VACUUM ANALYZE", "letta")
+    return database_facts(dsn) | {"build_seconds": round(time.monotonic() - started, 1)}
+
+
+def database_facts(dsn: str) -> dict[str, Any]:
+    """Size and the row counts a restore must reproduce (checked after every restore)."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT pg_database_size(current_database()), (SELECT count(*) FROM letta.agents), "
+            "(SELECT count(*) FROM letta.messages), (SELECT count(*) FROM letta.archival_passages)"
+        ).fetchone()
+    assert row is not None
+    return dict(zip(("database_bytes", "agents", "messages", "archival_passages"), row, strict=True))
+
+
+def check_restored(cluster: Cluster, name: str, expected: dict[str, Any]) -> None:
+    """The restored database has the source's rows (a cheap sanity check; the suite proves exactness)."""
+    got = database_facts(cluster.dsn(name))
+    for key in ("agents", "messages", "archival_passages"):
+        if got[key] != expected[key]:
+            raise SystemExit(f"restored database {name}: {key} {got[key]} != {expected[key]}")
 
 
 def one_agent_restore(repo: str, env: dict[str, str], admin_dsn: str) -> dict[str, Any] | None:
@@ -171,63 +186,125 @@ def one_agent_restore(repo: str, env: dict[str, str], admin_dsn: str) -> dict[st
         admin_dsn,
         "--force",
     ]
-    result = timed(command, env, stdout=subprocess.PIPE)
-    return result
+    return timed(command, env, stdout=subprocess.PIPE)
 
 
-def run(scale: Scale, workdir: Path) -> dict[str, Any]:
-    env = {**os.environ, "LIFEBOAT_PASSWORD": "bench-passphrase"}
-    results: dict[str, Any] = {"machine": machine(), "scale": scale.__dict__}
+@dataclass
+class Options:
+    """What to measure at each scale (from the command line)."""
+
+    s3: bool = False
+    all_baselines: bool = False
+    output: Path | None = None  # the results so far are written here after each scale
+
+
+def run(scale: Scale, factors: list[int], options: Options, workdir: Path) -> dict[str, Any]:
+    """Build the deployment at each factor of ``scale`` in turn (growing one database) and measure it."""
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "code": code_commit(),
+        "scale": scale.__dict__,
+        "factors": factors,
+        "scales": {},
+    }
     with start_cluster("pg18", base_dir=workdir, durable=True) as cluster:
         SERVER["pid"] = int((cluster.data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
         started = time.monotonic()
-        dsn, counts = build(cluster, scale)
-        results["dataset"] = counts | {"build_seconds": round(time.monotonic() - started, 1)}
-        results["load_average_before"] = wait_for_quiet()
-        pg_dump, pg_restore = cluster.tool("pg_dump"), cluster.tool("pg_restore")
-        repo = str(workdir / "repo")
-        subprocess.run([LIFEBOAT, "init", "--repo", repo], env=env, check=True, capture_output=True)
-        r = results["runs"] = {}
-        r["raw_copy_1conn"] = {"seconds": raw_copy_seconds(dsn, 1)}
-        r["raw_copy_2conn"] = {"seconds": raw_copy_seconds(dsn, 2)}
-        r["lifeboat_backup"] = timed(
-            profiled("backup", [LIFEBOAT, "--json", "backup", "--repo", repo, "--db", dsn, "--jobs", "2"]),
-            env,
-        )
-        change_one_agent(dsn)
-        r["lifeboat_backup_incremental"] = timed(
-            [LIFEBOAT, "--json", "backup", "--repo", repo, "--db", dsn], env
-        )
-        r["repo_bytes"] = sum(f.stat().st_size for f in Path(repo).rglob("*") if f.is_file())
-        r["pg_dump_Fc"] = timed([pg_dump, "-Fc", "-f", str(workdir / "dump.fc"), dsn])
-        r["pg_dump_Fc"]["bytes"] = (workdir / "dump.fc").stat().st_size
-        r["pg_dump_Fd_j2"] = timed([pg_dump, "-Fd", "-j2", "-f", str(workdir / "dump.dir"), dsn])
-        cluster.create_database("pgrestore_target", owner="letta")
-        r["pg_restore_j2"] = timed(
-            [pg_restore, "-j2", "-d", cluster.dsn("pgrestore_target"), str(workdir / "dump.dir")]
-        )
-        r["lifeboat_restore"] = timed(
-            profiled(
-                "restore",
-                [
-                    LIFEBOAT,
-                    "--json",
-                    "restore",
-                    "latest",
-                    "--repo",
-                    repo,
-                    "--target",
-                    cluster.dsn("lifeboat_target"),
-                ],
-            ),
-            env,
-        )
-        agent = one_agent_restore(repo, env, dsn)
-        if agent is not None:
-            r["lifeboat_restore_one_agent"] = agent
-        results["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
-    results["ratios"] = ratios(results["runs"])
+        dsn = create_letta_database(cluster, "letta")
+        migrate(ensure_letta_env(), dsn)
+        dsn, parts = cluster.dsn("letta"), 0
+        for factor in factors:
+            dataset = grow(cluster, dsn, scale, parts, factor)
+            if parts == 0:
+                dataset["build_seconds"] = round(time.monotonic() - started, 1)
+            parts = factor
+            measured = measure(
+                cluster, dsn, workdir / f"x{factor}", factor == 1 or options.all_baselines, options
+            )
+            results["scales"][f"{factor}x"] = {"factor": factor, "dataset": dataset} | measured
+            print(f"{factor}x: {json.dumps(measured['ratios'])}", file=sys.stderr, flush=True)
+            if options.output:
+                options.output.write_text(json.dumps(results, indent=2) + "\n")
+    results["linearity"] = linearity(results["scales"])
     return results
+
+
+def measure(cluster: Cluster, dsn: str, work: Path, full: bool, options: Options) -> dict[str, Any]:
+    """Every row at one scale, each command as its own process; work files removed as soon as used."""
+    work.mkdir()
+    env = {**os.environ, "LIFEBOAT_PASSWORD": "bench-passphrase"}
+    out: dict[str, Any] = {"load_average_before": wait_for_quiet(), "skipped": []}
+    pg_dump, pg_restore = cluster.tool("pg_dump"), cluster.tool("pg_restore")
+    repo = str(work / "repo")
+    subprocess.run([LIFEBOAT, "init", "--repo", repo], env=env, check=True, capture_output=True)
+    r: dict[str, Any] = {}
+    r["raw_copy_1conn"] = {"seconds": raw_copy_seconds(dsn, 1)}
+    r["raw_copy_2conn"] = {"seconds": raw_copy_seconds(dsn, 2)}
+    backup = [LIFEBOAT, "--json", "backup", "--db", dsn, "--jobs", "2", "--repo"]
+    r["lifeboat_backup"] = timed(profiled("backup", [*backup, repo]), env)
+    changed = change_agents(dsn)
+    r["lifeboat_backup_incremental"] = timed([*backup, repo], env) | {"changed": changed}
+    r["repo_bytes"] = sum(f.stat().st_size for f in Path(repo).rglob("*") if f.is_file())
+    expected = database_facts(dsn)
+    with contextlib.ExitStack() as stack:
+        s3 = stack.enter_context(MotoServer(MOTO)) if options.s3 else None
+        if s3 is not None:
+            s3_repo, s3_env = f"s3://{s3.new_bucket()}/repo", s3.env(env)
+            subprocess.run([LIFEBOAT, "init", "--repo", s3_repo], env=s3_env, check=True, capture_output=True)
+            r["s3_lifeboat_backup"] = s3_timed(s3, [*backup, s3_repo], s3_env)
+        dump = work / "dump.fc"
+        r["pg_dump_Fc"] = timed([pg_dump, "-Fc", "-f", str(dump), dsn]) | {"bytes": dump.stat().st_size}
+        if full:
+            r["pg_dump_Fd_j2"] = timed([pg_dump, "-Fd", "-j2", "-f", str(work / "dump.dir"), dsn])
+            shutil.rmtree(work / "dump.dir")
+        else:
+            out["skipped"].append("pg_dump -Fd -j2 (only at 1x unless --all-baselines)")
+        cluster.create_database("pgrestore_target", owner="letta")
+        r["pg_restore_j2"] = timed([pg_restore, "-j2", "-d", cluster.dsn("pgrestore_target"), str(dump)])
+        r["pg_restore_j2"]["of"] = "the pg_dump -Fc file"
+        dump.unlink()
+        check_restored(cluster, "pgrestore_target", expected)
+        cluster.drop_database("pgrestore_target")
+        restore = [LIFEBOAT, "--json", "restore", "latest", "--target"]
+        r["lifeboat_restore"] = timed(
+            profiled("restore", [*restore, cluster.dsn("lifeboat_target"), "--repo", repo]), env
+        )
+        check_restored(cluster, "lifeboat_target", expected)
+        cluster.drop_database("lifeboat_target")
+        if s3 is not None:
+            r["s3_lifeboat_restore"] = s3_timed(
+                s3, [*restore, cluster.dsn("s3_target"), "--repo", s3_repo], s3_env
+            )
+            check_restored(cluster, "s3_target", expected)
+            cluster.drop_database("s3_target")
+            r["s3_server_peak_rss_mb"] = s3.rss_mb()
+    agent = one_agent_restore(repo, env, dsn)
+    if agent is not None:
+        r["lifeboat_restore_one_agent"] = agent
+    shutil.rmtree(work)
+    out["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
+    out["database_gb"] = round(expected["database_bytes"] / 1e9, 3)
+    return out | {"runs": r, "ratios": ratios(r)}
+
+
+def s3_timed(s3: MotoServer, command: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """``timed`` plus the CPU the moto server spent meanwhile (a remote S3 would not use these cores)."""
+    before = s3.cpu_seconds()
+    result = timed(command, env)
+    return result | {"s3_server_cpu": round(s3.cpu_seconds() - before, 2)}
+
+
+def code_commit() -> str:
+    """The lifeboat commit measured (``+dirty`` when the work tree has uncommitted changes)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(HERE.parent), *args], capture_output=True, text=True
+        ).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + (
+        "+dirty" if git("status", "--porcelain", "--", "lifeboat") else ""
+    )
 
 
 QUIET: dict[str, float] = {"load": 0.0, "max_wait": 0.0}  # --wait-load, --wait-max
@@ -243,17 +320,42 @@ def wait_for_quiet() -> list[float]:
     return [round(value, 2) for value in os.getloadavg()]
 
 
-def ratios(r: dict[str, Any]) -> dict[str, float]:
+LIFEBOAT_COMMANDS = (
+    "lifeboat_backup",
+    "lifeboat_backup_incremental",
+    "lifeboat_restore",
+    "lifeboat_restore_one_agent",
+    "s3_lifeboat_backup",
+    "s3_lifeboat_restore",
+)
+
+
+def ratios(r: dict[str, Any]) -> dict[str, Any]:
+    """Each issue-15 ratio from one scale's rows (the baselines were measured in the same run)."""
     backup = r["lifeboat_backup"]["seconds"]
     restore = r["lifeboat_restore"]["seconds"]
-    return {
-        "backup_vs_pg_dump_Fc": round(backup / r["pg_dump_Fc"]["seconds"], 3),
-        "backup_vs_pg_dump_Fd_j2": round(backup / r["pg_dump_Fd_j2"]["seconds"], 3),
+    out: dict[str, Any] = {
         "restore_vs_pg_restore_j2": round(restore / r["pg_restore_j2"]["seconds"], 3),
+        "backup_vs_pg_dump_Fc": round(backup / r["pg_dump_Fc"]["seconds"], 3),
         "backup_vs_raw_copy_2conn": round(backup / r["raw_copy_2conn"]["seconds"], 3),
         "backup_vs_raw_copy_1conn": round(backup / r["raw_copy_1conn"]["seconds"], 3),
         "incremental_seconds_share": round(r["lifeboat_backup_incremental"]["seconds"] / backup, 3),
-    } | _incremental_bytes(r)
+        "incremental_agents_changed": r["lifeboat_backup_incremental"]["changed"]["agents_changed"],
+    }
+    if "pg_dump_Fd_j2" in r:
+        out["backup_vs_pg_dump_Fd_j2"] = round(backup / r["pg_dump_Fd_j2"]["seconds"], 3)
+    if "s3_lifeboat_backup" in r:
+        out["s3_backup_vs_local"] = round(r["s3_lifeboat_backup"]["seconds"] / backup, 3)
+        out["s3_restore_vs_local"] = round(r["s3_lifeboat_restore"]["seconds"] / restore, 3)
+    one = r.get("lifeboat_restore_one_agent", {}).get("output", {})
+    if "bytes_read" in one:
+        out["one_agent_seconds"] = r["lifeboat_restore_one_agent"]["seconds"]
+        out["one_agent_operation_seconds"] = one["seconds"]
+        out["one_agent_read_share"] = round(one["bytes_read"] / one["snapshot_bytes"], 4)
+    rss = {name: r[name]["peak_rss_mb"] for name in LIFEBOAT_COMMANDS if name in r}
+    out["peak_rss_mb_max"] = max(rss.values())
+    out["peak_rss_within_300mb"] = out["peak_rss_mb_max"] <= 300
+    return out | _incremental_bytes(r)
 
 
 def _incremental_bytes(r: dict[str, Any]) -> dict[str, float]:
@@ -261,6 +363,26 @@ def _incremental_bytes(r: dict[str, Any]) -> dict[str, float]:
         return {}
     added = r["lifeboat_backup_incremental"]["output"]["bytes_added"]
     return {"incremental_bytes_share": round(added / r["lifeboat_backup"]["output"]["bytes_added"], 4)}
+
+
+def linearity(scales: dict[str, Any]) -> dict[str, Any]:
+    """Seconds per GB of database at each scale, and each against the smallest scale's (1.0 = linear);
+    peak RSS and the one-agent restore's seconds at each scale (both should stay flat)."""
+    rows: dict[str, Any] = {}
+    first: dict[str, float] = {}
+    for label, scale in scales.items():
+        gb, r = scale["database_gb"], scale["runs"]
+        row: dict[str, Any] = {"database_gb": gb}
+        for name in ("lifeboat_backup", "lifeboat_restore", "pg_dump_Fc", "pg_restore_j2", "raw_copy_2conn"):
+            per_gb = r[name]["seconds"] / gb
+            first.setdefault(name, per_gb)
+            row[f"{name}_s_per_gb"] = round(per_gb, 2)
+            row[f"{name}_per_gb_vs_first"] = round(per_gb / first[name], 3)
+        if "lifeboat_restore_one_agent" in r:
+            row["one_agent_restore_seconds"] = r["lifeboat_restore_one_agent"]["seconds"]
+        row["peak_rss_mb"] = {name: r[name]["peak_rss_mb"] for name in LIFEBOAT_COMMANDS if name in r}
+        rows[label] = row
+    return rows
 
 
 def machine() -> dict[str, Any]:
@@ -301,6 +423,18 @@ def main() -> None:
         "--wait-load", type=float, default=0.0, help="after building, wait for a load below this"
     )
     parser.add_argument("--wait-max", type=float, default=1800.0, help="seconds --wait-load waits at most")
+    parser.add_argument(
+        "--scales",
+        type=lambda text: sorted({int(part) for part in text.split(",")}),
+        default=[1],
+        help="comma-separated factors of the deployment to measure, e.g. 1,2,4 (default: 1)",
+    )
+    parser.add_argument(
+        "--s3", action="store_true", help="also back up to and restore from a local moto S3 server"
+    )
+    parser.add_argument(
+        "--all-baselines", action="store_true", help="pg_dump -Fd -j2 at every scale, not only at 1x"
+    )
     args = parser.parse_args()
     QUIET.update(load=args.wait_load, max_wait=args.wait_max)
     if args.profile:
@@ -309,7 +443,7 @@ def main() -> None:
     scale = Scale(args.agents, args.messages_per_agent, args.passages_per_agent)
     workdir = Path(tempfile.mkdtemp(prefix="lifeboat-bench-", dir=args.workdir))
     try:
-        results = run(scale, workdir)
+        results = run(scale, args.scales, Options(args.s3, args.all_baselines, args.output), workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     text = json.dumps(results, indent=2)

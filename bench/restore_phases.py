@@ -222,9 +222,9 @@ def prepare_pg_restore_target(cluster: Cluster) -> None:
     cluster.execute("ALTER DATABASE pgrestore_target SET log_min_duration_statement = 0")
 
 
-VARIANT: set[str] = (
-    set()
-)  # --variant: noanalyze, pmw0 (no parallel maintenance workers), mwm1g, avon, lateanalyze, pq0, jobs3
+# --variants: noanalyze, lateanalyze (every ANALYZE after its table's post-data), avon (autovacuum
+# left on), pmw0 (no parallel maintenance workers), pq0 (no parallel query), mwm1g, jobs3
+VARIANT: set[str] = set()
 
 
 def lifeboat_restore(cluster: Cluster, state: dict[str, Any]) -> dict[str, Any]:

@@ -151,18 +151,24 @@ def message_content(role: str, text: str) -> str:
     return json.dumps([{"type": "text", "text": text}])
 
 
-def generate(dsn: str, scale: Scale) -> dict[str, int]:
-    rng = random.Random(scale.seed)
+def generate(dsn: str, scale: Scale, part: int = 0) -> dict[str, int]:
+    """Write ``scale.agents`` agents into ``dsn``; returns the rows written per table.
+
+    ``part`` > 0 adds another such deployment to the same database (agents ``part * agents`` on,
+    seed ``scale.seed + part``, the tools of part 0): parts 0..n-1 are the deployment at n times the
+    scale, and part 0 alone is exactly the default deployment.
+    """
+    rng = random.Random(scale.seed + part)
     started = time.monotonic()
     with psycopg.connect(dsn, autocommit=False) as conn:
         conn.execute("SET synchronous_commit = off")
         _base_rows(conn)
         writers = _writers(conn)
-        tools = _tools(writers, rng)
+        tools = _tools(writers, rng) if part == 0 else _existing_tools(conn)
         shared_blocks: list[str] = []
-        folders = _folders(writers, rng, scale)
+        folders = _folders(writers, rng, scale, part)
         pool = [f"{rng.uniform(-0.08, 0.08):.6f}" for _ in range(4096)]
-        for index in range(scale.agents):
+        for index in range(part * scale.agents, (part + 1) * scale.agents):
             _agent(writers, rng, scale, index, tools, shared_blocks, folders, pool)
             if sum(writer.size for writer in writers.values()) > 32 << 20:
                 _flush_all(writers)
@@ -241,17 +247,27 @@ def _tools(writers: dict[str, Writer], rng: random.Random) -> list[str]:
     return ids
 
 
+def _existing_tools(conn: psycopg.Connection) -> list[str]:
+    """Part 0's tools, in the order ``_tools`` made them (tool names are unique per organization)."""
+    names = ["roll_die", "lookup_weather", "send_invoice", "search_notes"]
+    found: dict[str, str] = dict(
+        conn.execute("SELECT name, id FROM tools WHERE name = ANY(%s)", (names,)).fetchall()
+    )
+    return [found[name] for name in names]
+
+
 def _folders(
-    writers: dict[str, Writer], rng: random.Random, scale: Scale
+    writers: dict[str, Writer], rng: random.Random, scale: Scale, part: int = 0
 ) -> list[tuple[str, list[tuple[str, str]]]]:
     folders = []
     for index in range(max(1, scale.agents // scale.agents_per_folder // 10)):
         source_id = uid(rng, "source")
-        writers["sources"].add(source_id, f"folder-{index}", EMBEDDING_CONFIG, ORG, "NATIVE")
+        label = f"{index}" if part == 0 else f"{part}-{index}"
+        writers["sources"].add(source_id, f"folder-{label}", EMBEDDING_CONFIG, ORG, "NATIVE")
         files = []
         for number in range(scale.files_per_folder):
             file_id = uid(rng, "file")
-            name = f"notes-{index}-{number}.txt"
+            name = f"notes-{label}-{number}.txt"
             text = "\n".join(sentence(rng, 12) for _ in range(60))
             writers["files"].add(
                 file_id, source_id, ORG, name, name, "text/plain", len(text), "completed", 4, 4

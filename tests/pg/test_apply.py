@@ -9,6 +9,7 @@ import pytest
 
 from lifeboat import pg
 from lifeboat.errors import DatabaseError
+from lifeboat.pg.fragments import index_has_expressions
 from lifeboat.sandbox.postgres import Cluster
 
 from .roundtrip import capture, newest_pg_dump, normalized_schema_dump, restore, table_digests
@@ -208,4 +209,4 @@ def test_pipelined_restore_analyzes_every_table_and_expression_index(pg_cluster:
     ],
 )
 def test_index_expressions_are_recognised(definition: str, expressions: bool) -> None:
-    assert pg.fragments.index_has_expressions(definition) is expressions
+    assert index_has_expressions(definition) is expressions
