@@ -33,6 +33,14 @@ def backup(
         bool,
         typer.Option("--any-database", help="Back up a database even when it holds no Letta schema."),
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Read every row, even those unchanged since the last snapshot (after restoring the "
+            "server's data directory from a file-system snapshot, say).",
+        ),
+    ] = False,
 ) -> None:
     """Back up the Letta database (hot: the server keeps running) into a new snapshot."""
     from lifeboat.ops.backup import estimate_bytes, run_backup
@@ -51,6 +59,7 @@ def backup(
                 on_schema=lambda schema: bar.set_total(estimate_bytes(schema)),
                 on_lock_wait=bar.note,
                 any_database=any_database,
+                full=full,
             )
         record(result, repository)
     summary = result.summary()
@@ -61,6 +70,11 @@ def backup(
             f"{s['raw_bytes'] / 1e6:.1f} MB read, {s['bytes_added'] / 1e6:.2f} MB added "
             f"({s['blobs_new']} new blobs, {s['blobs_deduplicated']} deduplicated) in {s['seconds']:.1f} s"
         )
+        kept = s["incremental"].get("bytes_kept", 0)
+        if kept:
+            output.console.print(
+                f"unchanged since snapshot {s['incremental']['parent'][:8]}: {kept / 1e6:.1f} MB not read again"
+            )
         if s["runs_in_flight"]:
             output.console.print(f"runs in flight at the snapshot instant: {len(s['runs_in_flight'])}")
 

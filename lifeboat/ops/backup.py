@@ -23,7 +23,9 @@ from lifeboat.errors import DatabaseError
 from lifeboat.letta.graph import stream_order
 from lifeboat.letta.locate import find_letta_schema, use_letta_schema
 from lifeboat.letta.source import describe_deployment
+from lifeboat.ops import incremental
 from lifeboat.ops import snapshot_layout as layout
+from lifeboat.pg.changes import read_change_token
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo.manifest import Snapshot, Stream
 from lifeboat.repo.repository import Repository
@@ -39,6 +41,7 @@ class BackupResult:
     stats: WriteStats
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    incremental: incremental.IncrementalStats = field(default_factory=incremental.IncrementalStats)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -54,6 +57,7 @@ class BackupResult:
             "blobs_deduplicated": self.stats.blobs_deduplicated,
             "seconds": round(self.seconds, 3),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "incremental": self.incremental.summary(),
             "source": layout.source_document(self.snapshot).model_dump(mode="json"),
             "runs_in_flight": [
                 run.model_dump(mode="json") for run in layout.letta_document(self.snapshot).runs_in_flight
@@ -86,20 +90,26 @@ def run_backup(
     on_schema: Callable[[DatabaseSchema], None] | None = None,
     any_database: bool = False,
     on_lock_wait: Callable[[str], None] | None = None,
+    full: bool = False,
 ) -> BackupResult:
     """Back up the database at ``dsn`` into ``repo`` under a shared lock; returns the new snapshot.
 
     A database without Letta's schema is refused (:class:`DatabaseError`, nothing written) unless
     ``any_database``: a backup of the wrong database would become ``latest`` and be restored.
     ``on_lock_wait`` hears, once per wait, that a copy waits for a table lock and on whom.
+    Unless ``full``, rows unchanged since the newest earlier snapshot of the same database are
+    not read again: that snapshot's blobs are referenced (``lifeboat.ops.incremental``).
     """
     started = time.monotonic()
     timings: dict[str, float] = {}
+    changes = incremental.IncrementalStats()
     with repo.lock() as lock:
         with pg.SharedSnapshot(dsn) as snap, _watching_lock_waits(dsn, snap, on_lock_wait):
             with snap.connection() as conn:
                 schema = pg.capture_schema(conn)
                 source, letta = _describe(conn, schema)
+                token = read_change_token(conn)
+            source.change_token = token.to_document() if token is not None else None
             if not letta.letta and not any_database:
                 raise DatabaseError(
                     f"database {schema.database.name} has no Letta schema (no schema holding Letta's agents "
@@ -108,6 +118,8 @@ def run_backup(
             timings["schema"] = time.monotonic() - started
             if on_schema:
                 on_schema(schema)
+            parent, changes.why_not = (None, "--full") if full else incremental.find_parent(repo, token)
+            changes.parent = parent.snapshot.id if parent is not None else None
             data_started = time.monotonic()
             with repo.writer() as writer:
 
@@ -130,10 +142,24 @@ def run_backup(
                         if progress:
                             progress(len(batch.data))
 
-                    batches = pg.copy_out(
-                        conn, table.qualified, table.copy_columns, order_by=order_by, key_column=key
-                    )
-                    pipelined(batches, store)
+                    def read(key_range: pg.KeyRange | None) -> None:
+                        batches = pg.copy_out(
+                            conn,
+                            table.qualified,
+                            table.copy_columns,
+                            order_by=order_by,
+                            key_column=key,
+                            key_range=key_range,
+                        )
+                        pipelined(batches, store)
+
+                    previous = incremental.previous_stream(parent, schema, table, attributes)
+                    if parent is None or previous is None:
+                        read(None)
+                        changes.add(kept=0, reads=1, bytes_kept=0)
+                    else:
+                        segments = incremental.plan(conn, writer, parent, table, key, previous)
+                        incremental.write_segments(stream, segments, key, read, changes, progress)
                     return stream.close()
 
                 streams = snap.map(copy_table, schema.tables_biggest_first(), jobs=jobs)
@@ -142,7 +168,7 @@ def run_backup(
         snapshot = Snapshot(tags=sorted(set(tags)), streams=streams, documents=documents)
         lock.ensure_held()  # a lost lock could mean a prune removed our fresh packs
         repo.save_snapshot(snapshot)
-    return BackupResult(snapshot, writer.stats, time.monotonic() - started, timings)
+    return BackupResult(snapshot, writer.stats, time.monotonic() - started, timings, changes)
 
 
 def _watching_lock_waits(

@@ -320,6 +320,7 @@ def _build(
     report = pg.ApplyReport()
     with pg.connect(dsn) as conn:
         pg.apply_pre_data(conn, schema, report)
+        pg.pause_autovacuum(conn, schema.tables)  # until the end of the build (resume_autovacuum)
     timings["schema"] = time.monotonic() - phase
 
     phase = time.monotonic()
@@ -344,6 +345,7 @@ def _build(
     pg.load_and_apply_post_data(dsn, schema, load, tables=tables, jobs=jobs, report=report)
     with pg.connect(dsn) as conn:
         pg.apply_sequence_values(conn, schema)
+        pg.resume_autovacuum(conn, schema.tables)
     finished = time.monotonic()
     timings["data"] = last_load_done[0] - phase
     timings["indexes"] = finished - last_load_done[0]  # what remained after the last load, ANALYZE included

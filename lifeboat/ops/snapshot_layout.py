@@ -82,6 +82,9 @@ class SourceDocument(BaseModel):
     letta_schema: str | None = None  # the schema holding Letta's tables; None: not a Letta database
     letta_revision: str | None = None  # copied from the letta document
     letta_release: str | None = None
+    # Where the snapshot stands in the database's transaction history (lifeboat.pg.changes), so
+    # the next backup can keep the blobs of rows unchanged since; absent: every backup reads all.
+    change_token: dict[str, Any] | None = None
 
 
 def table_stream_name(schema: str, table: str) -> str:

@@ -21,54 +21,132 @@ Restore (into a new database ``db``)::
 or, phase by phase: copy_in per table (run_on_connections), apply_post_data, analyze.
 """
 
-from lifeboat.pg.admin import (
-    Session,
-    create_database,
-    database_exists,
-    drop_database,
-    list_sessions,
-    rename_database,
-    set_allow_connections,
-    swap_databases,
-    temporary_database_name,
-    temporary_name_prefix,
-    terminate_backends,
-)
-from lifeboat.pg.apply import (
-    ApplyReport,
-    TablePart,
-    analyze,
-    apply_database_settings,
-    apply_post_data,
-    apply_pre_data,
-    apply_sequence_values,
-    check_target_version,
-    load_and_apply_post_data,
-    parts_per_table,
-)
-from lifeboat.pg.capture import UnsupportedSchema, capture_schema, find_unsupported_objects
-from lifeboat.pg.connect import (
-    ServerInfo,
-    connect,
-    connection,
-    database_errors,
-    describe_target,
-    existing_roles,
-    role_exists,
-    server_info,
-    with_database,
-)
-from lifeboat.pg.copystream import CopyBatch, copy_in, copy_out
-from lifeboat.pg.ddl import Statement, check_schema, load_key, post_data_statements, pre_data_statements
-from lifeboat.pg.fragments import UnsafeFragment
-from lifeboat.pg.models import DatabaseSchema, QualifiedName, TableDef
-from lifeboat.pg.parallel import run_on_connections, run_statements
-from lifeboat.pg.snapshot import SharedSnapshot
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lifeboat.pg.admin import (
+        Session,
+        create_database,
+        database_exists,
+        drop_database,
+        list_sessions,
+        rename_database,
+        set_allow_connections,
+        swap_databases,
+        temporary_database_name,
+        temporary_name_prefix,
+        terminate_backends,
+    )
+    from lifeboat.pg.apply import (
+        ApplyReport,
+        TablePart,
+        analyze,
+        apply_database_settings,
+        apply_post_data,
+        apply_pre_data,
+        apply_sequence_values,
+        check_target_version,
+        load_and_apply_post_data,
+        parts_per_table,
+        pause_autovacuum,
+        resume_autovacuum,
+    )
+    from lifeboat.pg.capture import UnsupportedSchema, capture_schema, find_unsupported_objects
+    from lifeboat.pg.connect import (
+        ServerInfo,
+        connect,
+        connection,
+        database_errors,
+        describe_target,
+        existing_roles,
+        role_exists,
+        server_info,
+        with_database,
+    )
+    from lifeboat.pg.copystream import CopyBatch, KeyRange, copy_in, copy_out
+    from lifeboat.pg.ddl import Statement, check_schema, load_key, post_data_statements, pre_data_statements
+    from lifeboat.pg.fragments import UnsafeFragment
+    from lifeboat.pg.models import DatabaseSchema, QualifiedName, TableDef
+    from lifeboat.pg.parallel import run_on_connections, run_statements
+    from lifeboat.pg.snapshot import SharedSnapshot
+
+# ``connect`` is also a submodule's name: importing the submodule would rebind the package's
+# attribute to it, so the function is bound here, after that import, as before.
+from lifeboat.pg.connect import connect
+
+# Each public name and the module defining it: imported on first use (PEP 562), so a command
+# needing only the models or a connection does not load the SQL parser at start-up.
+_EXPORTS = {
+    "ApplyReport": "lifeboat.pg.apply",
+    "CopyBatch": "lifeboat.pg.copystream",
+    "DatabaseSchema": "lifeboat.pg.models",
+    "KeyRange": "lifeboat.pg.copystream",
+    "QualifiedName": "lifeboat.pg.models",
+    "ServerInfo": "lifeboat.pg.connect",
+    "Session": "lifeboat.pg.admin",
+    "SharedSnapshot": "lifeboat.pg.snapshot",
+    "Statement": "lifeboat.pg.ddl",
+    "TableDef": "lifeboat.pg.models",
+    "TablePart": "lifeboat.pg.apply",
+    "UnsafeFragment": "lifeboat.pg.fragments",
+    "UnsupportedSchema": "lifeboat.pg.capture",
+    "analyze": "lifeboat.pg.apply",
+    "apply_database_settings": "lifeboat.pg.apply",
+    "apply_post_data": "lifeboat.pg.apply",
+    "apply_pre_data": "lifeboat.pg.apply",
+    "apply_sequence_values": "lifeboat.pg.apply",
+    "capture_schema": "lifeboat.pg.capture",
+    "check_schema": "lifeboat.pg.ddl",
+    "check_target_version": "lifeboat.pg.apply",
+    "connection": "lifeboat.pg.connect",
+    "copy_in": "lifeboat.pg.copystream",
+    "copy_out": "lifeboat.pg.copystream",
+    "create_database": "lifeboat.pg.admin",
+    "database_errors": "lifeboat.pg.connect",
+    "database_exists": "lifeboat.pg.admin",
+    "describe_target": "lifeboat.pg.connect",
+    "drop_database": "lifeboat.pg.admin",
+    "existing_roles": "lifeboat.pg.connect",
+    "find_unsupported_objects": "lifeboat.pg.capture",
+    "list_sessions": "lifeboat.pg.admin",
+    "load_and_apply_post_data": "lifeboat.pg.apply",
+    "load_key": "lifeboat.pg.ddl",
+    "parts_per_table": "lifeboat.pg.apply",
+    "pause_autovacuum": "lifeboat.pg.apply",
+    "post_data_statements": "lifeboat.pg.ddl",
+    "pre_data_statements": "lifeboat.pg.ddl",
+    "rename_database": "lifeboat.pg.admin",
+    "resume_autovacuum": "lifeboat.pg.apply",
+    "role_exists": "lifeboat.pg.connect",
+    "run_on_connections": "lifeboat.pg.parallel",
+    "run_statements": "lifeboat.pg.parallel",
+    "server_info": "lifeboat.pg.connect",
+    "set_allow_connections": "lifeboat.pg.admin",
+    "swap_databases": "lifeboat.pg.admin",
+    "temporary_database_name": "lifeboat.pg.admin",
+    "temporary_name_prefix": "lifeboat.pg.admin",
+    "terminate_backends": "lifeboat.pg.admin",
+    "with_database": "lifeboat.pg.connect",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ApplyReport",
     "CopyBatch",
     "DatabaseSchema",
+    "KeyRange",
     "QualifiedName",
     "ServerInfo",
     "Session",
@@ -101,9 +179,11 @@ __all__ = [
     "load_and_apply_post_data",
     "load_key",
     "parts_per_table",
+    "pause_autovacuum",
     "post_data_statements",
     "pre_data_statements",
     "rename_database",
+    "resume_autovacuum",
     "role_exists",
     "run_on_connections",
     "run_statements",

@@ -40,15 +40,37 @@ class CopyBatch:
     keys: list[bytes] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyRange:
+    """Rows whose ``column`` lies strictly between ``after`` and ``before`` (None: unbounded),
+    compared by the server (the column's own type and collation, as its ORDER BY sorts)."""
+
+    column: str
+    after: str | None = None
+    before: str | None = None
+
+    def condition(self) -> sql.Composable:
+        column = sql.Identifier(self.column)
+        parts = [sql.SQL("{} > {}").format(column, sql.Literal(self.after))] if self.after is not None else []
+        if self.before is not None:
+            parts.append(sql.SQL("{} < {}").format(column, sql.Literal(self.before)))
+        return sql.SQL(" AND ").join(parts) if parts else sql.SQL("true")
+
+
 def copy_out_statement(
-    table: QualifiedName, columns: Sequence[str], order_by: Sequence[str] = ()
+    table: QualifiedName,
+    columns: Sequence[str],
+    order_by: Sequence[str] = (),
+    key_range: KeyRange | None = None,
 ) -> sql.Composed:
     column_list = sql.SQL(", ").join(sql.Identifier(column) for column in columns)
-    if not order_by:
+    if not order_by and key_range is None:
         return sql.SQL("COPY {}{} TO STDOUT").format(table.identifier(), _parenthesized(column_list, columns))
+    where = sql.SQL(" WHERE {}").format(key_range.condition()) if key_range is not None else sql.SQL("")
     ordering = sql.SQL(", ").join(sql.Identifier(column) for column in order_by)
-    return sql.SQL("COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT").format(
-        column_list, table.identifier(), ordering
+    order = sql.SQL(" ORDER BY {}").format(ordering) if order_by else sql.SQL("")
+    return sql.SQL("COPY (SELECT {} FROM {}{}{}) TO STDOUT").format(
+        column_list, table.identifier(), where, order
     )
 
 
@@ -65,16 +87,18 @@ def copy_out(
     order_by: Sequence[str] = (),
     key_column: str | None = None,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
+    key_range: KeyRange | None = None,
 ) -> Iterator[CopyBatch]:
     """Stream a table as batches of about ``batch_bytes`` of whole COPY TEXT rows.
 
     Memory stays bounded by one batch plus one row. Run it on a connection that imported the
     shared snapshot so the rows belong to the snapshot's instant. The connection must not be
     used for anything else until the iterator is exhausted or closed. Closing it before the end
-    cancels the COPY, which aborts the connection's transaction.
+    cancels the COPY, which aborts the connection's transaction. ``key_range`` reads only the
+    rows of a range of key values (an incremental backup's changed stretch).
     """
     key_index = _key_index(columns, key_column)
-    statement = copy_out_statement(table, columns, order_by)
+    statement = copy_out_statement(table, columns, order_by, key_range)
     try:
         with conn.cursor() as cursor, cursor.copy(statement):
             chunks = _copy_data_chunks(conn.pgconn, table, batch_bytes)

@@ -387,6 +387,11 @@ class Repository:
     def snapshot_ids(self) -> list[str]:
         return sorted(basename(info.name) for info in self.backend.list(SNAPSHOTS_DIR))
 
+    def snapshot_ids_newest_first(self) -> list[str]:
+        """Snapshot ids by the storage's write time, newest first (no manifest is read)."""
+        infos = sorted(self.backend.list(SNAPSHOTS_DIR), key=lambda info: -(info.mtime or 0))
+        return [basename(info.name) for info in infos]
+
     def read_snapshot(self, snapshot_id: str) -> Snapshot:
         """Load one manifest by full id; ``CorruptRepository`` when it cannot be decoded."""
         try:

@@ -114,6 +114,21 @@ class RepositoryWriter:
         ref, _new = self._add(data, records, zone_min, zone_max)
         return ref
 
+    def can_reference(self, ref: BlobRef) -> bool:
+        """True when ``ref`` (from an earlier manifest) may be referenced again without storing it:
+        indexed at its recorded stored size, in a pack present at its indexed size."""
+        location = self.repo.index.get(ref.id)
+        if location is None or location.length != ref.size:
+            return False
+        stored = self._stored_packs.get(location.pack_id)
+        return stored is not None and stored == self.repo.index.pack_size(location.pack_id)
+
+    def _count_referenced(self, refs: Sequence[BlobRef]) -> None:
+        with self._lock:
+            for ref in refs:
+                self.stats.count(ref.raw_size, ref.size, new=False)
+                self.stats.records += ref.records
+
     def open_stream(self, name: str, attributes: dict[str, Any] | None = None) -> StreamWriter:
         """A writer for one stream of records; use one per producer thread."""
         return StreamWriter(self, name, attributes or {})
@@ -332,11 +347,34 @@ class StreamWriter:
         else:
             self.add_records(batch)
 
-    def close(self) -> Stream:
-        """Flush the last chunk; returns the stream's manifest entry (durable once the writer flushes)."""
+    def cut(self) -> None:
+        """End the current blob here (even if short): what follows starts a new blob."""
         last = self._chunker.finish()
         if last is not None:
             self._store(last)
+
+    def reference(self, refs: Sequence[BlobRef]) -> None:
+        """Append blobs of an earlier snapshot as they are (an incremental backup's unchanged rows).
+
+        The caller checked each with :meth:`RepositoryWriter.can_reference`; records before them
+        end their own blob first, so blob boundaries stay on record boundaries.
+        """
+        self._raise_unless_referencable(refs)
+        self.cut()
+        self._blobs.extend(refs)
+        for ref in refs:
+            self.stats.count(ref.raw_size, ref.size, new=False)
+            self.stats.records += ref.records
+        self.writer._count_referenced(refs)
+
+    def _raise_unless_referencable(self, refs: Sequence[BlobRef]) -> None:
+        missing = [ref.id for ref in refs if not self.writer.can_reference(ref)]
+        if missing:
+            raise StorageError(f"blob {missing[0][:12]} is no longer stored; it cannot be referenced again")
+
+    def close(self) -> Stream:
+        """Flush the last chunk; returns the stream's manifest entry (durable once the writer flushes)."""
+        self.cut()
         return Stream(name=self.name, attributes=self.attributes, blobs=self._blobs)
 
     def _store(self, chunk: Chunk) -> None:
