@@ -108,10 +108,12 @@ def previous_stream(
     if found is None:
         return None
     stream, before = found
-    same_stream = (before.columns, before.key, before.order_by) == (
+    same_stream = (before.columns, before.key, before.order_by, before.encoding, before.types) == (
         attributes.columns,
         attributes.key,
         attributes.order_by,
+        attributes.encoding,  # a text blob in a binary stream (or back) would be unreadable
+        attributes.types,
     )
     same_table = _columns(_table(parent.schema, table)) == _columns(table)
     extra = set(before.model_dump(by_alias=True)) - set(attributes.model_dump(by_alias=True))
