@@ -1,8 +1,8 @@
 """Backup and restore speed against PostgreSQL's own tools, on the same database in one run.
 
     .venv/bin/python bench/backup_restore.py --agents 5000                    # 1x: ~2.5 GB
-    .venv/bin/python bench/backup_restore.py --agents 5000 --scales 1,2,4 --s3  # every issue-15 row
-    .venv/bin/python bench/backup_restore.py --agents 200 --scales 1,2 --s3     # a smoke run
+    .venv/bin/python bench/backup_restore.py --agents 5000 --scales 1,2,4 --s3 both  # every issue-15 row
+    .venv/bin/python bench/backup_restore.py --agents 200 --scales 1,2 --s3 both     # a smoke run
 
 Builds a throwaway cluster (PostgreSQL 18, durable settings), migrates Letta 0.16.8's schema and
 fills it with bench/synthetic.py; with ``--scales`` it grows that database to each factor in turn
@@ -11,7 +11,9 @@ process (peak RSS from wait4): a raw COPY of every table to nowhere (one connect
 parallel), lifeboat backup, lifeboat backup again after 1 % of the agents changed (bench/changes.py),
 pg_dump -Fc, pg_dump -Fd -j2 (at 1x only unless ``--all-baselines``), pg_restore -j2 of the -Fc
 dump, lifeboat restore of the whole snapshot, and a one-agent restore in place. ``--s3`` adds
-lifeboat backup and restore against a local moto S3 server (bench/s3_local.py) on the same data.
+lifeboat backup and restore against a local moto S3 server (bench/s3_local.py) on the same data:
+``moto`` is moto_server as shipped, ``moto-ranged`` the same server reading only the requested
+bytes for a ranged GET (bench/moto_ranged.py explains why), ``both`` measures both.
 Every restored database is checked for the source's row counts, then dropped. Prints JSON with the
 issue's ratios per scale and the linearity across scales.
 """
@@ -46,7 +48,10 @@ from lifeboat.sandbox.letta_schema import create_letta_database, migrate  # noqa
 from lifeboat.sandbox.postgres import Cluster, start_cluster  # noqa: E402
 
 LIFEBOAT = str(HERE.parent / ".venv" / "bin" / "lifeboat")
-MOTO = str(HERE.parent / ".venv" / "bin" / "moto_server")
+S3_SERVERS = {  # --s3 choice: (row prefix, command that starts the server)
+    "moto": ("s3", [str(HERE.parent / ".venv" / "bin" / "moto_server")]),
+    "moto-ranged": ("s3ranged", [sys.executable, str(HERE / "moto_ranged.py")]),
+}
 
 
 SERVER: dict[str, Any] = {"pid": None}  # the cluster's postmaster, for its children's CPU time
@@ -193,7 +198,7 @@ def one_agent_restore(repo: str, env: dict[str, str], admin_dsn: str) -> dict[st
 class Options:
     """What to measure at each scale (from the command line)."""
 
-    s3: bool = False
+    s3: tuple[str, ...] = ()  # keys of S3_SERVERS
     all_baselines: bool = False
     output: Path | None = None  # the results so far are written here after each scale
 
@@ -247,11 +252,14 @@ def measure(cluster: Cluster, dsn: str, work: Path, full: bool, options: Options
     r["repo_bytes"] = sum(f.stat().st_size for f in Path(repo).rglob("*") if f.is_file())
     expected = database_facts(dsn)
     with contextlib.ExitStack() as stack:
-        s3 = stack.enter_context(MotoServer(MOTO)) if options.s3 else None
-        if s3 is not None:
+        servers = []
+        for choice in options.s3:
+            prefix, command = S3_SERVERS[choice]
+            s3 = stack.enter_context(MotoServer(command))
             s3_repo, s3_env = f"s3://{s3.new_bucket()}/repo", s3.env(env)
             subprocess.run([LIFEBOAT, "init", "--repo", s3_repo], env=s3_env, check=True, capture_output=True)
-            r["s3_lifeboat_backup"] = s3_timed(s3, [*backup, s3_repo], s3_env)
+            r[f"{prefix}_lifeboat_backup"] = s3_timed(s3, [*backup, s3_repo], s3_env) | {"server": choice}
+            servers.append((prefix, s3, s3_repo, s3_env))
         dump = work / "dump.fc"
         r["pg_dump_Fc"] = timed([pg_dump, "-Fc", "-f", str(dump), dsn]) | {"bytes": dump.stat().st_size}
         if full:
@@ -271,13 +279,12 @@ def measure(cluster: Cluster, dsn: str, work: Path, full: bool, options: Options
         )
         check_restored(cluster, "lifeboat_target", expected)
         cluster.drop_database("lifeboat_target")
-        if s3 is not None:
-            r["s3_lifeboat_restore"] = s3_timed(
-                s3, [*restore, cluster.dsn("s3_target"), "--repo", s3_repo], s3_env
-            )
-            check_restored(cluster, "s3_target", expected)
-            cluster.drop_database("s3_target")
-            r["s3_server_peak_rss_mb"] = s3.rss_mb()
+        for prefix, s3, s3_repo, s3_env in servers:
+            command = [*restore, cluster.dsn(f"{prefix}_target"), "--repo", s3_repo]
+            r[f"{prefix}_lifeboat_restore"] = s3_timed(s3, command, s3_env)
+            check_restored(cluster, f"{prefix}_target", expected)
+            cluster.drop_database(f"{prefix}_target")
+            r[f"{prefix}_server_peak_rss_mb"] = s3.rss_mb()
     agent = one_agent_restore(repo, env, dsn)
     if agent is not None:
         r["lifeboat_restore_one_agent"] = agent
@@ -327,6 +334,8 @@ LIFEBOAT_COMMANDS = (
     "lifeboat_restore_one_agent",
     "s3_lifeboat_backup",
     "s3_lifeboat_restore",
+    "s3ranged_lifeboat_backup",
+    "s3ranged_lifeboat_restore",
 )
 
 
@@ -344,9 +353,10 @@ def ratios(r: dict[str, Any]) -> dict[str, Any]:
     }
     if "pg_dump_Fd_j2" in r:
         out["backup_vs_pg_dump_Fd_j2"] = round(backup / r["pg_dump_Fd_j2"]["seconds"], 3)
-    if "s3_lifeboat_backup" in r:
-        out["s3_backup_vs_local"] = round(r["s3_lifeboat_backup"]["seconds"] / backup, 3)
-        out["s3_restore_vs_local"] = round(r["s3_lifeboat_restore"]["seconds"] / restore, 3)
+    for prefix in ("s3", "s3ranged"):
+        if f"{prefix}_lifeboat_backup" in r:
+            out[f"{prefix}_backup_vs_local"] = round(r[f"{prefix}_lifeboat_backup"]["seconds"] / backup, 3)
+            out[f"{prefix}_restore_vs_local"] = round(r[f"{prefix}_lifeboat_restore"]["seconds"] / restore, 3)
     one = r.get("lifeboat_restore_one_agent", {}).get("output", {})
     if "bytes_read" in one:
         out["one_agent_seconds"] = r["lifeboat_restore_one_agent"]["seconds"]
@@ -403,6 +413,12 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
+def s3_choices(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return tuple(S3_SERVERS) if value == "both" else (value,)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -430,7 +446,11 @@ def main() -> None:
         help="comma-separated factors of the deployment to measure, e.g. 1,2,4 (default: 1)",
     )
     parser.add_argument(
-        "--s3", action="store_true", help="also back up to and restore from a local moto S3 server"
+        "--s3",
+        choices=("moto", "moto-ranged", "both"),
+        default=None,
+        help="also back up to and restore from a local S3 server: moto as shipped, moto serving ranged "
+        "GETs without reading the whole object (bench/moto_ranged.py), or both",
     )
     parser.add_argument(
         "--all-baselines", action="store_true", help="pg_dump -Fd -j2 at every scale, not only at 1x"
@@ -443,7 +463,9 @@ def main() -> None:
     scale = Scale(args.agents, args.messages_per_agent, args.passages_per_agent)
     workdir = Path(tempfile.mkdtemp(prefix="lifeboat-bench-", dir=args.workdir))
     try:
-        results = run(scale, args.scales, Options(args.s3, args.all_baselines, args.output), workdir)
+        results = run(
+            scale, args.scales, Options(s3_choices(args.s3), args.all_baselines, args.output), workdir
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     text = json.dumps(results, indent=2)

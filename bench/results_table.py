@@ -15,12 +15,14 @@ ROWS = (
     ("raw_copy_2conn", "raw COPY, 2 connections"),
     ("lifeboat_backup", "**lifeboat backup** (2 jobs, encrypted, local directory)"),
     ("s3_lifeboat_backup", "lifeboat backup to S3 (moto)"),
+    ("s3ranged_lifeboat_backup", "lifeboat backup to S3 (moto, ranged GETs fixed)"),
     ("lifeboat_backup_incremental", "lifeboat backup after 1 % of agents changed"),
     ("pg_dump_Fc", "`pg_dump -Fc`"),
     ("pg_dump_Fd_j2", "`pg_dump -Fd -j2`"),
     ("pg_restore_j2", "`pg_restore -j2` (of the -Fc dump)"),
     ("lifeboat_restore", "**lifeboat restore** (full, local directory)"),
     ("s3_lifeboat_restore", "lifeboat restore from S3 (moto)"),
+    ("s3ranged_lifeboat_restore", "lifeboat restore from S3 (moto, ranged GETs fixed)"),
     ("lifeboat_restore_one_agent", "lifeboat restore --agent (one agent, in place)"),
 )
 
@@ -54,8 +56,10 @@ def facts_table(results: dict[str, Any]) -> str:
         ("agents changed", lambda s: s["runs"]["lifeboat_backup_incremental"]["changed"]["agents_changed"]),
         ("repository MB", lambda s: round(s["runs"]["repo_bytes"] / 1e6, 1)),
         ("pg_dump -Fc MB", lambda s: round(s["runs"]["pg_dump_Fc"]["bytes"] / 1e6, 1)),
-        ("moto CPU s (backup / restore)", _moto_cpu),
+        ("moto CPU s (backup / restore)", lambda s: _moto_cpu(s, "s3")),
         ("moto peak RSS MB", lambda s: s["runs"].get("s3_server_peak_rss_mb")),
+        ("moto-ranged CPU s (backup / restore)", lambda s: _moto_cpu(s, "s3ranged")),
+        ("moto-ranged peak RSS MB", lambda s: s["runs"].get("s3ranged_server_peak_rss_mb")),
         ("skipped", lambda s: "; ".join(s["skipped"]) or "—"),
     )
     scales = results["scales"]
@@ -65,11 +69,12 @@ def facts_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _moto_cpu(scale: dict[str, Any]) -> str | None:
+def _moto_cpu(scale: dict[str, Any], prefix: str) -> str | None:
     runs = scale["runs"]
-    if "s3_lifeboat_backup" not in runs:
+    if f"{prefix}_lifeboat_backup" not in runs:
         return None
-    return f"{runs['s3_lifeboat_backup']['s3_server_cpu']} / {runs['s3_lifeboat_restore']['s3_server_cpu']}"
+    backup, restore = runs[f"{prefix}_lifeboat_backup"], runs[f"{prefix}_lifeboat_restore"]
+    return f"{backup['s3_server_cpu']} / {restore['s3_server_cpu']}"
 
 
 def _safe(get: Any, scale: dict[str, Any]) -> Any:
@@ -89,7 +94,9 @@ def ratios_table(results: dict[str, Any]) -> str:
 
 
 def linearity_table(results: dict[str, Any]) -> str:
-    rows = results["linearity"]
+    rows = results.get("linearity") or {}
+    if not rows:
+        return "(no linearity: the run did not finish)"
     names = [k for k in next(iter(rows.values())) if k != "peak_rss_mb"]
     lines = ["| | " + " | ".join(rows) + " |", "|---|" + "---:|" * len(rows)]
     for name in names:

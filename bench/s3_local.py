@@ -24,10 +24,13 @@ CREDENTIALS = {
 
 
 class MotoServer:
-    """``with MotoServer(moto_server_binary) as s3:`` — ``s3.endpoint``, ``s3.env(base)``, ``s3.new_bucket()``."""
+    """``with MotoServer([moto_server]) as s3:`` — ``s3.endpoint``, ``s3.env(base)``, ``s3.new_bucket()``.
 
-    def __init__(self, binary: str) -> None:
-        self.binary = binary
+    ``command`` starts the server and takes moto_server's ``-H``/``-p`` options (moto_server itself,
+    or bench/moto_ranged.py, which serves ranged GETs without reading the whole object)."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.command = command
         self.process: subprocess.Popen[bytes] | None = None
         self.endpoint = ""
 
@@ -37,7 +40,7 @@ class MotoServer:
             port = probe.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
-            [self.binary, "-H", "127.0.0.1", "-p", str(port)],
+            [*self.command, "-H", "127.0.0.1", "-p", str(port)],
             env={**os.environ, **CREDENTIALS},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -73,6 +73,13 @@ def table_order(table: TableDef) -> tuple[str | None, tuple[str, ...]]:
     return None, tuple(key)
 
 
+def stream_encoding(schema: DatabaseSchema, table: TableDef, utc_iso_session: bool) -> dict[str, Any]:
+    """The table stream's encoding attributes: binary COPY for tables with a vector column
+    (docs/FORMAT.md §16.1), COPY TEXT for every other."""
+    enums = {f"{e.schema_}.{e.name}" for e in schema.enums} | {str(e.qualified) for e in schema.enums}
+    return layout.table_encoding(table, enums, utc_iso_session)
+
+
 def estimate_bytes(schema: DatabaseSchema) -> int:
     """Bytes the COPY streams will roughly carry (heap pages), for the progress bar."""
     return sum(max(table.pages, 1) * 8192 for table in schema.tables)
@@ -106,6 +113,7 @@ def run_backup(
             with snap.connection() as conn:
                 schema = pg.capture_schema(conn)
                 source, letta = _describe(conn, schema)
+                utc_iso = pg.prints_utc_iso(conn)
                 token = read_change_token(conn)
             source.change_token = token.to_document() if token is not None else None
             if not letta.letta and not any_database:
@@ -129,6 +137,7 @@ def run_backup(
                         columns=table.copy_columns,
                         key=key,
                         order_by=list(order_by),
+                        **stream_encoding(schema, table, utc_iso),
                     )
                     stream = writer.open_stream(
                         layout.table_stream_name(table.schema_, table.name),
@@ -136,7 +145,7 @@ def run_backup(
                     )
 
                     def store(batch: pg.CopyBatch) -> None:
-                        stream.add(batch.data, batch.keys)
+                        stream.add(batch.data, batch.keys, batch.ends)
                         if progress:
                             progress(len(batch.data))
 
@@ -148,6 +157,7 @@ def run_backup(
                             order_by=order_by,
                             key_column=key,
                             key_ranges=key_ranges,
+                            binary=attributes.binary,
                         )
 
                     previous = incremental.previous_stream(parent, schema, table, attributes)

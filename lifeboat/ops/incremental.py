@@ -109,10 +109,12 @@ def previous_stream(
     if found is None:
         return None
     stream, before = found
-    same_stream = (before.columns, before.key, before.order_by) == (
+    same_stream = (before.columns, before.key, before.order_by, before.encoding, before.types) == (
         attributes.columns,
         attributes.key,
         attributes.order_by,
+        attributes.encoding,  # a text blob in a binary stream (or back) would be unreadable
+        attributes.types,
     )
     same_table = _columns(_table(parent.schema, table)) == _columns(table)
     extra = set(before.model_dump(by_alias=True)) - set(attributes.model_dump(by_alias=True))
@@ -154,7 +156,7 @@ def plan(
 ) -> list[Segment]:
     """The segments that rebuild ``table``'s stream from ``previous`` and what changed since."""
     key = attributes.key
-    if key is None:
+    if key is None or attributes.binary:  # binary rows are kept or read whole, never cut by key
         rows, changed = table_count(conn, table.qualified, parent.token)
         usable = all(writer.can_reference(blob) for blob in previous.blobs)
         if not changed and rows == previous.records and usable:

@@ -320,6 +320,7 @@ def _build(
     report = pg.ApplyReport()
     with pg.connect(dsn) as conn:
         pg.apply_pre_data(conn, schema, report)
+        pg.pause_autovacuum(conn, schema.tables)  # until the end of the build (resume_autovacuum)
     timings["schema"] = time.monotonic() - phase
 
     phase = time.monotonic()
@@ -335,7 +336,9 @@ def _build(
             chunks = _counting((data for _, data in repo.read_blobs(wanted, trust_aead=True)), progress)
         else:
             chunks = _counting(repo.iter_stream_data(stream, trust_aead=True), progress)  # one check per blob
-        rows = pg.copy_in(conn, table.qualified, attributes.columns, chunks, freeze=part.whole)
+        rows = pg.copy_in(
+            conn, table.qualified, attributes.columns, chunks, freeze=part.whole, binary=attributes.binary
+        )
         last_load_done[0] = max(last_load_done[0], time.monotonic())
         return rows
 
@@ -344,6 +347,7 @@ def _build(
     pg.load_and_apply_post_data(dsn, schema, load, tables=tables, jobs=jobs, report=report)
     with pg.connect(dsn) as conn:
         pg.apply_sequence_values(conn, schema)
+        pg.resume_autovacuum(conn, schema.tables)
     finished = time.monotonic()
     timings["data"] = last_load_done[0] - phase
     timings["indexes"] = finished - last_load_done[0]  # what remained after the last load, ANALYZE included

@@ -30,6 +30,7 @@ from lifeboat.pg.ddl import (
     schema_statements,
     sequence_value_statements,
 )
+from lifeboat.pg.fragments import index_has_expressions
 from lifeboat.pg.models import DatabaseSchema, ExtensionDef, TableDef
 from lifeboat.pg.parallel import execute_statement, run_on_connections, run_statements
 
@@ -44,6 +45,7 @@ class ApplyReport:
     skipped: list[str] = field(default_factory=list)  # statements not run, with why
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # per scheduled item: "load:s.t", "index:s.i"...
+    started: dict[str, float] = field(default_factory=dict)  # each item's (first) start, time.monotonic()
 
     def skip(self, statement: Statement, missing: set[str]) -> None:
         self.missing_roles |= missing
@@ -293,8 +295,9 @@ def load_and_apply_post_data(
     A table's indexes start right after its own load (while bigger tables are still loading),
     a table's index builds overlap each other (keys are built as plain unique indexes, then
     attached), foreign keys wait for both tables' keys, and ``ANALYZE`` of a table follows its
-    indexes. With a biggest-first order this keeps every connection busy until the end instead
-    of leaving all but one idle behind the largest table, then behind its indexes.
+    load (or its indexes, when one indexes an expression). With a biggest-first order this keeps
+    every connection busy until the end instead of leaving all but one idle behind the largest
+    table, then behind its indexes.
 
     ``load`` runs on a pool connection (autocommit) and typically calls
     :func:`lifeboat.pg.copystream.copy_in` with ``freeze=part.whole`` (the parts of a split
@@ -310,9 +313,10 @@ def load_and_apply_post_data(
     tasks = [_load_task(load, TablePart(table, index, count)) for table in to_load
              for count in [counts.get(str(table.qualified), 1)] for index in range(count)]  # fmt: skip
     statements = _filter_by_roles(post_data_statements(schema), roles, report)
+    early, late = _analyze_tasks(schema, statements) if analyze_tables else ([], [])
+    tasks += early  # the scheduler starts the first ready task: these before any index build
     tasks += [_statement_task(statement, dsn) for statement in statements]
-    if analyze_tables:
-        tasks += _analyze_tasks(schema, statements)
+    tasks += late
 
     def open_connection() -> psycopg.Connection:
         conn = connect(dsn)
@@ -322,6 +326,7 @@ def load_and_apply_post_data(
 
     def run(conn: psycopg.Connection, task: _Task) -> None:
         started = time.monotonic()
+        report.started.setdefault(task.key, started)
         task.run(conn)
         report.seconds[task.key] = report.seconds.get(task.key, 0.0) + time.monotonic() - started
 
@@ -361,22 +366,74 @@ def _statement_task(statement: Statement, dsn: str) -> _Task:
     )
 
 
-def _analyze_tasks(schema: DatabaseSchema, statements: Sequence[Statement]) -> list[_Task]:
-    """ANALYZE each table after its own keys and indexes (expression indexes get statistics too)."""
-    tasks = []
+def _analyze_tasks(
+    schema: DatabaseSchema, statements: Sequence[Statement]
+) -> tuple[list[_Task], list[_Task]]:
+    """ANALYZE of each table, as (tasks right after a load, tasks after a table's post-data).
+
+    A table with an expression index is analyzed after it (``ANALYZE`` gathers statistics for
+    index expressions too). Any other is analyzed as soon as its data is in: its ``ANALYZE``
+    conflicts with its index builds and foreign keys anyway, and done early (while a bigger table
+    still loads on another connection) it no longer ends the restore alone on one connection.
+    """
+    early, late = [], []
     for table in sorted(schema.tables, key=lambda table: -table.total_bytes):
         name = str(table.qualified)
-        own = frozenset(s.key for s in statements if name in (s.shared_locks | s.exclusive_locks) and s.key)
         statement = Statement(sql.SQL("ANALYZE {}").format(table.qualified.identifier()))
-        tasks.append(
-            _Task(
-                _bound(execute_statement, statement),
-                f"analyze:{name}",
-                own | {load_key(table)},
-                frozenset({name}),
+        key = f"analyze:{name}"
+        if not _indexes_expressions(table):
+            early.append(
+                _Task(
+                    _bound(execute_statement, statement), key, frozenset({load_key(table)}), frozenset({name})
+                )
             )
+            continue
+        own = frozenset(s.key for s in statements if name in (s.shared_locks | s.exclusive_locks) and s.key)
+        late.append(
+            _Task(_bound(execute_statement, statement), key, own | {load_key(table)}, frozenset({name}))
         )
-    return tasks
+    return early, late
+
+
+def _indexes_expressions(table: TableDef) -> bool:
+    """Whether one of the table's indexes (an exclusion constraint's included) has an expression;
+    an exclusion constraint captured without its index definition (as captures are) counts as one."""
+    definitions = [index.definition for index in table.indexes]
+    for constraint in table.constraints:
+        if constraint.kind == "x" and constraint.index_definition is None:
+            return True
+        if constraint.kind == "x" and constraint.index_definition is not None:
+            definitions.append(constraint.index_definition)
+    return any(index_has_expressions(definition) for definition in definitions)
+
+
+def _autovacuum_pausable(tables: Sequence[TableDef]) -> list[TableDef]:
+    """Tables whose source left ``autovacuum_enabled`` at its default (a table that sets it keeps its
+    own value throughout, so its options come back in their captured order)."""
+    return [t for t in tables if not any(o.startswith("autovacuum_enabled=") for o in t.options)]
+
+
+def pause_autovacuum(conn: psycopg.Connection, tables: Sequence[TableDef]) -> None:
+    """Keep autovacuum off ``tables`` (and their TOAST tables) while they load and get indexed.
+
+    A worker that wakes up on a freshly loaded table duplicates work the restore does anyway
+    (``ANALYZE``; a vacuum of frozen pages) on cores the restore needs, and its lock makes an
+    index build or ``ANALYZE`` wait ``deadlock_timeout`` before it is cancelled. Undone by
+    :func:`resume_autovacuum`. Tables that set ``autovacuum_enabled`` themselves are left alone.
+    """
+    off = sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false, toast.autovacuum_enabled = false)")
+    with conn.transaction():
+        for table in _autovacuum_pausable(tables):
+            _execute(conn, Statement(off.format(table.qualified.identifier())))
+
+
+def resume_autovacuum(conn: psycopg.Connection, tables: Sequence[TableDef]) -> None:
+    """Undo :func:`pause_autovacuum`: back to the defaults, as captured (TOAST options are not
+    captured, so a restored TOAST table always has the default)."""
+    reset = sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled, toast.autovacuum_enabled)")
+    with conn.transaction():
+        for table in _autovacuum_pausable(tables):
+            _execute(conn, Statement(reset.format(table.qualified.identifier())))
 
 
 def apply_sequence_values(conn: psycopg.Connection, schema: DatabaseSchema) -> None:

@@ -303,6 +303,15 @@ def check_index(
     return sql.SQL(definition)
 
 
+def index_has_expressions(definition: str) -> bool:
+    """Whether a ``pg_get_indexdef()`` text indexes an expression (``ANALYZE`` gathers statistics for
+    those, so a table's ``ANALYZE`` must follow such an index, and may precede plain ones)."""
+    stmt = _parse_one("index definition", "", definition, definition)
+    return not isinstance(stmt, ast.IndexStmt) or any(
+        getattr(element, "expr", None) is not None for element in stmt.indexParams or ()
+    )
+
+
 def check_privilege(privilege: str, where: str) -> sql.SQL:
     if privilege not in PRIVILEGES:
         raise _fail("privilege", where, privilege, "not a privilege name")

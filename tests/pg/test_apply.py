@@ -9,6 +9,8 @@ import pytest
 
 from lifeboat import pg
 from lifeboat.errors import DatabaseError
+from lifeboat.pg import apply as apply_module
+from lifeboat.pg.fragments import index_has_expressions
 from lifeboat.sandbox.postgres import Cluster
 
 from .roundtrip import capture, newest_pg_dump, normalized_schema_dump, restore, table_digests
@@ -140,3 +142,93 @@ def test_pre_data_refuses_a_non_empty_target_and_explains_extension_privileges(p
         pytest.raises(DatabaseError, match=r"extension vector needs more privileges.*as a superuser"),
     ):
         pg.apply_pre_data(conn, schema)
+
+
+def test_autovacuum_paused_during_the_build_then_the_source_settings_are_back(pg_cluster: Cluster) -> None:
+    n = next(_names)
+    pg_cluster.create_database(f"autovac_src{n}")
+    pg_cluster.execute(
+        "CREATE TABLE quiet (id int PRIMARY KEY, body text) WITH (autovacuum_enabled = false, fillfactor = 90);"
+        "CREATE TABLE loud (id int) WITH (autovacuum_enabled = true);"
+        "CREATE TABLE plain (id int, body text)",
+        f"autovac_src{n}",
+    )
+    schema = capture(pg_cluster.dsn(f"autovac_src{n}"))
+    pg_cluster.create_database(f"autovac_dst{n}")
+    options = (
+        "SELECT c.relname, c.reloptions, t.reloptions FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid"
+        " WHERE c.relname IN ('quiet', 'loud', 'plain') ORDER BY 1"
+    )
+    with pg.connect(pg_cluster.dsn(f"autovac_dst{n}")) as conn:
+        pg.apply_pre_data(conn, schema)
+        pg.pause_autovacuum(conn, schema.tables)
+        paused = conn.execute(options).fetchall()
+        pg.resume_autovacuum(conn, schema.tables)
+        resumed = conn.execute(options).fetchall()
+    off = "autovacuum_enabled=false"
+    assert paused == [
+        ("loud", ["autovacuum_enabled=true"], None),  # its own setting is kept throughout
+        ("plain", [off], [off]),
+        ("quiet", [off, "fillfactor=90"], None),
+    ]
+    assert resumed == [
+        ("loud", ["autovacuum_enabled=true"], None),
+        ("plain", None, None),
+        ("quiet", [off, "fillfactor=90"], None),
+    ]
+    restored = capture(pg_cluster.dsn(f"autovac_dst{n}"))
+    assert [(t.name, t.options) for t in restored.tables] == [(t.name, t.options) for t in schema.tables]
+
+
+def test_pipelined_restore_analyzes_every_table_and_expression_index(pg_cluster: Cluster) -> None:
+    """A table without an expression index is analyzed right after its load, one with an expression
+    index after that index exists: both end with statistics, the expression's included."""
+    n = next(_names)
+    source_dsn = _extras_database(pg_cluster, f"stats_src{n}")
+    restore(source_dsn, pg_cluster, f"stats_dst{n}")
+    with psycopg.connect(pg_cluster.dsn(f"stats_dst{n}")) as conn:
+        analyzed = conn.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL ORDER BY 1"
+        ).fetchall()
+        expression = conn.execute(
+            "SELECT count(*) FROM pg_stats WHERE tablename = 'weird_expression'"
+        ).fetchone()
+    assert analyzed == [("Weird Table",), ("cache_entries",), ("empty_table",), ("no_columns",)]
+    assert expression == (1,)
+
+
+@pytest.mark.parametrize(
+    "definition,expressions",
+    [
+        ("CREATE INDEX i ON s.t USING btree (a, b DESC NULLS LAST)", False),
+        (
+            'CREATE UNIQUE INDEX i ON s.t USING btree ("Mixed" text_pattern_ops) INCLUDE (c) WHERE (a > 0)',
+            False,
+        ),
+        ("CREATE INDEX i ON s.t USING btree (lower(body))", True),
+        ("CREATE INDEX i ON s.t USING btree (a, ((b + 1)))", True),
+    ],
+)
+def test_index_expressions_are_recognised(definition: str, expressions: bool) -> None:
+    assert index_has_expressions(definition) is expressions
+
+
+def test_a_table_is_analyzed_after_its_expression_indexes_exclusions_included(pg_cluster: Cluster) -> None:
+    n = next(_names)
+    pg_cluster.create_database(f"exprs_src{n}")
+    pg_cluster.execute(
+        "CREATE TABLE booking (a timestamptz, b timestamptz, EXCLUDE USING gist (tstzrange(a, b) WITH &&));"
+        "CREATE TABLE slot (during tstzrange, EXCLUDE USING gist (during WITH &&));"
+        "CREATE TABLE named (id int PRIMARY KEY, name text UNIQUE); CREATE INDEX ON named (lower(name));"
+        "CREATE TABLE plain (id int PRIMARY KEY, name text); CREATE INDEX ON plain (name) WHERE id > 0;",
+        f"exprs_src{n}",
+    )
+    schema = capture(pg_cluster.dsn(f"exprs_src{n}"))
+    early, late = apply_module._analyze_tasks(schema, pg.post_data_statements(schema))
+    # an exclusion constraint is captured without its index definition: assumed to have expressions
+    assert [task.key for task in early] == ["analyze:public.plain"]
+    assert sorted(task.key for task in late) == [
+        "analyze:public.booking",
+        "analyze:public.named",
+        "analyze:public.slot",
+    ]
