@@ -13,17 +13,18 @@ parent's is read whole, as is every table without a parent.
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import accumulate
 
 import psycopg
 
 from lifeboat import pg
 from lifeboat.errors import CorruptRepository, DatabaseError, SnapshotNotFound, StorageError
 from lifeboat.ops import snapshot_layout as layout
-from lifeboat.ops.incremental_plan import Decode, Emit, Keep, Read, Segment, UnreadableBlob, plan_table
+from lifeboat.ops.incremental_plan import Emit, Keep, Read, Segment, UnreadableBlob, plan_table
 from lifeboat.ops.pipeline import pipelined
 from lifeboat.pg.changes import ChangeToken, key_counts, table_count
 from lifeboat.pg.models import DatabaseSchema, TableDef
@@ -165,32 +166,54 @@ def plan(
     counts = key_counts(conn, table.qualified, key, parent.token)
     if counts is None:
         return [Read(None, None)]
-    decode = _decoder(repo, attributes.columns.index(key))
-    return plan_table(previous.blobs, counts, writer.can_reference, decode)  # type: ignore[arg-type]
+    reader = _BlobReader(repo, attributes.columns.index(key))
+    return plan_table(previous.blobs, counts, writer.can_reference, reader.keys)  # type: ignore[arg-type]
 
 
-def _decoder(repo: Repository, key_index: int) -> Decode:
-    """Read (and authenticate) a blob and pair each record with its key field's text; the last
-    blob read is kept, since neighbouring segments often need the same blob."""
-    last: list[tuple[str, list[tuple[str, bytes]]]] = []
+@dataclass(frozen=True)
+class _Decoded:
+    """A blob's plaintext with each record's key and end offset (records sorted by key)."""
 
-    def decode(blob: object) -> list[tuple[str, bytes]]:
+    data: bytes
+    keys: list[str]
+    ends: list[int]
+
+    def span(self, key: str) -> tuple[bytes, int]:
+        """The contiguous bytes of ``key``'s records, and how many there are."""
+        first, last = bisect_left(self.keys, key), bisect_right(self.keys, key)
+        start = self.ends[first - 1] if first else 0
+        return self.data[start : self.ends[last - 1] if last else 0], last - first
+
+
+class _BlobReader:
+    """Reads (and authenticates) blobs of one table's previous stream and cuts them into keyed
+    records; the last blob read is kept, since neighbouring segments often need the same one."""
+
+    def __init__(self, repo: Repository, key_index: int) -> None:
+        self.repo, self.key_index = repo, key_index
+        self._last: tuple[str, _Decoded] | None = None
+
+    def keys(self, blob: object) -> list[str]:
+        return self.read(blob).keys
+
+    def read(self, blob: object) -> _Decoded:
         blob_id: str = blob.id  # type: ignore[attr-defined]
-        if last and last[0][0] == blob_id:
-            return last[0][1]
+        if self._last is not None and self._last[0] == blob_id:
+            return self._last[1]
         try:
-            data = repo.read_blob(blob_id)
+            data = self.repo.read_blob(blob_id)
         except (CorruptRepository, StorageError) as exc:
             raise UnreadableBlob(str(exc)) from exc
-        records = [(_field(record, key_index), record) for record in split_records(data)]
-        last[:] = [(blob_id, records)]
-        return records
-
-    return decode
-
-
-def _field(record: bytes, index: int) -> str:
-    return record[:-1].split(b"\t", index + 1)[index].decode("utf-8", "backslashreplace")
+        records = split_records(data)
+        index, texts = self.key_index, dict[bytes, str]()  # a blob holds a few keys: decode each once
+        raw = [record.split(b"\t", index + 1)[index] for record in records]
+        keys = [
+            texts.get(key) or texts.setdefault(key, key.rstrip(b"\n").decode("utf-8", "backslashreplace"))
+            for key in raw
+        ]
+        decoded = _Decoded(data, keys, list(accumulate(map(len, records))))
+        self._last = (blob_id, decoded)
+        return decoded
 
 
 Batches = Callable[
@@ -225,17 +248,16 @@ def write_table(
     rows = _RangeSplitter(
         batches([pg.KeyRange(key, read.after, read.before) for read in reads]) if reads else iter(())
     )
-    decode = _decoder(repo, list(columns).index(key))
+    reader = _BlobReader(repo, list(columns).index(key))
 
     def actions() -> Iterator[Callable[[], object]]:
         for segment in segments:
             if isinstance(segment, Keep):
                 yield partial(_keep, stream, segment, progress)
             elif isinstance(segment, Emit):
-                records = [
-                    record for blob in segment.blobs for found, record in decode(blob) if found == segment.key
-                ]
-                yield partial(stream.add_records, records, [segment.key.encode()] * len(records))
+                for blob in segment.blobs:
+                    data, count = reader.read(blob).span(segment.key)
+                    yield partial(stream.add, data, [segment.key.encode()] * count)
             else:
                 yield from (partial(store, part) for part in rows.below(segment.before))
         rows.finish()

@@ -58,8 +58,8 @@ class Key(Protocol):
     def changed(self) -> bool: ...
 
 
-# A blob's records with their keys, in order; raises UnreadableBlob when it cannot be read.
-Decode = Callable[[Blob], Sequence[tuple[str, bytes]]]
+# The key of each of a blob's records, in order; raises UnreadableBlob when it cannot be read.
+Decode = Callable[[Blob], Sequence[str]]
 
 
 class UnreadableBlob(Exception):
@@ -95,7 +95,7 @@ Segment = Keep | Read | Emit
 _UNSAFE = ("\\", "\t", "\n", "\r")
 
 
-def _no_decode(blob: Blob) -> Sequence[tuple[str, bytes]]:
+def _no_decode(blob: Blob) -> Sequence[str]:
     raise UnreadableBlob("no decoder")
 
 
@@ -107,7 +107,7 @@ def plan_table(
 ) -> list[Segment]:
     """The segments that rebuild the table's stream (a single unbounded ``Read`` when nothing can
     be kept). ``usable`` says whether a blob is still stored and may be referenced; ``decode``
-    reads a blob's records (only blobs at the ends of kept runs and between them are decoded)."""
+    reads a blob's record keys (only blobs at the ends of kept runs and between them are decoded)."""
     if not _orders_agree(blobs, keys):
         return [Read(None, None)]
     try:
@@ -194,7 +194,7 @@ class _Planner:
     def counts(self, index: int) -> Counter[str]:
         """Rows per key in a blob (decoding it once; raises UnreadableBlob)."""
         if index not in self._counts:
-            self._counts[index] = Counter(found for found, _record in self._decode(self.blobs[index]))
+            self._counts[index] = Counter(self._decode(self.blobs[index]))
         return self._counts[index]
 
     def _readable_counts(self, index: int) -> Counter[str] | None:

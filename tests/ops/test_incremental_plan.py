@@ -61,10 +61,10 @@ def _row(record: bytes) -> Row:
 
 
 def _decoder(unreadable: set[FakeBlob] = frozenset()):  # type: ignore[assignment,no-untyped-def]
-    def decode(blob: FakeBlob) -> list[tuple[str, bytes]]:
+    def decode(blob: FakeBlob) -> list[str]:
         if blob in unreadable:
             raise UnreadableBlob("gone")
-        return [(row[0], _record(row)) for row in blob.rows]
+        return [row[0] for row in blob.rows]
 
     return decode
 
