@@ -275,9 +275,9 @@ def _restore(
     recorder: _Recorder,
     progress: Progress | None,
 ) -> None:
-    from lifeboat.ops.restore import Trust, preflight, run_restore
+    with recorder.phase("fetch"), repo.lock():  # the imports too: the restore code loads the SQL parser
+        from lifeboat.ops.restore import Trust, preflight, run_restore
 
-    with recorder.phase("fetch"), repo.lock():
         preflight(repo, snapshot, read_data=True)
     with recorder.phase("restore") as restore_phase:
         result = run_restore(
