@@ -26,6 +26,9 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from lifeboat.pg import copybinary
+from lifeboat.pg.copybinary import TextView
+
 # -- the definition -------------------------------------------------------------------------------
 
 
@@ -209,14 +212,24 @@ def copy_escape(value: str | None) -> bytes:
 
 @dataclass
 class TableRows:
-    """Rows of one table as COPY TEXT lines (each ending in ``\\n``) with their column names."""
+    """Rows of one table with their column names: COPY TEXT lines (each ending in ``\\n``) or,
+    when ``view`` is set, binary COPY tuples, which ``view`` prints as COPY TEXT fields.
+
+    ``fields``, ``values``, ``records`` and ``where`` read both alike (text fields); ``raw_fields``
+    and ``join`` take a row apart and put it back together in its own encoding.
+    """
 
     table: str
     columns: list[str]
     lines: list[bytes] = field(default_factory=list)
+    view: TextView | None = None
 
     def __len__(self) -> int:
         return len(self.lines)
+
+    @property
+    def binary(self) -> bool:
+        return self.view is not None
 
     def index(self, column: str) -> int:
         return self.columns.index(column)
@@ -225,13 +238,59 @@ class TableRows:
         return column in self.columns
 
     def fields(self, line: bytes) -> list[bytes]:
+        """The row's fields in COPY TEXT form (escaped, ``\\N`` for NULL)."""
+        if self.view is not None:
+            return self.view.text_fields(line)
         return line[:-1].split(b"\t")
+
+    def field(self, line: bytes, position: int) -> bytes:
+        """One field in COPY TEXT form."""
+        if self.view is not None:
+            return self.view.field(position, copybinary.fields(line)[position])
+        return line[:-1].split(b"\t")[position]
+
+    def fields_at(self, line: bytes, positions: list[int]) -> list[bytes]:
+        """The fields at ``positions`` in COPY TEXT form (only those are printed)."""
+        if self.view is not None:
+            raw = copybinary.fields(line)
+            return [self.view.field(p, raw[p]) for p in positions]
+        split = line[:-1].split(b"\t")
+        return [split[p] for p in positions]
+
+    def raw_fields(self, line: bytes) -> list[bytes | None]:
+        """The row's fields as stored: escaped text, or binary values (None: NULL)."""
+        if self.view is not None:
+            return list(copybinary.fields(line))
+        return [None if raw == NULL else raw for raw in line[:-1].split(b"\t")]
+
+    def join(self, raw: list[bytes | None]) -> bytes:
+        """A row from ``raw_fields``-shaped values."""
+        if self.view is not None:
+            return copybinary.tuple_of(raw)
+        return b"\t".join(NULL if value is None else value for value in raw) + b"\n"
+
+    def stored_text(self, value: str) -> bytes:
+        """``value`` as a stored field of a text-like column."""
+        return value.encode("utf-8") if self.view is not None else copy_escape(value)
+
+    def with_lines(self, lines: list[bytes]) -> TableRows:
+        return TableRows(self.table, self.columns, lines, self.view)
+
+    def as_text(self) -> TableRows:
+        """The same rows as COPY TEXT lines."""
+        if self.view is None:
+            return self
+        return TableRows(self.table, self.columns, [self.view.line(line) for line in self.lines])
+
+    def text_lines(self) -> list[bytes]:
+        """The rows as COPY TEXT lines (binary rows printed by ``view``)."""
+        return self.as_text().lines
 
     def values(self, column: str) -> list[str | None]:
         if column not in self.columns:
             return []
         position = self.index(column)
-        return [copy_field(self.fields(line)[position]) for line in self.lines]
+        return [copy_field(self.field(line, position)) for line in self.lines]
 
     def records(self) -> Iterator[dict[str, str | None]]:
         for line in self.lines:
@@ -240,10 +299,10 @@ class TableRows:
     def where(self, column: str, keep: Callable[[str | None], bool]) -> TableRows:
         """A copy holding only the rows whose ``column`` value passes ``keep``."""
         if column not in self.columns:
-            return TableRows(self.table, self.columns, list(self.lines))
+            return self.with_lines(list(self.lines))
         position = self.index(column)
-        kept = [line for line in self.lines if keep(copy_field(self.fields(line)[position]))]
-        return TableRows(self.table, self.columns, kept)
+        kept = [line for line in self.lines if keep(copy_field(self.field(line, position)))]
+        return self.with_lines(kept)
 
     def where_in(self, column: str, keys: Iterable[str]) -> TableRows:
         wanted = set(keys)

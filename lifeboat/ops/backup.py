@@ -9,12 +9,10 @@ manifest is written last, so an interrupted backup leaves no visible snapshot.
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 
@@ -25,13 +23,13 @@ from lifeboat.letta.locate import find_letta_schema, use_letta_schema
 from lifeboat.letta.source import describe_deployment
 from lifeboat.ops import incremental
 from lifeboat.ops import snapshot_layout as layout
+from lifeboat.ops.pipeline import pipelined
 from lifeboat.pg.changes import read_change_token
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo.manifest import Snapshot, Stream
 from lifeboat.repo.repository import Repository
 from lifeboat.repo.writer import WriteStats
 
-T = TypeVar("T")
 Progress = Callable[[int], None]  # called with bytes read from the database
 
 
@@ -75,6 +73,13 @@ def table_order(table: TableDef) -> tuple[str | None, tuple[str, ...]]:
     return None, tuple(key)
 
 
+def stream_encoding(schema: DatabaseSchema, table: TableDef, utc_iso_session: bool) -> dict[str, Any]:
+    """The table stream's encoding attributes: binary COPY for tables with a vector column
+    (docs/FORMAT.md §16.1), COPY TEXT for every other."""
+    enums = {f"{e.schema_}.{e.name}" for e in schema.enums} | {str(e.qualified) for e in schema.enums}
+    return layout.table_encoding(table, enums, utc_iso_session)
+
+
 def estimate_bytes(schema: DatabaseSchema) -> int:
     """Bytes the COPY streams will roughly carry (heap pages), for the progress bar."""
     return sum(max(table.pages, 1) * 8192 for table in schema.tables)
@@ -108,6 +113,7 @@ def run_backup(
             with snap.connection() as conn:
                 schema = pg.capture_schema(conn)
                 source, letta = _describe(conn, schema)
+                utc_iso = pg.prints_utc_iso(conn)
                 token = read_change_token(conn)
             source.change_token = token.to_document() if token is not None else None
             if not letta.letta and not any_database:
@@ -131,6 +137,7 @@ def run_backup(
                         columns=table.copy_columns,
                         key=key,
                         order_by=list(order_by),
+                        **stream_encoding(schema, table, utc_iso),
                     )
                     stream = writer.open_stream(
                         layout.table_stream_name(table.schema_, table.name),
@@ -138,28 +145,38 @@ def run_backup(
                     )
 
                     def store(batch: pg.CopyBatch) -> None:
-                        stream.add(batch.data, batch.keys)
+                        stream.add(batch.data, batch.keys, batch.ends)
                         if progress:
                             progress(len(batch.data))
 
-                    def read(key_range: pg.KeyRange | None) -> None:
-                        batches = pg.copy_out(
+                    def batches(key_ranges: Sequence[pg.KeyRange] = ()) -> Iterator[pg.CopyBatch]:
+                        return pg.copy_out(
                             conn,
                             table.qualified,
                             table.copy_columns,
                             order_by=order_by,
                             key_column=key,
-                            key_range=key_range,
+                            key_ranges=key_ranges,
+                            binary=attributes.binary,
                         )
-                        pipelined(batches, store)
 
                     previous = incremental.previous_stream(parent, schema, table, attributes)
                     if parent is None or previous is None:
-                        read(None)
+                        pipelined(batches(), store)
                         changes.add(kept=0, reads=1, bytes_kept=0)
                     else:
-                        segments = incremental.plan(conn, writer, parent, table, key, previous)
-                        incremental.write_segments(stream, segments, key, read, changes, progress)
+                        segments = incremental.plan(conn, repo, writer, parent, table, attributes, previous)
+                        incremental.write_table(
+                            stream,
+                            segments,
+                            key=key,
+                            columns=table.copy_columns,
+                            repo=repo,
+                            batches=batches,
+                            store=store,
+                            stats=changes,
+                            progress=progress,
+                        )
                     return stream.close()
 
                 streams = snap.map(copy_table, schema.tables_biggest_first(), jobs=jobs)
@@ -179,39 +196,6 @@ def _watching_lock_waits(
     from lifeboat.pg.lock_waits import LockWaitWatcher
 
     return LockWaitWatcher(dsn, snap.backend_pids, lambda wait: on_lock_wait(wait.describe()))
-
-
-def pipelined(items: Iterator[T], consume: Callable[[T], None], depth: int = 4) -> None:
-    """Run ``consume`` on a second thread while this one keeps producing ``items``.
-
-    The producer here is a COPY reading from the server (waiting on I/O, GIL released) and the
-    consumer chunks, hashes, compresses and seals (C code that releases the GIL too), so the two
-    overlap. The bounded queue keeps memory at ``depth`` batches.
-    """
-    pending: queue.Queue[T | None] = queue.Queue(maxsize=depth)
-    failure: list[BaseException] = []
-
-    def drain() -> None:
-        while (item := pending.get()) is not None:
-            if failure:
-                continue  # keep draining so the producer never blocks on a dead consumer
-            try:
-                consume(item)
-            except BaseException as exc:
-                failure.append(exc)
-
-    worker = threading.Thread(target=drain, name="lifeboat-store", daemon=True)
-    worker.start()
-    try:
-        for item in items:
-            if failure:
-                break
-            pending.put(item)
-    finally:
-        pending.put(None)
-        worker.join()
-    if failure:
-        raise failure[0]
 
 
 def _describe(

@@ -13,25 +13,27 @@ parent's is read whole, as is every table without a parent.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import accumulate
 
 import psycopg
 
 from lifeboat import pg
-from lifeboat.errors import CorruptRepository, SnapshotNotFound
+from lifeboat.errors import CorruptRepository, DatabaseError, SnapshotNotFound, StorageError
 from lifeboat.ops import snapshot_layout as layout
-from lifeboat.ops.incremental_plan import Keep, Read, Segment, plan_table
+from lifeboat.ops.incremental_plan import Emit, Keep, Read, Segment, UnreadableBlob, plan_table
+from lifeboat.ops.pipeline import pipelined
 from lifeboat.pg.changes import ChangeToken, key_counts, table_count
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo.manifest import BlobRef, Snapshot, Stream
-from lifeboat.repo.repository import Repository
+from lifeboat.repo.repository import Repository, split_records
 from lifeboat.repo.writer import RepositoryWriter, StreamWriter
 
 # How many of the newest manifests to look at for a parent (each is read and decrypted).
 PARENT_CANDIDATES = 8
-
-ReadRange = Callable[[pg.KeyRange | None], None]  # streams rows (all, or one key range) into the stream
 
 
 @dataclass
@@ -108,10 +110,12 @@ def previous_stream(
     if found is None:
         return None
     stream, before = found
-    same_stream = (before.columns, before.key, before.order_by) == (
+    same_stream = (before.columns, before.key, before.order_by, before.encoding, before.types) == (
         attributes.columns,
         attributes.key,
         attributes.order_by,
+        attributes.encoding,  # a text blob in a binary stream (or back) would be unreadable
+        attributes.types,
     )
     same_table = _columns(_table(parent.schema, table)) == _columns(table)
     extra = set(before.model_dump(by_alias=True)) - set(attributes.model_dump(by_alias=True))
@@ -144,14 +148,16 @@ def _columns(table: TableDef | None) -> list[tuple[str, str, str, str | None]] |
 
 def plan(
     conn: psycopg.Connection,
+    repo: Repository,
     writer: RepositoryWriter,
     parent: Parent,
     table: TableDef,
-    key: str | None,
+    attributes: layout.TableStream,
     previous: Stream,
 ) -> list[Segment]:
     """The segments that rebuild ``table``'s stream from ``previous`` and what changed since."""
-    if key is None:
+    key = attributes.key
+    if key is None or attributes.binary:  # binary rows are kept or read whole, never cut by key
         rows, changed = table_count(conn, table.qualified, parent.token)
         usable = all(writer.can_reference(blob) for blob in previous.blobs)
         if not changed and rows == previous.records and usable:
@@ -160,31 +166,158 @@ def plan(
     counts = key_counts(conn, table.qualified, key, parent.token)
     if counts is None:
         return [Read(None, None)]
-    return plan_table(previous.blobs, counts, writer.can_reference)  # type: ignore[arg-type]
+    reader = _BlobReader(repo, attributes.columns.index(key))
+    return plan_table(previous.blobs, counts, writer.can_reference, reader.keys)  # type: ignore[arg-type]
 
 
-def write_segments(
+@dataclass(frozen=True)
+class _Decoded:
+    """A blob's plaintext with each record's key and end offset (records sorted by key)."""
+
+    data: bytes
+    keys: list[str]
+    ends: list[int]
+
+    def span(self, key: str) -> tuple[bytes, int]:
+        """The contiguous bytes of ``key``'s records, and how many there are."""
+        first, last = bisect_left(self.keys, key), bisect_right(self.keys, key)
+        start = self.ends[first - 1] if first else 0
+        return self.data[start : self.ends[last - 1] if last else 0], last - first
+
+
+class _BlobReader:
+    """Reads (and authenticates) blobs of one table's previous stream and cuts them into keyed
+    records; the last blob read is kept, since neighbouring segments often need the same one."""
+
+    def __init__(self, repo: Repository, key_index: int) -> None:
+        self.repo, self.key_index = repo, key_index
+        self._last: tuple[str, _Decoded] | None = None
+
+    def keys(self, blob: object) -> list[str]:
+        return self.read(blob).keys
+
+    def read(self, blob: object) -> _Decoded:
+        blob_id: str = blob.id  # type: ignore[attr-defined]
+        if self._last is not None and self._last[0] == blob_id:
+            return self._last[1]
+        try:
+            data = self.repo.read_blob(blob_id)
+        except (CorruptRepository, StorageError) as exc:
+            raise UnreadableBlob(str(exc)) from exc
+        records = split_records(data)
+        index, texts = self.key_index, dict[bytes, str]()  # a blob holds a few keys: decode each once
+        raw = [record.split(b"\t", index + 1)[index] for record in records]
+        keys = [
+            texts.get(key) or texts.setdefault(key, key.rstrip(b"\n").decode("utf-8", "backslashreplace"))
+            for key in raw
+        ]
+        decoded = _Decoded(data, keys, list(accumulate(map(len, records))))
+        self._last = (blob_id, decoded)
+        return decoded
+
+
+Batches = Callable[
+    [Sequence[pg.KeyRange]], Iterator[pg.CopyBatch]
+]  # COPY of rows in these ranges (all if none)
+
+
+def write_table(
     stream: StreamWriter,
-    segments: Iterable[Segment],
+    segments: Sequence[Segment],
+    *,
     key: str | None,
-    read: ReadRange,
+    columns: Sequence[str],
+    repo: Repository,
+    batches: Batches,
+    store: Callable[[pg.CopyBatch], None],
     stats: IncrementalStats,
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Reference kept blobs and read the rest, in stream order; count what was kept (and report
-    kept bytes to ``progress`` as if read)."""
-    kept = reads = bytes_kept = 0
-    for segment in segments:
-        if isinstance(segment, Keep):
-            blobs: list[BlobRef] = list(segment.blobs)  # type: ignore[arg-type]
-            stream.reference(blobs)
-            kept += 1
-            bytes_kept += sum(blob.raw_size for blob in blobs)
-            if progress:
-                progress(sum(blob.raw_size for blob in blobs))
+    """Write the stream in segment order: kept blobs referenced, unchanged keys' records copied
+    from the previous blobs, the rest read from the database in ONE query for all ranges (one
+    scan however many stretches changed), split back into the ranges by key."""
+    reads = [segment for segment in segments if isinstance(segment, Read)]
+    if key is None or Read(None, None) in reads:
+        if reads:
+            pipelined(batches(()), store)
         else:
-            whole = segment.after is None and segment.before is None
-            read(None if whole or key is None else pg.KeyRange(key, segment.after, segment.before))
-            stream.cut()
-            reads += 1
-    stats.add(kept=kept, reads=reads, bytes_kept=bytes_kept)
+            for segment in segments:
+                _keep(stream, segment, progress)  # type: ignore[arg-type]
+        stats.add(kept=len(segments) - len(reads), reads=len(reads), bytes_kept=_kept_bytes(segments))
+        return
+    rows = _RangeSplitter(
+        batches([pg.KeyRange(key, read.after, read.before) for read in reads]) if reads else iter(())
+    )
+    reader = _BlobReader(repo, list(columns).index(key))
+
+    def actions() -> Iterator[Callable[[], object]]:
+        for segment in segments:
+            if isinstance(segment, Keep):
+                yield partial(_keep, stream, segment, progress)
+            elif isinstance(segment, Emit):
+                for blob in segment.blobs:
+                    data, count = reader.read(blob).span(segment.key)
+                    yield partial(stream.add, data, [segment.key.encode()] * count)
+            else:
+                yield from (partial(store, part) for part in rows.below(segment.before))
+        rows.finish()
+
+    pipelined(actions(), _run)
+    stats.add(kept=len(segments) - len(reads), reads=len(reads), bytes_kept=_kept_bytes(segments))
+
+
+def _run(action: Callable[[], object]) -> None:
+    action()
+
+
+def _keep(stream: StreamWriter, segment: Keep, progress: Callable[[int], None] | None) -> None:
+    blobs: list[BlobRef] = list(segment.blobs)  # type: ignore[arg-type]
+    stream.reference(blobs)
+    if progress:
+        progress(sum(blob.raw_size for blob in blobs))
+
+
+def _kept_bytes(segments: Sequence[Segment]) -> int:
+    return sum(blob.raw_size for segment in segments if isinstance(segment, Keep) for blob in segment.blobs)  # type: ignore[attr-defined]
+
+
+class _RangeSplitter:
+    """Cuts one sorted COPY stream of several disjoint, ordered key ranges back into the ranges."""
+
+    def __init__(self, batches: Iterator[pg.CopyBatch]) -> None:
+        self._batches = batches
+        self._pending: pg.CopyBatch | None = None
+
+    def below(self, bound: str | None) -> Iterator[pg.CopyBatch]:
+        """The next rows whose key sorts before ``bound`` (all that remain when None)."""
+        limit = bound.encode() if bound is not None else None
+        while (batch := self._next()) is not None:
+            keys = batch.keys or []
+            if limit is None or not keys or keys[-1] < limit:
+                yield batch
+                continue
+            cut = bisect_left(keys, limit)
+            head, self._pending = _split(batch, cut)
+            if cut:
+                yield head
+            return
+
+    def finish(self) -> None:
+        batch = self._next()
+        if batch is not None and batch.rows:
+            raise DatabaseError("an incremental read returned rows outside the ranges it asked for")
+
+    def _next(self) -> pg.CopyBatch | None:
+        batch, self._pending = self._pending, None
+        return batch if batch is not None else next(self._batches, None)
+
+
+def _split(batch: pg.CopyBatch, cut: int) -> tuple[pg.CopyBatch, pg.CopyBatch]:
+    offset = 0
+    for _ in range(cut):
+        offset = batch.data.index(b"\n", offset) + 1
+    keys = batch.keys or []
+    return (
+        pg.CopyBatch(batch.data[:offset], cut, keys[:cut]),
+        pg.CopyBatch(batch.data[offset:], batch.rows - cut, keys[cut:]),
+    )

@@ -2,25 +2,30 @@
 it must read again. Pure: no database, no repository (tests drive it with made-up tables).
 
 A table's stream is its rows sorted by key (then a tie-breaker), cut into blobs of whole rows;
-each blob records its row count and zone map (smallest and largest key, compared as text). The
+each blob records its row count and zone map (smallest and largest key, compared as text). A
+blob may end in the middle of one key's rows (an agent's messages span several blobs). The
 database now reports every key with its row count and whether any of its rows changed
 (:mod:`lifeboat.pg.changes`). A *run* of consecutive blobs is kept when:
 
 * the keys, as the server sorts them now, are in text order, and the previous zone maps follow
-  each other in text order, so zone maps mark where a blob starts and ends in the stream;
+  each other in text order, so zone maps mark where each key's rows are in the stream;
 * both ends of each blob are keys that still exist, and no key from the run's first to its last
   has a changed row;
-* no blob just outside the run shares a key with the run's ends (that key's rows would be split
-  between a kept blob and a reread range);
-* the rows now under the run's keys number exactly the run's rows: unchanged rows were all in
-  the previous backup, so an equal count means none was deleted.
+* each end key of the run has as many rows now as the previous stream held for it (counted in
+  the blobs whose zone holds it, decoded where the zone alone does not tell), so none of its
+  rows was deleted; and the keys strictly inside the run have as many rows now as the run holds
+  besides its end keys' rows, so none of theirs was.
 
-Everything else is read again as ranges of keys strictly between kept runs. The kept blobs and
-the reread ranges, in order, hold exactly the rows a full read would, in the same order.
+Between kept runs the stream is rebuilt key by key: the rows of the runs' end keys held past
+them, and of every key whose rows did not change and number as many as the blobs between held,
+are copied from those blobs (decoded); the other keys' rows — changed, new, or held by a blob
+that cannot be read — are read from the database as ranges strictly between copied keys. The result holds exactly the rows a full read would, in
+the same order (a property test checks it against made-up tables).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
@@ -53,6 +58,14 @@ class Key(Protocol):
     def changed(self) -> bool: ...
 
 
+# The key of each of a blob's records, in order; raises UnreadableBlob when it cannot be read.
+Decode = Callable[[Blob], Sequence[str]]
+
+
+class UnreadableBlob(Exception):
+    """A blob the plan needed to look into could not be read (then the table is read whole)."""
+
+
 @dataclass(frozen=True)
 class Keep:
     """Blobs of the previous stream to reference again, in order."""
@@ -68,43 +81,194 @@ class Read:
     before: str | None
 
 
-Segment = Keep | Read
+@dataclass(frozen=True)
+class Emit:
+    """The records of unchanged ``key`` held by these blobs of the previous stream, in order:
+    copied from the blobs (decoded when the stream is written), not read from the database."""
+
+    blobs: Sequence[Blob]
+    key: str
+
+
+Segment = Keep | Read | Emit
 
 _UNSAFE = ("\\", "\t", "\n", "\r")
 
 
+def _no_decode(blob: Blob) -> Sequence[str]:
+    raise UnreadableBlob("no decoder")
+
+
 def plan_table(
-    blobs: Sequence[Blob], keys: Sequence[Key], usable: Callable[[Blob], bool] = lambda blob: True
+    blobs: Sequence[Blob],
+    keys: Sequence[Key],
+    usable: Callable[[Blob], bool] = lambda blob: True,
+    decode: Decode = _no_decode,
 ) -> list[Segment]:
     """The segments that rebuild the table's stream (a single unbounded ``Read`` when nothing can
-    be kept). ``usable`` says whether a blob is still stored and may be referenced."""
+    be kept). ``usable`` says whether a blob is still stored and may be referenced; ``decode``
+    reads a blob's record keys (only blobs at the ends of kept runs and between them are decoded)."""
     if not _orders_agree(blobs, keys):
         return [Read(None, None)]
-    position = {key.key: index for index, key in enumerate(keys)}
-    changed_before = [0, *accumulate(int(key.changed) for key in keys)]
-    rows_before = [0, *accumulate(key.rows for key in keys)]
+    try:
+        return _Planner(blobs, keys, usable, decode).plan()
+    except UnreadableBlob:
+        return [Read(None, None)]
 
-    def span(first: Blob, last: Blob) -> tuple[int, int] | None:
-        start, end = position.get(first.zone_min or ""), position.get(last.zone_max or "")
+
+class _Planner:
+    def __init__(
+        self, blobs: Sequence[Blob], keys: Sequence[Key], usable: Callable[[Blob], bool], decode: Decode
+    ) -> None:
+        self.blobs, self.keys, self.usable, self._decode = blobs, keys, usable, decode
+        self.position = {key.key: index for index, key in enumerate(keys)}
+        self.changed_before = [0, *accumulate(int(key.changed) for key in keys)]
+        self.rows_before = [0, *accumulate(key.rows for key in keys)]
+        self._counts: dict[int, Counter[str]] = {}  # rows per key of each blob decoded so far
+        self._unreadable: set[int] = set()
+
+    def plan(self) -> list[Segment]:
+        keep = [self._candidate(index) for index in range(len(self.blobs))]
+        runs = [run for first, last in _runs(keep) if (run := self._settle(first, last)) is not None]
+        return self._segments(runs)
+
+    # -- which blobs may be kept ---------------------------------------------------------------
+    def _span(self, first: int, last: int) -> tuple[int, int] | None:
+        start = self.position.get(self.blobs[first].zone_min or "")
+        end = self.position.get(self.blobs[last].zone_max or "")
         return None if start is None or end is None or start > end else (start, end)
 
-    def clean(start: int, end: int) -> bool:
-        return changed_before[end + 1] == changed_before[start]
+    def _candidate(self, index: int) -> bool:
+        blob = self.blobs[index]
+        where = self._span(index, index)
+        return blob.records > 0 and where is not None and self._clean(*where) and self.usable(blob)
 
-    keep = []
-    for blob in blobs:
-        where = span(blob, blob)
-        keep.append(blob.records > 0 and where is not None and clean(*where) and usable(blob))
-    _drop_shared_edges(blobs, keep)
-    runs = []
-    for first, last in _runs(keep):
-        where = span(blobs[first], blobs[last])
-        if where is None or not clean(*where):
-            continue
-        expected = sum(blob.records for blob in blobs[first : last + 1])
-        if rows_before[where[1] + 1] - rows_before[where[0]] == expected:
-            runs.append((first, last, where))
-    return _segments(blobs, keys, runs)
+    def _clean(self, start: int, end: int) -> bool:
+        return self.changed_before[end + 1] == self.changed_before[start]
+
+    def _settle(self, first: int, last: int) -> tuple[int, int] | None:
+        """Shrink the run from an end whose key lost rows; None when nothing of it can be kept."""
+        while first <= last:
+            where = self._span(first, last)
+            if where is None or not self._clean(*where):
+                return None
+            head, tail = self.blobs[first].zone_min or "", self.blobs[last].zone_max or ""
+            if not self._whole(head):
+                first += 1
+            elif not self._whole(tail):
+                last -= 1
+            else:
+                return (first, last) if self._inside_counts_match(first, last, where) else None
+        return None
+
+    def _whole(self, key: str) -> bool:
+        """The key has as many rows now as the previous stream held (none deleted)."""
+        return self.keys[self.position[key]].rows == sum(
+            self._records_of(index, key) for index in self._holding(key)
+        )
+
+    def _inside_counts_match(self, first: int, last: int, where: tuple[int, int]) -> bool:
+        start, end = where
+        run = range(first, last + 1)
+        ends = {self.keys[start].key, self.keys[end].key}
+        held = sum(self.blobs[index].records for index in run)
+        held -= sum(self._records_of(index, key) for key in ends for index in run)
+        inside = self.rows_before[end] - self.rows_before[start + 1] if end > start else 0
+        return inside == held
+
+    # -- what blobs hold ------------------------------------------------------------------------
+    def _holding(self, key: str) -> list[int]:
+        """Indexes of the blobs whose zone holds ``key`` (consecutive: zones are in order)."""
+        return [
+            index for index, blob in enumerate(self.blobs)
+            if (blob.zone_min or "") <= key <= (blob.zone_max or "")
+        ]  # fmt: skip
+
+    def _records_of(self, index: int, key: str) -> int:
+        if not self._may_hold(index, key):
+            return 0
+        if self.blobs[index].zone_min == self.blobs[index].zone_max:
+            return self.blobs[index].records
+        return self.counts(index)[key]
+
+    def counts(self, index: int) -> Counter[str]:
+        """Rows per key in a blob (decoding it once; raises UnreadableBlob)."""
+        if index not in self._counts:
+            self._counts[index] = Counter(self._decode(self.blobs[index]))
+        return self._counts[index]
+
+    def _readable_counts(self, index: int) -> Counter[str] | None:
+        if index in self._unreadable:
+            return None
+        try:
+            return self.counts(index)
+        except UnreadableBlob:
+            self._unreadable.add(index)
+            return None
+
+    # -- the rebuilt stream ---------------------------------------------------------------------
+    def _segments(self, runs: Sequence[tuple[int, int]]) -> list[Segment]:
+        segments: list[Segment] = []
+        previous: tuple[int, int] | None = None
+        for run in [*runs, None]:
+            segments += self._gap(previous, run)
+            if run is not None:
+                segments.append(Keep(self.blobs[run[0] : run[1] + 1]))
+            previous = run
+        return [segment for segment in segments if not (isinstance(segment, Emit) and not segment.blobs)]
+
+    def _gap(self, before: tuple[int, int] | None, after: tuple[int, int] | None) -> list[Segment]:
+        """What lies between two kept runs (or a stream end): the end keys' rows and every
+        unchanged key's rows copied from the blobs, the changed keys' rows read again."""
+        low = self.blobs[before[1]].zone_max if before is not None else None
+        high = self.blobs[after[0]].zone_min if after is not None else None
+        first = before[1] + 1 if before is not None else 0
+        gap = range(first, after[0] if after is not None else len(self.blobs))
+        if low is not None and low == high:
+            return [self._emit(gap, low)]
+        segments: list[Segment] = [self._emit(gap, low)] if low is not None else []
+        start = self.position[low] + 1 if low is not None else 0
+        end = self.position[high] if high is not None else len(self.keys)
+        held = self._held(gap)
+        read_from: int | None = None  # first key of the current stretch to read
+        for index in range(start, end):
+            key = self.keys[index]
+            if held is not None and not key.changed and held.get(key.key, 0) == key.rows:
+                if read_from is not None:
+                    segments.append(Read(self._before(read_from, start, low), key.key))
+                    read_from = None
+                segments.append(self._emit(gap, key.key))
+            elif read_from is None:
+                read_from = index
+        if read_from is not None:
+            segments.append(Read(self._before(read_from, start, low), high))
+        if high is not None:
+            segments.append(self._emit(gap, high))
+        return segments
+
+    def _before(self, index: int, start: int, low: str | None) -> str | None:
+        """The key just before position ``index`` within a gap starting at ``start``."""
+        return self.keys[index - 1].key if index > start else low
+
+    def _held(self, gap: range) -> Counter[str] | None:
+        """Rows per key in the gap's blobs; None when one cannot be read (then all is read)."""
+        total: Counter[str] = Counter()
+        for index in gap:
+            counts = self._readable_counts(index)
+            if counts is None:
+                return None
+            total.update(counts)
+        return total
+
+    def _emit(self, gap: range, key: str) -> Emit:
+        """The rows of unchanged ``key`` in the gap's blobs (their zone maps say which may hold it)."""
+        holding = [index for index in gap if self._may_hold(index, key)]
+        for index in holding:
+            self.counts(index)  # each must be readable now: raises UnreadableBlob otherwise
+        return Emit([self.blobs[index] for index in holding], key)
+
+    def _may_hold(self, index: int, key: str) -> bool:
+        return (self.blobs[index].zone_min or "") <= key <= (self.blobs[index].zone_max or "")
 
 
 def _orders_agree(blobs: Sequence[Blob], keys: Sequence[Key]) -> bool:
@@ -122,25 +286,6 @@ def _orders_agree(blobs: Sequence[Blob], keys: Sequence[Key]) -> bool:
     return all(a <= b for a, b in pairwise(bounds))
 
 
-def _drop_shared_edges(blobs: Sequence[Blob], keep: list[bool]) -> None:
-    """Unkeep a blob that shares its first or last key with an adjacent blob that is read again."""
-    changed = True
-    while changed:
-        changed = False
-        for index, kept in enumerate(keep):
-            if not kept:
-                continue
-            before = index > 0 and not keep[index - 1] and blobs[index - 1].zone_max == blobs[index].zone_min
-            after = (
-                index + 1 < len(blobs)
-                and not keep[index + 1]
-                and blobs[index + 1].zone_min == blobs[index].zone_max
-            )
-            if before or after:
-                keep[index] = False
-                changed = True
-
-
 def _runs(keep: Sequence[bool]) -> list[tuple[int, int]]:
     runs, start = [], None
     for index, kept in enumerate([*keep, False]):
@@ -150,20 +295,3 @@ def _runs(keep: Sequence[bool]) -> list[tuple[int, int]]:
             runs.append((start, index - 1))
             start = None
     return runs
-
-
-def _segments(
-    blobs: Sequence[Blob], keys: Sequence[Key], runs: Sequence[tuple[int, int, tuple[int, int]]]
-) -> list[Segment]:
-    """Kept runs in order, with a ``Read`` for each gap that holds at least one key now."""
-    segments: list[Segment] = []
-    previous_end = -1  # position of the last key of the previous kept run
-    previous_key: str | None = None
-    for first, last, (start, end) in runs:
-        if start > previous_end + 1:  # keys strictly between the two runs exist now
-            segments.append(Read(previous_key, blobs[first].zone_min))
-        segments.append(Keep(blobs[first : last + 1]))
-        previous_end, previous_key = end, blobs[last].zone_max
-    if previous_end + 1 < len(keys):
-        segments.append(Read(previous_key, None))
-    return segments

@@ -71,10 +71,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 
 def records(rows: TableRows, wanted: Iterable[str] | None = None) -> Iterator[Record]:
     """Rows as dicts of the ``wanted`` columns only (all when None)."""
-    positions = [(c, rows.index(c)) for c in (wanted or rows.columns) if rows.has(c)]
+    names = [c for c in (wanted or rows.columns) if rows.has(c)]
+    positions = [rows.index(c) for c in names]
     for line in rows.lines:
-        fields = line[:-1].split(b"\t")
-        yield {column: copy_field(fields[position]) for column, position in positions}
+        yield {
+            column: copy_field(raw)
+            for column, raw in zip(names, rows.fields_at(line, positions), strict=True)
+        }
 
 
 class Rows:

@@ -77,21 +77,25 @@ class BatchSnapshotSource(SnapshotSource):
             return super().__call__(table, key, keys)
         stream, attributes = found
         columns = list(attributes.columns)
+        wanted = PROJECTED[table]
+        # Projected rows are COPY TEXT lines whatever the stream's encoding; whole rows keep it.
+        view = layout.text_view(attributes) if wanted is None else None
         if keys is not None and not keys:
-            return TableRows(table, columns)
+            return TableRows(table, columns, view=view)
         zoned = keys is not None and attributes.key == key
         refs = stream.blobs_covering(keys if zoned else None)
-        wanted = PROJECTED[table]
         kept = [n for n, column in enumerate(columns) if wanted is None or column in wanted]
         missing = [
             blob_id for blob_id in dict.fromkeys(ref.id for ref in refs) if blob_id not in self._projected
         ]
         for blob_id, data in self.repo.read_blobs(missing):
-            records = split_records(data)
-            self._projected[blob_id] = (
-                records if wanted is None else [_project(line, kept, len(columns)) for line in records]
+            records = TableRows(
+                table, columns, layout.split_records(attributes, data), layout.text_view(attributes)
             )
-        rows = TableRows(table, columns, [line for ref in refs for line in self._projected[ref.id]])
+            self._projected[blob_id] = (
+                records.lines if wanted is None else [_project(records, line, kept) for line in records.lines]
+            )
+        rows = TableRows(table, columns, [line for ref in refs for line in self._projected[ref.id]], view)
         return rows if keys is None or key not in columns else rows.where_in(key, keys)
 
     def forget(self) -> None:
@@ -111,12 +115,11 @@ PROJECTED: dict[str, tuple[str, ...] | None] = {
 }
 
 
-def _project(line: bytes, kept: list[int], width: int) -> bytes:
+def _project(rows: TableRows, line: bytes, kept: list[int]) -> bytes:
     """A COPY TEXT record with only the fields at ``kept`` (the others ``\\N``, NULL)."""
-    fields = line[:-1].split(b"\t")
-    out = [b"\\N"] * width
-    for n in kept:
-        out[n] = fields[n]
+    out = [b"\\N"] * len(rows.columns)
+    for n, value in zip(kept, rows.fields_at(line, kept), strict=True):
+        out[n] = value
     return b"\t".join(out) + b"\n"
 
 

@@ -336,7 +336,9 @@ def _build(
             chunks = _counting((data for _, data in repo.read_blobs(wanted, trust_aead=True)), progress)
         else:
             chunks = _counting(repo.iter_stream_data(stream, trust_aead=True), progress)  # one check per blob
-        rows = pg.copy_in(conn, table.qualified, attributes.columns, chunks, freeze=part.whole)
+        rows = pg.copy_in(
+            conn, table.qualified, attributes.columns, chunks, freeze=part.whole, binary=attributes.binary
+        )
         last_load_done[0] = max(last_load_done[0], time.monotonic())
         return rows
 

@@ -5,8 +5,11 @@ and knows nothing of PostgreSQL. A *database snapshot* gives them meaning (speci
 docs/FORMAT.md, "Database snapshots"):
 
 - one stream per table, named ``table:<schema>.<table>``, whose records are the table's rows in
-  PostgreSQL ``COPY … TO STDOUT`` text format; its attributes (:class:`TableStream`) name the
-  table, the columns in record order, and the entity key whose zone maps the blobs carry;
+  PostgreSQL ``COPY … TO STDOUT`` text format, or, with ``encoding: "copy-binary"`` (tables with a
+  ``vector`` column), binary COPY tuples without header and trailer; its attributes
+  (:class:`TableStream`) name the table, the columns in record order, and the entity key whose
+  zone maps the blobs carry. Read records with :func:`split_records` and fields with
+  :func:`text_view`, which work for both encodings;
 - four documents: ``source`` (:class:`SourceDocument`: the server and database read),
   ``letta`` (:class:`~lifeboat.letta.source.LettaDocument`: revision, agent catalog, runs in
   flight), ``schema`` (:class:`~lifeboat.pg.models.DatabaseSchema`: everything needed to recreate
@@ -19,16 +22,21 @@ but does not validate means the manifest is not what lifeboat wrote: :class:`Cor
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lifeboat.errors import CorruptRepository
 from lifeboat.letta.source import LettaDocument, RunInFlight
-from lifeboat.pg.models import DatabaseSchema
+from lifeboat.pg import copybinary
+from lifeboat.pg.models import DatabaseSchema, TableDef
+from lifeboat.repo import repository
 from lifeboat.repo.manifest import Snapshot, Stream
 
 __all__ = [
+    "COPY_BINARY",
     "LETTA",
     "SCHEMA",
     "SOURCE",
@@ -42,9 +50,13 @@ __all__ = [
     "letta_document",
     "schema_document",
     "source_document",
+    "split_records",
+    "table_encoding",
     "table_stream",
     "table_stream_name",
     "table_streams",
+    "text_lines",
+    "text_view",
     "timings_document",
 ]
 
@@ -69,6 +81,15 @@ class TableStream(BaseModel):
     columns: list[str] = []  # the record's fields, in order (generated columns are not stored)
     key: str | None = None  # entity key: the column the blobs' zone maps range over (None: no zone maps)
     order_by: list[str] = []  # the order rows were streamed in (the entity key first, when there is one)
+    encoding: str | None = None  # None: COPY TEXT lines; "copy-binary": binary COPY tuples
+    types: list[str] | None = None  # copy-binary: each column's format_type text, in ``columns`` order
+
+    @property
+    def binary(self) -> bool:
+        return self.encoding == COPY_BINARY
+
+
+COPY_BINARY = "copy-binary"
 
 
 class SourceDocument(BaseModel):
@@ -92,8 +113,67 @@ def table_stream_name(schema: str, table: str) -> str:
 
 
 def table_stream(stream: Stream) -> TableStream:
-    """The attributes of a ``table:`` stream."""
-    return _validate(TableStream, stream.attributes, f"attributes of stream {stream.name}")
+    """The attributes of a ``table:`` stream; an encoding this version does not know is refused."""
+    attributes = _validate(TableStream, stream.attributes, f"attributes of stream {stream.name}")
+    if attributes.encoding not in (None, COPY_BINARY):
+        raise CorruptRepository(
+            f"stream {stream.name} has encoding {attributes.encoding!r}, which this lifeboat cannot read "
+            "(a newer lifeboat wrote it)"
+        )
+    if attributes.binary and len(attributes.types or ()) != len(attributes.columns):
+        raise CorruptRepository(f"stream {stream.name}: a copy-binary stream needs one type per column")
+    return attributes
+
+
+def table_encoding(table: TableDef, enums: Iterable[str], utc_iso_session: bool) -> dict[str, Any]:
+    """The encoding attributes of a table's stream: binary COPY for a table with a ``vector``
+    column (the server's float-to-text conversion dominates its COPY), when every column type has
+    an exact text view (:func:`text_view`) and the session prints times as that view does (ISO,
+    UTC); ``{}`` (COPY TEXT) otherwise, or when ``LIFEBOAT_COPY_BINARY=0``."""
+    if os.environ.get("LIFEBOAT_COPY_BINARY", "1") == "0" or not utc_iso_session:
+        return {}
+    types = [column.type for column in table.columns if column.copyable]
+    enum_names = set(enums)
+    if not any(copybinary.base_type(t) == "vector" for t in types):
+        return {}
+    if not all(copybinary.text_view_supports(t, enum_names) for t in types):
+        return {}
+    return {"encoding": COPY_BINARY, "types": types}
+
+
+def split_records(attributes: TableStream, data: bytes, what: str = "") -> list[bytes]:
+    """A blob's records: COPY TEXT lines (each with its ``\\n``) or binary tuples."""
+    if not attributes.binary:
+        return repository.split_records(data)
+    try:
+        return copybinary.split_rows(data, len(attributes.columns))
+    except copybinary.MalformedRows as exc:
+        raise CorruptRepository(f"{_stream_label(attributes)}{what}: malformed binary row ({exc})") from None
+
+
+def text_view(attributes: TableStream, *, compare: bool = False) -> copybinary.TextView | None:
+    """How to turn the stream's binary tuples into COPY TEXT lines; None for a text stream.
+    ``compare``: vectors as hex (exact and cheap) rather than as ``[…]`` text."""
+    if not attributes.binary:
+        return None
+    return copybinary.TextView(attributes.types or [], compare=compare)
+
+
+def text_lines(attributes: TableStream, chunks: Iterable[bytes], *, compare: bool = False) -> Iterator[bytes]:
+    """Buffers of whole COPY TEXT lines from buffers of whole records of either encoding."""
+    view = text_view(attributes, compare=compare)
+    for data in chunks:
+        if view is None:
+            yield data
+            continue
+        try:
+            yield b"".join(view.lines(data))
+        except copybinary.MalformedRows as exc:
+            raise CorruptRepository(f"{_stream_label(attributes)}: malformed binary row ({exc})") from None
+
+
+def _stream_label(attributes: TableStream) -> str:
+    return f"table {attributes.schema_}.{attributes.table}"
 
 
 def table_streams(snapshot: Snapshot) -> dict[tuple[str, str], tuple[Stream, TableStream]]:

@@ -41,8 +41,9 @@ from lifeboat.ops.verify_against_diff import (
     lines_of,
     written_after,
 )
-from lifeboat.pg import catalog
+from lifeboat.pg import catalog, copybinary
 from lifeboat.pg.connect import describe_target
+from lifeboat.pg.copybinary import TextView
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo.manifest import Snapshot, Stream
 from lifeboat.repo.repository import Repository
@@ -357,7 +358,7 @@ class _Comparison:
 def _compare_all(repo: Repository, dsn: str, comparison: _Comparison, jobs: int) -> None:
     for table in comparison.tables:  # the (small) junction tables, for per-agent attribution
         if table.definition.name in _AgentIndex.JUNCTIONS:
-            lines = lines_of(repo.iter_stream_data(table.stream))
+            lines = lines_of(_snapshot_chunks(repo, table))
             comparison.index.learn(table.definition.name, list(table.layout.columns), lines)
     with pg.SharedSnapshot(dsn) as shared:
         with shared.connection() as conn:
@@ -373,26 +374,52 @@ def _compare_all(repo: Repository, dsn: str, comparison: _Comparison, jobs: int)
             if lacking:
                 comparison.missing_table(table, f"the database table lacks column(s) {', '.join(lacking)}")
                 return
-            order_by = list(layout.table_stream(table.stream).order_by)
+            attributes = layout.table_stream(table.stream)
+            binary = attributes.binary and _same_types(attributes, columns)
             batches = pg.copy_out(
-                conn, table.definition.qualified, list(table.layout.columns), order_by=order_by
+                conn,
+                table.definition.qualified,
+                list(table.layout.columns),
+                order_by=list(attributes.order_by),
+                binary=binary,
             )
-            database_chunks = (batch.data for batch in batches)
-            comparison.compare(table, repo.iter_stream_data(table.stream), database_chunks, chunks=True)
+            database_chunks: Iterator[bytes] = (batch.data for batch in batches)
+            if binary:
+                database_chunks = layout.text_lines(attributes, database_chunks, compare=True)
+            comparison.compare(
+                table, _snapshot_chunks(repo, table, compare=binary), database_chunks, chunks=True
+            )
 
         shared.map(work, _biggest_first(comparison.tables), jobs=max(1, jobs))
+
+
+def _snapshot_chunks(repo: Repository, table: _Table, *, compare: bool = False) -> Iterator[bytes]:
+    """The stream's records as buffers of COPY TEXT lines (binary tuples printed; ``compare``:
+    vectors as hex, as the database side of a binary comparison prints them)."""
+    attributes = layout.table_stream(table.stream)
+    return layout.text_lines(attributes, repo.iter_stream_data(table.stream), compare=compare)
+
+
+def _same_types(attributes: layout.TableStream, present: dict[str, str]) -> bool:
+    """Whether the database's columns have the stream's types, so that both sides can be read
+    binary and printed alike (otherwise the database is read as text)."""
+    return all(
+        copybinary.base_type(present.get(column, "")) == copybinary.base_type(kind)
+        for column, kind in zip(attributes.columns, attributes.types or [], strict=True)
+    )
 
 
 def _biggest_first(tables: list[_Table]) -> list[_Table]:
     return sorted(tables, key=lambda t: -t.stream.raw_size)
 
 
-def _present_columns(conn: psycopg.Connection, tables: list[_Table]) -> dict[str, set[str]]:
-    """``schema.table`` → its column names, for the schemas the snapshot's tables live in."""
+def _present_columns(conn: psycopg.Connection, tables: list[_Table]) -> dict[str, dict[str, str]]:
+    """``schema.table`` → its column names and their types, for the schemas the snapshot's tables
+    live in."""
     present = {}
     for schema in sorted({t.definition.schema_ for t in tables}):
         for table, columns in catalog.columns(conn, schema).items():
-            present[f"{schema}.{table}"] = {column.name for column in columns}
+            present[f"{schema}.{table}"] = {column.name: column.type for column in columns}
     return present
 
 
@@ -425,7 +452,7 @@ def _compare_agents(repo: Repository, dsn: str, comparison: _Comparison, agent_i
         raise UsageError(f"agent(s) {', '.join(unknown)} exist neither in the snapshot nor in the database")
     for graph in (snapshot_graph, database_graph):
         for name, rows in graph.tables.items():
-            comparison.index.learn(name, rows.columns, (line[:-1] for line in rows.lines))
+            comparison.index.learn(name, rows.columns, _lines(rows))
     for name in sorted(set(snapshot_graph.tables) | set(database_graph.tables)):
         table = by_name.get(name)
         if table is None:
@@ -441,8 +468,12 @@ def _compare_agents(repo: Repository, dsn: str, comparison: _Comparison, agent_i
 
 
 def _lines(rows: TableRows | None) -> Iterator[bytes]:
-    for line in rows.lines if rows is not None else []:
-        yield line[:-1]
+    """COPY TEXT lines without their newline; binary rows printed with vectors as hex."""
+    if rows is None:
+        return
+    view = None if rows.view is None else TextView(rows.view.types, compare=True)
+    for line in rows.lines:
+        yield line[:-1] if view is None else view.line(line)[:-1]
 
 
 class _DatabaseSource:
@@ -450,7 +481,7 @@ class _DatabaseSource:
     one of ``keys``, in the snapshot's order."""
 
     def __init__(
-        self, conn: psycopg.Connection, tables: dict[str, _Table], present: dict[str, set[str]]
+        self, conn: psycopg.Connection, tables: dict[str, _Table], present: dict[str, dict[str, str]]
     ) -> None:
         self.conn, self.tables, self.present = conn, tables, present
 
@@ -458,22 +489,37 @@ class _DatabaseSource:
         table = self.tables.get(name)
         if table is None or table.label not in self.present:
             return None
-        columns = [c for c in table.layout.columns if c in self.present[table.label]]
+        present = self.present[table.label]
+        columns = [c for c in table.layout.columns if c in present]
+        attributes = layout.table_stream(table.stream)
+        binary = attributes.binary and columns == attributes.columns and _same_types(attributes, present)
+        view = layout.text_view(attributes) if binary else None
         if keys is not None and not keys:
-            return TableRows(name, columns)
+            return TableRows(name, columns, view=view)
         where: sql.Composable = sql.SQL("")
         if keys is not None and key in columns:
             where = sql.SQL(" WHERE {} = ANY({})").format(sql.Identifier(key), sql.Literal(sorted(keys)))
         order = list(layout.table_stream(table.stream).order_by)
-        statement = sql.SQL("COPY (SELECT {} FROM {}{}{}) TO STDOUT").format(
+        statement = sql.SQL("COPY (SELECT {} FROM {}{}{}) TO STDOUT{}").format(
             sql.SQL(", ").join(sql.Identifier(c) for c in columns),
             table.definition.qualified.identifier(),
             where,
             sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(sql.Identifier(c) for c in order))
             if order
             else sql.SQL(""),
+            sql.SQL(" (FORMAT binary)") if binary else sql.SQL(""),
         )
         with self.conn.cursor() as cursor, cursor.copy(statement) as copy:
             data = b"".join(bytes(chunk) for chunk in copy)
+        if binary:
+            return TableRows(name, columns, _binary_rows(data, len(columns)), view)
         lines = [line + b"\n" for line in data.split(b"\n")[:-1]]
         return TableRows(name, columns, lines)
+
+
+def _binary_rows(data: bytes, width: int) -> list[bytes]:
+    """The tuples of a whole ``COPY … (FORMAT binary)`` output."""
+    splitter = copybinary.StreamSplitter(width, None)
+    body, _ends, _keys = splitter.feed(data)
+    splitter.close()
+    return copybinary.split_rows(body, width) if body else []

@@ -295,8 +295,9 @@ def load_and_apply_post_data(
     A table's indexes start right after its own load (while bigger tables are still loading),
     a table's index builds overlap each other (keys are built as plain unique indexes, then
     attached), foreign keys wait for both tables' keys, and ``ANALYZE`` of a table follows its
-    load (or its indexes, when one indexes an expression). With a biggest-first order this keeps every connection busy until the end instead
-    of leaving all but one idle behind the largest table, then behind its indexes.
+    load (or its indexes, when one indexes an expression). With a biggest-first order this keeps
+    every connection busy until the end instead of leaving all but one idle behind the largest
+    table, then behind its indexes.
 
     ``load`` runs on a pool connection (autocommit) and typically calls
     :func:`lifeboat.pg.copystream.copy_in` with ``freeze=part.whole`` (the parts of a split
@@ -380,7 +381,7 @@ def _analyze_tasks(
         name = str(table.qualified)
         statement = Statement(sql.SQL("ANALYZE {}").format(table.qualified.identifier()))
         key = f"analyze:{name}"
-        if not any(index_has_expressions(index.definition) for index in table.indexes):
+        if not _indexes_expressions(table):
             early.append(
                 _Task(
                     _bound(execute_statement, statement), key, frozenset({load_key(table)}), frozenset({name})
@@ -392,6 +393,18 @@ def _analyze_tasks(
             _Task(_bound(execute_statement, statement), key, own | {load_key(table)}, frozenset({name}))
         )
     return early, late
+
+
+def _indexes_expressions(table: TableDef) -> bool:
+    """Whether one of the table's indexes (an exclusion constraint's included) has an expression;
+    an exclusion constraint captured without its index definition (as captures are) counts as one."""
+    definitions = [index.definition for index in table.indexes]
+    for constraint in table.constraints:
+        if constraint.kind == "x" and constraint.index_definition is None:
+            return True
+        if constraint.kind == "x" and constraint.index_definition is not None:
+            definitions.append(constraint.index_definition)
+    return any(index_has_expressions(definition) for definition in definitions)
 
 
 def _autovacuum_pausable(tables: Sequence[TableDef]) -> list[TableDef]:

@@ -136,6 +136,21 @@ def server_info(conn: psycopg.Connection) -> ServerInfo:
     return ServerInfo(int(row[0]), str(row[1]).split()[0], row[2], row[3], bool(row[4]), bool(row[5]))
 
 
+_UTC_ZONES = frozenset(
+    name.lower()
+    for name in ("UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu",
+                 "GMT", "Etc/GMT", "GMT0", "Etc/GMT0", "GMT+0", "Etc/GMT+0", "GMT-0", "Etc/GMT-0",
+                 "Greenwich", "Etc/Greenwich")
+)  # fmt: skip
+
+
+def prints_utc_iso(conn: psycopg.Connection) -> bool:
+    """Whether the session prints timestamps in ISO style and in UTC (``2026-12-03 23:29:10+00``)."""
+    row = conn.execute("SELECT current_setting('DateStyle'), current_setting('TimeZone')").fetchone()
+    assert row is not None
+    return str(row[0]).upper().startswith("ISO") and str(row[1]).lower() in _UTC_ZONES
+
+
 def role_exists(conn: psycopg.Connection, role: str) -> bool:
     row = conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (role,)).fetchone()
     return row is not None

@@ -1,9 +1,13 @@
-"""COPY TEXT streams out of and into tables.
+"""COPY streams out of and into tables, in text or binary format.
 
-Text format (not binary) because it is portable across PostgreSQL majors and across type
-representations (a ``vector`` or an enum reads back on any server that has the type). Every
-row is one line ending in ``b"\\n"``: embedded newlines, tabs and backslashes are escaped by
-the server, so splitting on ``b"\\n"`` and ``b"\\t"`` is exact.
+Text format by default: it is portable across PostgreSQL majors and across type representations
+(a ``vector`` or an enum reads back on any server that has the type). Every row is one line
+ending in ``b"\\n"``: embedded newlines, tabs and backslashes are escaped by the server, so
+splitting on ``b"\\n"`` and ``b"\\t"`` is exact.
+
+``binary=True`` streams binary COPY tuples instead (:mod:`lifeboat.pg.copybinary`): for tables
+with ``vector`` columns, whose float-to-text conversion costs the server several times more
+than the binary form. Batches then hold tuples only (no header or trailer) and their ends.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from psycopg.pq import ExecStatus
 from psycopg.pq.abc import PGconn
 
 from lifeboat.errors import DatabaseError
+from lifeboat.pg import copybinary
 from lifeboat.pg.connect import one_line
 from lifeboat.pg.models import QualifiedName
 
@@ -29,7 +34,7 @@ Buffer = bytes | bytearray | memoryview
 
 @dataclass(frozen=True, slots=True)
 class CopyBatch:
-    """Complete COPY TEXT lines (each ends with ``b"\\n"``).
+    """Complete COPY TEXT lines (each ends with ``b"\\n"``), or binary tuples (``ends`` set).
 
     ``keys`` holds, when asked for, the key column's value of each row in order, as the raw
     COPY text field (``b"\\\\N"`` for NULL; backslash escapes left as the server wrote them).
@@ -38,6 +43,7 @@ class CopyBatch:
     data: bytes
     rows: int
     keys: list[bytes] | None = None
+    ends: list[int] | None = None  # binary: the end offset of each tuple in ``data``; None: text lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +67,29 @@ def copy_out_statement(
     table: QualifiedName,
     columns: Sequence[str],
     order_by: Sequence[str] = (),
-    key_range: KeyRange | None = None,
+    key_ranges: Sequence[KeyRange] = (),
+    *,
+    binary: bool = False,
 ) -> sql.Composed:
+    """``COPY`` of the columns, sorted by ``order_by``; only rows in one of ``key_ranges`` if any."""
     column_list = sql.SQL(", ").join(sql.Identifier(column) for column in columns)
-    if not order_by and key_range is None:
-        return sql.SQL("COPY {}{} TO STDOUT").format(table.identifier(), _parenthesized(column_list, columns))
-    where = sql.SQL(" WHERE {}").format(key_range.condition()) if key_range is not None else sql.SQL("")
+    options = BINARY if binary else sql.SQL("")
+    if not order_by and not key_ranges:
+        return sql.SQL("COPY {}{} TO STDOUT{}").format(
+            table.identifier(), _parenthesized(column_list, columns), options
+        )
+    conditions = sql.SQL(" OR ").join(
+        sql.SQL("({})").format(key_range.condition()) for key_range in key_ranges
+    )
+    where = sql.SQL(" WHERE {}").format(conditions) if key_ranges else sql.SQL("")
     ordering = sql.SQL(", ").join(sql.Identifier(column) for column in order_by)
     order = sql.SQL(" ORDER BY {}").format(ordering) if order_by else sql.SQL("")
-    return sql.SQL("COPY (SELECT {} FROM {}{}{}) TO STDOUT").format(
-        column_list, table.identifier(), where, order
+    return sql.SQL("COPY (SELECT {} FROM {}{}{}) TO STDOUT{}").format(
+        column_list, table.identifier(), where, order, options
     )
+
+
+BINARY = sql.SQL(" (FORMAT binary)")
 
 
 def _parenthesized(column_list: sql.Composable, columns: Sequence[str]) -> sql.Composable:
@@ -87,24 +105,31 @@ def copy_out(
     order_by: Sequence[str] = (),
     key_column: str | None = None,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
-    key_range: KeyRange | None = None,
+    binary: bool = False,
+    key_ranges: Sequence[KeyRange] = (),
 ) -> Iterator[CopyBatch]:
-    """Stream a table as batches of about ``batch_bytes`` of whole COPY TEXT rows.
+    """Stream a table as batches of about ``batch_bytes`` of whole COPY TEXT rows (binary tuples
+    with ``binary``).
 
     Memory stays bounded by one batch plus one row. Run it on a connection that imported the
     shared snapshot so the rows belong to the snapshot's instant. The connection must not be
     used for anything else until the iterator is exhausted or closed. Closing it before the end
-    cancels the COPY, which aborts the connection's transaction. ``key_range`` reads only the
-    rows of a range of key values (an incremental backup's changed stretch).
+    cancels the COPY, which aborts the connection's transaction. ``key_ranges`` reads only the
+    rows in those ranges of key values (an incremental backup's changed stretches).
     """
     key_index = _key_index(columns, key_column)
-    statement = copy_out_statement(table, columns, order_by, key_range)
+    statement = copy_out_statement(table, columns, order_by, key_ranges, binary=binary)
     try:
         with conn.cursor() as cursor, cursor.copy(statement):
             chunks = _copy_data_chunks(conn.pgconn, table, batch_bytes)
-            yield from _line_batches(chunks, key_index)
+            if binary:
+                yield from _tuple_batches(chunks, len(columns), key_index)
+            else:
+                yield from _line_batches(chunks, key_index)
     except psycopg.Error as exc:
         raise DatabaseError(f"COPY out of {table}: {one_line(exc)}") from exc
+    except copybinary.MalformedRows as exc:
+        raise DatabaseError(f"COPY out of {table}: {exc}") from exc
 
 
 def _copy_data_chunks(pgconn: PGconn, table: QualifiedName, chunk_bytes: int) -> Iterator[bytes]:
@@ -194,6 +219,16 @@ def _make_batch(data: bytes, key_index: int | None) -> CopyBatch:
     return CopyBatch(data, len(lines), keys)
 
 
+def _tuple_batches(chunks: Iterable[bytes], width: int, key_index: int | None) -> Iterator[CopyBatch]:
+    splitter = copybinary.StreamSplitter(width, key_index)
+    for chunk in chunks:
+        data, ends, keys = splitter.feed(chunk)
+        if ends:
+            batch_keys = None if key_index is None else [NULL_TEXT if k is None else k for k in keys]
+            yield CopyBatch(data, len(ends), batch_keys, ends)
+    splitter.close()
+
+
 def copy_in(
     conn: psycopg.Connection,
     table: QualifiedName,
@@ -201,8 +236,11 @@ def copy_in(
     chunks: Iterable[bytes],
     *,
     freeze: bool = False,
+    binary: bool = False,
 ) -> int:
     """Load COPY TEXT bytes (any chunking) into the named columns; returns the row count.
+
+    ``binary``: the chunks are binary COPY tuples (no header or trailer: they are added here).
 
     Columns are matched by name, so the target may order them differently or have extra
     columns (they take their defaults). ``freeze=True`` truncates the table and loads it with
@@ -211,7 +249,11 @@ def copy_in(
     restore target), and only when the whole table comes in this one call.
     """
     column_list = sql.SQL(", ").join(sql.Identifier(column) for column in columns)
-    options = sql.SQL(" (FREEZE)") if freeze else sql.SQL("")
+    flags = [sql.SQL("FORMAT binary")] if binary else []
+    flags += [sql.SQL("FREEZE")] if freeze else []
+    options = sql.SQL(" ({})").format(sql.SQL(", ").join(flags)) if flags else sql.SQL("")
+    if binary:
+        chunks = copybinary.with_header(chunks)
     statement = sql.SQL("COPY {}{} FROM STDIN{}").format(
         table.identifier(), _parenthesized(column_list, columns), options
     )

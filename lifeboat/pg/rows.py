@@ -7,6 +7,7 @@ transaction); what the rows are and which tables they go to is decided by the ca
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -14,19 +15,29 @@ import psycopg
 from psycopg import sql
 
 from lifeboat.errors import LifeboatError
+from lifeboat.pg import copybinary
 
 COPY_BATCH_BYTES = 1 << 20
 
 
 def copy_lines(
-    conn: psycopg.Connection[Any], table: sql.Composable, columns: Sequence[str], lines: Iterable[bytes]
+    conn: psycopg.Connection[Any],
+    table: sql.Composable,
+    columns: Sequence[str],
+    lines: Iterable[bytes],
+    *,
+    binary: bool = False,
 ) -> None:
-    """``COPY table (columns) FROM STDIN`` of text-format lines (each ends with a newline), sent in
-    batches of about a mebibyte."""
+    """``COPY table (columns) FROM STDIN`` of text-format lines (each ends with a newline), or of
+    binary COPY tuples with ``binary`` (header and trailer added here), sent in batches of about a
+    mebibyte."""
     names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(table, names)
+    options = sql.SQL(" (FORMAT binary)") if binary else sql.SQL("")
+    statement = sql.SQL("COPY {} ({}) FROM STDIN{}").format(table, names, options)
     with conn.cursor() as cursor, cursor.copy(statement) as copy:
-        batch: list[bytes] = []
+        batch: list[bytes] = [copybinary.HEADER] if binary else []
+        if binary:
+            lines = itertools.chain(lines, [copybinary.TRAILER])
         size = 0
         for line in lines:
             batch.append(line)

@@ -13,6 +13,10 @@ back into step at the first boundary record past the change, so unchanged runs o
 byte-identical blobs, which deduplicate. A blob is also cut *before* a record that would push it
 past ``max_size``, and after a record that reaches it (one huge record becomes a blob of its own).
 
+Records need not be lines: :meth:`RecordChunker.feed_framed` takes a buffer of records together
+with where each ends (e.g. binary COPY tuples, which may contain any byte). The rule is the same
+with ``r`` the whole record and ``len(r)`` in place of ``len(r) + 1``.
+
 Speed: input arrives as buffers of whole lines. ``bytes.split``, ``len`` and ``zlib.crc32`` run
 in C; the Python loop does a few integer operations per record; blob bytes are sliced out of
 the input buffer, never assembled record by record.
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import zlib
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
 from operator import add, lt, mul
@@ -77,6 +81,25 @@ class RecordChunker:
         self._check_keying(keys is not None)
         return self._cut_lines(data, lines, keys)
 
+    def feed_framed(self, data: bytes, ends: Sequence[int], keys: Sequence[Key] | None = None) -> list[Chunk]:
+        """Add a buffer of whole records that are not lines: ``ends[i]`` is where record ``i`` ends
+        (strictly increasing, the last one ``len(data)``)."""
+        if not ends:
+            if data or keys:
+                raise ValueError("a framed batch without record ends")
+            return []
+        if ends[-1] != len(data):
+            raise ValueError("the last record must end at the end of the batch")
+        if keys is not None and len(keys) != len(ends):
+            raise ValueError(f"{len(ends)} records but {len(keys)} keys")
+        self._check_keying(keys is not None)
+        view = memoryview(data)
+        records = [view[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+        sizes = [end - start for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+        if min(sizes) <= 0:
+            raise ValueError("record ends must be strictly increasing")
+        return self._cut(data, sizes, map(zlib.crc32, records, repeat(self._seed, len(records))), keys)
+
     def feed_records(self, records: Sequence[bytes], keys: Sequence[Key] | None = None) -> list[Chunk]:
         """Add records given one by one; each must end with its only ``\\n``."""
         data = b"".join(records)
@@ -100,10 +123,14 @@ class RecordChunker:
 
     def _cut_lines(self, data: bytes, lines: list[bytes], keys: Sequence[Key] | None) -> list[Chunk]:
         """Cut the buffer at boundaries found with C-level iterators and bisection, not a per-record loop."""
-        count = len(lines)
         sizes = list(map(add, map(len, lines), repeat(1)))  # record sizes, newline included
+        return self._cut(data, sizes, map(zlib.crc32, lines, repeat(self._seed, len(lines))), keys)
+
+    def _cut(
+        self, data: bytes, sizes: list[int], hashes: Iterator[int], keys: Sequence[Key] | None
+    ) -> list[Chunk]:
+        count = len(sizes)
         ends = list(accumulate(sizes))  # offset just past each record
-        hashes = map(zlib.crc32, lines, repeat(self._seed, count))
         boundaries = list(compress(range(count), map(lt, hashes, map(mul, sizes, repeat(self._scale)))))
         chunks: list[Chunk] = []
         chunk_start = -self._size  # offset of the current chunk's first byte (negative: held bytes)

@@ -330,6 +330,9 @@ class Repository:
     ) -> Iterator[bytes]:
         """A stream's records (each ending in ``\\n``), from the blobs that may hold ``keys`` if given.
 
+        Only for streams of lines: records of other streams (binary table streams) are split by
+        the layer that knows their framing (``iter_stream_data`` gives their blobs' bytes).
+
         Zone maps select blobs, not records: records of other keys in those blobs are yielded too;
         filter them in the caller, which knows how to find a record's key.
         """

@@ -316,7 +316,8 @@ class RepositoryWriter:
 
 
 class StreamWriter:
-    """Chunks one stream of records (lines ending in ``\\n``) into blobs. Not thread-safe: one per producer."""
+    """Chunks one stream of records (lines ending in ``\\n``, or records framed by ``ends``) into blobs.
+    Not thread-safe: one per producer."""
 
     def __init__(self, writer: RepositoryWriter, name: str, attributes: dict[str, Any]) -> None:
         self.writer = writer
@@ -326,9 +327,13 @@ class StreamWriter:
         self._chunker = RecordChunker(writer.chunker_params, writer.repo.keys.chunker_seed())
         self._blobs: list[BlobRef] = []
 
-    def add(self, data: bytes, keys: Sequence[Key] | None = None) -> None:
-        """Add a buffer of whole lines (e.g. a ``CopyBatch.data``), with one sort key per line or none."""
-        for chunk in self._chunker.feed(data, keys):
+    def add(self, data: bytes, keys: Sequence[Key] | None = None, ends: Sequence[int] | None = None) -> None:
+        """Add a buffer of whole lines (e.g. a ``CopyBatch.data``), with one sort key per line or none;
+        with ``ends``, a buffer of records that are not lines, ``ends[i]`` the end of record ``i``."""
+        chunks = (
+            self._chunker.feed(data, keys) if ends is None else self._chunker.feed_framed(data, ends, keys)
+        )
+        for chunk in chunks:
             self._store(chunk)
 
     def add_records(self, records: Sequence[bytes], keys: Sequence[Key] | None = None) -> None:
@@ -343,7 +348,7 @@ class StreamWriter:
         elif isinstance(batch, RecordBatch):
             self.add_records(batch.records, batch.keys)
         elif isinstance(batch, LinesBatch):
-            self.add(batch.data, batch.keys)
+            self.add(batch.data, batch.keys, getattr(batch, "ends", None))
         else:
             self.add_records(batch)
 

@@ -38,6 +38,12 @@ def test_round_trip_into_fresh_postgres(
     source = letta_db
     result = run_backup(repo, source.admin_dsn, tags=["nightly"])
     assert result.snapshot.documents["source"]["letta_revision"] == "1c28e167b74f"
+    encodings = {
+        s.attributes["table"]: (s.attributes.get("encoding"), s.records) for s in result.snapshot.streams
+    }
+    assert encodings["archival_passages"][0] == encodings["source_passages"][0] == "copy-binary"
+    assert encodings["archival_passages"][1] > 0  # vectors really went binary (into another major below)
+    assert encodings["messages"][0] is None
 
     ensure_letta_role(pg18_cluster)  # the operator's init.sql role; restore keeps ownership when it exists
     target_dsn = pg18_cluster.dsn("letta_restored")

@@ -41,6 +41,8 @@ _EDITS = (
     "DELETE FROM agents_tags WHERE (agent_id, tag) = (SELECT agent_id, tag FROM agents_tags "
     "WHERE tag <> 'lifeboat-incremental' ORDER BY agent_id DESC, tag LIMIT 1 OFFSET 3)",
     "UPDATE block SET value = value || ' (edited)' WHERE id = (SELECT min(id) FROM block)",
+    # a table stored as binary COPY (it has a vector column): kept or read whole
+    "UPDATE archival_passages SET text = text || ' (edited)' WHERE id = (SELECT min(id) FROM archival_passages)",
 )
 
 
@@ -66,7 +68,7 @@ def test_unchanged_rows_are_kept_and_streams_equal_a_full_read(
     assert full.incremental.why_not == "--full" and full.incremental.bytes_kept == 0
     changed = incremental.incremental
     assert changed.tables_partly_read >= 1  # messages: blobs away from the edited row are kept
-    assert changed.tables_partly_read + changed.tables_read == 3  # messages, agents_tags, block
+    assert changed.tables_partly_read + changed.tables_read == 4  # messages, agents_tags, block, passages
     assert incremental.incremental.bytes_kept > 0.5 * full.snapshot.raw_size()
     assert _streams(repo, incremental) == _streams(repo, full)
 

@@ -7,7 +7,7 @@ import pytest
 from lifeboat.errors import CorruptRepository
 from lifeboat.letta.catalog import AgentEntry
 from lifeboat.ops import snapshot_layout as layout
-from lifeboat.pg.models import DatabaseInfo, DatabaseSchema
+from lifeboat.pg.models import ColumnDef, DatabaseInfo, DatabaseSchema, TableDef
 from lifeboat.repo.manifest import BlobRef, Snapshot, Stream
 
 SCHEMA = DatabaseSchema(
@@ -77,3 +77,34 @@ def test_table_stream_attributes_must_name_the_table() -> None:
     snapshot = Snapshot(streams=[Stream(name="table:letta.x", attributes={"columns": ["id"]})])
     with pytest.raises(CorruptRepository, match=r"attributes of stream table:letta\.x"):
         layout.table_streams(snapshot)
+
+
+def _table(*types: str) -> TableDef:
+    columns = [ColumnDef(name=f"c{n}", type=t) for n, t in enumerate(types)]
+    return TableDef(schema="letta", name="t", owner="letta", columns=columns)
+
+
+def test_binary_only_for_vector_tables_whose_types_print_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    passages = _table(
+        "character varying", "json", "letta.vector(4096)", "timestamp with time zone", "boolean"
+    )
+    chosen = layout.table_encoding(passages, [], utc_iso_session=True)
+    assert chosen == {"encoding": "copy-binary", "types": [c.type for c in passages.columns]}
+    assert layout.table_encoding(_table("character varying", "json"), [], utc_iso_session=True) == {}
+    assert layout.table_encoding(passages, [], utc_iso_session=False) == {}  # times would print otherwise
+    assert layout.table_encoding(_table("letta.vector(3)", "numeric"), [], utc_iso_session=True) == {}
+    assert layout.table_encoding(
+        _table("letta.vector(3)", "letta.kind"), ["letta.kind"], utc_iso_session=True
+    )
+    monkeypatch.setenv("LIFEBOAT_COPY_BINARY", "0")
+    assert layout.table_encoding(passages, [], utc_iso_session=True) == {}
+
+
+def test_unknown_encoding_or_missing_types_are_refused() -> None:
+    snapshot = _snapshot()
+    stream = snapshot.streams[0]
+    for bad in ({"encoding": "copy-arrow"}, {"encoding": "copy-binary", "types": ["text"]}):
+        damaged = stream.model_copy(update={"attributes": {**stream.attributes, **bad}})
+        with pytest.raises(CorruptRepository, match=r"encoding|one type per column"):
+            layout.table_stream(damaged)
+    assert not layout.table_stream(stream).binary  # absent: COPY TEXT, as every older snapshot

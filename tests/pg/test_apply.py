@@ -9,6 +9,7 @@ import pytest
 
 from lifeboat import pg
 from lifeboat.errors import DatabaseError
+from lifeboat.pg import apply as apply_module
 from lifeboat.pg.fragments import index_has_expressions
 from lifeboat.sandbox.postgres import Cluster
 
@@ -210,3 +211,24 @@ def test_pipelined_restore_analyzes_every_table_and_expression_index(pg_cluster:
 )
 def test_index_expressions_are_recognised(definition: str, expressions: bool) -> None:
     assert index_has_expressions(definition) is expressions
+
+
+def test_a_table_is_analyzed_after_its_expression_indexes_exclusions_included(pg_cluster: Cluster) -> None:
+    n = next(_names)
+    pg_cluster.create_database(f"exprs_src{n}")
+    pg_cluster.execute(
+        "CREATE TABLE booking (a timestamptz, b timestamptz, EXCLUDE USING gist (tstzrange(a, b) WITH &&));"
+        "CREATE TABLE slot (during tstzrange, EXCLUDE USING gist (during WITH &&));"
+        "CREATE TABLE named (id int PRIMARY KEY, name text UNIQUE); CREATE INDEX ON named (lower(name));"
+        "CREATE TABLE plain (id int PRIMARY KEY, name text); CREATE INDEX ON plain (name) WHERE id > 0;",
+        f"exprs_src{n}",
+    )
+    schema = capture(pg_cluster.dsn(f"exprs_src{n}"))
+    early, late = apply_module._analyze_tasks(schema, pg.post_data_statements(schema))
+    # an exclusion constraint is captured without its index definition: assumed to have expressions
+    assert [task.key for task in early] == ["analyze:public.plain"]
+    assert sorted(task.key for task in late) == [
+        "analyze:public.booking",
+        "analyze:public.named",
+        "analyze:public.slot",
+    ]

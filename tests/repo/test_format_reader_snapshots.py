@@ -5,6 +5,8 @@ what it read against the database itself (no lifeboat code reads anything here).
 from __future__ import annotations
 
 import re
+import struct
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,44 @@ def decode_rows(records: list[bytes], columns: list[str]) -> list[dict[str, str 
     return rows
 
 
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def split_tuples(data: bytes, width: int) -> list[list[bytes | None]]:
+    """§16.1 binary records: int16 field count, then per field an int32 length (-1: NULL) and the bytes."""
+    rows, position = [], 0
+    while position < len(data):
+        (count,) = struct.unpack_from(">h", data, position)
+        assert count == width
+        position += 2
+        fields: list[bytes | None] = []
+        for _ in range(count):
+            (length,) = struct.unpack_from(">i", data, position)
+            position += 4
+            fields.append(None if length == -1 else data[position : position + length])
+            position += max(length, 0)
+        rows.append(fields)
+    assert position == len(data)
+    return rows
+
+
+def decode_binary(value: bytes | None, type_name: str) -> Any:
+    """§16.1's table of binary values, for the types Letta's passage tables use."""
+    if value is None:
+        return None
+    base = type_name.split("(")[0].rsplit(".", 1)[-1]
+    if base == "boolean":
+        return value == b"\x01"
+    if base == "timestamp with time zone":
+        return _EPOCH + timedelta(microseconds=struct.unpack(">q", value)[0])
+    if base == "vector":
+        dim, unused = struct.unpack_from(">hh", value)
+        assert unused == 0 and len(value) == 4 + 4 * dim
+        return list(struct.unpack_from(f">{dim}f", value, 4))
+    assert base in ("character varying", "text", "json"), type_name
+    return value.decode("utf-8")
+
+
 class DatabaseSnapshot:
     """§16 on top of the §1–§15 reader."""
 
@@ -63,7 +103,25 @@ class DatabaseSnapshot:
 
     def rows(self, schema: str, table: str) -> list[dict[str, str | None]]:
         stream = self.tables[(schema, table)]
+        assert stream["attributes"].get("encoding") is None
         return decode_rows(self.reader.records(stream, self.index), stream["attributes"]["columns"])
+
+    def binary_rows(
+        self, schema: str, table: str, key: str | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A ``copy-binary`` stream's rows (only the blobs whose zone map may hold ``key``, if given)."""
+        stream = self.tables[(schema, table)]
+        attributes = stream["attributes"]
+        assert attributes["encoding"] == "copy-binary"
+        columns, types = attributes["columns"], attributes["types"]
+        blobs = [b for b in stream["blobs"] if key is None or b["zone_min"] <= key <= b["zone_max"]]
+        rows = []
+        for blob in blobs:  # each blob holds whole tuples
+            for fields in split_tuples(self.reader.blob(blob["id"], self.index), len(columns)):
+                rows.append({c: decode_binary(f, t) for c, f, t in zip(columns, fields, types, strict=True)})
+        if key is not None:
+            rows = [row for row in rows if row[attributes["key"]] == key]
+        return rows, len(blobs)
 
     def rows_of_key(self, schema: str, table: str, key: str) -> tuple[list[dict[str, str | None]], int]:
         """§16.3 step 4: only the blobs whose zone map may hold ``key``; returns (rows, blobs read)."""
@@ -154,3 +212,33 @@ def test_agent_catalog_runs_in_flight_and_one_agent_by_zone_maps(
         assert runs[run["run_id"]]["agent_id"] == run["agent_id"]
         pending = [s for s in steps if s["run_id"] == run["run_id"] and s["status"] == "PENDING"]
         assert run["pending_steps"] == len(pending)
+
+
+def test_binary_stream_of_archival_passages(snapshot: DatabaseSnapshot, letta_db: LettaDatabase) -> None:
+    """§16.1 "Binary records": the vector table is stored binary; its rows, vectors and times decode
+    to what the database holds, and one archive's rows are found through the zone maps."""
+    attributes = snapshot.tables[("letta", "archival_passages")]["attributes"]
+    assert attributes["encoding"] == "copy-binary" and attributes["key"] == "archive_id"
+    assert len(attributes["types"]) == len(attributes["columns"])
+    assert attributes["types"][attributes["columns"].index("embedding")] == "letta.vector(4096)"
+    assert snapshot.tables[("letta", "messages")]["attributes"].get("encoding") is None
+    rows, _ = snapshot.binary_rows("letta", "archival_passages")
+    live = {
+        r[0]: r[1:]
+        for r in _query(
+            letta_db,
+            "SELECT id, text, embedding::text, created_at, is_deleted, archive_id FROM letta.archival_passages",
+        )
+    }
+    assert len(rows) == len(live) > 0
+    for row in rows:
+        text, embedding, created_at, is_deleted, _archive = live[row["id"]]
+        assert (row["text"], row["created_at"], row["is_deleted"]) == (text, created_at, is_deleted)
+        stored = row["embedding"]
+        expected = [float(v) for v in embedding.strip("[]").split(",")]
+        assert stored == list(
+            struct.unpack(f">{len(expected)}f", struct.pack(f">{len(expected)}f", *expected))
+        )
+    archive = rows[0]["archive_id"]
+    mine, _blobs = snapshot.binary_rows("letta", "archival_passages", archive)
+    assert sorted(r["id"] for r in mine) == sorted(i for i, v in live.items() if v[4] == archive)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from typing import Any
 
 import pytest
@@ -195,3 +195,68 @@ streams = st.builds(
 def test_manifest_round_trip(streams: list[Stream], documents: dict[str, Any], tags: list[str]) -> None:
     snapshot = Snapshot(streams=streams, documents=documents, tags=tags)
     assert Snapshot.model_validate_json(snapshot.model_dump_json()) == snapshot
+
+
+framed_record = st.binary(min_size=1, max_size=600)  # any bytes, newlines included (binary COPY tuples)
+
+
+def feed_framed(
+    chunker: RecordChunker, rows: list[bytes], cuts: list[int], keys: list[str] | None = None
+) -> list[Any]:
+    chunks: list[Any] = []
+    for start, stop in pairwise([0, *cuts, len(rows)]):
+        batch = rows[start:stop]
+        ends = list(accumulate(map(len, batch)))
+        chunks += chunker.feed_framed(b"".join(batch), ends, None if keys is None else keys[start:stop])
+    last = chunker.finish()
+    return chunks + ([last] if last else [])
+
+
+def _framed(rows: list[bytes], params: ChunkerParams, seed: int) -> list[int]:
+    """FORMAT.md §10 for records that are not lines: the whole record is hashed, n is its length."""
+    scale = 2**32 // (params.avg_size - params.min_size)
+    counts, size = [0], 0
+    for row in rows:
+        if size and size + len(row) > params.max_size:
+            counts.append(0)
+            size = 0
+        counts[-1] += 1
+        size += len(row)
+        if size >= params.min_size and (zlib.crc32(row, seed) < len(row) * scale or size >= params.max_size):
+            counts.append(0)
+            size = 0
+    return [count for count in counts if count]
+
+
+@given(rows=st.lists(framed_record, max_size=120), data=st.data(), seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+def test_framed_records_are_cut_between_records_by_section_10(
+    rows: list[bytes], data: st.DataObject, seed: int
+) -> None:
+    keys = [str(n // 7).zfill(4) for n in range(len(rows))]
+    chunks = feed_framed(RecordChunker(PARAMS, seed), rows, data.draw(split_points(len(rows))), keys)
+    assert [chunk.records for chunk in chunks] == _framed(rows, PARAMS, seed)
+    position = 0
+    for chunk in chunks:
+        assert chunk.data == b"".join(rows[position : position + chunk.records])
+        chunk_keys = keys[position : position + chunk.records]
+        assert (chunk.zone_min, chunk.zone_max) == (min(chunk_keys), max(chunk_keys))
+        position += chunk.records
+    assert position == len(rows)
+
+
+@given(
+    prefix=st.lists(framed_record, max_size=120),
+    inserted=st.lists(framed_record, max_size=120),
+    suffix=st.lists(framed_record, min_size=60, max_size=150),
+)
+@settings(max_examples=60)
+def test_framed_insertion_only_changes_blobs_near_it(
+    prefix: list[bytes], inserted: list[bytes], suffix: list[bytes]
+) -> None:
+    before = [c.data for c in feed_framed(RecordChunker(PARAMS, 5), prefix + suffix, [])]
+    after = [c.data for c in feed_framed(RecordChunker(PARAMS, 5), prefix + inserted + suffix, [])]
+    common_tail = 0
+    while common_tail < min(len(before), len(after)) and before[-1 - common_tail] == after[-1 - common_tail]:
+        common_tail += 1
+    assert sum(map(len, before[len(before) - common_tail :])) >= sum(map(len, suffix)) - 4 * PARAMS.max_size

@@ -24,6 +24,7 @@ from lifeboat.letta.subgraph import (
 from lifeboat.ops.agent_restore.facts import LiveSchema
 from lifeboat.ops.agent_restore.plan import Decisions, Scope, apply_order, scope_for
 from lifeboat.ops.agent_restore.report import Mode, Options, TablePlan
+from lifeboat.pg import copybinary
 from lifeboat.pg.rows import copy_lines, upsert
 
 
@@ -83,12 +84,31 @@ class Applier:
                 )
             )
             if len(table_rows):
-                copy_lines(self.conn, sql.Identifier(name), table_rows.columns, table_rows.lines)
+                table_rows = self._loadable(spec.table, table_rows)
+                copy_lines(
+                    self.conn,
+                    sql.Identifier(name),
+                    table_rows.columns,
+                    table_rows.lines,
+                    binary=table_rows.binary,
+                )
             scope = scope_for(spec, self.graph, self.decisions, self.options)
             self.staged[spec.table] = Staged(spec, table_rows, scope, name)
             self.tables[spec.table] = TablePlan(
                 table=spec.table, snapshot_rows=len(snapshot_rows), write=len(table_rows)
             )
+
+    def _loadable(self, table: str, rows: TableRows) -> TableRows:
+        """Binary rows load as they are when the live columns have the snapshot's types; a type
+        that changed since (another Letta release) takes them as text, which the server converts."""
+        if rows.view is None:
+            return rows
+        live = self.live.types.get(table, {})
+        same = all(
+            copybinary.base_type(live.get(column, "")) == copybinary.base_type(kind)
+            for column, kind in zip(rows.columns, rows.view.types, strict=True)
+        )
+        return rows if same else rows.as_text()
 
     def order(self) -> list[str]:
         """Staged tables, parents before children (foreign keys of the live schema)."""

@@ -38,6 +38,7 @@ class LiveSchema:
     primary_keys: dict[str, list[str]]
     foreign_keys: tuple[ForeignKey, ...]
     revision: str | None
+    types: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> column -> format_type
 
     def table(self, name: str) -> sql.Identifier:
         return sql.Identifier(self.schema, name)
@@ -50,10 +51,11 @@ def live_schema(conn: psycopg.Connection[Any]) -> LiveSchema:
     schema = find_letta_schema(conn)
     if schema is None:
         raise UnsafeRestore("the target database has no Letta schema; restore the whole snapshot instead")
+    described = catalog.columns(conn, schema)
     columns = {
-        table: {c.name: c.not_null for c in cols if not c.generated}
-        for table, cols in catalog.columns(conn, schema).items()
+        table: {c.name: c.not_null for c in cols if not c.generated} for table, cols in described.items()
     }
+    types = {table: {c.name: c.type for c in cols} for table, cols in described.items()}
     if "agents" not in columns:
         raise UnsafeRestore(f"schema {schema} of the target database has no agents table")
     keys = {table: list(cols) for table, cols in catalog.primary_keys(conn, schema).items()}
@@ -63,7 +65,7 @@ def live_schema(conn: psycopg.Connection[Any]) -> LiveSchema:
             sql.SQL("SELECT version_num FROM {}").format(sql.Identifier(schema, "alembic_version"))
         ).fetchone()
         revision = row[0] if row else None
-    return LiveSchema(schema, columns, keys, catalog.foreign_keys(conn, schema), revision)
+    return LiveSchema(schema, columns, keys, catalog.foreign_keys(conn, schema), revision, types)
 
 
 # -- the facts ------------------------------------------------------------------------------------

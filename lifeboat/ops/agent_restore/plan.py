@@ -42,7 +42,6 @@ from lifeboat.letta.subgraph import (
     TableRows,
     TableSpec,
     all_specs,
-    copy_escape,
 )
 from lifeboat.ops.agent_restore.facts import LiveFacts
 from lifeboat.ops.agent_restore.report import WRITTEN, Action, EntityDecision, Mode, Options, SharedPolicy
@@ -231,16 +230,16 @@ def _rewrite(rows: TableRows, decisions: Decisions, options: Options) -> TableRo
         return rows
     lines = []
     for line in rows.lines:
-        line = decisions.remap.line(line)
+        line = decisions.remap.line(line)  # uuids keep their length: binary rows stay well-formed
         if org_at is not None or name_at is not None:
-            fields = rows.fields(line)
-            if org_at is not None and fields[org_at] != b"\\N":
+            fields = rows.raw_fields(line)
+            if org_at is not None and fields[org_at] is not None:
                 fields[org_at] = org or fields[org_at]
             if name_at is not None:
-                fields[name_at] = fields[name_at] + copy_escape(options.suffix)
-            line = b"\t".join(fields) + b"\n"
+                fields[name_at] = (fields[name_at] or b"") + rows.stored_text(options.suffix)
+            line = rows.join(fields)
         lines.append(line)
-    return TableRows(rows.table, rows.columns, lines)
+    return rows.with_lines(lines)
 
 
 def scope_for(spec: TableSpec, graph: Subgraph, decisions: Decisions, options: Options) -> Scope | None:

@@ -15,7 +15,7 @@ from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.agent_restore.report import ReadStats
 from lifeboat.ops.agents import filter_agents
 from lifeboat.repo.manifest import Snapshot
-from lifeboat.repo.repository import Repository, split_records
+from lifeboat.repo.repository import Repository
 
 
 class SnapshotSource:
@@ -36,14 +36,15 @@ class SnapshotSource:
             return None
         stream, attributes = found
         columns = list(attributes.columns)
+        view = layout.text_view(attributes)
         if keys is not None and not keys:
-            return TableRows(table, columns)
+            return TableRows(table, columns, view=view)
         zoned = keys is not None and attributes.key == key
         refs = stream.blobs_covering(keys if zoned else None)
         lines: list[bytes] = []
         for data in self._read([ref.id for ref in refs], {ref.id: ref for ref in refs}):
-            lines.extend(split_records(data))
-        rows = TableRows(table, columns, lines)
+            lines.extend(layout.split_records(attributes, data))
+        rows = TableRows(table, columns, lines, view)
         return rows if keys is None or key not in columns else rows.where_in(key, keys)
 
     def _read(self, blob_ids: list[str], refs: dict[str, Any]) -> Iterator[bytes]:
