@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,11 +113,10 @@ def run_backup(
         with pg.SharedSnapshot(dsn) as snap, _watching_lock_waits(dsn, snap, on_lock_wait):
             with snap.connection() as conn:
                 schema = pg.capture_schema(conn)
-                source, letta = _describe(conn, schema)
                 utc_iso = pg.prints_utc_iso(conn)
                 token = read_change_token(conn)
-            source.change_token = token.to_document() if token is not None else None
-            if not letta.letta and not any_database:
+                letta_schema = find_letta_schema(conn)
+            if letta_schema is None and not any_database:
                 raise DatabaseError(
                     f"database {schema.database.name} has no Letta schema (no schema holding Letta's agents "
                     "and alembic_version tables); nothing was backed up (pass --any-database to back it up anyway)"
@@ -124,63 +124,72 @@ def run_backup(
             timings["schema"] = time.monotonic() - started
             if on_schema:
                 on_schema(schema)
-            parent, changes.why_not = (None, "--full") if full else incremental.find_parent(repo, token)
-            changes.parent = parent.snapshot.id if parent is not None else None
-            data_started = time.monotonic()
-            with repo.writer() as writer:
+            # The agent catalog (a scan of messages and more) is read on the snapshot's own
+            # connection while the workers copy; leaving the executor waits for it, so the
+            # snapshot's connection is never closed under it.
+            with ThreadPoolExecutor(1, thread_name_prefix="lifeboat-describe") as background:
+                described = background.submit(_describe_snapshot, snap, schema)
+                parent, changes.why_not = (None, "--full") if full else incremental.find_parent(repo, token)
+                changes.parent = parent.snapshot.id if parent is not None else None
+                data_started = time.monotonic()
+                with repo.writer() as writer:
 
-                def copy_table(conn: psycopg.Connection, table: TableDef) -> Stream:
-                    key, order_by = table_order(table)
-                    attributes = layout.TableStream(
-                        schema=table.schema_,
-                        table=table.name,
-                        columns=table.copy_columns,
-                        key=key,
-                        order_by=list(order_by),
-                        **stream_encoding(schema, table, utc_iso),
-                    )
-                    stream = writer.open_stream(
-                        layout.table_stream_name(table.schema_, table.name),
-                        attributes.model_dump(by_alias=True),
-                    )
-
-                    def store(batch: pg.CopyBatch) -> None:
-                        stream.add(batch.data, batch.keys, batch.ends)
-                        if progress:
-                            progress(len(batch.data))
-
-                    def batches(key_ranges: Sequence[pg.KeyRange] = ()) -> Iterator[pg.CopyBatch]:
-                        return pg.copy_out(
-                            conn,
-                            table.qualified,
-                            table.copy_columns,
-                            order_by=order_by,
-                            key_column=key,
-                            key_ranges=key_ranges,
-                            binary=attributes.binary,
-                        )
-
-                    previous = incremental.previous_stream(parent, schema, table, attributes)
-                    if parent is None or previous is None:
-                        pipelined(batches(), store)
-                        changes.add(kept=0, reads=1, bytes_kept=0)
-                    else:
-                        segments = incremental.plan(conn, repo, writer, parent, table, attributes, previous)
-                        incremental.write_table(
-                            stream,
-                            segments,
-                            key=key,
+                    def copy_table(conn: psycopg.Connection, table: TableDef) -> Stream:
+                        key, order_by = table_order(table)
+                        attributes = layout.TableStream(
+                            schema=table.schema_,
+                            table=table.name,
                             columns=table.copy_columns,
-                            repo=repo,
-                            batches=batches,
-                            store=store,
-                            stats=changes,
-                            progress=progress,
+                            key=key,
+                            order_by=list(order_by),
+                            **stream_encoding(schema, table, utc_iso),
                         )
-                    return stream.close()
+                        stream = writer.open_stream(
+                            layout.table_stream_name(table.schema_, table.name),
+                            attributes.model_dump(by_alias=True),
+                        )
 
-                streams = snap.map(copy_table, schema.tables_biggest_first(), jobs=jobs)
-            timings["data"] = time.monotonic() - data_started
+                        def store(batch: pg.CopyBatch) -> None:
+                            stream.add(batch.data, batch.keys, batch.ends)
+                            if progress:
+                                progress(len(batch.data))
+
+                        def batches(key_ranges: Sequence[pg.KeyRange] = ()) -> Iterator[pg.CopyBatch]:
+                            return pg.copy_out(
+                                conn,
+                                table.qualified,
+                                table.copy_columns,
+                                order_by=order_by,
+                                key_column=key,
+                                key_ranges=key_ranges,
+                                binary=attributes.binary,
+                            )
+
+                        previous = incremental.previous_stream(parent, schema, table, attributes)
+                        if parent is None or previous is None:
+                            pipelined(batches(), store)
+                            changes.add(kept=0, reads=1, bytes_kept=0)
+                        else:
+                            segments = incremental.plan(
+                                conn, repo, writer, parent, table, attributes, previous
+                            )
+                            incremental.write_table(
+                                stream,
+                                segments,
+                                key=key,
+                                columns=table.copy_columns,
+                                repo=repo,
+                                batches=batches,
+                                store=store,
+                                stats=changes,
+                                progress=progress,
+                            )
+                        return stream.close()
+
+                    streams = snap.map(copy_table, schema.tables_biggest_first(), jobs=jobs)
+                timings["data"] = time.monotonic() - data_started
+                source, letta = described.result()
+            source.change_token = token.to_document() if token is not None else None
         documents = layout.documents(source, letta, schema, timings)
         snapshot = Snapshot(tags=sorted(set(tags)), streams=streams, documents=documents)
         lock.ensure_held()  # a lost lock could mean a prune removed our fresh packs
@@ -196,6 +205,13 @@ def _watching_lock_waits(
     from lifeboat.pg.lock_waits import LockWaitWatcher
 
     return LockWaitWatcher(dsn, snap.backend_pids, lambda wait: on_lock_wait(wait.describe()))
+
+
+def _describe_snapshot(
+    snap: pg.SharedSnapshot, schema: DatabaseSchema
+) -> tuple[layout.SourceDocument, layout.LettaDocument]:
+    with snap.connection() as conn:
+        return _describe(conn, schema)
 
 
 def _describe(

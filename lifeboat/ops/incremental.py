@@ -157,14 +157,15 @@ def plan(
 ) -> list[Segment]:
     """The segments that rebuild ``table``'s stream from ``previous`` and what changed since."""
     key = attributes.key
-    if key is None or attributes.binary:  # binary rows are kept or read whole, never cut by key
+    # binary rows are kept or read whole, never cut by key; so is a table with too many keys
+    counts = (
+        None if key is None or attributes.binary else key_counts(conn, table.qualified, key, parent.token)
+    )
+    if key is None or counts is None:
         rows, changed = table_count(conn, table.qualified, parent.token)
         usable = all(writer.can_reference(blob) for blob in previous.blobs)
         if not changed and rows == previous.records and usable:
             return [Keep(previous.blobs)] if previous.blobs else []
-        return [Read(None, None)]
-    counts = key_counts(conn, table.qualified, key, parent.token)
-    if counts is None:
         return [Read(None, None)]
     reader = _BlobReader(repo, attributes.columns.index(key))
     return plan_table(previous.blobs, counts, writer.can_reference, reader.keys)  # type: ignore[arg-type]

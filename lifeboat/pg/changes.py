@@ -184,17 +184,27 @@ def _changed_expression(since: ChangeToken) -> sql.Composed:
     return sql.SQL("pg_catalog.age(xmin) <= pg_catalog.age({}::text::xid)").format(sql.Literal(str(xid32)))
 
 
+# More distinct keys than this (a table keyed by a unique id with millions of rows) would cost
+# more memory than the per-key plan saves: such a table is only kept or read whole.
+MAX_KEYS = 500_000
+
+
 def key_counts(
-    conn: psycopg.Connection, table: QualifiedName, key: str, since: ChangeToken
+    conn: psycopg.Connection, table: QualifiedName, key: str, since: ChangeToken, *, max_keys: int = MAX_KEYS
 ) -> list[KeyCount] | None:
     """Every value of ``key`` in ``table`` in the order the table's stream uses, with its row count
     and whether any of its rows changed since ``since``; None when a key is NULL (its rows have no
-    place in a key range)."""
+    place in a key range) or there are more than ``max_keys`` keys."""
     query = sql.SQL(
-        "SELECT {key}::text, count(*), bool_or({changed}) FROM {table} GROUP BY {key} ORDER BY {key}"
-    ).format(key=sql.Identifier(key), changed=_changed_expression(since), table=table.identifier())
+        "SELECT {key}::text, count(*), bool_or({changed}) FROM {table} GROUP BY {key} ORDER BY {key} LIMIT {limit}"
+    ).format(
+        key=sql.Identifier(key),
+        changed=_changed_expression(since),
+        table=table.identifier(),
+        limit=sql.Literal(max_keys + 1),
+    )
     rows = _fetch(conn, query, table)
-    if any(value is None for value, _count, _changed in rows):
+    if len(rows) > max_keys or any(value is None for value, _count, _changed in rows):
         return None
     return [KeyCount(value, int(count), bool(changed)) for value, count, changed in rows]
 

@@ -128,3 +128,18 @@ def test_a_column_dropped_and_added_again_is_read_whole(letta_db, tmp_path: Path
     streams = _streams(repo, incremental)
     assert streams == _streams(repo, run_backup(repo, letta_db.admin_dsn, full=True))
     assert b"before" not in streams[layout.table_stream_name("letta", "agents_tags")]
+
+
+def test_too_many_keys_or_a_null_key_gives_no_per_key_plan(letta_db, tmp_path: Path) -> None:
+    from lifeboat.pg.changes import key_counts, read_change_token
+    from lifeboat.pg.models import QualifiedName
+
+    with psycopg.connect(letta_db.admin_dsn) as conn:
+        token = read_change_token(conn)
+        assert token is not None
+        messages = QualifiedName(schema="letta", name="messages")
+        assert key_counts(conn, messages, "agent_id", token, max_keys=1) is None
+        every = key_counts(conn, messages, "agent_id", token)
+        assert every is not None and len(every) > 1 and not any(key.changed for key in every)
+        # a NULL key has no place in a key range
+        assert key_counts(conn, QualifiedName(schema="letta", name="messages"), "run_id", token) is None
