@@ -107,6 +107,19 @@ def timed(command: list[str], env: dict[str, str] | None = None, stdout: int | N
     return result
 
 
+def raw_copy(dsn: str, jobs: int) -> dict[str, float]:
+    """``raw_copy_seconds`` with the CPU it used: this process's (its COPY threads) and the server's."""
+    server, own = server_cpu_seconds(), os.times()
+    seconds = raw_copy_seconds(dsn, jobs)
+    time.sleep(0.5)  # the postmaster reaps the COPY backends
+    after = os.times()
+    return {
+        "seconds": seconds,
+        "client_cpu": round(after.user + after.system - own.user - own.system, 2),
+        "server_cpu": round(server_cpu_seconds() - server, 2),
+    }
+
+
 def raw_copy_seconds(dsn: str, jobs: int) -> float:
     """COPY every table to nowhere, on ``jobs`` connections: the floor any logical backup pays."""
     from concurrent.futures import ThreadPoolExecutor
@@ -243,8 +256,8 @@ def measure(cluster: Cluster, dsn: str, work: Path, full: bool, options: Options
     repo = str(work / "repo")
     subprocess.run([LIFEBOAT, "init", "--repo", repo], env=env, check=True, capture_output=True)
     r: dict[str, Any] = {}
-    r["raw_copy_1conn"] = {"seconds": raw_copy_seconds(dsn, 1)}
-    r["raw_copy_2conn"] = {"seconds": raw_copy_seconds(dsn, 2)}
+    r["raw_copy_1conn"] = raw_copy(dsn, 1)
+    r["raw_copy_2conn"] = raw_copy(dsn, 2)
     backup = [LIFEBOAT, "--json", "backup", "--db", dsn, "--jobs", "2", "--repo"]
     r["lifeboat_backup"] = timed(profiled("backup", [*backup, repo]), env)
     changed = change_agents(dsn)
@@ -345,6 +358,9 @@ def ratios(r: dict[str, Any]) -> dict[str, Any]:
     restore = r["lifeboat_restore"]["seconds"]
     out: dict[str, Any] = {
         "restore_vs_pg_restore_j2": round(restore / r["pg_restore_j2"]["seconds"], 3),
+        "restore_cpu_vs_pg_restore_j2_cpu": _cpu_ratio(r, "lifeboat_restore", "pg_restore_j2"),
+        "backup_cpu_vs_pg_dump_Fc_cpu": _cpu_ratio(r, "lifeboat_backup", "pg_dump_Fc"),
+        "backup_cpu_vs_raw_copy_2conn_cpu": _cpu_ratio(r, "lifeboat_backup", "raw_copy_2conn"),
         "backup_vs_pg_dump_Fc": round(backup / r["pg_dump_Fc"]["seconds"], 3),
         "backup_vs_raw_copy_2conn": round(backup / r["raw_copy_2conn"]["seconds"], 3),
         "backup_vs_raw_copy_1conn": round(backup / r["raw_copy_1conn"]["seconds"], 3),
@@ -368,6 +384,15 @@ def ratios(r: dict[str, Any]) -> dict[str, Any]:
     return out | _incremental_bytes(r)
 
 
+def _cpu_ratio(r: dict[str, Any], name: str, baseline: str) -> float | None:
+    """CPU seconds (the command's + the server's) of ``name`` over ``baseline``'s: a ratio the other
+    work on a shared machine moves far less than the wall-time one (it is not the target's ratio)."""
+    if "client_cpu" not in r[baseline] or "client_cpu" not in r[name]:
+        return None
+    used = r[name]["client_cpu"] + r[name]["server_cpu"]
+    return round(used / (r[baseline]["client_cpu"] + r[baseline]["server_cpu"]), 3)
+
+
 def _incremental_bytes(r: dict[str, Any]) -> dict[str, float]:
     if "output" not in r["lifeboat_backup"]:  # profiled: the output went to py-spy's stdout
         return {}
@@ -377,22 +402,31 @@ def _incremental_bytes(r: dict[str, Any]) -> dict[str, float]:
 
 def linearity(scales: dict[str, Any]) -> dict[str, Any]:
     """Seconds per GB of database at each scale, and each against the smallest scale's (1.0 = linear);
-    peak RSS and the one-agent restore's seconds at each scale (both should stay flat)."""
+    the same for CPU seconds (the command's own plus the server's: on a shared machine the CPU a
+    command used moves far less with the load than its wall time); peak RSS and the one-agent
+    restore at each scale (both should stay flat)."""
     rows: dict[str, Any] = {}
     first: dict[str, float] = {}
     for label, scale in scales.items():
         gb, r = scale["database_gb"], scale["runs"]
         row: dict[str, Any] = {"database_gb": gb}
         for name in ("lifeboat_backup", "lifeboat_restore", "pg_dump_Fc", "pg_restore_j2", "raw_copy_2conn"):
-            per_gb = r[name]["seconds"] / gb
-            first.setdefault(name, per_gb)
-            row[f"{name}_s_per_gb"] = round(per_gb, 2)
-            row[f"{name}_per_gb_vs_first"] = round(per_gb / first[name], 3)
+            _per_gb(row, first, name, "s", r[name]["seconds"] / gb)
+            if "client_cpu" in r[name]:
+                _per_gb(row, first, name, "cpu_s", (r[name]["client_cpu"] + r[name]["server_cpu"]) / gb)
         if "lifeboat_restore_one_agent" in r:
-            row["one_agent_restore_seconds"] = r["lifeboat_restore_one_agent"]["seconds"]
+            one = r["lifeboat_restore_one_agent"]
+            row["one_agent_restore_seconds"] = one["seconds"]
+            row["one_agent_restore_cpu_s"] = round(one["client_cpu"] + one["server_cpu"], 2)
         row["peak_rss_mb"] = {name: r[name]["peak_rss_mb"] for name in LIFEBOAT_COMMANDS if name in r}
         rows[label] = row
     return rows
+
+
+def _per_gb(row: dict[str, Any], first: dict[str, float], name: str, unit: str, per_gb: float) -> None:
+    first.setdefault(f"{name}_{unit}", per_gb)
+    row[f"{name}_{unit}_per_gb"] = round(per_gb, 2)
+    row[f"{name}_{unit}_per_gb_vs_first"] = round(per_gb / first[f"{name}_{unit}"], 3)
 
 
 def machine() -> dict[str, Any]:

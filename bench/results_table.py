@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from backup_restore import linearity, ratios
+
 ROWS = (
     ("raw_copy_1conn", "raw COPY of every table, 1 connection"),
     ("raw_copy_2conn", "raw COPY, 2 connections"),
@@ -94,10 +96,8 @@ def ratios_table(results: dict[str, Any]) -> str:
 
 
 def linearity_table(results: dict[str, Any]) -> str:
-    rows = results.get("linearity") or {}
-    if not rows:
-        return "(no linearity: the run did not finish)"
-    names = [k for k in next(iter(rows.values())) if k != "peak_rss_mb"]
+    rows = linearity(results["scales"])  # recomputed: also for a run that has not finished
+    names = list(dict.fromkeys(k for row in rows.values() for k in row if k != "peak_rss_mb"))
     lines = ["| | " + " | ".join(rows) + " |", "|---|" + "---:|" * len(rows)]
     for name in names:
         lines.append(f"| {name} | " + " | ".join(cell(r.get(name)) for r in rows.values()) + " |")
@@ -106,6 +106,8 @@ def linearity_table(results: dict[str, Any]) -> str:
 
 def main() -> None:
     results = json.loads(Path(sys.argv[1]).read_text())
+    for scale in results["scales"].values():  # recomputed, so older results get the newer ratios too
+        scale["ratios"] = ratios(scale["runs"])
     print(f"code {results['code']}, machine {json.dumps(results['machine'])}\n")
     for table in (runs_table, facts_table, ratios_table, linearity_table):
         print(table(results) + "\n")
