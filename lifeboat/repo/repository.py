@@ -49,7 +49,7 @@ from lifeboat.repo.crypto import (
     b64decode,
     b64encode,
 )
-from lifeboat.repo.filters import NO_FILTER, SnapshotFilter
+from lifeboat.repo.filters import NO_FILTER, SnapshotFilter, newest_matching
 from lifeboat.repo.index import Index, IndexFile, PackEntry, decode_index_file, encode_index, superseded
 from lifeboat.repo.keys import (
     check_init_target,
@@ -441,12 +441,12 @@ class Repository:
         matches). A snapshot named by id that the filter does not match is not found either: a filter
         is never silently ignored."""
         if ref == LATEST:
-            snapshots = snapshot_filter.select(self.list_snapshots())
-            if not snapshots:
+            newest = newest_matching(self.snapshot_ids(), self.read_snapshot, snapshot_filter)
+            if newest is None:
                 if snapshot_filter.empty():
                     raise SnapshotNotFound("the repository has no snapshots")
                 raise SnapshotNotFound(f"no snapshot matches {snapshot_filter.describe()}")
-            return snapshots[-1].id
+            return newest
         matches = [snapshot_id for snapshot_id in self.snapshot_ids() if snapshot_id.startswith(ref.lower())]
         if not ref or not matches:
             raise SnapshotNotFound(f"no snapshot matches {ref!r}")
