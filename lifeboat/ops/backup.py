@@ -130,7 +130,7 @@ def run_backup(
             with ThreadPoolExecutor(1, thread_name_prefix="lifeboat-describe") as background:
                 described = background.submit(_describe_snapshot, snap, schema)
                 parent, changes.why_not = (None, "--full") if full else incremental.find_parent(repo, token)
-                changes.parent = parent.snapshot.id if parent is not None else None
+                changes.parent = parent.snapshot_id if parent is not None else None
                 data_started = time.monotonic()
                 with repo.writer() as writer:
 

@@ -28,7 +28,7 @@ from lifeboat.ops.incremental_plan import Emit, Keep, Read, Segment, UnreadableB
 from lifeboat.ops.pipeline import pipelined
 from lifeboat.pg.changes import ChangeToken, key_counts, table_count
 from lifeboat.pg.models import DatabaseSchema, TableDef
-from lifeboat.repo.manifest import BlobRef, Snapshot, Stream
+from lifeboat.repo.manifest import BlobRef, Stream
 from lifeboat.repo.repository import Repository, split_records
 from lifeboat.repo.writer import RepositoryWriter, StreamWriter
 
@@ -38,9 +38,10 @@ PARENT_CANDIDATES = 8
 
 @dataclass
 class Parent:
-    """The earlier snapshot an incremental backup follows."""
+    """What an incremental backup needs of the earlier snapshot it follows: its id, token, schema
+    and table streams; not its agent catalog, the biggest part of a big deployment's manifest."""
 
-    snapshot: Snapshot
+    snapshot_id: str
     token: ChangeToken  # the parent's
     now: ChangeToken  # the current backup's
     schema: DatabaseSchema
@@ -90,7 +91,7 @@ def find_parent(repo: Repository, token: ChangeToken | None) -> tuple[Parent | N
             if why is not None:
                 return None, why
             streams = layout.table_streams(snapshot)
-            return Parent(snapshot, earlier, token, layout.schema_document(snapshot), streams), None
+            return Parent(snapshot.id, earlier, token, layout.schema_document(snapshot), streams), None
         except (CorruptRepository, SnapshotNotFound):
             continue
     return None, "no earlier snapshot of this database"
