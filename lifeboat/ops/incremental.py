@@ -164,9 +164,11 @@ def plan(
     )
     if key is None or counts is None:
         rows, changed = table_count(conn, table.qualified, parent.token)
-        usable = all(writer.can_reference(blob) for blob in previous.blobs)
-        if not changed and rows == previous.records and usable:
-            return [Keep(previous.blobs)] if previous.blobs else []
+    else:
+        rows, changed = sum(count.rows for count in counts), any(count.changed for count in counts)
+    if not changed and rows == previous.records and all(writer.can_reference(b) for b in previous.blobs):
+        return [Keep(previous.blobs)] if previous.blobs else []  # whatever the key's order
+    if key is None or counts is None:
         return [Read(None, None)]
     reader = _BlobReader(repo, attributes.columns.index(key))
     return plan_table(previous.blobs, counts, writer.can_reference, reader.keys)  # type: ignore[arg-type]
