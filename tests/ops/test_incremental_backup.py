@@ -143,3 +143,20 @@ def test_too_many_keys_or_a_null_key_gives_no_per_key_plan(letta_db, tmp_path: P
         assert every is not None and len(every) > 1 and not any(key.changed for key in every)
         # a NULL key has no place in a key range
         assert key_counts(conn, QualifiedName(schema="letta", name="messages"), "run_id", token) is None
+
+
+def test_an_unchanged_table_keyed_by_integers_is_kept(letta_db, tmp_path: Path) -> None:
+    """Integer ids sort unlike text ("10" < "9"): no per-key plan, yet an unchanged table is kept."""
+    repo = small_repo(tmp_path / "repo")
+    _change(
+        letta_db.admin_dsn,
+        "CREATE TABLE lifeboat_numbers (id int PRIMARY KEY, note text)",
+        "INSERT INTO lifeboat_numbers SELECT n, repeat('x', 500) FROM generate_series(1, 200) n",
+    )
+    run_backup(repo, letta_db.admin_dsn)
+    unchanged = run_backup(repo, letta_db.admin_dsn)
+    assert unchanged.incremental.tables_read == unchanged.incremental.tables_partly_read == 0
+    _change(letta_db.admin_dsn, "UPDATE lifeboat_numbers SET note = 'changed' WHERE id = 150")
+    changed = run_backup(repo, letta_db.admin_dsn)
+    assert changed.incremental.tables_read == 1
+    assert _streams(repo, changed) == _streams(repo, run_backup(repo, letta_db.admin_dsn, full=True))
