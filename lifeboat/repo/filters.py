@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from lifeboat.errors import SnapshotNotFound
 from lifeboat.repo.manifest import Snapshot
@@ -73,17 +72,20 @@ NO_FILTER = SnapshotFilter()
 
 def newest_matching(
     snapshot_ids: Iterable[str], read: Callable[[str], Snapshot], snapshot_filter: SnapshotFilter
-) -> str | None:
-    """The id of the newest snapshot ``snapshot_filter`` matches (``latest``), reading one manifest
-    at a time: a big deployment's manifest is tens of MB once parsed, so holding them all would
-    grow with the repository. ``read`` raises for a manifest that cannot be decoded; one deleted
-    while listing (``SnapshotNotFound``) is skipped."""
-    newest: tuple[datetime, str] | None = None
+) -> Snapshot | None:
+    """The newest snapshot ``snapshot_filter`` matches (``latest``), reading one manifest at a
+    time and holding only the newest so far: a big deployment's manifest is tens of MB once
+    parsed, so holding them all would grow with the repository. ``read`` raises for a manifest
+    that cannot be decoded; one deleted while listing (``SnapshotNotFound``) is skipped."""
+    newest: Snapshot | None = None
     for snapshot_id in snapshot_ids:
         try:
             snapshot = read(snapshot_id)
         except SnapshotNotFound:
             continue
-        if snapshot_filter.matches(snapshot) and (newest is None or (snapshot.time, snapshot.id) > newest):
-            newest = (snapshot.time, snapshot.id)
-    return newest[1] if newest is not None else None
+        if snapshot_filter.matches(snapshot) and (
+            newest is None or (snapshot.time, snapshot.id) > (newest.time, newest.id)
+        ):
+            newest = snapshot
+        del snapshot
+    return newest

@@ -441,12 +441,7 @@ class Repository:
         matches). A snapshot named by id that the filter does not match is not found either: a filter
         is never silently ignored."""
         if ref == LATEST:
-            newest = newest_matching(self.snapshot_ids(), self.read_snapshot, snapshot_filter)
-            if newest is None:
-                if snapshot_filter.empty():
-                    raise SnapshotNotFound("the repository has no snapshots")
-                raise SnapshotNotFound(f"no snapshot matches {snapshot_filter.describe()}")
-            return newest
+            return self._latest(snapshot_filter).id
         matches = [snapshot_id for snapshot_id in self.snapshot_ids() if snapshot_id.startswith(ref.lower())]
         if not ref or not matches:
             raise SnapshotNotFound(f"no snapshot matches {ref!r}")
@@ -459,7 +454,17 @@ class Repository:
 
     def load_snapshot(self, ref: str, snapshot_filter: SnapshotFilter = NO_FILTER) -> Snapshot:
         """A snapshot by id, unique id prefix or ``latest`` (see ``resolve_snapshot``)."""
+        if ref == LATEST:
+            return self._latest(snapshot_filter)  # already read while finding it
         return self.read_snapshot(self.resolve_snapshot(ref, snapshot_filter))
+
+    def _latest(self, snapshot_filter: SnapshotFilter) -> Snapshot:
+        newest = newest_matching(self.snapshot_ids(), self.read_snapshot, snapshot_filter)
+        if newest is None:
+            if snapshot_filter.empty():
+                raise SnapshotNotFound("the repository has no snapshots")
+            raise SnapshotNotFound(f"no snapshot matches {snapshot_filter.describe()}")
+        return newest
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove a manifest (its blobs stay until a prune). Takes the full id."""
