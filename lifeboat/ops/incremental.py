@@ -241,13 +241,13 @@ def write_table(
     from the previous blobs, the rest read from the database in ONE query for all ranges (one
     scan however many stretches changed), split back into the ranges by key."""
     reads = [segment for segment in segments if isinstance(segment, Read)]
+    stats.add(kept=len(segments) - len(reads), reads=len(reads), bytes_kept=_kept_bytes(segments))
     if key is None or Read(None, None) in reads:
         if reads:
             pipelined(batches(()), store)
         else:
             for segment in segments:
                 _keep(stream, segment, progress)  # type: ignore[arg-type]
-        stats.add(kept=len(segments) - len(reads), reads=len(reads), bytes_kept=_kept_bytes(segments))
         return
     rows = _RangeSplitter(
         batches([pg.KeyRange(key, read.after, read.before) for read in reads]) if reads else iter(())
@@ -267,7 +267,6 @@ def write_table(
         rows.finish()
 
     pipelined(actions(), _run)
-    stats.add(kept=len(segments) - len(reads), reads=len(reads), bytes_kept=_kept_bytes(segments))
 
 
 def _run(action: Callable[[], object]) -> None:

@@ -31,8 +31,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from lifeboat.errors import DatabaseError
-from lifeboat.pg.connect import one_line
+from lifeboat.pg.connect import database_errors
 from lifeboat.pg.models import QualifiedName
 
 # Session settings that change how COPY TEXT prints a value; a change means stored rows would
@@ -219,7 +218,5 @@ def table_count(conn: psycopg.Connection, table: QualifiedName, since: ChangeTok
 
 
 def _fetch(conn: psycopg.Connection, query: sql.Composed, table: QualifiedName) -> Sequence[tuple[Any, ...]]:
-    try:
+    with database_errors(f"reading what changed in {table}"):
         return conn.execute(query).fetchall()
-    except psycopg.Error as exc:
-        raise DatabaseError(f"reading what changed in {table}: {one_line(exc)}") from exc
