@@ -170,20 +170,10 @@ def run_backup(
                             pipelined(batches(), store)
                             changes.add(kept=0, reads=1, bytes_kept=0)
                         else:
-                            segments = incremental.plan(
-                                conn, repo, writer, parent, table, attributes, previous
-                            )
-                            incremental.write_table(
-                                stream,
-                                segments,
-                                key=key,
-                                columns=table.copy_columns,
-                                repo=repo,
-                                batches=batches,
-                                store=store,
-                                stats=changes,
-                                progress=progress,
-                            )
+                            incremental.copy_table(
+                                conn, repo, writer, parent, table, attributes, previous, stream,
+                                batches=batches, store=store, stats=changes, progress=progress,
+                            )  # fmt: skip
                         return stream.close()
 
                     streams = snap.map(copy_table, schema.tables_biggest_first(), jobs=jobs)

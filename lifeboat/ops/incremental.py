@@ -13,11 +13,12 @@ parent's is read whole, as is every table without a parent.
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import accumulate
+from itertools import accumulate, compress, pairwise, repeat
+from operator import add, itemgetter, methodcaller, ne
 
 import psycopg
 
@@ -29,7 +30,7 @@ from lifeboat.ops.pipeline import pipelined
 from lifeboat.pg.changes import ChangeToken, key_counts, table_count
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo.manifest import BlobRef, Stream
-from lifeboat.repo.repository import Repository, split_records
+from lifeboat.repo.repository import Repository
 from lifeboat.repo.writer import RepositoryWriter, StreamWriter
 
 # How many of the newest manifests to look at for a parent (each is read and decrypted).
@@ -147,7 +148,7 @@ def _columns(table: TableDef | None) -> list[tuple[str, str, str, str | None]] |
     return [(c.name, c.type, c.generated, c.collation) for c in table.columns]
 
 
-def plan(
+def copy_table(
     conn: psycopg.Connection,
     repo: Repository,
     writer: RepositoryWriter,
@@ -155,8 +156,34 @@ def plan(
     table: TableDef,
     attributes: layout.TableStream,
     previous: Stream,
+    stream: StreamWriter,
+    *,
+    batches: Batches,
+    store: Callable[[pg.CopyBatch], None],
+    stats: IncrementalStats,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Write ``table``'s stream from ``previous`` (its parent's) and what changed since: plan,
+    then kept blobs referenced, unchanged records copied, changed ranges read."""
+    key = attributes.key
+    reader = _BlobReader(repo, attributes.columns.index(key) if key is not None else 0)
+    segments = plan(conn, reader, writer, parent, table, attributes, previous)
+    write_table(
+        stream, segments, key=key, reader=reader, batches=batches, store=store, stats=stats, progress=progress
+    )
+
+
+def plan(
+    conn: psycopg.Connection,
+    reader: _BlobReader,
+    writer: RepositoryWriter,
+    parent: Parent,
+    table: TableDef,
+    attributes: layout.TableStream,
+    previous: Stream,
 ) -> list[Segment]:
-    """The segments that rebuild ``table``'s stream from ``previous`` and what changed since."""
+    """The segments that rebuild ``table``'s stream from ``previous`` and what changed since
+    (``reader`` decodes the previous blobs the plan must look into)."""
     key = attributes.key
     # binary rows are kept or read whole, never cut by key; so is a table with too many keys
     counts = (
@@ -170,54 +197,80 @@ def plan(
         return [Keep(previous.blobs)] if previous.blobs else []  # whatever the key's order
     if key is None or counts is None:
         return [Read(None, None)]
-    reader = _BlobReader(repo, attributes.columns.index(key))
-    return plan_table(previous.blobs, counts, writer.can_reference, reader.keys)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class _Decoded:
-    """A blob's plaintext with each record's key and end offset (records sorted by key)."""
-
-    data: bytes
-    keys: list[str]
-    ends: list[int]
-
-    def span(self, key: str) -> tuple[bytes, int]:
-        """The contiguous bytes of ``key``'s records, and how many there are."""
-        first, last = bisect_left(self.keys, key), bisect_right(self.keys, key)
-        start = self.ends[first - 1] if first else 0
-        return self.data[start : self.ends[last - 1] if last else 0], last - first
+    return plan_table(previous.blobs, counts, writer.can_reference, reader.counts)  # type: ignore[arg-type]
 
 
 class _BlobReader:
-    """Reads (and authenticates) blobs of one table's previous stream and cuts them into keyed
-    records; the last blob read is kept, since neighbouring segments often need the same one."""
+    """Reads (and authenticates) blobs of one table's previous stream and finds where each key's
+    records are in them. The plan and the write share one reader: a blob the plan decoded is
+    later only decrypted again and sliced, not split into records a second time."""
 
     def __init__(self, repo: Repository, key_index: int) -> None:
         self.repo, self.key_index = repo, key_index
-        self._last: tuple[str, _Decoded] | None = None
+        self._spans: dict[str, dict[str, tuple[int, int, int]]] = {}  # blob id -> key -> (start, end, rows)
+        self._last: tuple[str, bytes] | None = None  # neighbouring segments often need the same blob
+        self._writing = False
 
-    def keys(self, blob: object) -> list[str]:
-        return self.read(blob).keys
+    def counts(self, blob: object) -> dict[str, int]:
+        """Rows per key in ``blob`` (the plan's decoder; raises UnreadableBlob)."""
+        return {key: rows for key, (_, _, rows) in self._spans_of(blob).items()}
 
-    def read(self, blob: object) -> _Decoded:
+    def span(self, blob: object, key: str) -> tuple[bytes, int]:
+        """The contiguous bytes of ``key``'s records in ``blob``, and how many there are."""
+        found = self._spans_of(blob).get(key)
+        if found is None:
+            return b"", 0
+        start, end, rows = found
+        return self._data(blob)[start:end], rows
+
+    def _spans_of(self, blob: object) -> dict[str, tuple[int, int, int]]:
+        blob_id: str = blob.id  # type: ignore[attr-defined]
+        spans = self._spans.get(blob_id)
+        if spans is None:
+            spans = self._spans[blob_id] = key_spans(self._data(blob), self.key_index)
+        return spans
+
+    def _data(self, blob: object) -> bytes:
         blob_id: str = blob.id  # type: ignore[attr-defined]
         if self._last is not None and self._last[0] == blob_id:
             return self._last[1]
+        if self._last is not None and self._writing:
+            self._spans.pop(self._last[0], None)  # the write moves forward: that blob is done
         try:
-            data = self.repo.read_blob(blob_id)
+            # AES-GCM under the blob id authenticates an encrypted blob (the keyed hash is
+            # checked without encryption), as on restore: docs/FORMAT.md §5
+            data = self.repo.read_blob(blob_id, trust_aead=True)
         except (CorruptRepository, StorageError) as exc:
             raise UnreadableBlob(str(exc)) from exc
-        records = split_records(data)
-        index, texts = self.key_index, dict[bytes, str]()  # a blob holds a few keys: decode each once
-        raw = [record.split(b"\t", index + 1)[index] for record in records]
-        keys = [
-            texts.get(key) or texts.setdefault(key, key.rstrip(b"\n").decode("utf-8", "backslashreplace"))
-            for key in raw
-        ]
-        decoded = _Decoded(data, keys, list(accumulate(map(len, records))))
-        self._last = (blob_id, decoded)
-        return decoded
+        self._last = (blob_id, data)
+        return data
+
+    def start_writing(self) -> None:
+        """From now on blobs are visited in stream order: forget each one's spans once passed."""
+        self._writing = True
+
+
+def key_spans(data: bytes, key_index: int) -> dict[str, tuple[int, int, int]]:
+    """Each key of a blob's COPY TEXT records (field ``key_index``, as text) with the byte range
+    of its records and their number. The records of one key must be contiguous (the stream is
+    sorted by key): a key seen again after another raises UnreadableBlob, as does a blob that is
+    not whole lines or a record without that field. Runs in C but for one step per key."""
+    lines = data.split(b"\n")
+    if lines.pop() != b"":
+        raise UnreadableBlob("a blob does not end with a newline")
+    try:
+        raw = list(map(itemgetter(key_index), map(methodcaller("split", b"\t", key_index + 1), lines)))
+    except IndexError:
+        raise UnreadableBlob("a record has no key field") from None
+    starts = list(accumulate(map(add, map(len, lines), repeat(1)), initial=0))
+    changes = [0, *compress(range(1, len(raw)), map(ne, raw[1:], raw[:-1])), len(raw)] if raw else [0]
+    spans: dict[str, tuple[int, int, int]] = {}
+    for first, stop in pairwise(changes):
+        key = raw[first].decode("utf-8", "backslashreplace")
+        if key in spans:
+            raise UnreadableBlob("a key's records are not contiguous")
+        spans[key] = (starts[first], starts[stop], stop - first)
+    return spans
 
 
 Batches = Callable[
@@ -230,8 +283,7 @@ def write_table(
     segments: Sequence[Segment],
     *,
     key: str | None,
-    columns: Sequence[str],
-    repo: Repository,
+    reader: _BlobReader,
     batches: Batches,
     store: Callable[[pg.CopyBatch], None],
     stats: IncrementalStats,
@@ -252,7 +304,7 @@ def write_table(
     rows = _RangeSplitter(
         batches([pg.KeyRange(key, read.after, read.before) for read in reads]) if reads else iter(())
     )
-    reader = _BlobReader(repo, list(columns).index(key))
+    reader.start_writing()
 
     def actions() -> Iterator[Callable[[], object]]:
         for segment in segments:
@@ -260,7 +312,7 @@ def write_table(
                 yield partial(_keep, stream, segment, progress)
             elif isinstance(segment, Emit):
                 for blob in segment.blobs:
-                    data, count = reader.read(blob).span(segment.key)
+                    data, count = reader.span(blob, segment.key)
                     yield partial(stream.add, data, [segment.key.encode()] * count)
             else:
                 yield from (partial(store, part) for part in rows.below(segment.before))

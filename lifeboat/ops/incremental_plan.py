@@ -26,7 +26,7 @@ the same order (a property test checks it against made-up tables).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
 from typing import Protocol
@@ -58,8 +58,9 @@ class Key(Protocol):
     def changed(self) -> bool: ...
 
 
-# The key of each of a blob's records, in order; raises UnreadableBlob when it cannot be read.
-Decode = Callable[[Blob], Sequence[str]]
+# The key of each of a blob's records, in order, or the number of records of each key; raises
+# UnreadableBlob when the blob cannot be read.
+Decode = Callable[[Blob], Sequence[str] | Mapping[str, int]]
 
 
 class UnreadableBlob(Exception):
@@ -95,7 +96,7 @@ Segment = Keep | Read | Emit
 _UNSAFE = ("\\", "\t", "\n", "\r")
 
 
-def _no_decode(blob: Blob) -> Sequence[str]:
+def _no_decode(blob: Blob) -> Sequence[str] | Mapping[str, int]:
     raise UnreadableBlob("no decoder")
 
 
