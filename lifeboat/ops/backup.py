@@ -150,7 +150,7 @@ def run_backup(
                         )
 
                         def store(batch: pg.CopyBatch) -> None:
-                            stream.add(batch.data, batch.keys, batch.ends)
+                            stream.add(batch.data, batch.keys, batch.ends, batch.lines)
                             if progress:
                                 progress(len(batch.data))
 
