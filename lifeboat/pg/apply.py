@@ -408,9 +408,11 @@ def _indexes_expressions(table: TableDef) -> bool:
 
 
 def _autovacuum_pausable(tables: Sequence[TableDef]) -> list[TableDef]:
-    """Tables whose source left ``autovacuum_enabled`` at its default (a table that sets it keeps its
-    own value throughout, so its options come back in their captured order)."""
-    return [t for t in tables if not any(o.startswith("autovacuum_enabled=") for o in t.options)]
+    """Tables whose source left ``autovacuum_enabled`` at its default, for the table and its TOAST
+    table (one that sets either keeps its own values throughout, so its options come back in their
+    captured order)."""
+    own = ("autovacuum_enabled=", "toast.autovacuum_enabled=")
+    return [t for t in tables if not any(o.startswith(own) for o in t.options)]
 
 
 def pause_autovacuum(conn: psycopg.Connection, tables: Sequence[TableDef]) -> None:
@@ -428,8 +430,7 @@ def pause_autovacuum(conn: psycopg.Connection, tables: Sequence[TableDef]) -> No
 
 
 def resume_autovacuum(conn: psycopg.Connection, tables: Sequence[TableDef]) -> None:
-    """Undo :func:`pause_autovacuum`: back to the defaults, as captured (TOAST options are not
-    captured, so a restored TOAST table always has the default)."""
+    """Undo :func:`pause_autovacuum`: back to the defaults, as captured."""
     reset = sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled, toast.autovacuum_enabled)")
     with conn.transaction():
         for table in _autovacuum_pausable(tables):

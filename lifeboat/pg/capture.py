@@ -273,9 +273,11 @@ def _tables(conn: psycopg.Connection) -> list[TableDef]:
     rows = conn.execute(
         f"""
         SELECT c.oid, n.nspname, c.relname, pg_get_userbyid(c.relowner), c.relpersistence = 'u',
-               coalesce(c.reloptions, '{{}}'), obj_description(c.oid, 'pg_class'), {_acl_sql("c.relacl", "r", "c.relowner")},
+               coalesce(c.reloptions, '{{}}') || ARRAY(SELECT 'toast.' || o FROM unnest(t.reloptions) o),
+               obj_description(c.oid, 'pg_class'), {_acl_sql("c.relacl", "r", "c.relowner")},
                c.reltuples, c.relpages, pg_total_relation_size(c.oid)
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
         WHERE c.relkind = 'r' AND {_USER_NAMESPACE} AND {_not_extension_member("pg_class", "c")}
         ORDER BY n.nspname, c.relname
         """

@@ -162,7 +162,8 @@ class TableDef(_Model):
     name: str
     owner: str
     unlogged: bool = False
-    options: list[str] = []  # reloptions, e.g. "fillfactor=90"
+    # reloptions, e.g. "fillfactor=90", then its TOAST table's as "toast.<name>=<value>"
+    options: list[str] = []
     columns: list[ColumnDef]
     constraints: list[ConstraintDef] = []
     indexes: list[IndexDef] = []

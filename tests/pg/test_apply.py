@@ -180,6 +180,31 @@ def test_autovacuum_paused_during_the_build_then_the_source_settings_are_back(pg
     assert [(t.name, t.options) for t in restored.tables] == [(t.name, t.options) for t in schema.tables]
 
 
+def test_toast_table_options_come_back(pg_cluster: Cluster) -> None:
+    """A TOAST table's own storage options (``toast.*``) are captured and recreated, and a table
+    that sets ``toast.autovacuum_enabled`` keeps it through the autovacuum pause."""
+    n = next(_names)
+    pg_cluster.create_database(f"toast_src{n}")
+    pg_cluster.execute(
+        "CREATE TABLE toasty (id int, body text)"
+        " WITH (fillfactor = 80, toast.autovacuum_enabled = false, toast.vacuum_truncate = false)",
+        f"toast_src{n}",
+    )
+    schema = capture(pg_cluster.dsn(f"toast_src{n}"))
+    assert schema.table("public", "toasty").options == [
+        "fillfactor=80",
+        "toast.autovacuum_enabled=false",
+        "toast.vacuum_truncate=false",
+    ]
+    pg_cluster.create_database(f"toast_dst{n}")
+    with pg.connect(pg_cluster.dsn(f"toast_dst{n}")) as conn:
+        pg.apply_pre_data(conn, schema)
+        pg.pause_autovacuum(conn, schema.tables)
+        pg.resume_autovacuum(conn, schema.tables)
+    restored = capture(pg_cluster.dsn(f"toast_dst{n}"))
+    assert [(t.name, t.options) for t in restored.tables] == [(t.name, t.options) for t in schema.tables]
+
+
 def test_pipelined_restore_analyzes_every_table_and_expression_index(pg_cluster: Cluster) -> None:
     """A table without an expression index is analyzed right after its load, one with an expression
     index after that index exists: both end with statistics, the expression's included."""
