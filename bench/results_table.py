@@ -108,7 +108,8 @@ def main() -> None:
     results = json.loads(Path(sys.argv[1]).read_text())
     for scale in results["scales"].values():  # recomputed, so older results get the newer ratios too
         scale["ratios"] = ratios(scale["runs"])
-    print(f"code {results['code']}, machine {json.dumps(results['machine'])}\n")
+    bytecode = results.get("bytecode", "compiled on every run (PYTHONDONTWRITEBYTECODE)")
+    print(f"code {results['code']}, machine {json.dumps(results['machine'])}, bytecode: {bytecode}\n")
     for table in (runs_table, facts_table, ratios_table, linearity_table):
         print(table(results) + "\n")
 

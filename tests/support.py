@@ -66,7 +66,9 @@ def cli_commands() -> list[str]:
     """Every command path of the CLI (``backup``, ``agents list``, ``repair index``, ...)."""
     import typer.main
 
-    from lifeboat.cli import app
+    from lifeboat.cli import full_app
+
+    app = full_app()
 
     def walk(command: object, path: list[str]) -> list[str]:
         subcommands = getattr(command, "commands", None)

@@ -1,33 +1,14 @@
-"""The typer app. Thin: parse, call one operation, render (rich or --json), map errors to exit codes.
+"""The typer CLI. Thin: parse, call one operation, render (rich or --json), map errors to exit codes.
 
-Each command group lives in its own module and registers itself on ``app`` when imported below.
+Each command group lives in its own module and registers itself on the root app
+(:mod:`lifeboat.cli.app`) when imported. ``main``, the console entry point, imports only the
+module of the command it runs (:mod:`lifeboat.cli.commands`); ``full_app()`` is the app with
+every command registered.
 """
 
 from __future__ import annotations
 
-from lifeboat.cli.app import app, main
+from lifeboat.cli.app import main
+from lifeboat.cli.commands import full_app
 
-# Command modules register themselves on import (keep this list sorted).
-from lifeboat.cli import (  # noqa: F401  isort: skip
-    agent_file,
-    agents,
-    backup,
-    demo,
-    drill,
-    keys,
-    maintenance,
-    migrate,
-    repair,
-    repository,
-    restore,
-    snapshot_contents,
-    snapshot_tags,
-    upgrade,
-    verify,
-)
-
-from lifeboat.cli import help_style
-
-help_style.apply(app)
-
-__all__ = ["app", "main"]
+__all__ = ["full_app", "main"]

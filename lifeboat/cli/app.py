@@ -86,7 +86,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _run(args: list[str], debug: bool) -> int:
+    from lifeboat.cli import commands
+
     try:
+        commands.load(commands.modules_for(args))
         result = app(args=args, prog_name="lifeboat", standalone_mode=False)
     except Interrupted as exc:
         return _interrupted(exc, None, debug)
@@ -111,23 +114,19 @@ def _run(args: list[str], debug: bool) -> int:
 
 
 def _click_exceptions(name: str) -> tuple[type[BaseException], ...]:
-    """``UsageError``/``ClickException`` of typer's bundled click (typer >= 0.29) and of click itself."""
+    """``UsageError``/``ClickException`` of typer's bundled click (typer >= 0.29) and of click itself
+    when something imported it (nothing can raise its exceptions otherwise; importing it costs
+    ~60 ms of start-up)."""
     found = [cls for cls in typer.BadParameter.__mro__ if cls.__name__ == name]
-    try:
-        import click
-
+    click = sys.modules.get("click")
+    if click is not None:
         found.append(getattr(click.exceptions, name))
-    except ImportError:  # typer without a separate click
-        pass
     return tuple(found)
 
 
-_USAGE_ERRORS = _click_exceptions("UsageError")
-_CLICK_ERRORS = _click_exceptions("ClickException")
-
-
 def _unexpected(exc: Exception, debug: bool) -> int:
-    if isinstance(exc, _USAGE_ERRORS + _CLICK_ERRORS):  # raised while parsing the command line
+    parsing = _click_exceptions("UsageError") + _click_exceptions("ClickException")
+    if isinstance(exc, parsing):  # raised while parsing the command line
         return _usage(exc)
     _traceback(exc, debug)
     hint = "" if debug else " (rerun with --debug for the traceback)"

@@ -26,6 +26,8 @@ _NAMES = {
 }
 _typer_display_type = typer.core.TyperArgument.display_type
 _typer_option_display_type = typer.core.TyperOption.display_type
+_unwrapped: set[int] = set()  # ids of the commands whose help is unwrapped already (apply runs again
+# as more command modules register: lifeboat.cli.commands)
 
 
 def click_type_name(label: str) -> str:
@@ -54,7 +56,8 @@ def unwrap(text: str) -> str:
 
 
 def apply(app: typer.Typer) -> None:
-    """Install the click type names (once) and unwrap every command's docstring in ``app``."""
+    """Install the click type names and unwrap every command's docstring in ``app`` (again: the
+    commands registered since the last call)."""
     typer.core.TyperArgument.display_type = _argument_type  # type: ignore[method-assign]
     typer.core.TyperOption.display_type = _option_type  # type: ignore[method-assign]
     _unwrap_commands(app)
@@ -62,6 +65,9 @@ def apply(app: typer.Typer) -> None:
 
 def _unwrap_commands(app: typer.Typer) -> None:
     for command in app.registered_commands:
+        if id(command) in _unwrapped:
+            continue
+        _unwrapped.add(id(command))
         text = command.help or (inspect.getdoc(command.callback) if command.callback else None)
         if text:
             command.help = unwrap(text)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from lifeboat.cli import output
 from lifeboat.cli.app import app
@@ -103,6 +102,8 @@ def _render(data: dict[str, Any]) -> None:
         f"[bold]{title}[/]: {len(data['agents'])} agent(s) from {data['source']} {data['source_label'][:40]} "
         f"to Letta Code {data['letta_code_version']} local backend {data['target']}"
     )
+    from rich.table import Table
+
     table = Table(header_style="bold")
     for column in (
         "agent",

@@ -2,6 +2,9 @@
 
 Everything written here passes through :func:`lifeboat.redact.redact` on its way out, so no
 password or passphrase reaches the terminal, a pipe or a log collector.
+
+rich is imported when something is first drawn: ``console`` and ``err_console`` are made on
+first use (PEP 562), so a command that prints JSON or nothing never imports it.
 """
 
 from __future__ import annotations
@@ -11,15 +14,13 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TextIO
-
-from pydantic import BaseModel
-from rich import box
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, TextIO
 
 from lifeboat.redact import redact, redact_data
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 
 class RedactingStream:
@@ -51,14 +52,31 @@ class RedactingStream:
 
 stdout = RedactingStream(lambda: sys.stdout)
 stderr = RedactingStream(lambda: sys.stderr)
-# Not a terminal (pipes, CI logs): rich would assume 80 columns and squeeze tables of ids; an
-# explicit COLUMNS (the operator's or a test's) is honoured either way.
-console = Console(
-    file=stdout,  # type: ignore[arg-type]
-    highlight=False,
-    width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200,
-)
-err_console = Console(file=stderr, highlight=False)  # type: ignore[arg-type]
+console: Console  # made on first use by __getattr__ below
+err_console: Console
+
+
+def _make_console(name: str) -> Console:
+    from rich.console import Console
+
+    if name == "err_console":
+        return Console(file=stderr, highlight=False)  # type: ignore[arg-type]
+    # Not a terminal (pipes, CI logs): rich would assume 80 columns and squeeze tables of ids; an
+    # explicit COLUMNS (the operator's or a test's) is honoured either way.
+    return Console(
+        file=stdout,  # type: ignore[arg-type]
+        highlight=False,
+        width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """``console``/``err_console``: made (and kept) on first use, so rich loads only to draw."""
+    if name in ("console", "err_console"):
+        made = globals()[name] = _make_console(name)
+        return made
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _json_mode = False
 
@@ -73,7 +91,8 @@ def json_mode() -> bool:
 
 
 def _to_jsonable(data: Any) -> Any:
-    if isinstance(data, BaseModel):
+    pydantic = sys.modules.get("pydantic")  # not imported: nothing here is a model
+    if pydantic is not None and isinstance(data, pydantic.BaseModel):
         return data.model_dump(mode="json")
     if isinstance(data, list):
         return [_to_jsonable(item) for item in data]
@@ -93,7 +112,13 @@ def emit(data: Any, render: Callable[[Any], None] | None = None) -> None:
 
 def info(message: str) -> None:
     """Progress chatter: stderr, so stdout stays clean for --json."""
-    err_console.print(message)
+    _err_console().print(message)
+
+
+def _err_console() -> Console:
+    """``err_console`` from inside this module (``__getattr__`` serves only other modules)."""
+    made: Console | None = globals().get("err_console")
+    return made if made is not None else __getattr__("err_console")
 
 
 def error(message: str, exc: BaseException | None = None, *, kind: str | None = None, code: int = 1) -> None:
@@ -105,7 +130,9 @@ def error(message: str, exc: BaseException | None = None, *, kind: str | None = 
         sys.stderr.write(json.dumps({"error": kind, "message": message, "exit_code": code}) + "\n")
         sys.stderr.flush()
     else:
-        err_console.print(
+        from rich.markup import escape
+
+        _err_console().print(
             f"[bold red]lifeboat: error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True
         )
 
@@ -134,6 +161,9 @@ def table(*columns: str, whole: tuple[str, ...] = ("id", "time"), **options: Any
     """A table for people: a header rule instead of a box and two spaces between columns (restic's
     look), so a listing fits 80 columns. Columns named in ``whole`` (ids, times) never wrap; other cells fold rather than get
     cut with an ellipsis. Numbers-like columns are right-aligned by the caller if wanted."""
+    from rich import box
+    from rich.table import Table
+
     made = Table(
         box=box.SIMPLE_HEAD,
         show_edge=False,

@@ -1,23 +1,18 @@
-"""Rich progress bars on stderr for long work (silent in --json mode and when not a terminal)."""
+"""Rich progress bars on stderr for long work (silent in --json mode and when not a terminal).
+
+rich is imported only when a bar is drawn.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
-
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
+from typing import TYPE_CHECKING, Any
 
 from lifeboat.cli import output
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 class ByteProgress:
@@ -39,6 +34,8 @@ class ByteProgress:
     def note(self, line: str) -> None:
         """A line above the bar (e.g. what a backup waits for); only where the bar shows."""
         if self._progress is not None:
+            from rich.markup import escape
+
             self._progress.console.print(f"[yellow]{escape(line)}[/]")
 
     def set_total(self, total: int) -> None:
@@ -51,6 +48,15 @@ def byte_progress(description: str, total: int | None = None) -> Iterator[BytePr
     if output.json_mode() or not output.err_console.is_terminal:
         yield ByteProgress()
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),

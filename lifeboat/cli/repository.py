@@ -20,7 +20,6 @@ from lifeboat.cli.common import (
 )
 from lifeboat.cli.progress import byte_progress
 from lifeboat.errors import CorruptRepository, UsageError
-from lifeboat.ops import snapshot_layout as layout
 
 
 @app.command()
@@ -60,6 +59,8 @@ def init(
 
 
 def _snapshot_row(snapshot: Any) -> dict[str, Any]:
+    from lifeboat.ops import snapshot_layout as layout
+
     source = layout.source_document(snapshot)
     letta = layout.letta_document(snapshot)
     return {

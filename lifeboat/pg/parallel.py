@@ -18,7 +18,7 @@ import psycopg
 
 from lifeboat.errors import DatabaseError
 from lifeboat.pg.connect import connect, describe_target, one_line
-from lifeboat.pg.ddl import Statement, execute_statement_queries
+from lifeboat.pg.ddl_statement import Statement, execute_statement_queries  # not pg.ddl: no SQL parser
 
 T = TypeVar("T")
 R = TypeVar("R")

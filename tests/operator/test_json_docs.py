@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from lifeboat.cli import app
+from lifeboat.cli import full_app
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "JSON.md"
 
@@ -30,6 +30,6 @@ def test_every_command_has_a_json_section() -> None:
         for code in re.findall(r"`([^`]+)`", line):
             words = code.split()
             documented |= {" ".join(words[: n + 1]) for n in range(len(words))}
-    root = typer.main.get_command(app)
+    root = typer.main.get_command(full_app())
     missing = sorted(set(_commands(root)) - documented)
     assert not missing, f"add a section to docs/JSON.md for: {', '.join(missing)}"

@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from lifeboat.cli import app
+from lifeboat.cli import full_app
 from lifeboat.ops.demo import PHASES, run_demo
 
 
@@ -21,7 +21,7 @@ def test_run_demo_catalogs_the_deployment(letta_deployment: dict[str, object]) -
 
 
 def test_demo_cli_json(letta_deployment: dict[str, object]) -> None:
-    outcome = CliRunner().invoke(app, ["--json", "demo"])
+    outcome = CliRunner().invoke(full_app(), ["--json", "demo"])
     assert outcome.exit_code == 0, outcome.output
     payload = json.loads(outcome.stdout[outcome.stdout.index("{") :])
     assert payload["flavor"] in ("pg18", "pg16") and len(payload["agents"]) >= 20
