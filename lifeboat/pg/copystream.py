@@ -44,6 +44,9 @@ class CopyBatch:
     rows: int
     keys: list[bytes] | None = None
     ends: list[int] | None = None  # binary: the end offset of each tuple in ``data``; None: text lines
+    # text: the lines without their newlines (``data.split(b"\\n")`` less the last, empty item),
+    # split once here for the keys and handed on to the chunker, which would split them again
+    lines: list[bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,13 +213,13 @@ def _line_batches(chunks: Iterable[bytes], key_index: int | None) -> Iterator[Co
 
 
 def _make_batch(data: bytes, key_index: int | None) -> CopyBatch:
-    if key_index is None:
-        return CopyBatch(data, data.count(b"\n"))
     lines = data.split(b"\n")
     lines.pop()  # the empty string after the final newline
+    if key_index is None:
+        return CopyBatch(data, len(lines), lines=lines)
     splits = key_index + 1
     keys = [line.split(b"\t", splits)[key_index] for line in lines]
-    return CopyBatch(data, len(lines), keys)
+    return CopyBatch(data, len(lines), keys, lines=lines)
 
 
 def _tuple_batches(chunks: Iterable[bytes], width: int, key_index: int | None) -> Iterator[CopyBatch]:

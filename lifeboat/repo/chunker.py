@@ -17,16 +17,19 @@ Records need not be lines: :meth:`RecordChunker.feed_framed` takes a buffer of r
 with where each ends (e.g. binary COPY tuples, which may contain any byte). The rule is the same
 with ``r`` the whole record and ``len(r)`` in place of ``len(r) + 1``.
 
-Speed: input arrives as buffers of whole lines. ``bytes.split``, ``len`` and ``zlib.crc32`` run
-in C; the Python loop does a few integer operations per record; blob bytes are sliced out of
-the input buffer, never assembled record by record.
+Speed: input arrives as buffers of whole lines, already split when the caller has split them
+(a COPY batch splits once for its keys). ``bytes.split``, ``len`` and ``zlib.crc32`` run in C;
+the Python loop does a few integer operations per blob, not per record; only records from the
+one that reaches ``min_size`` to the boundary are hashed, lazily. Blob bytes are sliced out of
+the input buffer, never assembled record by record; a blob spanning batches is joined once from
+views of them.
 """
 
 from __future__ import annotations
 
 import zlib
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
 from operator import add, lt, mul
@@ -36,6 +39,7 @@ from lifeboat.repo.config import ChunkerParams
 NEWLINE = b"\n"
 
 Key = str | bytes
+Buffer = bytes | memoryview
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,22 +64,29 @@ class RecordChunker:
         self.params = params
         self._seed = seed & 0xFFFFFFFF
         self._scale = 2**32 // (params.avg_size - params.min_size)
-        self._parts: list[bytes] = []
+        self._parts: list[Buffer] = []
         self._records = 0
         self._size = 0
         self._zone: tuple[Key, Key] | None = None
         self._keyed: bool | None = None
 
-    def feed(self, data: bytes, keys: Sequence[Key] | None = None) -> list[Chunk]:
-        """Add a buffer of whole lines (empty, or ending in ``\\n``); return the chunks it completes."""
+    def feed(
+        self, data: bytes, keys: Sequence[Key] | None = None, lines: Sequence[bytes] | None = None
+    ) -> list[Chunk]:
+        """Add a buffer of whole lines (empty, or ending in ``\\n``); return the chunks it completes.
+
+        ``lines``: the buffer's lines without their newlines when the caller split it already
+        (``data.split(b"\\n")`` less the empty last item), so it is not split twice.
+        """
         if not data:
             if keys:
                 raise ValueError(f"0 records but {len(keys)} keys")
             return []
         if not data.endswith(NEWLINE):
             raise ValueError("a batch must hold whole lines: it does not end with a newline")
-        lines = data.split(NEWLINE)
-        lines.pop()
+        if lines is None:
+            lines = data.split(NEWLINE)
+            lines.pop()
         if keys is not None and len(keys) != len(lines):
             raise ValueError(f"{len(lines)} records but {len(keys)} keys")
         self._check_keying(keys is not None)
@@ -98,7 +109,7 @@ class RecordChunker:
         sizes = [end - start for start, end in zip([0, *ends[:-1]], ends, strict=True)]
         if min(sizes) <= 0:
             raise ValueError("record ends must be strictly increasing")
-        return self._cut(data, sizes, map(zlib.crc32, records, repeat(self._seed, len(records))), keys)
+        return self._cut(data, sizes, records, keys)
 
     def feed_records(self, records: Sequence[bytes], keys: Sequence[Key] | None = None) -> list[Chunk]:
         """Add records given one by one; each must end with its only ``\\n``."""
@@ -121,41 +132,49 @@ class RecordChunker:
         elif self._keyed != keyed:
             raise ValueError("a stream's records must either all have keys or none")
 
-    def _cut_lines(self, data: bytes, lines: list[bytes], keys: Sequence[Key] | None) -> list[Chunk]:
+    def _cut_lines(self, data: bytes, lines: Sequence[bytes], keys: Sequence[Key] | None) -> list[Chunk]:
         """Cut the buffer at boundaries found with C-level iterators and bisection, not a per-record loop."""
         sizes = list(map(add, map(len, lines), repeat(1)))  # record sizes, newline included
-        return self._cut(data, sizes, map(zlib.crc32, lines, repeat(self._seed, len(lines))), keys)
+        return self._cut(data, sizes, lines, keys)
 
     def _cut(
-        self, data: bytes, sizes: list[int], hashes: Iterator[int], keys: Sequence[Key] | None
+        self, data: bytes, sizes: list[int], records: Sequence[Buffer], keys: Sequence[Key] | None
     ) -> list[Chunk]:
+        """``records[i]``: the bytes whose CRC decides whether record ``i`` is a boundary (a line
+        without its newline, or a whole framed record); ``sizes[i]``: its size in ``data``."""
         count = len(sizes)
         ends = list(accumulate(sizes))  # offset just past each record
-        boundaries = list(compress(range(count), map(lt, hashes, map(mul, sizes, repeat(self._scale)))))
+        if ends[-1] != len(data):
+            raise ValueError(f"the records add up to {ends[-1]} bytes, not the batch's {len(data)}")
         chunks: list[Chunk] = []
         chunk_start = -self._size  # offset of the current chunk's first byte (negative: held bytes)
         first = 0  # first record not yet in a chunk
         while first < count:
-            last = self._last_record(ends, boundaries, chunk_start, first)
+            last = self._last_record(ends, sizes, records, chunk_start, first)
             if last is None:
                 break
             end = ends[last] if last >= 0 else 0  # last == -1: the held bytes alone form the chunk
-            part = data[max(chunk_start, 0) : end]
+            # Held records before it: a view, copied once when the chunk is joined.
+            part = (memoryview(data) if self._parts else data)[max(chunk_start, 0) : end]
             chunks.append(self._emit(part, last + 1 - first, _slice(keys, first, last + 1)))
             chunk_start, first = end, last + 1
         if first < count:
-            self._hold(data[max(chunk_start, 0) :], count - first, _slice(keys, first, count))
+            # A view (no copy): it keeps this batch alive until the chunk is emitted (< max_size later).
+            self._hold(memoryview(data)[max(chunk_start, 0) :], count - first, _slice(keys, first, count))
             self._size = ends[-1] - chunk_start
         return chunks
 
     def _last_record(
-        self, ends: list[int], boundaries: list[int], chunk_start: int, first: int
+        self, ends: list[int], sizes: list[int], records: Sequence[Buffer], chunk_start: int, first: int
     ) -> int | None:
         """Index of the record that ends the chunk starting at ``first``; None if beyond this batch.
 
         Equivalent to walking the records one by one and applying, to each record: cut before it
         if the chunk is not empty and it would exceed ``max_size``; then cut after it if the
         chunk reached ``min_size`` and the record is a boundary or the chunk reached ``max_size``.
+        Only records from the one that reaches ``min_size`` to the first boundary are hashed
+        (lazily, C-level iterators): none before ``min_size`` can end a chunk, and each record
+        is hashed at most once, since the next chunk starts after the one found.
         """
         params = self.params
         forced: int | None = None
@@ -168,24 +187,30 @@ class RecordChunker:
             else:
                 forced = at_max  # a lone record larger than max_size
         reach_min = bisect_left(ends, chunk_start + params.min_size, lo=first)
-        position = bisect_left(boundaries, reach_min)
-        if position < len(boundaries) and (forced is None or boundaries[position] <= forced):
-            return boundaries[position]
+        stop = len(ends) if forced is None else forced + 1  # a boundary after a forced cut is moot
+        if reach_min < stop:
+            hashes = map(zlib.crc32, records[reach_min:stop], repeat(self._seed))
+            thresholds = map(mul, sizes[reach_min:stop], repeat(self._scale))
+            boundary = next(compress(range(reach_min, stop), map(lt, hashes, thresholds)), None)
+            if boundary is not None:
+                return boundary
         return forced
 
-    def _hold(self, part: bytes, records: int, keys: Sequence[Key] | None) -> None:
+    def _hold(self, part: Buffer, records: int, keys: Sequence[Key] | None) -> None:
         self._parts.append(part)
         self._records += records
         self._zone = _merge_zone(self._zone, keys)
 
-    def _emit(self, part: bytes, records: int, keys: Sequence[Key] | None) -> Chunk:
+    def _emit(self, part: Buffer, records: int, keys: Sequence[Key] | None) -> Chunk:
         """A chunk of the held records plus ``part``; resets the held state."""
         if self._parts:
             self._parts.append(part)
-            part = b"".join(self._parts)
+            data = b"".join(self._parts)
+        else:
+            data = bytes(part)  # already bytes (the same object): only held parts are views
         zone = _merge_zone(self._zone, keys)
         chunk = Chunk(
-            part, self._records + records, *(_key_text(key) for key in zone) if zone else (None, None)
+            data, self._records + records, *(_key_text(key) for key in zone) if zone else (None, None)
         )
         self._parts, self._records, self._size, self._zone = [], 0, 0, None
         return chunk

@@ -327,11 +327,20 @@ class StreamWriter:
         self._chunker = RecordChunker(writer.chunker_params, writer.repo.keys.chunker_seed())
         self._blobs: list[BlobRef] = []
 
-    def add(self, data: bytes, keys: Sequence[Key] | None = None, ends: Sequence[int] | None = None) -> None:
+    def add(
+        self,
+        data: bytes,
+        keys: Sequence[Key] | None = None,
+        ends: Sequence[int] | None = None,
+        lines: Sequence[bytes] | None = None,
+    ) -> None:
         """Add a buffer of whole lines (e.g. a ``CopyBatch.data``), with one sort key per line or none;
-        with ``ends``, a buffer of records that are not lines, ``ends[i]`` the end of record ``i``."""
+        with ``ends``, a buffer of records that are not lines, ``ends[i]`` the end of record ``i``.
+        ``lines``: the buffer already split into its lines (without newlines), if the caller has them."""
         chunks = (
-            self._chunker.feed(data, keys) if ends is None else self._chunker.feed_framed(data, ends, keys)
+            self._chunker.feed(data, keys, lines)
+            if ends is None
+            else self._chunker.feed_framed(data, ends, keys)
         )
         for chunk in chunks:
             self._store(chunk)
@@ -348,7 +357,7 @@ class StreamWriter:
         elif isinstance(batch, RecordBatch):
             self.add_records(batch.records, batch.keys)
         elif isinstance(batch, LinesBatch):
-            self.add(batch.data, batch.keys, getattr(batch, "ends", None))
+            self.add(batch.data, batch.keys, getattr(batch, "ends", None), getattr(batch, "lines", None))
         else:
             self.add_records(batch)
 

@@ -38,8 +38,11 @@ def feed_in_batches(
     bounds = [0, *cuts, len(rows)]
     for start, stop in pairwise(bounds):
         batch_keys = None if keys is None else keys[start:stop]
-        if start % 2:
+        if start % 3 == 1:
             chunks += chunker.feed_records(rows[start:stop], batch_keys)
+        elif start % 3 == 2:  # already split into lines, as a COPY batch hands them on
+            lines = [row[:-1] for row in rows[start:stop]]
+            chunks += chunker.feed(b"".join(rows[start:stop]), batch_keys, lines)
         else:
             chunks += chunker.feed(b"".join(rows[start:stop]), batch_keys)
     last = chunker.finish()
