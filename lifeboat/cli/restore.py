@@ -364,14 +364,14 @@ def restore_agents(
     dsn = database_dsn(db)
     repository = open_repo(repo, password_file)
     filters = filters or SnapshotFilters([], [], [])
-    _, chosen = choose_for_database(
+    found, chosen = choose_for_database(
         repository, snapshot, dsn, sources=filters.sources, hosts=filters.hosts, tags=filters.tags
     )
     try:
         report = run_agent_restore_any_release(
             repository,
             dsn,
-            snapshot_ref=chosen.id,
+            snapshot_ref=found,  # read once: a big deployment's manifest is tens of MB parsed
             agent_ids=selection.agents,
             name=selection.name,
             tag=selection.tag,

@@ -28,6 +28,7 @@ from lifeboat.letta import migrations, revisions
 from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.agent_restore import AgentRestoreReport, Options, run_agent_restore
 from lifeboat.repo.crypto import KdfParams
+from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
 from lifeboat.settings import RedisTarget
 
@@ -48,7 +49,7 @@ def run_agent_restore_any_release(
     repo: Repository,
     dsn: str,
     *,
-    snapshot_ref: str = "latest",
+    snapshot_ref: str | Snapshot = "latest",
     agent_ids: Iterable[str] = (),
     name: str | None = None,
     tag: str | None = None,
@@ -57,15 +58,16 @@ def run_agent_restore_any_release(
     encryption_key: str | None = None,
     flavor: str | None = None,
 ) -> AgentRestoreReport:
-    """``run_agent_restore``, upgrading an older snapshot in a sandbox first (see the module doc)."""
-    snapshot = repo.load_snapshot(snapshot_ref)
+    """``run_agent_restore``, upgrading an older snapshot in a sandbox first (see the module doc).
+    ``snapshot_ref``: a reference, or the snapshot the caller read (its manifest is not read again)."""
+    snapshot = snapshot_ref if isinstance(snapshot_ref, Snapshot) else repo.load_snapshot(snapshot_ref)
     source = layout.source_document(snapshot)
     from_revision = source.letta_revision
     to_revision = live_revision(dsn)
     start, end = migrations.position(from_revision), migrations.position(to_revision)
     kwargs = {"agent_ids": agent_ids, "name": name, "tag": tag, "options": options, "redis": redis}
     if start is None or end is None or start == end:
-        return run_agent_restore(repo, dsn, snapshot_ref=snapshot.id, **kwargs)  # type: ignore[arg-type]
+        return run_agent_restore(repo, dsn, snapshot_ref=snapshot, **kwargs)  # type: ignore[arg-type]
     if start > end:
         raise UnsafeRestore(
             f"snapshot {snapshot.short_id} is Letta {revisions.release_label(from_revision)} ({from_revision}), "

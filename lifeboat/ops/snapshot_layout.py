@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lifeboat.errors import CorruptRepository
+from lifeboat.letta.catalog import AgentEntry
 from lifeboat.letta.source import LettaDocument, RunInFlight
 from lifeboat.pg import copybinary
 from lifeboat.pg.models import DatabaseSchema, TableDef
@@ -46,8 +47,11 @@ __all__ = [
     "RunInFlight",
     "SourceDocument",
     "TableStream",
+    "agent_entry",
+    "catalog_by_id",
     "documents",
     "letta_document",
+    "runs_in_flight",
     "schema_document",
     "source_document",
     "split_records",
@@ -192,6 +196,43 @@ def source_document(snapshot: Snapshot) -> SourceDocument:
 
 def letta_document(snapshot: Snapshot) -> LettaDocument:
     return _validate(LettaDocument, snapshot.documents.get(LETTA, {}), f"{LETTA} document")
+
+
+def catalog_by_id(snapshot: Snapshot) -> dict[str, dict[str, Any]]:
+    """Agent id -> its catalog entry as stored (unvalidated JSON), for picking a few agents out
+    of a big catalog without validating all of it (:func:`agent_entry` validates one). Every
+    entry must be an object with a string ``id``; no catalog (``agents`` null or absent): empty."""
+    letta = snapshot.documents.get(LETTA, {})
+    if not isinstance(letta, dict):
+        raise CorruptRepository(f"snapshot {LETTA} document is not valid: (top): not an object")
+    agents = letta.get("agents")
+    if agents is None:
+        return {}
+    if not isinstance(agents, list):
+        raise CorruptRepository(f"snapshot {LETTA} document is not valid: agents: not a list")
+    by_id = {}
+    for position, entry in enumerate(agents):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            raise CorruptRepository(
+                f"snapshot {LETTA} document is not valid: agents.{position}: not an entry with a string id"
+            )
+        by_id[entry["id"]] = entry
+    return by_id
+
+
+def agent_entry(entry: dict[str, Any]) -> AgentEntry:
+    """One catalog entry of :func:`catalog_by_id`, validated."""
+    return _validate(AgentEntry, entry, f"{LETTA} document's entry of agent {entry.get('id')}")
+
+
+class _RunsInFlight(BaseModel):  # the letta document's runs, its other fields left unread
+    runs_in_flight: list[RunInFlight] = []
+
+
+def runs_in_flight(snapshot: Snapshot) -> list[RunInFlight]:
+    """The letta document's runs in flight, without validating its agent catalog."""
+    letta = snapshot.documents.get(LETTA, {})
+    return _validate(_RunsInFlight, letta, f"{LETTA} document").runs_in_flight
 
 
 def schema_document(snapshot: Snapshot) -> DatabaseSchema:

@@ -24,6 +24,8 @@ or, phase by phase: copy_in per table (run_on_connections), apply_post_data, ana
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -74,9 +76,19 @@ if TYPE_CHECKING:
     from lifeboat.pg.parallel import run_on_connections, run_statements
     from lifeboat.pg.snapshot import SharedSnapshot
 
-# ``connect`` is also a submodule's name: importing the submodule would rebind the package's
-# attribute to it, so the function is bound here, after that import, as before.
-from lifeboat.pg.connect import connect
+
+class _Package(types.ModuleType):
+    """``lifeboat.pg.connect`` is the function although a submodule has that name: when the
+    submodule is imported (on the first ``pg.connect`` or by anyone), the import system binds it on
+    the package, and the function is bound instead. So importing lifeboat.pg loads no psycopg."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "connect" and isinstance(value, types.ModuleType):
+            value = value.connect
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 # Each public name and the module defining it: imported on first use (PEP 562), so a command
 # needing only the models or a connection does not load the SQL parser at start-up.
@@ -102,6 +114,7 @@ _EXPORTS = {
     "capture_schema": "lifeboat.pg.capture",
     "check_schema": "lifeboat.pg.ddl",
     "check_target_version": "lifeboat.pg.apply",
+    "connect": "lifeboat.pg.connect",
     "connection": "lifeboat.pg.connect",
     "copy_in": "lifeboat.pg.copystream",
     "copy_out": "lifeboat.pg.copystream",

@@ -7,10 +7,12 @@ they mean the same thing whatever the search_path of the session that replays th
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from psycopg import sql
 
 FORMAT_VERSION = 1
 
@@ -27,6 +29,8 @@ class QualifiedName(_Model):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, frozen=True)
 
     def identifier(self) -> sql.Identifier:
+        from psycopg import sql  # here: reading a snapshot's schema needs no psycopg
+
         return sql.Identifier(self.schema_, self.name)
 
     def __str__(self) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from lifeboat import pg
-from lifeboat.errors import UnsafeRestore, UsageError
+from lifeboat.errors import SnapshotNotFound, UnsafeRestore, UsageError
 from lifeboat.letta import redis_keys
 from lifeboat.letta.locks import AgentLocks
 from lifeboat.letta.subgraph import Subgraph, collect
@@ -28,11 +28,11 @@ from lifeboat.ops.agent_restore.report import (
 )
 from lifeboat.ops.agent_restore.source import (
     SnapshotSource,
-    catalog,
+    choose_agents,
     run_warnings,
-    select_agents,
     snapshot_revision,
 )
+from lifeboat.repo.config import snapshot_name
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
 from lifeboat.settings import RedisTarget
@@ -42,21 +42,26 @@ def run_agent_restore(
     repo: Repository,
     dsn: str,
     *,
-    snapshot_ref: str = "latest",
+    snapshot_ref: str | Snapshot = "latest",
     agent_ids: Iterable[str] = (),
     name: str | None = None,
     tag: str | None = None,
     options: Options | None = None,
     redis: RedisTarget | None = None,
 ) -> AgentRestoreReport:
-    """Restore the selected agents from ``snapshot_ref`` into the live database at ``dsn``."""
+    """Restore the selected agents from ``snapshot_ref`` into the live database at ``dsn``.
+
+    ``snapshot_ref`` may be a snapshot the caller already read (the CLI reads it to choose it):
+    a manifest is parsed once, not once per layer (a 20,000-agent manifest is ~50 MB parsed, and
+    three copies were alive during the apply). It is checked to be still in the repository once
+    the lock is held, as a snapshot loaded under the lock would be."""
     options = options or Options()
     _check_options(options)
     started = time.monotonic()
     timings: dict[str, float] = {}
     with repo.lock():
-        snapshot = repo.load_snapshot(snapshot_ref)
-        chosen = select_agents(catalog(snapshot), agent_ids, name, tag)
+        snapshot = _snapshot(repo, snapshot_ref)
+        chosen = choose_agents(snapshot, agent_ids, name, tag)
         source = SnapshotSource(repo, snapshot)
         graph = collect(source, [entry.id for entry in chosen])
     timings["read"] = time.monotonic() - started
@@ -67,6 +72,16 @@ def run_agent_restore(
     report.seconds = time.monotonic() - started
     report.timings = {k: round(v, 3) for k, v in timings.items()}
     return report
+
+
+def _snapshot(repo: Repository, ref: str | Snapshot) -> Snapshot:
+    """The snapshot ``ref`` names, or ``ref`` itself if its manifest is still stored (a prune may
+    have forgotten it between the caller's read and the lock)."""
+    if isinstance(ref, str):
+        return repo.load_snapshot(ref)
+    if not repo.backend.exists(snapshot_name(ref.id)):
+        raise SnapshotNotFound(f"snapshot {ref.short_id} was removed from the repository meanwhile")
+    return ref
 
 
 def _check_options(options: Options) -> None:

@@ -5,7 +5,7 @@ flight when it was taken."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from lifeboat.errors import UsageError
@@ -70,6 +70,22 @@ def catalog(snapshot: Snapshot) -> list[AgentEntry]:
     return layout.letta_document(snapshot).agents or []
 
 
+def choose_agents(
+    snapshot: Snapshot, ids: Iterable[str] = (), name: str | None = None, tag: str | None = None
+) -> list[AgentEntry]:
+    """:func:`select_agents` over the snapshot's catalog. Chosen by id (or id prefix) alone, only
+    the chosen entries are turned into :class:`AgentEntry` (every entry must still be an object
+    with a string id): validating a 20,000-agent catalog whole for one agent took ~0.6 s and tens
+    of MB, the part of a one-agent restore that grew with the deployment."""
+    if name is not None or tag is not None:
+        return select_agents(catalog(snapshot), ids, name, tag)
+    by_id = layout.catalog_by_id(snapshot)
+    wanted = list(dict.fromkeys(_full_agent_id(agent_id, by_id, len(by_id)) for agent_id in ids))
+    if not wanted:
+        raise UsageError("no agent in the snapshot matches the selection")
+    return [layout.agent_entry(by_id[agent_id]) for agent_id in wanted]
+
+
 def select_agents(
     entries: list[AgentEntry],
     ids: Iterable[str] = (),
@@ -88,7 +104,7 @@ def select_agents(
     return chosen
 
 
-def _full_agent_id(ref: str, by_id: dict[str, AgentEntry], total: int) -> str:
+def _full_agent_id(ref: str, by_id: Mapping[str, object], total: int) -> str:
     """The agent id ``ref`` names: itself, or the one id it is a unique prefix of (short ids as listed)."""
     if ref in by_id:
         return ref
@@ -107,7 +123,7 @@ def snapshot_revision(snapshot: Snapshot) -> str | None:
 
 def run_warnings(snapshot: Snapshot, graph: Subgraph) -> list[str]:
     """A warning when runs of the restored agents were in flight at the snapshot instant."""
-    in_flight = layout.letta_document(snapshot).runs_in_flight
+    in_flight = layout.runs_in_flight(snapshot)
     mine = [run for run in in_flight if run.agent_id in graph.agent_ids]
     if not mine:
         return []
