@@ -136,27 +136,34 @@ def copy_out(
 
 
 def _copy_data_chunks(pgconn: PGconn, table: QualifiedName, chunk_bytes: int) -> Iterator[bytes]:
-    """The data of a COPY TO already started (psycopg's ``cursor.copy`` did that), joined into
-    chunks of at least ``chunk_bytes`` (the last one may be smaller).
+    """The data of a COPY TO already started (psycopg's ``cursor.copy`` did that), in chunks of
+    up to ``chunk_bytes`` (a message larger than that comes alone).
 
     Straight from libpq rather than through ``Copy.read()``: the server sends one message per
     row, and psycopg's per-message machinery (a generator driven by its wait loop) cost as much
-    client CPU as the rest of the copy. This loop does the least per row; waiting happens in
-    ``poll``, which releases the GIL.
+    client CPU as the rest of the copy. This loop does the least per row: each message is copied
+    into one reused buffer as it arrives, and freed at once, instead of being kept (a tracked
+    memoryview) and joined with the others later. Waiting happens in ``poll``, which releases
+    the GIL.
     """
     poller = select.poll()
     poller.register(pgconn.socket, select.POLLIN)
     get_copy_data = pgconn.get_copy_data
-    pending: list[Buffer] = []
-    pending_bytes = 0
+    buffer = memoryview(bytearray(chunk_bytes))
+    filled = 0
     while True:
         nbytes, data = get_copy_data(1)
         if nbytes > 0:
-            pending.append(data)
-            pending_bytes += nbytes
-            if pending_bytes >= chunk_bytes:
-                yield b"".join(pending)
-                pending, pending_bytes = [], 0
+            end = filled + nbytes
+            if end > chunk_bytes:
+                if filled:
+                    yield bytes(buffer[:filled])
+                    filled, end = 0, nbytes
+                if end > chunk_bytes:
+                    yield bytes(data)
+                    continue
+            buffer[filled:end] = data
+            filled = end
         elif nbytes == 0:  # no complete message buffered: wait for the socket, then read
             poller.poll()
             pgconn.consume_input()
@@ -164,8 +171,8 @@ def _copy_data_chunks(pgconn: PGconn, table: QualifiedName, chunk_bytes: int) ->
             break
     # Before the last yield: a consumer that stops there must find the COPY fully ended.
     _finish_copy_out(pgconn, poller, table)
-    if pending:
-        yield b"".join(pending)
+    if filled:
+        yield bytes(buffer[:filled])
 
 
 def _finish_copy_out(pgconn: PGconn, poller: select.poll, table: QualifiedName) -> None:
