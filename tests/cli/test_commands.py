@@ -90,6 +90,9 @@ def test_a_command_imports_only_its_module() -> None:
     _out, imported = _probe(["restore", "--help"])
     assert imported["cli"] == ["lifeboat.cli.restore"]
     assert not {"psycopg", "cryptography", "click"} & set(imported["heavy"])  # (typer needs pydantic)
+    _out, imported = _probe(["nosuchcommand"])  # every command module: none imports an operation
+    assert len(imported["cli"]) == len(commands.MODULES)
+    assert not {"psycopg", "cryptography", "click"} & set(imported["heavy"])
 
 
 def test_help_reads_the_same_however_commands_were_loaded() -> None:
