@@ -153,6 +153,8 @@ class _Planner:
             where = self._span(first, last)
             if where is None or not self._clean(*where):
                 return None
+            if self._nothing_deleted(first, last, where):
+                return first, last
             head, tail = self.blobs[first].zone_min or "", self.blobs[last].zone_max or ""
             if not self._whole(head):
                 first += 1
@@ -161,6 +163,24 @@ class _Planner:
             else:
                 return (first, last) if self._inside_counts_match(first, last, where) else None
         return None
+
+    def _nothing_deleted(self, first: int, last: int, where: tuple[int, int]) -> bool:
+        """Whether the run's keys, none of them changed, still have every row the stream held.
+
+        A key without a changed row can only have lost rows since (a deletion leaves no newer row
+        version), so the rows now of all the keys from the run's first to its last number what
+        the stream held of them exactly when none was deleted. The keys strictly inside are held
+        by the run's blobs alone (zone maps are in order); its end keys' rows outside it are
+        counted in the blobs next to it (rebuilt anyway, so decoded anyway): the run's own blobs
+        are not decoded. When this does not hold, :meth:`_settle` finds which end lost rows.
+        """
+        start, end = where
+        now = self.rows_before[end + 1] - self.rows_before[start]
+        held = sum(self.blobs[index].records for index in range(first, last + 1))
+        ends = {self.keys[start].key, self.keys[end].key}
+        outside = {index for key in ends for index in self._holding(key) if not first <= index <= last}
+        held += sum(self._records_of(index, key) for index in outside for key in ends)
+        return now == held
 
     def _whole(self, key: str) -> bool:
         """The key has as many rows now as the previous stream held (none deleted)."""

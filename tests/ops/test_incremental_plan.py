@@ -159,6 +159,23 @@ def test_blobs_cut_inside_keys_are_kept_around_a_changed_key() -> None:
     assert _rebuild(plan, rows) == rows  # type: ignore[arg-type]
 
 
+def test_kept_runs_are_not_decoded_when_nothing_was_deleted() -> None:
+    """Only the rebuilt blob next to the changed key is decoded: the kept runs' end keys are
+    counted there, and their own blobs are taken on their row counts."""
+    rows = [(f"agent-{key:03d}", n, 0) for key in range(10) for n in range(4)]
+    blobs = _cut(rows, {6, 14, 22, 30})
+    decoded: list[int] = []
+    decode = _decoder()
+
+    def counting(blob: FakeBlob) -> list[str]:
+        decoded.append(blobs.index(blob))
+        return decode(blob)  # type: ignore[no-any-return]
+
+    plan = plan_table(blobs, _summary(rows, {("agent-004", 1, 0)}), decode=counting)  # type: ignore[arg-type]
+    assert _rebuild(plan, rows) == rows  # type: ignore[arg-type]
+    assert set(decoded) == {2}
+
+
 def test_a_deleted_row_of_a_split_key_is_not_resurrected() -> None:
     rows = [(f"agent-{key:03d}", n, 0) for key in range(10) for n in range(4)]
     blobs = _cut(rows, {6, 14, 22, 30})

@@ -97,6 +97,18 @@ class Applier:
             self.tables[spec.table] = TablePlan(
                 table=spec.table, snapshot_rows=len(snapshot_rows), write=len(table_rows)
             )
+        self._analyze_stages()
+
+    def _analyze_stages(self) -> None:
+        """Give the planner the real size of the staged tables that hold rows. A temporary table is
+        never analyzed by autovacuum and, never analyzed, is assumed to span 10 pages: the
+        anti-joins of the staged rows against the live tables (``_drop_dangling``) then hashed the
+        whole live table (``block``, ``agents``, ``archives``...) instead of probing its key for the
+        few staged rows, a cost that grew with the deployment (185 ms for ``block`` alone at 10,000
+        agents, against 0.2 ms after ANALYZE, which takes ~3 ms a table)."""
+        names = [sql.Identifier(staged.stage) for staged in self.staged.values() if len(staged.rows)]
+        if names:
+            self.conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(names)))
 
     def _loadable(self, table: str, rows: TableRows) -> TableRows:
         """Binary rows load as they are when the live columns have the snapshot's types; a type
