@@ -208,11 +208,12 @@ _collector = _CopyCollector()
 def fewer_gc_passes() -> Iterator[None]:
     """Run the copy with far fewer passes of Python's cycle collector.
 
-    libpq hands over each row as a memoryview (a GC-tracked object) that lives until its batch
-    of ~1 MB is joined, so at the default threshold (700) a young collection ran twice a batch,
-    promoting those rows, and the promotions kept triggering full collections that walk every
-    object alive, the imported modules first: 10-12 % of a backup's CPU (perf, 1,000 and 3,000
-    agents). Objects alive at the start are frozen (not walked until the last copy ends) and a
+    When libpq's rows (GC-tracked memoryviews) were kept until their batch of ~1 MB was joined,
+    a young collection at the default threshold (700) ran twice a batch, promoting those rows,
+    and the promotions kept triggering full collections that walk every object alive, the
+    imported modules first: 10-12 % of a backup's CPU (perf, 1,000 and 3,000 agents). Rows are
+    now copied and freed as they arrive (``pg.copystream``), but a backup still makes many
+    short-lived tracked objects per batch, and the start-up heap need not be walked at all. Objects alive at the start are frozen (not walked until the last copy ends) and a
     young pass waits for 50,000 new containers. Cycles made meanwhile are still collected, in
     fewer passes. Concurrent copies in one process share the setting; the last one to end
     restores the collector as it was.
