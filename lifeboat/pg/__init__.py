@@ -23,10 +23,11 @@ or, phase by phase: copy_in per table (run_on_connections), apply_post_data, ana
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import TYPE_CHECKING, Any
+
+from lifeboat.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from lifeboat.pg.admin import (
@@ -148,13 +149,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [

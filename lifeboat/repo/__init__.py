@@ -12,8 +12,9 @@ See docs/FORMAT.md for the on-disk format.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lifeboat.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from lifeboat.repo.backends import Backend, FileInfo, LocalBackend, S3Backend, open_backend
@@ -56,13 +57,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [
