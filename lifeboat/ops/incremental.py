@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import accumulate, compress, pairwise, repeat
-from operator import add, itemgetter, methodcaller, ne
+from operator import add, ne
 
 import psycopg
 
@@ -28,6 +28,7 @@ from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.incremental_plan import Emit, Keep, Read, Segment, UnreadableBlob, plan_table
 from lifeboat.ops.pipeline import pipelined
 from lifeboat.pg.changes import ChangeToken, key_counts, table_count
+from lifeboat.pg.copystream import text_keys
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo.manifest import BlobRef, Stream
 from lifeboat.repo.repository import Repository
@@ -259,7 +260,7 @@ def key_spans(data: bytes, key_index: int) -> dict[str, tuple[int, int, int]]:
     if lines.pop() != b"":
         raise UnreadableBlob("a blob does not end with a newline")
     try:
-        raw = list(map(itemgetter(key_index), map(methodcaller("split", b"\t", key_index + 1), lines)))
+        raw = text_keys(lines, key_index)
     except IndexError:
         raise UnreadableBlob("a record has no key field") from None
     starts = list(accumulate(map(add, map(len, lines), repeat(1)), initial=0))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import select
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter, methodcaller
 
 import psycopg
 from psycopg import sql
@@ -224,9 +225,13 @@ def _make_batch(data: bytes, key_index: int | None) -> CopyBatch:
     lines.pop()  # the empty string after the final newline
     if key_index is None:
         return CopyBatch(data, len(lines), lines=lines)
-    splits = key_index + 1
-    keys = [line.split(b"\t", splits)[key_index] for line in lines]
-    return CopyBatch(data, len(lines), keys, lines=lines)
+    return CopyBatch(data, len(lines), text_keys(lines, key_index), lines=lines)
+
+
+def text_keys(lines: Sequence[bytes], key_index: int) -> list[bytes]:
+    """Field ``key_index`` of each COPY TEXT line (as printed: escapes left in); IndexError when
+    a line has fewer fields."""
+    return list(map(itemgetter(key_index), map(methodcaller("split", b"\t", key_index + 1), lines)))
 
 
 def _tuple_batches(chunks: Iterable[bytes], width: int, key_index: int | None) -> Iterator[CopyBatch]:
