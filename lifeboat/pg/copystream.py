@@ -15,7 +15,6 @@ from __future__ import annotations
 import select
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from operator import itemgetter, methodcaller
 
 import psycopg
 from psycopg import sql
@@ -231,7 +230,8 @@ def _make_batch(data: bytes, key_index: int | None) -> CopyBatch:
 def text_keys(lines: Sequence[bytes], key_index: int) -> list[bytes]:
     """Field ``key_index`` of each COPY TEXT line (as printed: escapes left in); IndexError when
     a line has fewer fields."""
-    return list(map(itemgetter(key_index), map(methodcaller("split", b"\t", key_index + 1), lines)))
+    splits = key_index + 1
+    return [line.split(b"\t", splits)[key_index] for line in lines]
 
 
 def _tuple_batches(chunks: Iterable[bytes], width: int, key_index: int | None) -> Iterator[CopyBatch]:
