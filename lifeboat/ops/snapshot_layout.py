@@ -51,6 +51,7 @@ __all__ = [
     "catalog_by_id",
     "documents",
     "letta_document",
+    "records_holding",
     "runs_in_flight",
     "schema_document",
     "source_document",
@@ -153,6 +154,50 @@ def split_records(attributes: TableStream, data: bytes, what: str = "") -> list[
         return copybinary.split_rows(data, len(attributes.columns))
     except copybinary.MalformedRows as exc:
         raise CorruptRepository(f"{_stream_label(attributes)}{what}: malformed binary row ({exc})") from None
+
+
+MAX_NEEDLES = 16  # more keys than this: every record is looked at (one pass per key would cost more)
+
+
+def records_holding(attributes: TableStream, data: bytes, column: str, keys: Iterable[str]) -> list[bytes]:
+    """The blob's records that may have one of ``keys`` in ``column``: a superset, in blob order,
+    of the records :func:`split_records` gives whose field equals a key (filter them as those).
+
+    A key that is non-empty, printable and without backslash is printed as itself by COPY TEXT (whatever the
+    column's type) and is its own UTF-8 bytes in a binary tuple of a text-typed column, so a
+    record whose field equals it holds those bytes: COPY TEXT lines are found with ``bytes.find``
+    without splitting the blob, binary tuples are kept when they hold the bytes. Otherwise (too
+    many keys, another key, a binary column of another type) every record is returned."""
+    wanted = sorted(set(keys))
+    plain = all(key and key.isprintable() and "\\" not in key for key in wanted)
+    if attributes.binary:
+        types = attributes.types or []
+        position = attributes.columns.index(column) if column in attributes.columns else -1
+        texty = 0 <= position < len(types) and copybinary.base_type(types[position]) in copybinary.TEXT_TYPES
+        records = split_records(attributes, data)
+        if not (plain and texty and len(wanted) <= MAX_NEEDLES):
+            return records
+        needles = [key.encode() for key in wanted]
+        return [record for record in records if any(needle in record for needle in needles)]
+    if not plain or len(wanted) > MAX_NEEDLES:
+        return repository.split_records(data)
+    return _lines_holding(data, [key.encode() for key in wanted])
+
+
+def _lines_holding(data: bytes, needles: list[bytes]) -> list[bytes]:
+    """The ``\\n``-ended lines of ``data`` that hold one of ``needles`` (none holds a newline), in
+    order; like ``repository.split_records``, a last piece without its newline is no record."""
+    found: dict[int, bytes] = {}
+    for needle in needles:
+        at = data.find(needle)
+        while at != -1:
+            start = data.rfind(b"\n", 0, at) + 1
+            end = data.find(b"\n", at) + 1
+            if end == 0:
+                break
+            found[start] = data[start:end]
+            at = data.find(needle, end)
+    return [found[start] for start in sorted(found)]
 
 
 def text_view(attributes: TableStream, *, compare: bool = False) -> copybinary.TextView | None:
