@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from lifeboat.errors import CorruptRepository
 from lifeboat.letta.catalog import AgentEntry
 from lifeboat.letta.source import LettaDocument, RunInFlight
+from lifeboat.ops.snapshot_catalog import HeldCatalog, LightSnapshot
 from lifeboat.pg import copybinary
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo import repository
@@ -50,6 +51,7 @@ __all__ = [
     "agent_entry",
     "catalog_by_id",
     "documents",
+    "held_catalog",
     "letta_document",
     "records_holding",
     "runs_in_flight",
@@ -240,14 +242,28 @@ def source_document(snapshot: Snapshot) -> SourceDocument:
 
 
 def letta_document(snapshot: Snapshot) -> LettaDocument:
-    return _validate(LettaDocument, snapshot.documents.get(LETTA, {}), f"{LETTA} document")
+    return _validate(LettaDocument, _letta(snapshot), f"{LETTA} document")
+
+
+def held_catalog(snapshot: Snapshot) -> HeldCatalog | None:
+    """The agent catalog as set aside by :func:`lifeboat.ops.snapshot_catalog.read_snapshot`, if it was."""
+    return snapshot.held_catalog if isinstance(snapshot, LightSnapshot) else None
+
+
+def _letta(snapshot: Snapshot) -> Any:
+    """The letta document as stored (its catalog parsed, if it was set aside)."""
+    letta = snapshot.documents.get(LETTA, {})
+    held = held_catalog(snapshot)
+    if held is not None and isinstance(letta, dict):
+        return {**letta, "agents": held.entries()}
+    return letta
 
 
 def catalog_by_id(snapshot: Snapshot) -> dict[str, dict[str, Any]]:
     """Agent id -> its catalog entry as stored (unvalidated JSON), for picking a few agents out
     of a big catalog without validating all of it (:func:`agent_entry` validates one). Every
     entry must be an object with a string ``id``; no catalog (``agents`` null or absent): empty."""
-    letta = snapshot.documents.get(LETTA, {})
+    letta = _letta(snapshot)
     if not isinstance(letta, dict):
         raise CorruptRepository(f"snapshot {LETTA} document is not valid: (top): not an object")
     agents = letta.get("agents")

@@ -114,11 +114,16 @@ def choose_agents(
     of MB, the part of a one-agent restore that grew with the deployment."""
     if name is not None or tag is not None:
         return select_agents(catalog(snapshot), ids, name, tag)
-    by_id = layout.catalog_by_id(snapshot)
+    held = layout.held_catalog(snapshot)
+    by_id: Mapping[str, object] = (
+        dict.fromkeys(held.ids) if held is not None else layout.catalog_by_id(snapshot)
+    )
     wanted = list(dict.fromkeys(_full_agent_id(agent_id, by_id, len(by_id)) for agent_id in ids))
     if not wanted:
         raise UsageError("no agent in the snapshot matches the selection")
-    return [layout.agent_entry(by_id[agent_id]) for agent_id in wanted]
+    if held is not None:
+        return [layout.agent_entry(held.entry(agent_id)) for agent_id in wanted]
+    return [layout.agent_entry(by_id[agent_id]) for agent_id in wanted]  # type: ignore[arg-type]
 
 
 def select_agents(
