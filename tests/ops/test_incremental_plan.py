@@ -204,13 +204,10 @@ def test_reads_list_their_keys_when_few() -> None:
     from lifeboat.ops.incremental import MAX_LISTED_KEYS, _key_ranges
 
     few = [Read(None, "b", ("a",)), Read("b", "d", ("c",)), Read("d", "f", ())]
-    ranges = _key_ranges("agent_id", few)
-    assert [r.values for r in ranges] == [("a",), ("c",), ()]
-    assert [r.condition().as_string(None) for r in ranges] == [
-        "\"agent_id\" IN ('a')",
-        "\"agent_id\" IN ('c')",
-        "false",
-    ]
+    (listed,) = _key_ranges("agent_id", few)  # one list: one hash lookup per row
+    assert listed.condition().as_string(None) == "\"agent_id\" IN ('a', 'c')"
+    (nothing,) = _key_ranges("agent_id", [Read("d", "f", ())])
+    assert nothing.condition().as_string(None) == "false"
     many = [Read(None, None, tuple(f"k{n:05d}" for n in range(MAX_LISTED_KEYS + 1)))]
     assert _key_ranges("agent_id", many)[0].condition().as_string(None) == "true"
     unlisted = [Read("a", "c"), Read("d", None, ("e",))]
