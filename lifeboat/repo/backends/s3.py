@@ -92,8 +92,10 @@ class S3Backend:
             raise
         return response["Body"].read()
 
-    def put(self, name: str, data: bytes) -> None:
-        self._client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data)
+    def put(self, name: str, data: bytes | bytearray) -> None:
+        # botocore and urllib3 hash and send a bytearray as they do bytes, without a copy (the stubs
+        # do not list it); a pack is the bytearray it was built in (repo/packs.py).
+        self._client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data)  # type: ignore[arg-type]
 
     def delete(self, name: str) -> None:
         self._client.delete_object(Bucket=self.bucket, Key=self._key(name))
