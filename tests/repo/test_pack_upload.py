@@ -64,6 +64,7 @@ class DroppingS3(S3Backend):
     def __init__(self, url: str, endpoint_url: str, failing: set[int]) -> None:
         super().__init__(url, endpoint_url=endpoint_url)
         self.failing, self.pack_puts, self.dropped = failing, 0, 0
+        self.passes: list[int] = []  # reads of each failing body: 3 = one HTTP attempt
 
     def put(self, name: str, data: bytes | bytearray) -> None:
         if not name.startswith("data/"):
@@ -76,6 +77,7 @@ class DroppingS3(S3Backend):
             self._client.put_object(Bucket=self.bucket, Key=self._key(name), Body=body)
         finally:
             self.dropped += body.passes >= 3
+            self.passes.append(body.passes)
         raise AssertionError("the upload did not fail")
 
 
@@ -113,6 +115,7 @@ def test_a_pack_upload_that_keeps_failing_leaves_nothing_referenced(moto_endpoin
     with pytest.raises(StorageError, match="could not store a pack"):
         back_up(repo, make_rows(6000))
     assert s3.dropped == FAST.attempts
+    assert s3.passes == [3] * FAST.attempts  # one HTTP attempt each: the guard retries, botocore not
     assert repo.snapshot_ids() == []
     stored = {info.name: info.size for info in repo.backend.list("data/")}
     reopened = Repository.open(repo.backend, PASSPHRASE)

@@ -50,8 +50,9 @@ class S3Backend:
             from botocore.config import Config
 
             # One attempt: the storage boundary (guarded.py) retries, in one place for every backend.
+            # (botocore's "max_attempts" counts retries, so it gave two attempts; "total" counts all.)
             config = Config(
-                retries={"mode": "standard", "max_attempts": 1}, connect_timeout=10, read_timeout=60
+                retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=10, read_timeout=60
             )
             client = boto3.client("s3", endpoint_url=endpoint_url or endpoint_from_env(), config=config)
         self._client = client
