@@ -8,11 +8,13 @@ nothing else decides what "matches" means.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from pydantic import BaseModel
 
 from lifeboat.errors import SnapshotNotFound
+from lifeboat.ops import snapshot_catalog
 from lifeboat.ops import snapshot_layout as layout
 from lifeboat.repo.filters import NO_FILTER, Condition, SnapshotFilter
 from lifeboat.repo.manifest import Snapshot
@@ -55,9 +57,12 @@ class ChosenSnapshot(BaseModel):
     chosen_by: str  # e.g. "named", "newest of --source letta"
 
 
-def choose(repo: Repository, ref: str, flt: SnapshotFilter = NO_FILTER) -> tuple[Snapshot, ChosenSnapshot]:
-    """Resolve ``ref`` (id, prefix or ``latest``) under ``flt``; returns the snapshot and how it was chosen."""
-    snapshot = repo.load_snapshot(ref, flt)
+def choose(
+    repo: Repository, ref: str, flt: SnapshotFilter = NO_FILTER, read: Callable[[str], Snapshot] | None = None
+) -> tuple[Snapshot, ChosenSnapshot]:
+    """Resolve ``ref`` (id, prefix or ``latest``) under ``flt``; returns the snapshot and how it was
+    chosen (``read``: how a manifest is read, see ``Repository.load_snapshot``)."""
+    snapshot = repo.load_snapshot(ref, flt, read=read)
     how = "named" if ref != LATEST else ("newest" if flt.empty() else f"newest of {flt.describe()}")
     return snapshot, _chosen(snapshot, how)
 
@@ -73,13 +78,15 @@ def choose_for_database(
 ) -> tuple[Snapshot, ChosenSnapshot]:
     """The snapshot an agent restore into ``dsn`` uses: ``ref`` if given (``latest`` = newest matching
     the filter); without one, the newest snapshot of the target database itself (the server's
-    ``current_database()``) — or of ``sources`` when given."""
+    ``current_database()``) — or of ``sources`` when given. Read with its agent catalog set aside
+    (:mod:`lifeboat.ops.snapshot_catalog`): a restore looks up a few agents in it."""
+    read = partial(snapshot_catalog.read_snapshot, repo)
     if ref is not None or sources:
-        return choose(repo, ref or LATEST, snapshot_filter(sources=sources, hosts=hosts, tags=tags))
+        return choose(repo, ref or LATEST, snapshot_filter(sources=sources, hosts=hosts, tags=tags), read)
     database = target_database(dsn)
     flt = snapshot_filter(sources=[database], hosts=hosts, tags=tags)
     try:
-        snapshot = repo.load_snapshot(LATEST, flt)
+        snapshot = repo.load_snapshot(LATEST, flt, read=read)
     except SnapshotNotFound:
         raise SnapshotNotFound(
             f"no snapshot of the target database {database!r} matches {flt.describe()}: name a snapshot "

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from lifeboat.errors import CorruptRepository
 from lifeboat.letta.catalog import AgentEntry
 from lifeboat.letta.source import LettaDocument, RunInFlight
+from lifeboat.ops.snapshot_catalog import HeldCatalog, LightSnapshot
 from lifeboat.pg import copybinary
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo import repository
@@ -50,7 +51,9 @@ __all__ = [
     "agent_entry",
     "catalog_by_id",
     "documents",
+    "held_catalog",
     "letta_document",
+    "records_holding",
     "runs_in_flight",
     "schema_document",
     "source_document",
@@ -155,6 +158,50 @@ def split_records(attributes: TableStream, data: bytes, what: str = "") -> list[
         raise CorruptRepository(f"{_stream_label(attributes)}{what}: malformed binary row ({exc})") from None
 
 
+MAX_NEEDLES = 16  # more keys than this: every record is looked at (one pass per key would cost more)
+
+
+def records_holding(attributes: TableStream, data: bytes, column: str, keys: Iterable[str]) -> list[bytes]:
+    """The blob's records that may have one of ``keys`` in ``column``: a superset, in blob order,
+    of the records :func:`split_records` gives whose field equals a key (filter them as those).
+
+    A key that is non-empty, printable and without backslash is printed as itself by COPY TEXT (whatever the
+    column's type) and is its own UTF-8 bytes in a binary tuple of a text-typed column, so a
+    record whose field equals it holds those bytes: COPY TEXT lines are found with ``bytes.find``
+    without splitting the blob, binary tuples are kept when they hold the bytes. Otherwise (too
+    many keys, another key, a binary column of another type) every record is returned."""
+    wanted = sorted(set(keys))
+    plain = all(key and key.isprintable() and "\\" not in key for key in wanted)
+    if attributes.binary:
+        types = attributes.types or []
+        position = attributes.columns.index(column) if column in attributes.columns else -1
+        texty = 0 <= position < len(types) and copybinary.base_type(types[position]) in copybinary.TEXT_TYPES
+        records = split_records(attributes, data)
+        if not (plain and texty and len(wanted) <= MAX_NEEDLES):
+            return records
+        needles = [key.encode() for key in wanted]
+        return [record for record in records if any(needle in record for needle in needles)]
+    if not plain or len(wanted) > MAX_NEEDLES:
+        return repository.split_records(data)
+    return _lines_holding(data, [key.encode() for key in wanted])
+
+
+def _lines_holding(data: bytes, needles: list[bytes]) -> list[bytes]:
+    """The ``\\n``-ended lines of ``data`` that hold one of ``needles`` (none holds a newline), in
+    order; like ``repository.split_records``, a last piece without its newline is no record."""
+    found: dict[int, bytes] = {}
+    for needle in needles:
+        at = data.find(needle)
+        while at != -1:
+            start = data.rfind(b"\n", 0, at) + 1
+            end = data.find(b"\n", at) + 1
+            if end == 0:
+                break
+            found[start] = data[start:end]
+            at = data.find(needle, end)
+    return [found[start] for start in sorted(found)]
+
+
 def text_view(attributes: TableStream, *, compare: bool = False) -> copybinary.TextView | None:
     """How to turn the stream's binary tuples into COPY TEXT lines; None for a text stream.
     ``compare``: vectors as hex (exact and cheap) rather than as ``[…]`` text."""
@@ -195,14 +242,28 @@ def source_document(snapshot: Snapshot) -> SourceDocument:
 
 
 def letta_document(snapshot: Snapshot) -> LettaDocument:
-    return _validate(LettaDocument, snapshot.documents.get(LETTA, {}), f"{LETTA} document")
+    return _validate(LettaDocument, _letta(snapshot), f"{LETTA} document")
+
+
+def held_catalog(snapshot: Snapshot) -> HeldCatalog | None:
+    """The agent catalog as set aside by :func:`lifeboat.ops.snapshot_catalog.read_snapshot`, if it was."""
+    return snapshot.held_catalog if isinstance(snapshot, LightSnapshot) else None
+
+
+def _letta(snapshot: Snapshot) -> Any:
+    """The letta document as stored (its catalog parsed, if it was set aside)."""
+    letta = snapshot.documents.get(LETTA, {})
+    held = held_catalog(snapshot)
+    if held is not None and isinstance(letta, dict):
+        return {**letta, "agents": held.entries()}
+    return letta
 
 
 def catalog_by_id(snapshot: Snapshot) -> dict[str, dict[str, Any]]:
     """Agent id -> its catalog entry as stored (unvalidated JSON), for picking a few agents out
     of a big catalog without validating all of it (:func:`agent_entry` validates one). Every
     entry must be an object with a string ``id``; no catalog (``agents`` null or absent): empty."""
-    letta = snapshot.documents.get(LETTA, {})
+    letta = _letta(snapshot)
     if not isinstance(letta, dict):
         raise CorruptRepository(f"snapshot {LETTA} document is not valid: (top): not an object")
     agents = letta.get("agents")

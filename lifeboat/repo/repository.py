@@ -397,19 +397,24 @@ class Repository:
 
     def read_snapshot(self, snapshot_id: str) -> Snapshot:
         """Load one manifest by full id; ``CorruptRepository`` when it cannot be decoded."""
+        data = self.read_manifest(snapshot_id)
+        try:
+            snapshot = Snapshot.model_validate_json(data)
+        except ValidationError as exc:
+            raise CorruptRepository(f"snapshot {snapshot_id} cannot be decoded ({exc})") from exc
+        return checked_snapshot(snapshot_id, snapshot)
+
+    def read_manifest(self, snapshot_id: str) -> bytes:
+        """One manifest's JSON, authenticated (for a reader that parses it its own way, then
+        checks the result with :func:`checked_snapshot`)."""
         try:
             data = self.backend.get(snapshot_name(snapshot_id))
         except FileNotFoundError as exc:
             raise SnapshotNotFound(f"no snapshot {snapshot_id}") from exc
         try:
-            snapshot = Snapshot.model_validate_json(
-                decompress(self.sealer.open(data, snapshot_aad(snapshot_id)))
-            )
-        except (DecryptionFailed, ValidationError, zstandard.ZstdError) as exc:
+            return decompress(self.sealer.open(data, snapshot_aad(snapshot_id)))
+        except (DecryptionFailed, zstandard.ZstdError) as exc:
             raise CorruptRepository(f"snapshot {snapshot_id} cannot be decoded ({exc})") from exc
-        if snapshot.id != snapshot_id:
-            raise CorruptRepository(f"snapshot file {snapshot_id} holds snapshot {snapshot.id}")
-        return snapshot
 
     def list_snapshots(self, *, skip_unreadable: bool = False) -> list[Snapshot]:
         """Every snapshot, oldest first. A manifest that cannot be decoded raises ``CorruptRepository``
@@ -441,7 +446,7 @@ class Repository:
         matches). A snapshot named by id that the filter does not match is not found either: a filter
         is never silently ignored."""
         if ref == LATEST:
-            return self._latest(snapshot_filter).id
+            return self._latest(snapshot_filter, self.read_snapshot).id
         matches = [snapshot_id for snapshot_id in self.snapshot_ids() if snapshot_id.startswith(ref.lower())]
         if not ref or not matches:
             raise SnapshotNotFound(f"no snapshot matches {ref!r}")
@@ -452,14 +457,22 @@ class Repository:
             raise SnapshotNotFound(f"snapshot {matches[0][:8]} does not match {snapshot_filter.describe()}")
         return matches[0]
 
-    def load_snapshot(self, ref: str, snapshot_filter: SnapshotFilter = NO_FILTER) -> Snapshot:
-        """A snapshot by id, unique id prefix or ``latest`` (see ``resolve_snapshot``)."""
+    def load_snapshot(
+        self,
+        ref: str,
+        snapshot_filter: SnapshotFilter = NO_FILTER,
+        *,
+        read: Callable[[str], Snapshot] | None = None,
+    ) -> Snapshot:
+        """A snapshot by id, unique id prefix or ``latest`` (see ``resolve_snapshot``); ``read``: how
+        a manifest is read by id (default ``read_snapshot``)."""
+        read = read or self.read_snapshot
         if ref == LATEST:
-            return self._latest(snapshot_filter)  # already read while finding it
-        return self.read_snapshot(self.resolve_snapshot(ref, snapshot_filter))
+            return self._latest(snapshot_filter, read)  # already read while finding it
+        return read(self.resolve_snapshot(ref, snapshot_filter))
 
-    def _latest(self, snapshot_filter: SnapshotFilter) -> Snapshot:
-        newest = newest_matching(self.snapshot_ids(), self.read_snapshot, snapshot_filter)
+    def _latest(self, snapshot_filter: SnapshotFilter, read: Callable[[str], Snapshot]) -> Snapshot:
+        newest = newest_matching(self.snapshot_ids(), read, snapshot_filter)
         if newest is None:
             if snapshot_filter.empty():
                 raise SnapshotNotFound("the repository has no snapshots")
@@ -525,6 +538,13 @@ class Repository:
 
     def __repr__(self) -> str:
         return f"Repository({self.backend.url!r}, version={self.config.version}, encrypted={self.config.encrypted})"
+
+
+def checked_snapshot(snapshot_id: str, snapshot: Snapshot) -> Snapshot:
+    """``snapshot`` read from the manifest named ``snapshot_id``, which must hold that snapshot."""
+    if snapshot.id != snapshot_id:
+        raise CorruptRepository(f"snapshot file {snapshot_id} holds snapshot {snapshot.id}")
+    return snapshot
 
 
 def split_records(data: bytes) -> list[bytes]:

@@ -5,8 +5,10 @@ flight when it was taken."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections import Counter
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from contextlib import closing
+from typing import Any, cast
 
 from lifeboat.errors import UsageError
 from lifeboat.letta.catalog import AgentEntry
@@ -20,8 +22,15 @@ from lifeboat.repo.repository import Repository
 
 class SnapshotSource:
     """A :data:`~lifeboat.letta.subgraph.RowSource` over one snapshot: reads only the blobs whose
-    zone maps may hold the keys (when the stream is keyed by the asked column), counts what it reads
-    and never fetches a blob twice."""
+    zone maps may hold the keys (when the stream is keyed by the asked column) and counts what it
+    reads.
+
+    A read by key keeps only the records that may hold the keys (:func:`layout.records_holding`)
+    and drops the blob: holding every blob read until the end made a one-agent restore's memory
+    grow with the deployment (the per-agent tables' blobs grow until they reach the chunker's
+    average size: ~15 MB of plaintext at 10,000 agents). A whole-table read (no keys) keeps its
+    blobs, for the later read by key of the same table (a group's members); a blob is fetched
+    again only when two reads by key need it (the same table asked for twice)."""
 
     def __init__(self, repo: Repository, snapshot: Snapshot) -> None:
         self.repo = repo
@@ -41,23 +50,49 @@ class SnapshotSource:
             return TableRows(table, columns, view=view)
         zoned = keys is not None and attributes.key == key
         refs = stream.blobs_covering(keys if zoned else None)
+        by_key = keys is not None and key in columns
         lines: list[bytes] = []
-        for data in self._read([ref.id for ref in refs], {ref.id: ref for ref in refs}):
-            lines.extend(layout.split_records(attributes, data))
+        for data in self._read([ref.id for ref in refs], {ref.id: ref for ref in refs}, keep=not by_key):
+            if by_key:
+                assert keys is not None
+                lines.extend(layout.records_holding(attributes, data, key, keys))
+            else:
+                lines.extend(layout.split_records(attributes, data))
         rows = TableRows(table, columns, lines, view)
-        return rows if keys is None or key not in columns else rows.where_in(key, keys)
+        return rows.where_in(key, keys) if by_key and keys is not None else rows
 
-    def _read(self, blob_ids: list[str], refs: dict[str, Any]) -> Iterator[bytes]:
+    def _read(self, blob_ids: list[str], refs: dict[str, Any], *, keep: bool = True) -> Iterator[bytes]:
+        """The blobs' plaintexts in order, from the kept ones or storage; ``keep``: keep those fetched
+        (else each is dropped after its last use in ``blob_ids``)."""
         missing = [blob_id for blob_id in dict.fromkeys(blob_ids) if blob_id not in self._blobs]
+        uses = Counter(blob_ids)
+        here: dict[str, bytes] = {}  # fetched, not kept, used again later in blob_ids
+        with closing(
+            cast(Generator[tuple[str, bytes], None, None], self.repo.read_blobs(missing))
+        ) as fetched:
+            for blob_id in blob_ids:
+                uses[blob_id] -= 1
+                data = self._blobs[blob_id] if blob_id in self._blobs else here.get(blob_id)
+                if data is None:
+                    data = self._fetch(fetched, blob_id, refs)
+                    if keep:
+                        self._blobs[blob_id] = data
+                    elif uses[blob_id]:
+                        here[blob_id] = data
+                if not uses[blob_id]:
+                    here.pop(blob_id, None)
+                yield data
+
+    def _fetch(self, fetched: Iterator[tuple[str, bytes]], blob_id: str, refs: dict[str, Any]) -> bytes:
         started = time.monotonic()
-        for blob_id, data in self.repo.read_blobs(missing):
-            self._blobs[blob_id] = data
-            self.stats.blobs += 1
-            self.stats.bytes += refs[blob_id].size
-            self.stats.raw_bytes += len(data)
+        fetched_id, data = next(fetched)
         self.stats.seconds += time.monotonic() - started
-        for blob_id in blob_ids:
-            yield self._blobs[blob_id]
+        if fetched_id != blob_id:
+            raise AssertionError(f"blob {fetched_id} read in place of {blob_id}")
+        self.stats.blobs += 1
+        self.stats.bytes += refs[blob_id].size
+        self.stats.raw_bytes += len(data)
+        return data
 
 
 def _distinct_size(snapshot: Snapshot) -> int:
@@ -79,11 +114,16 @@ def choose_agents(
     of MB, the part of a one-agent restore that grew with the deployment."""
     if name is not None or tag is not None:
         return select_agents(catalog(snapshot), ids, name, tag)
-    by_id = layout.catalog_by_id(snapshot)
+    held = layout.held_catalog(snapshot)
+    by_id: Mapping[str, object] = (
+        dict.fromkeys(held.ids) if held is not None else layout.catalog_by_id(snapshot)
+    )
     wanted = list(dict.fromkeys(_full_agent_id(agent_id, by_id, len(by_id)) for agent_id in ids))
     if not wanted:
         raise UsageError("no agent in the snapshot matches the selection")
-    return [layout.agent_entry(by_id[agent_id]) for agent_id in wanted]
+    if held is not None:
+        return [layout.agent_entry(held.entry(agent_id)) for agent_id in wanted]
+    return [layout.agent_entry(by_id[agent_id]) for agent_id in wanted]  # type: ignore[arg-type]
 
 
 def select_agents(

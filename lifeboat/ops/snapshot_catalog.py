@@ -1,0 +1,143 @@
+"""A database snapshot read with its agent catalog set aside as JSON text (:func:`read_snapshot`).
+
+The agent catalog (the ``letta`` document's ``agents``, docs/FORMAT.md §16.2) is most of a
+manifest: ~365 bytes of JSON an agent, ~2.6 KB once parsed into Python objects, so restoring one
+agent of a 20,000-agent deployment parsed ~50 MB of it to look one id up. Here the manifest is
+parsed with the catalog's JSON array cut out, where lifeboat writes it (between the ``"agents":``
+key and the ``"runs_in_flight"`` key of the letta document) and only if the cut checks out:
+
+- the manifest without the array parses, with the placeholder exactly at the letta document's
+  ``agents`` (so the cut array was that value, nothing else);
+- the array parses as a JSON array of objects with a string ``id`` (what every catalog entry
+  must be), of which only the ids are kept.
+
+Then the manifest read is the one a whole parse gives, with the catalog's entries parsed when
+asked for (:meth:`HeldCatalog.entries`, through :mod:`lifeboat.ops.snapshot_layout`), or one
+entry by id (:meth:`HeldCatalog.entry`). A manifest laid out otherwise is parsed whole.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, StrictStr, TypeAdapter, ValidationError
+
+from lifeboat.errors import CorruptRepository
+from lifeboat.repo.manifest import Snapshot
+from lifeboat.repo.repository import Repository, checked_snapshot
+
+KEY = b'"agents":'
+AFTER = b',"runs_in_flight":'
+PLACEHOLDER = "lifeboat:catalog-set-aside"
+
+
+class _Id(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: StrictStr
+
+
+_IDS = TypeAdapter(list[_Id])
+
+
+class HeldCatalog:
+    """A catalog as its JSON text (a checked array of objects with string ids) and its ids."""
+
+    def __init__(self, text: bytes, ids: list[str]) -> None:
+        self.text = text
+        self.ids = ids
+
+    def entries(self) -> list[Any]:
+        """Every entry, as stored (JSON objects)."""
+        try:
+            return list(json.loads(self.text))
+        except ValueError as exc:  # checked when read: not expected
+            raise CorruptRepository(f"the snapshot's agent catalog cannot be decoded ({exc})") from None
+
+    def entry(self, agent_id: str) -> dict[str, Any]:
+        """The stored entry of ``agent_id`` (one of ``ids``): found by its bytes when its id is
+        printable without quote or backslash (JSON writes such an id as itself) and is there once,
+        else parsed out of the whole catalog."""
+        found = self._find(agent_id)
+        if found is not None:
+            return found
+        return [entry for entry in self.entries() if entry["id"] == agent_id][-1]  # the last, as a dict by id
+
+    def _find(self, agent_id: str) -> dict[str, Any] | None:
+        if not agent_id.isprintable() or '"' in agent_id or "\\" in agent_id:
+            return None
+        start = b'{"id":"' + agent_id.encode() + b'"'
+        at = self.text.find(start)
+        if at < 1 or self.text[at - 1 : at] not in (b"[", b",") or self.text.find(start, at + 1) != -1:
+            return None
+        end = self.text.find(b'{"id":', at + 1)
+        try:
+            window = self.text[at : end if end != -1 else len(self.text)].decode()
+            value, stop = json.JSONDecoder().raw_decode(window)
+        except ValueError:  # UnicodeDecodeError included
+            return None
+        if (
+            not isinstance(value, dict)
+            or value.get("id") != agent_id
+            or window[stop : stop + 1] not in (",", "]")
+        ):
+            return None
+        return value
+
+
+class LightSnapshot(Snapshot):
+    """A snapshot whose agent catalog, if set aside, is :attr:`held_catalog`."""
+
+    _held: HeldCatalog | None = PrivateAttr(default=None)
+
+    @property
+    def held_catalog(self) -> HeldCatalog | None:
+        return self._held
+
+
+def read_snapshot(repo: Repository, snapshot_id: str) -> Snapshot:
+    """The snapshot ``snapshot_id``, its agent catalog set aside when the manifest allows it (see
+    the module docstring, else parsed whole); ``CorruptRepository`` when it cannot be decoded."""
+    data = repo.read_manifest(snapshot_id)
+    snapshot: Snapshot | None = _light(data)
+    if snapshot is None:
+        try:
+            snapshot = Snapshot.model_validate_json(data)
+        except ValidationError as exc:
+            raise CorruptRepository(f"snapshot {snapshot_id} cannot be decoded ({exc})") from exc
+    return checked_snapshot(snapshot_id, snapshot)
+
+
+def _light(data: bytes) -> LightSnapshot | None:
+    """The snapshot with its catalog set aside, or None when the cut does not check out."""
+    cut = _set_aside(data)
+    if cut is None:
+        return None
+    rest, catalog = cut
+    try:
+        snapshot = LightSnapshot.model_validate_json(rest)
+        if not _placeholder_in_letta(snapshot):
+            return None
+        snapshot._held = HeldCatalog(catalog, [entry.id for entry in _IDS.validate_json(catalog)])
+    except ValidationError:
+        return None  # parsed whole: it fails, or the catalog is checked where it is used, as ever
+    return snapshot
+
+
+def _set_aside(data: bytes) -> tuple[bytes, bytes] | None:
+    """(the manifest with the placeholder in place of the catalog array, the array), or None when
+    the manifest has no catalog array where lifeboat writes it."""
+    key = data.find(KEY + b"[")
+    if key < 1 or data[key - 1 : key] not in (b"{", b",") or PLACEHOLDER.encode() in data:
+        return None
+    start = key + len(KEY)
+    after = data.find(b"]" + AFTER, start)
+    if after == -1:
+        return None
+    placeholder = json.dumps(PLACEHOLDER).encode()
+    return data[:start] + placeholder + data[after + 1 :], data[start : after + 1]
+
+
+def _placeholder_in_letta(snapshot: Snapshot) -> bool:
+    letta = snapshot.documents.get("letta")
+    return isinstance(letta, dict) and letta.get("agents") == PLACEHOLDER
