@@ -149,6 +149,9 @@ def run_backup(
                         stream = writer.open_stream(
                             layout.table_stream_name(table.schema_, table.name),
                             attributes.model_dump(by_alias=True),
+                            # blobs end where the key changes: an incremental backup rebuilds
+                            # only the blobs of changed keys (binary streams are kept or read whole)
+                            key_aligned=key is not None and not attributes.binary,
                         )
 
                         def store(batch: pg.CopyBatch) -> None:

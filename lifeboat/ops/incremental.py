@@ -302,9 +302,7 @@ def write_table(
             for segment in segments:
                 _keep(stream, segment, progress)  # type: ignore[arg-type]
         return
-    rows = _RangeSplitter(
-        batches([pg.KeyRange(key, read.after, read.before) for read in reads]) if reads else iter(())
-    )
+    rows = _RangeSplitter(batches(_key_ranges(key, reads)) if reads else iter(()))
     reader.start_writing()
 
     def actions() -> Iterator[Callable[[], object]]:
@@ -320,6 +318,19 @@ def write_table(
         rows.finish()
 
     pipelined(actions(), _run)
+
+
+# Keys listed in one read's condition, at most (more: the ranges' bounds instead).
+MAX_LISTED_KEYS = 5_000
+
+
+def _key_ranges(key: str, reads: Sequence[Read]) -> list[pg.KeyRange]:
+    """The reads as conditions: the keys of each range when the plan listed them all and they are
+    few (a hash lookup per row instead of comparing it with every range's bounds), else the bounds."""
+    listed = [read.keys for read in reads]
+    if any(keys is None for keys in listed) or sum(len(keys or ()) for keys in listed) > MAX_LISTED_KEYS:
+        return [pg.KeyRange(key, read.after, read.before) for read in reads]
+    return [pg.KeyRange(key, read.after, read.before, read.keys) for read in reads]
 
 
 def _run(action: Callable[[], object]) -> None:

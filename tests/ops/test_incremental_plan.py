@@ -77,11 +77,15 @@ def _rebuild(plan: list[Keep | Read | Emit], now: list[Row]) -> list[Row]:
         elif isinstance(segment, Emit):
             rows += [row for blob in segment.blobs for row in blob.rows if row[0] == segment.key]  # type: ignore[attr-defined]
         else:
-            rows += [
+            in_range = [
                 row for row in now
                 if (segment.after is None or row[0] > segment.after)
                 and (segment.before is None or row[0] < segment.before)
             ]  # fmt: skip
+            if segment.keys is not None:  # the keys listed are exactly those of the range now
+                assert [row for row in now if row[0] in segment.keys] == in_range
+                assert list(segment.keys) == sorted({row[0] for row in in_range})
+            rows += in_range
     return rows
 
 
@@ -194,3 +198,20 @@ def test_server_order_unlike_text_order_reads_everything() -> None:
 def test_empty_table_now_needs_no_read() -> None:
     blobs = _cut([("agent-001", 0, 0)], set())
     assert plan_table(blobs, []) == []  # type: ignore[arg-type]
+
+
+def test_reads_list_their_keys_when_few() -> None:
+    from lifeboat.ops.incremental import MAX_LISTED_KEYS, _key_ranges
+
+    few = [Read(None, "b", ("a",)), Read("b", "d", ("c",)), Read("d", "f", ())]
+    ranges = _key_ranges("agent_id", few)
+    assert [r.values for r in ranges] == [("a",), ("c",), ()]
+    assert [r.condition().as_string(None) for r in ranges] == [
+        "\"agent_id\" IN ('a')",
+        "\"agent_id\" IN ('c')",
+        "false",
+    ]
+    many = [Read(None, None, tuple(f"k{n:05d}" for n in range(MAX_LISTED_KEYS + 1)))]
+    assert _key_ranges("agent_id", many)[0].condition().as_string(None) == "true"
+    unlisted = [Read("a", "c"), Read("d", None, ("e",))]
+    assert [r.values for r in _key_ranges("agent_id", unlisted)] == [None, None]
