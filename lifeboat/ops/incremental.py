@@ -325,12 +325,13 @@ MAX_LISTED_KEYS = 5_000
 
 
 def _key_ranges(key: str, reads: Sequence[Read]) -> list[pg.KeyRange]:
-    """The reads as conditions: the keys of each range when the plan listed them all and they are
-    few (a hash lookup per row instead of comparing it with every range's bounds), else the bounds."""
-    listed = [read.keys for read in reads]
-    if any(keys is None for keys in listed) or sum(len(keys or ()) for keys in listed) > MAX_LISTED_KEYS:
+    """The reads as conditions: when the plan listed every range's keys and they are few, ONE list
+    of them all (the server checks a row with one hash lookup; an OR of short lists, or of
+    ranges, compares each row with every range in turn), else the ranges' bounds."""
+    listed = [key for read in reads for key in (read.keys or ())]
+    if any(read.keys is None for read in reads) or len(listed) > MAX_LISTED_KEYS:
         return [pg.KeyRange(key, read.after, read.before) for read in reads]
-    return [pg.KeyRange(key, read.after, read.before, read.keys) for read in reads]
+    return [pg.KeyRange(key, values=tuple(listed))]
 
 
 def _run(action: Callable[[], object]) -> None:

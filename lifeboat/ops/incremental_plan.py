@@ -25,6 +25,7 @@ the same order (a property test checks it against made-up tables).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -132,6 +133,8 @@ class _Planner:
         self.changed_before = [0, *accumulate(int(key.changed) for key in keys)]
         self.rows_before = [0, *accumulate(key.rows for key in keys)]
         self._counts: dict[int, Counter[str]] = {}  # rows per key of each blob decoded so far
+        self._zone_mins = [blob.zone_min or "" for blob in blobs]
+        self._zone_maxes = [blob.zone_max or "" for blob in blobs]
         self._unreadable: set[int] = set()
 
     def plan(self) -> list[Segment]:
@@ -205,11 +208,9 @@ class _Planner:
 
     # -- what blobs hold ------------------------------------------------------------------------
     def _holding(self, key: str) -> list[int]:
-        """Indexes of the blobs whose zone holds ``key`` (consecutive: zones are in order)."""
-        return [
-            index for index, blob in enumerate(self.blobs)
-            if (blob.zone_min or "") <= key <= (blob.zone_max or "")
-        ]  # fmt: skip
+        """Indexes of the blobs whose zone holds ``key``: consecutive, found by bisection (zone
+        maps are in order, so the lower and the upper bounds each are sorted)."""
+        return list(range(bisect_left(self._zone_maxes, key), bisect_right(self._zone_mins, key)))
 
     def _records_of(self, index: int, key: str) -> int:
         if not self._may_hold(index, key):
