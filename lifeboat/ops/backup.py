@@ -43,6 +43,8 @@ class BackupResult:
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
     incremental: incremental.IncrementalStats = field(default_factory=incremental.IncrementalStats)
+    # From the catalog read (also in the manifest, where reading it back would parse every agent's entry).
+    runs_in_flight: list[layout.RunInFlight] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -60,9 +62,7 @@ class BackupResult:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "incremental": self.incremental.summary(),
             "source": layout.source_document(self.snapshot).model_dump(mode="json"),
-            "runs_in_flight": [
-                run.model_dump(mode="json") for run in layout.letta_document(self.snapshot).runs_in_flight
-            ],
+            "runs_in_flight": [run.model_dump(mode="json") for run in self.runs_in_flight],
         }
 
 
@@ -149,6 +149,9 @@ def run_backup(
                         stream = writer.open_stream(
                             layout.table_stream_name(table.schema_, table.name),
                             attributes.model_dump(by_alias=True),
+                            # blobs end where the key changes: an incremental backup rebuilds
+                            # only the blobs of changed keys (binary streams are kept or read whole)
+                            key_aligned=key is not None and not attributes.binary,
                         )
 
                         def store(batch: pg.CopyBatch) -> None:
@@ -186,7 +189,9 @@ def run_backup(
         snapshot = Snapshot(tags=sorted(set(tags)), streams=streams, documents=documents)
         lock.ensure_held()  # a lost lock could mean a prune removed our fresh packs
         repo.save_snapshot(snapshot)
-    return BackupResult(snapshot, writer.stats, time.monotonic() - started, timings, changes)
+    return BackupResult(
+        snapshot, writer.stats, time.monotonic() - started, timings, changes, letta.runs_in_flight
+    )
 
 
 GC_GEN0_THRESHOLD = 50_000

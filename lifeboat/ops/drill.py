@@ -211,9 +211,10 @@ def _rehearse_upgrade(snapshot: Snapshot, admin_dsn: str, options: DrillOptions,
 
 @contextlib.contextmanager
 def _target(snapshot: Snapshot, options: DrillOptions, recorder: _Recorder) -> Iterator[tuple[str, str]]:
-    """(admin DSN of the database to create, DSN the Letta server would use); removed afterwards."""
-    from lifeboat.pg import with_database
+    """(admin DSN of the database to create, DSN the Letta server would use); removed afterwards.
 
+    Imports happen inside the phases: importing ``lifeboat.pg`` loads psycopg (0.1–0.3 s), which
+    outside a phase is time the report cannot attribute."""
     database = layout.source_document(snapshot).database or "letta"
     if options.target_dsn is not None:
         with recorder.phase("target"):

@@ -302,9 +302,7 @@ def write_table(
             for segment in segments:
                 _keep(stream, segment, progress)  # type: ignore[arg-type]
         return
-    rows = _RangeSplitter(
-        batches([pg.KeyRange(key, read.after, read.before) for read in reads]) if reads else iter(())
-    )
+    rows = _RangeSplitter(batches(_key_ranges(key, reads)) if reads else iter(()))
     reader.start_writing()
 
     def actions() -> Iterator[Callable[[], object]]:
@@ -320,6 +318,20 @@ def write_table(
         rows.finish()
 
     pipelined(actions(), _run)
+
+
+# Keys listed in one read's condition, at most (more: the ranges' bounds instead).
+MAX_LISTED_KEYS = 5_000
+
+
+def _key_ranges(key: str, reads: Sequence[Read]) -> list[pg.KeyRange]:
+    """The reads as conditions: when the plan listed every range's keys and they are few, ONE list
+    of them all (the server checks a row with one hash lookup; an OR of short lists, or of
+    ranges, compares each row with every range in turn), else the ranges' bounds."""
+    listed = [key for read in reads for key in (read.keys or ())]
+    if any(read.keys is None for read in reads) or len(listed) > MAX_LISTED_KEYS:
+        return [pg.KeyRange(key, read.after, read.before) for read in reads]
+    return [pg.KeyRange(key, values=tuple(listed))]
 
 
 def _run(action: Callable[[], object]) -> None:

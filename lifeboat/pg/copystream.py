@@ -57,9 +57,16 @@ class KeyRange:
     column: str
     after: str | None = None
     before: str | None = None
+    # the values of ``column`` in the range, when the caller knows them all (read in the same
+    # snapshot): the condition lists them instead, which the server checks with one hash lookup
+    values: tuple[str, ...] | None = None
 
     def condition(self) -> sql.Composable:
         column = sql.Identifier(self.column)
+        if self.values is not None:
+            if not self.values:
+                return sql.SQL("false")
+            return sql.SQL("{} IN ({})").format(column, sql.SQL(", ").join(map(sql.Literal, self.values)))
         parts = [sql.SQL("{} > {}").format(column, sql.Literal(self.after))] if self.after is not None else []
         if self.before is not None:
             parts.append(sql.SQL("{} < {}").format(column, sql.Literal(self.before)))

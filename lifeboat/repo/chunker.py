@@ -17,6 +17,19 @@ Records need not be lines: :meth:`RecordChunker.feed_framed` takes a buffer of r
 with where each ends (e.g. binary COPY tuples, which may contain any byte). The rule is the same
 with ``r`` the whole record and ``len(r)`` in place of ``len(r) + 1``.
 
+*Key-aligned* streams (``RecordChunker(..., key_aligned=True)``, every record with a key; the
+records of one key are consecutive) are cut only where the key changes, so no key's records
+straddle two blobs: a blob ends after record ``r``, the last of its key's run, when the blob holds
+at least ``min_size // KEYED_MIN_DIVISOR`` bytes and::
+
+    crc32(r, seed) < g * (2**32 // (avg_size - min_size)) + 2**32 // KEYS_PER_BLOB
+
+with ``g`` the bytes of that key's records in the blob: a run ends a blob with a probability
+proportional to its size plus a fixed share per key, so blobs hold about ``avg_size`` bytes or
+about ``KEYS_PER_BLOB`` keys, whichever comes first (a table with a few small rows per key gets
+small blobs, and a changed key rebuilds little of its neighbourhood). ``max_size`` is applied
+record by record as above, so only a blob that reaches it ends inside a key's run.
+
 Speed: input arrives as buffers of whole lines, already split when the caller has split them
 (a COPY batch splits once for its keys). ``bytes.split``, ``len`` and ``zlib.crc32`` run in C;
 the Python loop does a few integer operations per blob, not per record; only records from the
@@ -32,11 +45,14 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
-from operator import add, lt, mul
+from operator import add, lt, mul, ne
 
 from lifeboat.repo.config import ChunkerParams
 
 NEWLINE = b"\n"
+# Key-aligned streams (docs/FORMAT.md §10): a smaller minimum, and a fixed chance per key run.
+KEYED_MIN_DIVISOR = 4
+KEYS_PER_BLOB = 8
 
 Key = str | bytes
 Buffer = bytes | memoryview
@@ -60,10 +76,18 @@ class RecordChunker:
     keys are decoded as UTF-8, whose byte order is the code point order ``str`` compares by.
     """
 
-    def __init__(self, params: ChunkerParams, seed: int = 0) -> None:
+    def __init__(self, params: ChunkerParams, seed: int = 0, *, key_aligned: bool = False) -> None:
         self.params = params
         self._seed = seed & 0xFFFFFFFF
         self._scale = 2**32 // (params.avg_size - params.min_size)
+        self._aligned = key_aligned
+        self._min = params.min_size // KEYED_MIN_DIVISOR if key_aligned else params.min_size
+        self._per_key = 2**32 // KEYS_PER_BLOB
+        # key-aligned: the last held record's key, the bytes of its run in the current blob, and
+        # whether the blob ends after it if the next record has another key
+        self._last_key: Key | None = None
+        self._run = 0
+        self._run_ends_blob = False
         self._parts: list[Buffer] = []
         self._records = 0
         self._size = 0
@@ -127,6 +151,8 @@ class RecordChunker:
         return self._emit(b"", 0, None)
 
     def _check_keying(self, keyed: bool) -> None:
+        if self._aligned and not keyed:
+            raise ValueError("a key-aligned stream needs a key for every record")
         if self._keyed is None:
             self._keyed = keyed
         elif self._keyed != keyed:
@@ -147,10 +173,13 @@ class RecordChunker:
         if ends[-1] != len(data):
             raise ValueError(f"the records add up to {ends[-1]} bytes, not the batch's {len(data)}")
         chunks: list[Chunk] = []
+        runs = _KeyRuns(self, keys, ends) if self._aligned and keys is not None else None
+        if runs is not None and runs.ends_held_blob:
+            chunks.append(self._emit(b"", 0, None))  # the held run ended where this batch's key begins
         chunk_start = -self._size  # offset of the current chunk's first byte (negative: held bytes)
         first = 0  # first record not yet in a chunk
         while first < count:
-            last = self._last_record(ends, sizes, records, chunk_start, first)
+            last = self._last_record(ends, sizes, records, chunk_start, first, runs)
             if last is None:
                 break
             end = ends[last] if last >= 0 else 0  # last == -1: the held bytes alone form the chunk
@@ -162,10 +191,18 @@ class RecordChunker:
             # A view (no copy): it keeps this batch alive until the chunk is emitted (< max_size later).
             self._hold(memoryview(data)[max(chunk_start, 0) :], count - first, _slice(keys, first, count))
             self._size = ends[-1] - chunk_start
+            if runs is not None:
+                runs.hold_last(records[-1], chunk_start)
         return chunks
 
     def _last_record(
-        self, ends: list[int], sizes: list[int], records: Sequence[Buffer], chunk_start: int, first: int
+        self,
+        ends: list[int],
+        sizes: list[int],
+        records: Sequence[Buffer],
+        chunk_start: int,
+        first: int,
+        runs: _KeyRuns | None = None,
     ) -> int | None:
         """Index of the record that ends the chunk starting at ``first``; None if beyond this batch.
 
@@ -186,8 +223,11 @@ class RecordChunker:
                 forced = at_max - 1  # cut before the record that would overflow
             else:
                 forced = at_max  # a lone record larger than max_size
-        reach_min = bisect_left(ends, chunk_start + params.min_size, lo=first)
+        reach_min = bisect_left(ends, chunk_start + self._min, lo=first)
         stop = len(ends) if forced is None else forced + 1  # a boundary after a forced cut is moot
+        if runs is not None:
+            boundary = runs.first_boundary(records, reach_min, stop, chunk_start)
+            return boundary if boundary is not None else forced
         if reach_min < stop:
             hashes = map(zlib.crc32, records[reach_min:stop], repeat(self._seed))
             thresholds = map(mul, sizes[reach_min:stop], repeat(self._scale))
@@ -213,7 +253,45 @@ class RecordChunker:
             data, self._records + records, *(_key_text(key) for key in zone) if zone else (None, None)
         )
         self._parts, self._records, self._size, self._zone = [], 0, 0, None
+        self._last_key, self._run, self._run_ends_blob = None, 0, False
         return chunk
+
+
+class _KeyRuns:
+    """Where the runs of equal keys of one batch end, and the key-aligned boundary test on them."""
+
+    def __init__(self, chunker: RecordChunker, keys: Sequence[Key], ends: list[int]) -> None:
+        self.chunker, self.keys, self.ends = chunker, keys, ends
+        held = chunker._records > 0
+        # the held run continues into this batch, or ended just before it
+        continues = held and keys[0] == chunker._last_key
+        self.ends_held_blob = held and not continues and chunker._run_ends_blob
+        self.start = -chunker._run if continues else 0  # where the batch's first run starts
+        # index of each record that is the last of its key's run (the batch's last one is not known yet)
+        self.last_of_run = list(compress(range(len(keys) - 1), map(ne, keys[:-1], keys[1:])))
+
+    def _run_start(self, position: int) -> int:
+        """Offset where the run ending at ``last_of_run[position]`` starts."""
+        return self.ends[self.last_of_run[position - 1]] if position else self.start
+
+    def first_boundary(self, records: Sequence[Buffer], lo: int, stop: int, chunk_start: int) -> int | None:
+        """The first record in ``[lo, stop)`` that ends its key's run and, by the test, the blob."""
+        last_of_run, ends, chunker = self.last_of_run, self.ends, self.chunker
+        for position in range(bisect_left(last_of_run, lo), bisect_left(last_of_run, stop)):
+            index = last_of_run[position]
+            run = ends[index] - max(self._run_start(position), chunk_start)
+            if zlib.crc32(records[index], chunker._seed) < run * chunker._scale + chunker._per_key:
+                return index
+        return None
+
+    def hold_last(self, last_record: Buffer, chunk_start: int) -> None:
+        """Remember the held tail's last key, its run's bytes in the blob, and the test on it."""
+        chunker, ends = self.chunker, self.ends
+        run = ends[-1] - max(self._run_start(len(self.last_of_run)), chunk_start)
+        chunker._last_key, chunker._run = self.keys[-1], run
+        chunker._run_ends_blob = ends[-1] - chunk_start >= chunker._min and (
+            zlib.crc32(last_record, chunker._seed) < run * chunker._scale + chunker._per_key
+        )
 
 
 def _slice(keys: Sequence[Key] | None, start: int, stop: int) -> Sequence[Key] | None:

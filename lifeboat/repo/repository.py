@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import zstandard
@@ -298,17 +296,12 @@ class Repository:
     def read_blobs(
         self, blob_ids: Iterable[str], *, prefetch: int = 4, trust_aead: bool = False
     ) -> Iterator[tuple[str, bytes]]:
-        """Blobs in the given order, fetched ``prefetch`` at a time in threads (memory: prefetch blobs)."""
-        with ThreadPoolExecutor(max_workers=max(1, prefetch), thread_name_prefix="lifeboat-read") as pool:
-            window: deque[tuple[str, Future[bytes]]] = deque()
-            for blob_id in blob_ids:
-                window.append((blob_id, pool.submit(self.read_blob, blob_id, trust_aead=trust_aead)))
-                if len(window) > prefetch:
-                    done_id, future = window.popleft()
-                    yield done_id, future.result()
-            while window:
-                done_id, future = window.popleft()
-                yield done_id, future.result()
+        """Blobs in the given order, fetched ``prefetch`` requests ahead in threads; blobs stored next
+        to each other are fetched with one request (``lifeboat.repo.reads``; memory: ``prefetch``
+        groups of up to 2 MiB of plaintext, or one bigger blob each)."""
+        from lifeboat.repo.reads import read_blobs
+
+        yield from read_blobs(self, blob_ids, prefetch=prefetch, trust_aead=trust_aead)
 
     def iter_stream_data(
         self,

@@ -129,9 +129,13 @@ class RepositoryWriter:
                 self.stats.count(ref.raw_size, ref.size, new=False)
                 self.stats.records += ref.records
 
-    def open_stream(self, name: str, attributes: dict[str, Any] | None = None) -> StreamWriter:
-        """A writer for one stream of records; use one per producer thread."""
-        return StreamWriter(self, name, attributes or {})
+    def open_stream(
+        self, name: str, attributes: dict[str, Any] | None = None, *, key_aligned: bool = False
+    ) -> StreamWriter:
+        """A writer for one stream of records; use one per producer thread. ``key_aligned``: every
+        record has a key, equal keys are consecutive, and blobs end only where the key changes
+        (docs/FORMAT.md §10)."""
+        return StreamWriter(self, name, attributes or {}, key_aligned=key_aligned)
 
     def write_stream(
         self,
@@ -319,12 +323,15 @@ class StreamWriter:
     """Chunks one stream of records (lines ending in ``\\n``, or records framed by ``ends``) into blobs.
     Not thread-safe: one per producer."""
 
-    def __init__(self, writer: RepositoryWriter, name: str, attributes: dict[str, Any]) -> None:
+    def __init__(
+        self, writer: RepositoryWriter, name: str, attributes: dict[str, Any], *, key_aligned: bool = False
+    ) -> None:
         self.writer = writer
         self.name = name
         self.attributes = attributes
         self.stats = WriteStats()
-        self._chunker = RecordChunker(writer.chunker_params, writer.repo.keys.chunker_seed())
+        seed = writer.repo.keys.chunker_seed()
+        self._chunker = RecordChunker(writer.chunker_params, seed, key_aligned=key_aligned)
         self._blobs: list[BlobRef] = []
 
     def add(

@@ -3,6 +3,7 @@ not read again, and every table's stream is byte-for-byte what a full read gives
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import psycopg
@@ -160,3 +161,35 @@ def test_an_unchanged_table_keyed_by_integers_is_kept(letta_db, tmp_path: Path) 
     changed = run_backup(repo, letta_db.admin_dsn)
     assert changed.incremental.tables_read == 1
     assert _streams(repo, changed) == _streams(repo, run_backup(repo, letta_db.admin_dsn, full=True))
+
+
+def test_a_parent_cut_without_keys_is_followed(
+    letta_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parent written before keyed streams were cut where the key changes (its blobs end
+    inside keys): the incremental still gives every row a full read gives, and what it rebuilds
+    is cut where the key changes."""
+    from lifeboat.repo.writer import RepositoryWriter
+
+    repo = small_repo(tmp_path / "repo")
+    open_stream = RepositoryWriter.open_stream
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            RepositoryWriter,
+            "open_stream",
+            lambda self, name, attributes=None, **_: open_stream(self, name, attributes),
+        )
+        parent = run_backup(repo, letta_db.admin_dsn)
+    messages = layout.table_stream_name("letta", "messages")
+    straddling = [a.zone_max == b.zone_min for a, b in pairwise(parent.snapshot.stream(messages).blobs)]
+    assert any(straddling)  # the old cuts: some agent's messages span two blobs
+    _change(letta_db.admin_dsn, *_EDITS)
+    incremental = run_backup(repo, letta_db.admin_dsn)
+    full = run_backup(repo, letta_db.admin_dsn, full=True)
+    assert incremental.incremental.parent == parent.snapshot.id and incremental.incremental.bytes_kept > 0
+    assert _streams(repo, incremental) == _streams(repo, full)
+    max_size = repo.config.chunker.max_size
+    for before, after in pairwise(full.snapshot.stream(messages).blobs):  # cut inside a key: only when full
+        if before.zone_max >= after.zone_min:
+            first_record = repo.read_blob(after.id).split(b"\n", 1)[0] + b"\n"
+            assert before.raw_size + len(first_record) > max_size

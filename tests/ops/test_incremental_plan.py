@@ -77,11 +77,15 @@ def _rebuild(plan: list[Keep | Read | Emit], now: list[Row]) -> list[Row]:
         elif isinstance(segment, Emit):
             rows += [row for blob in segment.blobs for row in blob.rows if row[0] == segment.key]  # type: ignore[attr-defined]
         else:
-            rows += [
+            in_range = [
                 row for row in now
                 if (segment.after is None or row[0] > segment.after)
                 and (segment.before is None or row[0] < segment.before)
             ]  # fmt: skip
+            if segment.keys is not None:  # the keys listed are exactly those of the range now
+                assert [row for row in now if row[0] in segment.keys] == in_range
+                assert list(segment.keys) == sorted({row[0] for row in in_range})
+            rows += in_range
     return rows
 
 
@@ -194,3 +198,33 @@ def test_server_order_unlike_text_order_reads_everything() -> None:
 def test_empty_table_now_needs_no_read() -> None:
     blobs = _cut([("agent-001", 0, 0)], set())
     assert plan_table(blobs, []) == []  # type: ignore[arg-type]
+
+
+def test_reads_list_their_keys_when_few() -> None:
+    from lifeboat.ops.incremental import MAX_LISTED_KEYS, _key_ranges
+
+    few = [Read(None, "b", ("a",)), Read("b", "d", ("c",)), Read("d", "f", ())]
+    (listed,) = _key_ranges("agent_id", few)  # one list: one hash lookup per row
+    assert listed.condition().as_string(None) == "\"agent_id\" IN ('a', 'c')"
+    (nothing,) = _key_ranges("agent_id", [Read("d", "f", ())])
+    assert nothing.condition().as_string(None) == "false"
+    many = [Read(None, None, tuple(f"k{n:05d}" for n in range(MAX_LISTED_KEYS + 1)))]
+    assert _key_ranges("agent_id", many)[0].condition().as_string(None) == "true"
+    unlisted = [Read("a", "c"), Read("d", None, ("e",))]
+    assert [r.values for r in _key_ranges("agent_id", unlisted)] == [None, None]
+
+
+@settings(max_examples=200, deadline=None)
+@given(tables, st.sets(st.integers(0, 80)), st.integers(0, 35))
+def test_blobs_holding_a_key_are_found_by_bisection(
+    shape: list[tuple[int, int]], cuts: set[int], probe: int
+) -> None:
+    from lifeboat.ops.incremental_plan import _Planner
+
+    rows = sorted({(f"agent-{key:03d}", n, 0) for key, count in shape for n in range(count)})
+    blobs = _cut(rows, cuts)
+    planner = _Planner(blobs, _summary(rows, set()), lambda blob: True, _decoder())  # type: ignore[arg-type]
+    key = f"agent-{probe:03d}"
+    assert planner._holding(key) == [
+        index for index, blob in enumerate(blobs) if blob.zone_min <= key <= blob.zone_max
+    ]

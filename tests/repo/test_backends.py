@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 import threading
 from collections.abc import Iterator
@@ -150,3 +151,12 @@ def test_list_gives_the_storage_modification_time(backend: Backend) -> None:
     backend.put("locks/" + "ab" * 16, b"x")
     (info,) = backend.list("locks/")
     assert info.mtime is not None and before - 5 <= info.mtime <= time.time() + 5
+
+
+def test_put_of_a_bytearray(backend: Backend) -> None:
+    """A pack is stored from the buffer it was built in (a bytearray), not from a copy as bytes."""
+    data = bytearray(random.Random(7).randbytes(1_500_000))
+    backend.put("data/ab/pack", data)
+    assert backend.size("data/ab/pack") == len(data)
+    assert backend.get("data/ab/pack") == data
+    assert backend.get("data/ab/pack", 299_990, 20) == data[299_990:300_010]

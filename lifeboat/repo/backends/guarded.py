@@ -112,7 +112,7 @@ class GuardedBackend:
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         return self._call("read", name, lambda: self.inner.get(name, offset, length))
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: bytes | bytearray) -> None:
         self._call("write", name, lambda: self.inner.put(name, data))
 
     def delete(self, name: str) -> None:

@@ -55,7 +55,7 @@ class LocalBackend:
                 handle.seek(offset)
             return handle.read() if length is None else handle.read(length)
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: bytes | bytearray) -> None:
         path = self._path(name)
         self._ensure_dir(path.parent)
         temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")

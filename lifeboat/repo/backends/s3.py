@@ -50,8 +50,9 @@ class S3Backend:
             from botocore.config import Config
 
             # One attempt: the storage boundary (guarded.py) retries, in one place for every backend.
+            # (botocore's "max_attempts" counts retries, so it gave two attempts; "total" counts all.)
             config = Config(
-                retries={"mode": "standard", "max_attempts": 1}, connect_timeout=10, read_timeout=60
+                retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=10, read_timeout=60
             )
             client = boto3.client("s3", endpoint_url=endpoint_url or endpoint_from_env(), config=config)
         self._client = client
@@ -92,8 +93,10 @@ class S3Backend:
             raise
         return response["Body"].read()
 
-    def put(self, name: str, data: bytes) -> None:
-        self._client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data)
+    def put(self, name: str, data: bytes | bytearray) -> None:
+        # botocore and urllib3 hash and send a bytearray as they do bytes, without a copy (the stubs
+        # do not list it); a pack is the bytearray it was built in (repo/packs.py).
+        self._client.put_object(Bucket=self.bucket, Key=self._key(name), Body=data)  # type: ignore[arg-type]
 
     def delete(self, name: str) -> None:
         self._client.delete_object(Bucket=self.bucket, Key=self._key(name))
