@@ -39,6 +39,7 @@ class LiveSchema:
     foreign_keys: tuple[ForeignKey, ...]
     revision: str | None
     types: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> column -> format_type
+    indexed: dict[str, set[str]] = field(default_factory=dict)  # table -> columns an index starts with
 
     def table(self, name: str) -> sql.Identifier:
         return sql.Identifier(self.schema, name)
@@ -65,7 +66,8 @@ def live_schema(conn: psycopg.Connection[Any]) -> LiveSchema:
             sql.SQL("SELECT version_num FROM {}").format(sql.Identifier(schema, "alembic_version"))
         ).fetchone()
         revision = row[0] if row else None
-    return LiveSchema(schema, columns, keys, catalog.foreign_keys(conn, schema), revision, types)
+    indexed = catalog.leading_index_columns(conn, schema)
+    return LiveSchema(schema, columns, keys, catalog.foreign_keys(conn, schema), revision, types, indexed)
 
 
 # -- the facts ------------------------------------------------------------------------------------
