@@ -21,8 +21,11 @@ class AgentEntry(BaseModel):
     digest: str = ""  # changes when the agent's memory, messages or config change
 
 
-# One query, correlated subqueries: fine for thousands of agents, and runs inside the backup's
-# snapshot so the catalog matches the data exactly.
+# One query, correlated subqueries, run inside the backup's snapshot so the catalog matches the
+# data exactly. Each subquery is an index probe or an index-only range per agent; at 5,000 agents
+# (1M messages, 250k runs) it costs ~0.37 s of server CPU, and set-based rewrites (GROUP BY per
+# table, DISTINCT ON for the newest run) measured the same or more (DISTINCT ON over runs: 0.17 s
+# against 0.08-0.12 s for the per-agent bitmap probe of ~50 rows and its top-1 sort).
 CATALOG_SQL = """
 SELECT a.id, a.name, a.organization_id, a.agent_type,
   COALESCE((SELECT array_agg(t.tag ORDER BY t.tag) FROM agents_tags t WHERE t.agent_id = a.id), '{}') AS tags,
@@ -46,17 +49,22 @@ ORDER BY a.id
 _LAST_RUN = (
     "(SELECT r.status FROM runs r WHERE r.agent_id = a.id ORDER BY r.created_at DESC, r.id DESC LIMIT 1)"
 )
-_LAST_LEGACY_RUN = (
-    "(SELECT j.status FROM jobs j WHERE j.job_type = 'run' AND j.metadata_::jsonb ->> 'agent_id' = a.id "
-    "ORDER BY j.created_at DESC, j.id DESC LIMIT 1)"
-)
+# The agent is inside JSON, so no index finds an agent's jobs: a correlated subquery would scan
+# every run job once per agent (agents x jobs). One pass over the run jobs instead, newest first
+# per agent (the same order and tie-break as _LAST_RUN), joined to the agents.
+_LEGACY_RUNS_JOIN = """LEFT JOIN (
+  SELECT DISTINCT ON (j.metadata_::jsonb ->> 'agent_id') j.metadata_::jsonb ->> 'agent_id' AS agent_id, j.status
+  FROM jobs j WHERE j.job_type = 'run'
+  ORDER BY j.metadata_::jsonb ->> 'agent_id', j.created_at DESC, j.id DESC) lr ON lr.agent_id = a.id
+"""
+_FROM_AGENTS = "FROM agents a\n"
 
 
 def catalog_sql(tables: set[str]) -> str:
     """:data:`CATALOG_SQL` for a schema with these tables (legacy runs before 0.12)."""
     if "runs" in tables or "jobs" not in tables:
         return CATALOG_SQL
-    return CATALOG_SQL.replace(_LAST_RUN, _LAST_LEGACY_RUN)
+    return CATALOG_SQL.replace(_LAST_RUN, "lr.status").replace(_FROM_AGENTS, _FROM_AGENTS + _LEGACY_RUNS_JOIN)
 
 
 def catalog_from_rows(rows: list[tuple[Any, ...]]) -> list[AgentEntry]:
