@@ -48,6 +48,7 @@ PASSPHRASE = "bench-passphrase"
 def lifeboat(code: Path, *args: str) -> list[str]:
     return [
         PYTHON,
+        "-P",  # not the working directory first: PYTHONPATH's checkout is the one run
         "-c",
         "import sys; sys.argv[0] = 'lifeboat'; from lifeboat.cli import main; main()",
         *args,
@@ -93,8 +94,18 @@ def setup(state: Path, agents: int, workdir: Path) -> None:
 
 
 def compile_code(code: Path) -> None:
+    """Compile the checkout's modules to .pyc, and check it is the lifeboat its commands import."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run([PYTHON, "-m", "compileall", "-q", str(code / "lifeboat")], env=env, check=True)
+    where = subprocess.run(
+        [PYTHON, "-P", "-c", "import lifeboat; print(lifeboat.__file__)"],
+        env=code_env(code),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not Path(where).resolve().is_relative_to(code.resolve()):
+        raise SystemExit(f"{code}: its commands would import {where}")
 
 
 def timed_restore(code: Path, state: dict[str, Any], dsn: str, agent: str, server: Any) -> dict[str, Any]:

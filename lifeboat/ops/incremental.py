@@ -201,15 +201,23 @@ def plan(
     return plan_table(previous.blobs, counts, writer.can_reference, reader.counts)  # type: ignore[arg-type]
 
 
+# Plaintext of the blobs the plan decoded, kept for the write up to this many bytes per table;
+# past it the write reads a blob again (a second request, on S3 the costlier part).
+KEEP_DECODED_BYTES = 8 * 1024 * 1024
+
+
 class _BlobReader:
     """Reads (and authenticates) blobs of one table's previous stream and finds where each key's
     records are in them. The plan and the write share one reader: a blob the plan decoded is
-    later only decrypted again and sliced, not split into records a second time."""
+    not split into records a second time, and is not read again while the plaintext kept for
+    the write stays under KEEP_DECODED_BYTES."""
 
     def __init__(self, repo: Repository, key_index: int) -> None:
         self.repo, self.key_index = repo, key_index
         self._spans: dict[str, dict[str, tuple[int, int, int]]] = {}  # blob id -> key -> (start, end, rows)
         self._last: tuple[str, bytes] | None = None  # neighbouring segments often need the same blob
+        self._kept: dict[str, bytes] = {}  # blob id -> plaintext the plan decoded, for the write
+        self._kept_bytes = 0
         self._writing = False
 
     def counts(self, blob: object) -> dict[str, int]:
@@ -235,16 +243,25 @@ class _BlobReader:
         blob_id: str = blob.id  # type: ignore[attr-defined]
         if self._last is not None and self._last[0] == blob_id:
             return self._last[1]
-        if self._last is not None and self._writing:
-            self._spans.pop(self._last[0], None)  # the write moves forward: that blob is done
+        if self._last is not None and self._writing:  # the write moves forward: that blob is done
+            self._spans.pop(self._last[0], None)
+            self._kept_bytes -= len(self._kept.pop(self._last[0], b""))
+        data = self._kept.get(blob_id)
+        if data is None:
+            data = self._read(blob_id)
+            if not self._writing and self._kept_bytes + len(data) <= KEEP_DECODED_BYTES:
+                self._kept[blob_id] = data
+                self._kept_bytes += len(data)
+        self._last = (blob_id, data)
+        return data
+
+    def _read(self, blob_id: str) -> bytes:
         try:
             # AES-GCM under the blob id authenticates an encrypted blob (the keyed hash is
             # checked without encryption), as on restore: docs/FORMAT.md §5
-            data = self.repo.read_blob(blob_id, trust_aead=True)
+            return self.repo.read_blob(blob_id, trust_aead=True)
         except (CorruptRepository, StorageError) as exc:
             raise UnreadableBlob(str(exc)) from exc
-        self._last = (blob_id, data)
-        return data
 
     def start_writing(self) -> None:
         """From now on blobs are visited in stream order: forget each one's spans once passed."""

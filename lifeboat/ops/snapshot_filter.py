@@ -78,21 +78,31 @@ def choose_for_database(
 ) -> tuple[Snapshot, ChosenSnapshot]:
     """The snapshot an agent restore into ``dsn`` uses: ``ref`` if given (``latest`` = newest matching
     the filter); without one, the newest snapshot of the target database itself (the server's
-    ``current_database()``) — or of ``sources`` when given. Read with its agent catalog set aside
-    (:mod:`lifeboat.ops.snapshot_catalog`): a restore looks up a few agents in it."""
-    read = partial(snapshot_catalog.read_snapshot, repo)
+    ``current_database()``) — or of ``sources`` when given. The newest is chosen from each
+    manifest's header (:func:`snapshot_catalog.read_header`); the chosen one is read with its agent
+    catalog set aside (:func:`snapshot_catalog.read_snapshot`): a restore looks up a few agents in it."""
+    if ref not in (None, LATEST):
+        flt = snapshot_filter(sources=sources, hosts=hosts, tags=tags)
+        return choose(repo, ref, flt, partial(snapshot_catalog.read_snapshot, repo))
     if ref is not None or sources:
-        return choose(repo, ref or LATEST, snapshot_filter(sources=sources, hosts=hosts, tags=tags), read)
+        flt = snapshot_filter(sources=sources, hosts=hosts, tags=tags)
+        snapshot = _newest(repo, flt)
+        return snapshot, _chosen(snapshot, "newest" if flt.empty() else f"newest of {flt.describe()}")
     database = target_database(dsn)
     flt = snapshot_filter(sources=[database], hosts=hosts, tags=tags)
     try:
-        snapshot = repo.load_snapshot(LATEST, flt, read=read)
+        snapshot = _newest(repo, flt)
     except SnapshotNotFound:
         raise SnapshotNotFound(
             f"no snapshot of the target database {database!r} matches {flt.describe()}: name a snapshot "
             "or choose a source database with --source"
         ) from None
     return snapshot, _chosen(snapshot, f"newest of the target database ({flt.describe()})")
+
+
+def _newest(repo: Repository, flt: SnapshotFilter) -> Snapshot:
+    header = repo.load_snapshot(LATEST, flt, read=partial(snapshot_catalog.read_header, repo))
+    return snapshot_catalog.read_snapshot(repo, header.id)
 
 
 def target_database(dsn: str) -> str:

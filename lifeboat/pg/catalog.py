@@ -83,6 +83,14 @@ WHERE {_TABLES_OF_SCHEMA} AND i.indisvalid
 ORDER BY c.relname, ic.relname
 """
 
+_LEADING_SQL = f"""
+SELECT c.relname, a.attname
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+WHERE {_TABLES_OF_SCHEMA} AND i.indisvalid AND i.indpred IS NULL
+"""
+
 _SEQUENCES_SQL = """
 SELECT c.relname FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -203,6 +211,15 @@ def indexes(conn: Connection, schema: str) -> dict[str, list[Index]]:
     found: dict[str, list[Index]] = defaultdict(list)
     for table, name, definition, comment in conn.execute(_INDEXES_SQL, {"schema": schema}):
         found[table].append(Index(name, definition, comment))
+    return dict(found)
+
+
+def leading_index_columns(conn: Connection, schema: str) -> dict[str, set[str]]:
+    """Per table of ``schema``, the columns some valid, non-partial index starts with (those an
+    equality on one column can be looked up by; expression indexes start with no column)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for table, column in conn.execute(_LEADING_SQL, {"schema": schema}):
+        found[table].add(column)
     return dict(found)
 
 

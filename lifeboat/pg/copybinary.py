@@ -88,8 +88,7 @@ def split_rows(data: bytes, width: int | None = None) -> list[bytes]:
     ends, _keys, stop, trailer = row_ends(data, width=width)
     if trailer or stop != len(data):
         raise MalformedRows("the rows end in the middle of a row" if not trailer else "a row count of -1")
-    starts = [0, *ends[:-1]]
-    return [data[s:e] for s, e in zip(starts, ends, strict=True)]
+    return [data[s:e] for s, e in zip([0, *ends], ends, strict=False)]  # no rows: []
 
 
 def fields(row: bytes) -> list[Field]:

@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 
 from lifeboat.letta.subgraph import collect
-from lifeboat.ops.agent_restore import Action, Mode, Options, run_agent_restore
+from lifeboat.ops.agent_restore import Action, Mode, Options, SharedPolicy, run_agent_restore
 from lifeboat.ops.agent_restore.facts import gather, live_schema
 from lifeboat.ops.agent_restore.source import SnapshotSource
 from lifeboat.ops.backup import run_backup
@@ -64,13 +64,18 @@ def test_gather_sees_outside_users_and_natural_key_twins(letta_db, repo: Reposit
     with psycopg.connect(letta_db.dsn) as conn:
         live = live_schema(conn)
         same_org = gather(conn, live, graph, Options(mode=Mode.COPY), lock=False, runs=True)
+        listed = gather(conn, live, graph, Options(shared=SharedPolicy.OVERWRITE), lock=False, runs=False)
         other_org = gather(conn, live, graph, Options(mode=Mode.COPY, org=org), lock=False, runs=False)
 
     assert same_org.present == {agent_id} and same_org.active_runs == []
-    assert set(same_org.users["block"][team["id"]]) == set(team["agent_ids"]) - {agent_id}
-    assert sorted(same_org.users["tool"][tool_id]) == sorted(
-        a for a in letta_db.facts["custom_tool"]["agent_ids"] if a != agent_id
-    )
+    team_users = set(team["agent_ids"]) - {agent_id}
+    tool_users = {a for a in letta_db.facts["custom_tool"]["agent_ids"] if a != agent_id}
+    assert set(listed.users["block"][team["id"]]) == team_users
+    assert set(listed.users["tool"][tool_id]) == tool_users
+    for facts in (same_org, listed):
+        assert facts.used_by["block"][team["id"]] == len(team_users)
+        assert facts.used_by["tool"][tool_id] == len(tool_users)
+    assert same_org.users["block"] == {} and same_org.users["tool"] == {}  # counted, not listed
     assert same_org.orgs["tool"][tool_id] != org and tool_id in same_org.orgs["tool"]
     assert same_org.matches["tool"] == {} and same_org.matches["identity"] == {}  # only themselves
     assert other_org.matches["tool"] == {tool_id: tool_twin}

@@ -57,13 +57,15 @@ def _facts(kind: str, state: str) -> LiveFacts:
     facts = LiveFacts(tables=frozenset(e.table for e in ENTITIES.values()) | {"agents"})
     facts.orgs = {kind: {}}
     facts.users = {kind: {}}
+    facts.used_by = {kind: {}}
     facts.matches = {kind: {}}
     if state in (OWN, SHARED):
         facts.orgs[kind][entity_id] = ORG
     if state == ELSEWHERE:
         facts.orgs[kind][entity_id] = OTHER_ORG
     if state == SHARED:
-        facts.users[kind][entity_id] = [OUTSIDER, OUTSIDER]  # two links from one agent count once
+        facts.used_by[kind][entity_id] = 1  # counted by the database (distinct agents)
+        facts.users[kind][entity_id] = [OUTSIDER, OUTSIDER]  # listed for --shared overwrite, shown once
     if state == CLASH and ENTITIES[kind].named:
         facts.matches[kind][entity_id] = LIVE_TWIN.format(prefix=kind)
     return facts

@@ -56,6 +56,7 @@ def _facts() -> LiveFacts:
         ),
         present={MAIN},
         orgs={"block": {OWN_BLOCK: ORG, TEAM_BLOCK: ORG}, "group": {GROUP: None}},
+        used_by={"block": {TEAM_BLOCK: 1}, "group": {GROUP: 1}},
         users={"block": {TEAM_BLOCK: [OUTSIDER]}, "group": {GROUP: [OUTSIDER]}},
         matches={"block": {}, "group": {}},
     )

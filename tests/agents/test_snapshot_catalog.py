@@ -134,3 +134,73 @@ def test_reading_from_a_repository(tmp_path: Path) -> None:
     (tmp_path / "repo" / "snapshots" / snapshot.id).write_bytes(b"damaged")
     with pytest.raises(CorruptRepository):
         snapshot_catalog.read_snapshot(repo, snapshot.id)
+
+
+def test_the_newest_is_chosen_from_headers_as_from_whole_manifests(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from lifeboat.ops.snapshot_filter import choose, choose_for_database, snapshot_filter
+
+    repo = Repository.init(tmp_path / "repo", None, encrypt=False)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for n, (database, host, tag) in enumerate(
+        [
+            ("letta", "a", "x"),
+            ("other", "a", "y"),
+            ("letta", "b", "y"),
+            ("letta", "a", "y"),
+            ("other", "b", "x"),
+        ]
+    ):
+        snapshot = _manifest([_entry(f"agent-{n}")], extra={"source": {"database": database}})
+        repo._write_manifest(
+            snapshot.model_copy(update={"time": start + timedelta(days=n), "hostname": host, "tags": [tag]})
+        )
+    header = snapshot_catalog.read_header(repo, repo.snapshot_ids()[0])
+    assert not header.streams and set(header.documents) == {"source"}
+    for sources, hosts, tags in [
+        ([], [], []),
+        (["letta"], [], []),
+        (["letta"], ["a"], []),
+        (["other"], [], ["x"]),
+    ]:
+        flt = snapshot_filter(sources=sources, hosts=hosts, tags=tags)
+        whole, how = choose(repo, "latest", flt)
+        light, chosen = choose_for_database(
+            repo, "latest" if not sources else None, "", sources=sources, hosts=hosts, tags=tags
+        )
+        assert (light.id, chosen) == (whole.id, how)
+        assert layout.letta_document(light) == layout.letta_document(whole)
+        assert [entry.id for entry in choose_agents(light, [layout.letta_document(whole).agents[0].id])]  # type: ignore[index]
+    named, _ = choose_for_database(repo, repo.snapshot_ids()[1][:10], "")
+    assert named.id == repo.snapshot_ids()[1] and layout.held_catalog(named) is not None
+
+
+def test_catalog_ids_are_those_of_an_array_of_objects_with_string_ids() -> None:
+    ids = snapshot_catalog.catalog_ids
+    assert ids(b'[{"id":"a","x":{"id":"b"}},{"n":1,"id":"c"},{"id":"d","id":"e"}]') == ["a", "c", "e"]
+    assert ids(b"[]") == []
+    for bad in (
+        b'[{"id":"a"},"b"]',
+        b'[{"id":1}]',
+        b'[{"name":"a"}]',
+        b'{"id":"a"}',
+        b'[{"id":"a","n":NaN}]',
+        b"[",
+        b'[{"id":"\xff"}]',
+    ):
+        assert ids(bad) is None, bad
+
+
+def test_a_header_is_read_whatever_the_layout(tmp_path: Path) -> None:
+    repo = Repository.init(tmp_path / "repo", None, encrypt=False)
+    for snapshot in (_manifest(None), _manifest([_entry("agent-1")]), _manifest([{"id": 1}])):
+        repo._write_manifest(snapshot)
+        header = snapshot_catalog.read_header(repo, snapshot.id)
+        assert (header.id, header.time, header.hostname, header.tags) == (
+            snapshot.id,
+            snapshot.time,
+            snapshot.hostname,
+            snapshot.tags,
+        )
+        assert header.documents == {"source": {"database": "letta"}}

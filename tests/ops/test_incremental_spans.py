@@ -72,3 +72,34 @@ def test_one_key_per_record() -> None:
     assert list(spans) == [f"k{number:03}" for number in range(50)]
     assert [rows for _, _, rows in spans.values()] == [1] * 50
     assert list(itertools.chain.from_iterable((s, e) for s, e, _ in spans.values()))[-1] == len(data)
+
+
+class _Blob:
+    def __init__(self, blob_id: str) -> None:
+        self.id = blob_id
+
+
+class _Repo:
+    def __init__(self, blobs: dict[str, bytes]) -> None:
+        self.blobs, self.reads = blobs, 0
+
+    def read_blob(self, blob_id: str, *, trust_aead: bool = False) -> bytes:
+        self.reads += 1
+        return self.blobs[blob_id]
+
+
+def test_the_write_reuses_what_the_plan_decoded_within_a_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifeboat.ops import incremental
+
+    blobs = {f"b{n}": b"".join(b"%d\tk%d-%d\n" % (row, n, row // 2) for row in range(4)) for n in range(4)}
+    monkeypatch.setattr(incremental, "KEEP_DECODED_BYTES", 2 * len(blobs["b0"]))
+    repo = _Repo(blobs)
+    reader = incremental._BlobReader(repo, 1)  # type: ignore[arg-type]
+    for n, blob_id in enumerate(blobs):  # the plan decodes every blob once
+        assert reader.counts(_Blob(blob_id)) == {f"k{n}-0": 2, f"k{n}-1": 2}
+    assert repo.reads == 4
+    reader.start_writing()
+    for n, (blob_id, data) in enumerate(blobs.items()):  # the write slices each key's records
+        first, second = reader.span(_Blob(blob_id), f"k{n}-0"), reader.span(_Blob(blob_id), f"k{n}-1")
+        assert (first[0] + second[0], first[1] + second[1]) == (data, 4)
+    assert repo.reads == 4 + 2  # the plan kept two blobs (the budget), the other two are read again

@@ -146,6 +146,12 @@ def test_binary_round_trip_and_text_view_load_the_same_rows(things_dsn: str) -> 
             assert differing == (0,), copy
 
 
+def test_split_rows_of_whole_tuples_and_of_nothing() -> None:
+    row = struct.pack(">h", 2) + struct.pack(">i", 1) + b"a" + struct.pack(">i", -1)
+    assert copybinary.split_rows(row * 3, 2) == [row] * 3
+    assert copybinary.split_rows(b"", 2) == []  # no rows (a ValueError of zip before)
+
+
 def test_malformed_tuples_are_refused_with_one_line(things_dsn: str) -> None:
     with pg.connect(things_dsn) as conn:
         data = next(iter(pg.copy_out(conn, TABLE, COLUMNS, binary=True))).data

@@ -22,7 +22,7 @@ from lifeboat.errors import UnsafeRestore
 from lifeboat.letta.locate import find_letta_schema
 from lifeboat.letta.runs import ACTIVE_RUN_STATUSES
 from lifeboat.letta.subgraph import ENTITIES, USERS, Subgraph
-from lifeboat.ops.agent_restore.report import Options
+from lifeboat.ops.agent_restore.report import Options, SharedPolicy
 from lifeboat.pg import catalog
 from lifeboat.pg.catalog import ForeignKey
 
@@ -39,6 +39,7 @@ class LiveSchema:
     foreign_keys: tuple[ForeignKey, ...]
     revision: str | None
     types: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> column -> format_type
+    indexed: dict[str, set[str]] = field(default_factory=dict)  # table -> columns an index starts with
 
     def table(self, name: str) -> sql.Identifier:
         return sql.Identifier(self.schema, name)
@@ -65,7 +66,8 @@ def live_schema(conn: psycopg.Connection[Any]) -> LiveSchema:
             sql.SQL("SELECT version_num FROM {}").format(sql.Identifier(schema, "alembic_version"))
         ).fetchone()
         revision = row[0] if row else None
-    return LiveSchema(schema, columns, keys, catalog.foreign_keys(conn, schema), revision, types)
+    indexed = catalog.leading_index_columns(conn, schema)
+    return LiveSchema(schema, columns, keys, catalog.foreign_keys(conn, schema), revision, types, indexed)
 
 
 # -- the facts ------------------------------------------------------------------------------------
@@ -76,15 +78,19 @@ class LiveFacts:
     """What the live database holds about one subgraph, as the decisions need it.
 
     Per entity kind (``block``, ``tool``...): ``orgs`` maps each entity id that exists live to its
-    live organization (None where the table has none); ``users`` maps an entity id to the live
-    agents outside the restored set that use it now; ``matches`` maps an entity id to the live row
-    with the same natural key in the target organization (another id), when there is one.
+    live organization (None where the table has none); ``used_by`` maps an entity id to how many
+    live agents outside the restored set use it now, and ``users`` to those agents, gathered only
+    when the restore overwrites shared rows and reports whom that affects (a tool every agent has
+    is used by every other agent of the deployment: listing them grew with it); ``matches`` maps
+    an entity id to the live row with the same natural key in the target organization (another
+    id), when there is one.
     """
 
     tables: frozenset[str] = frozenset()  # tables of the live Letta schema
     present: set[str] = field(default_factory=set)  # restored agents that exist live now
     active_runs: list[tuple[str, str, str]] = field(default_factory=list)  # (agent, run, status)
     orgs: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    used_by: dict[str, dict[str, int]] = field(default_factory=dict)
     users: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     matches: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -115,7 +121,8 @@ def gather(
     if runs:
         facts.active_runs = _active_runs(conn, live, agents)
     facts.orgs = _live_orgs(conn, live, kinds)
-    facts.users = _outside_users(conn, live, kinds, agents)
+    listed = options.shared is SharedPolicy.OVERWRITE
+    facts.used_by, facts.users = _outside_users(conn, live, kinds, agents, listed=listed)
     facts.matches = _natural_matches(conn, live, graph, kinds, options.org)
     return facts
 
@@ -178,10 +185,15 @@ def _live_orgs(
 
 
 def _outside_users(
-    conn: psycopg.Connection[Any], live: LiveSchema, kinds: dict[str, list[str]], agents: list[str]
-) -> dict[str, dict[str, list[str]]]:
-    """Per kind: entity id → live agents outside the restored set that use it now (conversation
-    blocks are used by the conversation's agent)."""
+    conn: psycopg.Connection[Any],
+    live: LiveSchema,
+    kinds: dict[str, list[str]],
+    agents: list[str],
+    *,
+    listed: bool,
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, list[str]]]]:
+    """Per kind: entity id → how many live agents outside the restored set use it now
+    (conversation blocks are used by the conversation's agent); and, when ``listed``, which."""
     parts: list[Part] = []
     for kind, ids in kinds.items():
         for table, column, agent_column in USERS[kind]:
@@ -203,10 +215,21 @@ def _outside_users(
                 "WHERE bc.block_id = ANY(%s) AND NOT (c.agent_id = ANY(%s))"
             ).format(bc=live.table("blocks_conversations"), conv=live.table("conversations"))
             parts.append((query, [ids, agents]))
+    counts: dict[str, dict[str, int]] = {kind: {} for kind in kinds}
     users: dict[str, dict[str, list[str]]] = {kind: {} for kind in kinds}
-    for kind, entity_id, agent_id in _union(conn, parts):
-        users[kind].setdefault(entity_id, []).append(agent_id)
-    return users
+    if not parts:
+        return counts, users
+    union = sql.SQL(" UNION ALL ").join(sql.SQL("({})").format(part) for part, _ in parts)
+    listing = sql.SQL("array_agg(DISTINCT u.a)" if listed else "NULL::text[]")
+    query = sql.SQL(
+        "SELECT u.k, u.e, count(DISTINCT u.a), {} FROM ({}) AS u(k, e, a) GROUP BY u.k, u.e"
+    ).format(listing, union)
+    params = [param for _, part_params in parts for param in part_params]
+    for kind, entity_id, count, agent_ids in conn.execute(query, params):
+        counts[kind][entity_id] = int(count)
+        if agent_ids is not None:
+            users[kind][entity_id] = list(agent_ids)
+    return counts, users
 
 
 def _natural_matches(

@@ -98,7 +98,8 @@ def decide_one(
     entity = ENTITIES[kind]
     entity_id = str(record["id"])
     existing = facts.orgs.get(kind, {})
-    affects = sorted(set(facts.users.get(kind, {}).get(entity_id, [])))
+    used_by = facts.used_by.get(kind, {}).get(entity_id, 0)
+    affects = sorted(set(facts.users.get(kind, {}).get(entity_id, [])))  # listed for --shared overwrite
     match = facts.matches.get(kind, {}).get(entity_id)
     target_org = options.org or record.get("organization_id")
     in_live = entity_id in existing
@@ -112,14 +113,14 @@ def decide_one(
             label=label,
             action=action,
             target_id=target,
-            used_by=len(affects),
+            used_by=used_by,
             affects=shown or [],
         )
 
     if options.mode is Mode.IN_PLACE:
         if not in_live:
             return made(Action.MATCH, match) if match else made(Action.INSERT)
-        if not affects and not entity.org_object:
+        if not used_by and not entity.org_object:
             return made(Action.OVERWRITE)
         if options.shared is SharedPolicy.OVERWRITE:
             return made(Action.OVERWRITE, shown=affects)
@@ -128,7 +129,7 @@ def decide_one(
     if kind == "group" and entity_id not in graph.managed_groups:
         return made(Action.SKIP)
     if not entity.org_object:
-        shared_live = in_live and same_org and bool(affects)
+        shared_live = in_live and same_org and bool(used_by)
         if shared_live and options.shared is SharedPolicy.MISSING:
             return made(Action.REUSE)
         if shared_live and options.shared is SharedPolicy.OVERWRITE:
