@@ -355,7 +355,8 @@ class Repository:
         self._write_manifest(snapshot)
 
     def _write_manifest(self, snapshot: Snapshot) -> None:
-        payload = compress(snapshot.model_dump_json().encode())
+        # model_dump_json's bytes, without its str and a copy encoded from it (MBs: the agent catalog)
+        payload = compress(snapshot.__pydantic_serializer__.to_json(snapshot))
         self.backend.put(snapshot_name(snapshot.id), self.sealer.seal(payload, snapshot_aad(snapshot.id)))
 
     def rewrite_snapshot(self, snapshot: Snapshot) -> None:

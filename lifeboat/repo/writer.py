@@ -27,6 +27,7 @@ from lifeboat.errors import StorageError, note_rolled_back
 from lifeboat.repo.blobs import encode_blob
 from lifeboat.repo.chunker import Chunk, Key, RecordChunker
 from lifeboat.repo.config import ChunkerParams, pack_name
+from lifeboat.repo.heap import release_free_memory
 from lifeboat.repo.index import PackEntry
 from lifeboat.repo.manifest import BlobRef, Stream
 from lifeboat.repo.packs import PackBuilder
@@ -240,6 +241,8 @@ class RepositoryWriter:
             with self._lock:
                 self._uploads_in_flight -= 1
                 self._lock.notify_all()
+        del sealed  # the pack's buffer goes back to the system (one block), then the heap's holes
+        release_free_memory()
         if index_due:
             self._write_index()
 

@@ -1,0 +1,32 @@
+"""What the writer does for the backup's memory: the manifest is encoded once, the heap is trimmed."""
+
+from __future__ import annotations
+
+import platform
+
+from repo_testing import make_rows, row_key
+
+from lifeboat.repo import RecordBatch, Repository, Snapshot
+from lifeboat.repo.blobs import decompress
+from lifeboat.repo.config import snapshot_name
+from lifeboat.repo.heap import _malloc_trim, release_free_memory
+from lifeboat.repo.repository import snapshot_aad
+
+
+def test_the_manifest_is_stored_as_model_dump_json_gives_it(repo: Repository) -> None:
+    rows = make_rows(300)
+    with repo.lock(), repo.writer() as writer:
+        stream = writer.write_stream("t", [RecordBatch(rows, [row_key(r) for r in rows])])
+    catalog = [{"id": f"agent-{n}", "name": f'名前 "{n}"\u2028', "x": 1.5e-7 * n} for n in range(50)]
+    snapshot = Snapshot(streams=[stream], tags=["é"], documents={"letta": {"agents": catalog}})
+    repo.save_snapshot(snapshot)
+    sealed = repo.backend.get(snapshot_name(snapshot.id))
+    stored = decompress(repo.sealer.open(sealed, snapshot_aad(snapshot.id)))
+    assert stored == snapshot.model_dump_json().encode()
+    assert repo.load_snapshot(snapshot.id) == snapshot
+
+
+def test_free_memory_is_given_back_where_the_c_library_can() -> None:
+    release_free_memory()  # never fails, whatever the C library
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert _malloc_trim() is not None
