@@ -34,11 +34,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import psycopg  # noqa: E402
-from restore_phases import reattach, server_cpu  # noqa: E402
-from synthetic import Scale, generate  # noqa: E402
+from restore_phases import build_deployment, reattach, server_cpu  # noqa: E402
 
-from lifeboat.sandbox.letta_env import ensure_letta_env  # noqa: E402
-from lifeboat.sandbox.letta_schema import create_letta_database, migrate  # noqa: E402
 from lifeboat.sandbox.postgres import start_cluster  # noqa: E402
 
 PYTHON = str(HERE.parent / ".venv" / "bin" / "python")
@@ -63,10 +60,7 @@ def setup(state: Path, agents: int, workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     cluster = start_cluster("pg18", base_dir=workdir, durable=True, keep=True)
     try:
-        dsn = create_letta_database(cluster, "letta")
-        migrate(ensure_letta_env(), dsn)
-        generate(dsn, Scale(agents=agents))
-        cluster.execute("VACUUM ANALYZE", "letta")
+        build_deployment(cluster, agents)
         repo = str(cluster.data_dir / "repo")
         env = code_env(HERE.parent)
         subprocess.run(

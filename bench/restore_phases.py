@@ -43,14 +43,19 @@ LIFEBOAT = str(HERE.parent / ".venv" / "bin" / "lifeboat")
 PASSPHRASE = "bench-passphrase"
 
 
+def build_deployment(cluster: Cluster, agents: int) -> None:
+    """Letta 0.16.8's schema in database ``letta`` of ``cluster``, filled by bench/synthetic.py."""
+    dsn = create_letta_database(cluster, "letta")
+    migrate(ensure_letta_env(), dsn)
+    generate(dsn, Scale(agents=agents))
+    cluster.execute("VACUUM ANALYZE", "letta")
+
+
 def setup(state: Path, agents: int, workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     cluster = start_cluster("pg18", base_dir=workdir, durable=True, keep=True)
     try:
-        dsn = create_letta_database(cluster, "letta")
-        migrate(ensure_letta_env(), dsn)
-        generate(dsn, Scale(agents=agents))
-        cluster.execute("VACUUM ANALYZE", "letta")
+        build_deployment(cluster, agents)
         repo = str(cluster.data_dir / "repo")
         env = {**os.environ, "LIFEBOAT_PASSWORD": PASSPHRASE}
         subprocess.run([LIFEBOAT, "init", "--repo", repo], env=env, check=True, capture_output=True)
