@@ -220,8 +220,8 @@ def fewer_gc_passes() -> Iterator[None]:
     now copied and freed as they arrive (``pg.copystream``); this setting was not measured again
     since, and the start-up heap still need not be walked at all. Objects alive at the start are
     frozen (not walked until the last copy ends) and a young pass waits for 50,000 new
-    containers. Cycles made meanwhile are still collected, in fewer passes. Concurrent copies in one process share the setting; the last one to end
-    restores the collector as it was.
+    containers. Cycles made meanwhile are still collected, in fewer passes. Concurrent copies in
+    one process share the setting; the last one to end restores the collector as it was.
     """
     with _collector.lock:
         if _collector.copies == 0:

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from lifeboat.errors import CorruptRepository
 from lifeboat.repo.manifest import Snapshot
-from lifeboat.repo.repository import Repository, checked_snapshot
+from lifeboat.repo.repository import Repository, checked_snapshot, decode_manifest
 
 KEY = b'"agents":'
 AFTER = b',"runs_in_flight":'
@@ -121,12 +121,9 @@ def read_snapshot(repo: Repository, snapshot_id: str) -> Snapshot:
     """The snapshot ``snapshot_id``, its agent catalog set aside when the manifest allows it (see
     the module docstring, else parsed whole); ``CorruptRepository`` when it cannot be decoded."""
     data = repo.read_manifest(snapshot_id)
-    snapshot: Snapshot | None = _light(data)
+    snapshot = _light(data)
     if snapshot is None:
-        try:
-            snapshot = Snapshot.model_validate_json(data)
-        except ValidationError as exc:
-            raise CorruptRepository(f"snapshot {snapshot_id} cannot be decoded ({exc})") from exc
+        return decode_manifest(snapshot_id, data)
     return checked_snapshot(snapshot_id, snapshot)
 
 

@@ -63,8 +63,7 @@ def choose(
     """Resolve ``ref`` (id, prefix or ``latest``) under ``flt``; returns the snapshot and how it was
     chosen (``read``: how a manifest is read, see ``Repository.load_snapshot``)."""
     snapshot = repo.load_snapshot(ref, flt, read=read)
-    how = "named" if ref != LATEST else ("newest" if flt.empty() else f"newest of {flt.describe()}")
-    return snapshot, _chosen(snapshot, how)
+    return snapshot, _chosen(snapshot, "named" if ref != LATEST else _newest_of(flt))
 
 
 def choose_for_database(
@@ -81,13 +80,12 @@ def choose_for_database(
     ``current_database()``) — or of ``sources`` when given. The newest is chosen from each
     manifest's header (:func:`snapshot_catalog.read_header`); the chosen one is read with its agent
     catalog set aside (:func:`snapshot_catalog.read_snapshot`): a restore looks up a few agents in it."""
-    if ref not in (None, LATEST):
-        flt = snapshot_filter(sources=sources, hosts=hosts, tags=tags)
-        return choose(repo, ref, flt, partial(snapshot_catalog.read_snapshot, repo))
     if ref is not None or sources:
         flt = snapshot_filter(sources=sources, hosts=hosts, tags=tags)
+        if ref not in (None, LATEST):
+            return choose(repo, ref, flt, partial(snapshot_catalog.read_snapshot, repo))
         snapshot = _newest(repo, flt)
-        return snapshot, _chosen(snapshot, "newest" if flt.empty() else f"newest of {flt.describe()}")
+        return snapshot, _chosen(snapshot, _newest_of(flt))
     database = target_database(dsn)
     flt = snapshot_filter(sources=[database], hosts=hosts, tags=tags)
     try:
@@ -98,6 +96,10 @@ def choose_for_database(
             "or choose a source database with --source"
         ) from None
     return snapshot, _chosen(snapshot, f"newest of the target database ({flt.describe()})")
+
+
+def _newest_of(flt: SnapshotFilter) -> str:
+    return "newest" if flt.empty() else f"newest of {flt.describe()}"
 
 
 def _newest(repo: Repository, flt: SnapshotFilter) -> Snapshot:

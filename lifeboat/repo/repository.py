@@ -391,12 +391,7 @@ class Repository:
 
     def read_snapshot(self, snapshot_id: str) -> Snapshot:
         """Load one manifest by full id; ``CorruptRepository`` when it cannot be decoded."""
-        data = self.read_manifest(snapshot_id)
-        try:
-            snapshot = Snapshot.model_validate_json(data)
-        except ValidationError as exc:
-            raise CorruptRepository(f"snapshot {snapshot_id} cannot be decoded ({exc})") from exc
-        return checked_snapshot(snapshot_id, snapshot)
+        return decode_manifest(snapshot_id, self.read_manifest(snapshot_id))
 
     def read_manifest(self, snapshot_id: str) -> bytes:
         """One manifest's JSON, authenticated (for a reader that parses it its own way, then
@@ -532,6 +527,15 @@ class Repository:
 
     def __repr__(self) -> str:
         return f"Repository({self.backend.url!r}, version={self.config.version}, encrypted={self.config.encrypted})"
+
+
+def decode_manifest(snapshot_id: str, data: bytes) -> Snapshot:
+    """The snapshot an authenticated manifest (:meth:`Repository.read_manifest`) holds, parsed whole."""
+    try:
+        snapshot = Snapshot.model_validate_json(data)
+    except ValidationError as exc:
+        raise CorruptRepository(f"snapshot {snapshot_id} cannot be decoded ({exc})") from exc
+    return checked_snapshot(snapshot_id, snapshot)
 
 
 def checked_snapshot(snapshot_id: str, snapshot: Snapshot) -> Snapshot:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import closing
 from typing import Any, cast
 
@@ -115,15 +115,17 @@ def choose_agents(
     if name is not None or tag is not None:
         return select_agents(catalog(snapshot), ids, name, tag)
     held = layout.held_catalog(snapshot)
-    by_id: Mapping[str, object] = (
-        dict.fromkeys(held.ids) if held is not None else layout.catalog_by_id(snapshot)
-    )
-    wanted = list(dict.fromkeys(_full_agent_id(agent_id, by_id, len(by_id)) for agent_id in ids))
+    known: Mapping[str, object]
+    stored: Callable[[str], dict[str, Any]]
+    if held is not None:  # set aside as text: only the chosen entries are parsed
+        known, stored = dict.fromkeys(held.ids), held.entry
+    else:
+        by_id = layout.catalog_by_id(snapshot)
+        known, stored = by_id, by_id.__getitem__
+    wanted = list(dict.fromkeys(_full_agent_id(agent_id, known, len(known)) for agent_id in ids))
     if not wanted:
         raise UsageError("no agent in the snapshot matches the selection")
-    if held is not None:
-        return [layout.agent_entry(held.entry(agent_id)) for agent_id in wanted]
-    return [layout.agent_entry(by_id[agent_id]) for agent_id in wanted]  # type: ignore[arg-type]
+    return [layout.agent_entry(stored(agent_id)) for agent_id in wanted]
 
 
 def select_agents(
