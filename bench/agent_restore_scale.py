@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +61,7 @@ def setup(state: Path, agents: int, workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     cluster = start_cluster("pg18", base_dir=workdir, durable=True, keep=True)
     try:
-        build_deployment(cluster, agents)
-        repo = str(cluster.data_dir / "repo")
-        env = code_env(HERE.parent)
-        subprocess.run(
-            lifeboat(HERE.parent, "init", "--repo", repo), env=env, check=True, capture_output=True
-        )
-        subprocess.run(
-            lifeboat(HERE.parent, "backup", "--repo", repo, "--db", cluster.dsn("letta")),
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        repo = build_deployment(cluster, agents, partial(lifeboat, HERE.parent), code_env(HERE.parent))
     finally:
         cluster.stop()
     state.write_text(

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,28 +44,31 @@ LIFEBOAT = str(HERE.parent / ".venv" / "bin" / "lifeboat")
 PASSPHRASE = "bench-passphrase"
 
 
-def build_deployment(cluster: Cluster, agents: int) -> None:
-    """Letta 0.16.8's schema in database ``letta`` of ``cluster``, filled by bench/synthetic.py."""
+def build_deployment(
+    cluster: Cluster,
+    agents: int,
+    command: Callable[..., list[str]] = lambda *args: [LIFEBOAT, *args],
+    env: dict[str, str] | None = None,
+) -> str:
+    """Letta 0.16.8's schema in database ``letta`` of ``cluster``, filled by bench/synthetic.py,
+    and one backup of it into a new repository in the cluster's directory (returned).
+    ``command``: the lifeboat command line for some arguments; ``env``: its environment."""
     dsn = create_letta_database(cluster, "letta")
     migrate(ensure_letta_env(), dsn)
     generate(dsn, Scale(agents=agents))
     cluster.execute("VACUUM ANALYZE", "letta")
+    repo = str(cluster.data_dir / "repo")
+    env = env or {**os.environ, "LIFEBOAT_PASSWORD": PASSPHRASE}
+    for args in (("init", "--repo", repo), ("backup", "--repo", repo, "--db", cluster.dsn("letta"))):
+        subprocess.run(command(*args), env=env, check=True, capture_output=True)
+    return repo
 
 
 def setup(state: Path, agents: int, workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     cluster = start_cluster("pg18", base_dir=workdir, durable=True, keep=True)
     try:
-        build_deployment(cluster, agents)
-        repo = str(cluster.data_dir / "repo")
-        env = {**os.environ, "LIFEBOAT_PASSWORD": PASSPHRASE}
-        subprocess.run([LIFEBOAT, "init", "--repo", repo], env=env, check=True, capture_output=True)
-        subprocess.run(
-            [LIFEBOAT, "backup", "--repo", repo, "--db", cluster.dsn("letta")],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        repo = build_deployment(cluster, agents)
         dump = cluster.data_dir / "dump.dir"
         subprocess.run(
             [cluster.tool("pg_dump"), "-Fd", "-j2", "-f", str(dump), cluster.dsn("letta")], check=True
