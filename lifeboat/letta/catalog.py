@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from pydantic import BaseModel
@@ -65,6 +66,43 @@ def catalog_sql(tables: set[str]) -> str:
     if "runs" in tables or "jobs" not in tables:
         return CATALOG_SQL
     return CATALOG_SQL.replace(_LAST_RUN, "lr.status").replace(_FROM_AGENTS, _FROM_AGENTS + _LEGACY_RUNS_JOIN)
+
+
+# What an agent's entry is computed from (every table CATALOG_SQL reads; a test keeps the two in
+# step), for a backup that takes the entries of agents whose rows provably did not change from its
+# parent snapshot (lifeboat.ops.incremental_catalog). Tables holding the agent's own rows, by the
+# column naming the agent:
+CATALOG_AGENT_ROWS = {
+    "agents": "id",
+    "agents_tags": "agent_id",
+    "messages": "agent_id",
+    "archives_agents": "agent_id",
+    "blocks_agents": "agent_id",
+    "runs": "agent_id",
+}
+# Tables whose rows an entry reaches through a linking table above: table -> (its column, the
+# linking table, the linking table's column holding that value).
+CATALOG_LINKED_ROWS = {
+    "block": ("id", "blocks_agents", "block_id"),
+    "archival_passages": ("archive_id", "archives_agents", "archive_id"),
+}
+_ORDER = "FROM agents a\nORDER BY a.id\n"
+# Entries computed alike have the same digest; change the version when catalog_from_rows changes.
+_CATALOG_VERSION = "lifeboat agent catalog 1\n"
+
+
+def catalog_query_digest(statement: str) -> str:
+    """What identifies how a catalog was computed (the letta document's ``catalog_query``): an entry
+    may be reused only by a backup that would compute it the same way."""
+    return hashlib.sha256((_CATALOG_VERSION + statement).encode()).hexdigest()[:32]
+
+
+def catalog_sql_for_agents(statement: str) -> str | None:
+    """``statement`` (a :func:`catalog_sql`) restricted to the agents whose ids are its one
+    parameter (a list), in the same order; None when it cannot be restricted."""
+    if statement.count(_ORDER) != 1 or "%" in statement:
+        return None
+    return statement.replace(_ORDER, "FROM agents a\nWHERE a.id = ANY(%s)\nORDER BY a.id\n")
 
 
 def catalog_from_rows(rows: list[tuple[Any, ...]]) -> list[AgentEntry]:

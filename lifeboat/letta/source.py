@@ -11,11 +11,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from lifeboat.letta.catalog import AgentEntry, catalog_from_rows, catalog_sql
+from lifeboat.letta.catalog import AgentEntry, catalog_from_rows, catalog_query_digest, catalog_sql
 from lifeboat.letta.revisions import release_label
 from lifeboat.letta.runs import runs_in_flight_sql
 
 Query = Callable[[str], list[tuple[Any, ...]]]
+# How the agent catalog is read: (query, the catalog statement) -> entries.
+ReadCatalog = Callable[[Query, str], list[AgentEntry]]
+
+
+def query_catalog(query: Query, statement: str) -> list[AgentEntry]:
+    """Every agent's entry, computed by the server."""
+    return catalog_from_rows(query(statement))
 
 
 class RunInFlight(BaseModel):
@@ -36,16 +43,22 @@ class LettaDocument(BaseModel):
     letta: bool = False  # False: the database holds no Letta schema (only ``letta`` is written)
     revision: str | None = None  # alembic_version.version_num
     release: str | None = None  # the Letta release(s) with that head, e.g. "0.16.7/0.16.8"
+    # how the entries were computed (catalog_query_digest); before ``agents``, which a reader
+    # sets aside by its place just before ``runs_in_flight`` (lifeboat.ops.snapshot_catalog)
+    catalog_query: str | None = None
     agents: list[AgentEntry] | None = None  # None: the catalog could not be read (see warning)
     runs_in_flight: list[RunInFlight] = []
     warning: str | None = None
 
 
-def describe_deployment(query: Query, tables: set[str]) -> LettaDocument:
+def describe_deployment(
+    query: Query, tables: set[str], read_catalog: ReadCatalog = query_catalog
+) -> LettaDocument:
     """Revision, release, agent catalog and runs in flight, or ``letta=False`` for a non-Letta db.
 
     ``tables`` are the unqualified names of the tables in the Letta schema; ``query`` runs SQL with
-    that schema on the search_path, inside the backup's snapshot.
+    that schema on the search_path, inside the backup's snapshot; ``read_catalog`` computes the
+    entries (last: an incremental backup's waits for what its table copies proved).
     """
     if "agents" not in tables or "alembic_version" not in tables:
         return LettaDocument(letta=False)
@@ -53,11 +66,14 @@ def describe_deployment(query: Query, tables: set[str]) -> LettaDocument:
     revision = rows[0][0] if rows else None
     described = LettaDocument(letta=True, revision=revision, release=release_label(revision))
     try:
-        described.agents = catalog_from_rows(query(catalog_sql(tables)))
-        described.runs_in_flight = [
+        in_flight = [
             RunInFlight(run_id=r[0], agent_id=r[1], status=r[2], created_at=r[3], pending_steps=r[4])
             for r in query(runs_in_flight_sql(tables))
         ]
+        statement = catalog_sql(tables)
+        described.agents = read_catalog(query, statement)
+        described.catalog_query = catalog_query_digest(statement)
+        described.runs_in_flight = in_flight
     except Exception as exc:  # a revision whose columns differ: the data backup still goes on
         described.warning = f"agent catalog unavailable for revision {revision}: {str(exc).splitlines()[0]}"
     return described

@@ -21,10 +21,11 @@ import psycopg
 
 from lifeboat import pg
 from lifeboat.errors import DatabaseError
+from lifeboat.letta.catalog import AgentEntry
 from lifeboat.letta.graph import stream_order
 from lifeboat.letta.locate import find_letta_schema, use_letta_schema
 from lifeboat.letta.source import describe_deployment
-from lifeboat.ops import incremental
+from lifeboat.ops import incremental, incremental_catalog
 from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.pipeline import pipelined
 from lifeboat.pg.changes import read_change_token
@@ -126,13 +127,17 @@ def run_backup(
             timings["schema"] = time.monotonic() - started
             if on_schema:
                 on_schema(schema)
+            parent, changes.why_not = (None, "--full") if full else incremental.find_parent(repo, token)
+            changes.parent = parent.snapshot_id if parent is not None else None
             # The agent catalog (a scan of messages and more) is read on the snapshot's own
-            # connection while the workers copy; leaving the executor waits for it, so the
-            # snapshot's connection is never closed under it.
-            with ThreadPoolExecutor(1, thread_name_prefix="lifeboat-describe") as background:
-                described = background.submit(_describe_snapshot, snap, schema)
-                parent, changes.why_not = (None, "--full") if full else incremental.find_parent(repo, token)
-                changes.parent = parent.snapshot_id if parent is not None else None
+            # connection while the workers copy (an incremental backup's waits for what the copies
+            # proved: lifeboat.ops.incremental_catalog). Leaving, the proofs are finished first (the
+            # catalog never waits for copies that never ran), then the executor waits for the
+            # catalog, so the snapshot's connection is never closed under it.
+            with ThreadPoolExecutor(1, thread_name_prefix="lifeboat-describe") as background, changes.proofs:
+                described = background.submit(
+                    _describe_snapshot, snap, schema, _catalog_reader(parent, changes)
+                )
                 data_started = time.monotonic()
                 with repo.writer() as writer, fewer_gc_passes():
 
@@ -181,7 +186,10 @@ def run_backup(
                             )  # fmt: skip
                         return stream.close()
 
-                    streams = snap.map(copy_table, schema.tables_biggest_first(), jobs=jobs)
+                    try:
+                        streams = snap.map(copy_table, schema.tables_biggest_first(), jobs=jobs)
+                    finally:
+                        changes.proofs.finish()  # the catalog may use what the copies proved
                 timings["data"] = time.monotonic() - data_started
                 source, letta = described.result()
             source.change_token = token.to_document() if token is not None else None
@@ -249,15 +257,39 @@ def _watching_lock_waits(
     return LockWaitWatcher(dsn, snap.backend_pids, lambda wait: on_lock_wait(wait.describe()))
 
 
+# (query, the catalog statement, the Letta schema) -> the agent catalog
+ReuseCatalog = Callable[[incremental_catalog.ParamQuery, str, str], list[AgentEntry]]
+
+
+def _catalog_reader(
+    parent: incremental.Parent | None, changes: incremental.IncrementalStats
+) -> ReuseCatalog | None:
+    """How an incremental backup reads its agent catalog: the parent's entries of the agents its
+    table copies proved unchanged (``lifeboat.ops.incremental_catalog``); None: all by the server."""
+    catalog = parent.catalog if parent is not None else None
+    if catalog is None:
+        return None
+
+    def read(query: incremental_catalog.ParamQuery, statement: str, schema: str) -> list[AgentEntry]:
+        def kept(count: int) -> None:
+            changes.agents_kept = count
+
+        return incremental_catalog.read_catalog(
+            query, statement, catalog, lambda: changes.proofs.wait(schema), on_kept=kept
+        )
+
+    return read
+
+
 def _describe_snapshot(
-    snap: pg.SharedSnapshot, schema: DatabaseSchema
+    snap: pg.SharedSnapshot, schema: DatabaseSchema, reuse: ReuseCatalog | None = None
 ) -> tuple[layout.SourceDocument, layout.LettaDocument]:
     with snap.connection() as conn:
-        return _describe(conn, schema)
+        return _describe(conn, schema, reuse)
 
 
 def _describe(
-    conn: psycopg.Connection, schema: DatabaseSchema
+    conn: psycopg.Connection, schema: DatabaseSchema, reuse: ReuseCatalog | None = None
 ) -> tuple[layout.SourceDocument, layout.LettaDocument]:
     """The manifest's ``source`` and ``letta`` documents, read inside the snapshot."""
     info = pg.server_info(conn)
@@ -272,13 +304,18 @@ def _describe(
         return source, layout.LettaDocument(letta=False)
     tables = {t.name for t in schema.tables if t.schema_ == letta_schema}
 
-    def query(statement: str) -> list[tuple[Any, ...]]:
+    def query(statement: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         # A savepoint, so a failing Letta query cannot abort the snapshot's transaction.
         with conn.transaction():
             use_letta_schema(conn, letta_schema)
-            return conn.execute(statement).fetchall()
+            return conn.execute(statement, params).fetchall()
 
-    letta = describe_deployment(query, tables)
+    if reuse is None:
+        letta = describe_deployment(query, tables)
+    else:
+        letta = describe_deployment(
+            query, tables, lambda _query, statement: reuse(query, statement, letta_schema)
+        )
     source.letta_revision = letta.revision
     source.letta_release = letta.release
     return source, letta

@@ -25,8 +25,10 @@ import psycopg
 from lifeboat import pg
 from lifeboat.errors import CorruptRepository, DatabaseError, SnapshotNotFound, StorageError
 from lifeboat.ops import snapshot_layout as layout
+from lifeboat.ops.incremental_catalog import KeyProofs, ParentCatalog, proof_of
 from lifeboat.ops.incremental_plan import Emit, Keep, Read, Segment, UnreadableBlob, plan_table
 from lifeboat.ops.pipeline import pipelined
+from lifeboat.ops.snapshot_catalog import read_snapshot
 from lifeboat.pg.changes import ChangeToken, key_counts, table_count
 from lifeboat.pg.copystream import text_keys
 from lifeboat.pg.models import DatabaseSchema, TableDef
@@ -40,14 +42,15 @@ PARENT_CANDIDATES = 8
 
 @dataclass
 class Parent:
-    """What an incremental backup needs of the earlier snapshot it follows: its id, token, schema
-    and table streams; not its agent catalog, the biggest part of a big deployment's manifest."""
+    """What an incremental backup needs of the earlier snapshot it follows: its id, token, schema,
+    table streams and agent catalog (as stored, for the entries an incremental backup reuses)."""
 
     snapshot_id: str
     token: ChangeToken  # the parent's
     now: ChangeToken  # the current backup's
     schema: DatabaseSchema
     streams: dict[tuple[str, str], tuple[Stream, layout.TableStream]]
+    catalog: ParentCatalog | None = None
 
 
 @dataclass
@@ -60,10 +63,16 @@ class IncrementalStats:
     tables_partly_read: int = 0
     tables_read: int = 0  # read whole
     bytes_kept: int = 0  # plaintext bytes referenced instead of read
+    agents_kept: int | None = None  # agent catalog entries taken from the parent (None: none tried)
+    proofs: KeyProofs = field(default_factory=KeyProofs, repr=False)  # what each table's plan proved
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def summary(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if v is not None and not k.startswith("_")}
+        return {
+            k: v
+            for k, v in self.__dict__.items()
+            if v is not None and not k.startswith("_") and k != "proofs"
+        }
 
     def add(self, *, kept: int, reads: int, bytes_kept: int) -> None:
         with self._lock:
@@ -82,7 +91,7 @@ def find_parent(repo: Repository, token: ChangeToken | None) -> tuple[Parent | N
         return None, "the server's transaction history cannot be read (standby or missing privilege)"
     for snapshot_id in repo.snapshot_ids_newest_first()[:PARENT_CANDIDATES]:
         try:
-            snapshot = repo.read_snapshot(snapshot_id)
+            snapshot = read_snapshot(repo, snapshot_id)  # the agent catalog set aside, as JSON
             earlier = ChangeToken.from_document(layout.source_document(snapshot).change_token)
             if earlier is None or (earlier.system_identifier, earlier.database_oid) != (
                 token.system_identifier,
@@ -93,7 +102,10 @@ def find_parent(repo: Repository, token: ChangeToken | None) -> tuple[Parent | N
             if why is not None:
                 return None, why
             streams = layout.table_streams(snapshot)
-            return Parent(snapshot.id, earlier, token, layout.schema_document(snapshot), streams), None
+            catalog = ParentCatalog.of(snapshot)
+            return Parent(
+                snapshot.id, earlier, token, layout.schema_document(snapshot), streams, catalog
+            ), None
         except (CorruptRepository, SnapshotNotFound):
             continue
     return None, "no earlier snapshot of this database"
@@ -169,6 +181,7 @@ def copy_table(
     key = attributes.key
     reader = _BlobReader(repo, attributes.columns.index(key) if key is not None else 0)
     segments = plan(conn, reader, writer, parent, table, attributes, previous)
+    stats.proofs.record(table.schema_, table.name, proof_of(key, segments, previous.blobs))
     write_table(
         stream, segments, key=key, reader=reader, batches=batches, store=store, stats=stats, progress=progress
     )
