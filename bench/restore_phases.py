@@ -232,7 +232,8 @@ def prepare_pg_restore_target(cluster: Cluster) -> None:
 
 
 # --variants: noanalyze, lateanalyze (every ANALYZE after its table's post-data), avon (autovacuum
-# left on), pmw0 (no parallel maintenance workers), pq0 (no parallel query), mwm1g, jobs3
+# left on), pmw (parallel maintenance workers at the server's default, as before session 6),
+# pmw0 (none: the default since session 6), pq0 (no parallel query), mwm1g, jobs3
 VARIANT: set[str] = set()
 
 
@@ -240,15 +241,17 @@ def lifeboat_restore(cluster: Cluster, state: dict[str, Any]) -> dict[str, Any]:
     from lifeboat.ops import restore as restore_module
     from lifeboat.pg import apply as apply_module
 
-    session = tuple(apply_module.RESTORE_SESSION_SQL)
+    session = tuple(apply_module.restore_session_sql(2))
+    if "pmw" in VARIANT:  # parallel maintenance workers at the server's default (before session 6)
+        session = tuple(apply_module.RESTORE_SESSION_SQL)
     if "pmw0" in VARIANT:
         session += ("SET max_parallel_maintenance_workers = 0",)
     if "pq0" in VARIANT:
         session += ("SET max_parallel_workers_per_gather = 0",)
     if "mwm1g" in VARIANT:
         session += ("SET maintenance_work_mem = '1GB'",)
-    saved_session = apply_module.RESTORE_SESSION_SQL
-    apply_module.RESTORE_SESSION_SQL = session  # type: ignore[misc]
+    saved_session = apply_module.restore_session_sql
+    apply_module.restore_session_sql = lambda jobs: session  # type: ignore[assignment]
     from lifeboat.repo.repository import Repository
 
     cluster.drop_database("lifeboat_target")
@@ -278,7 +281,7 @@ def lifeboat_restore(cluster: Cluster, state: dict[str, Any]) -> dict[str, Any]:
         )
     finally:
         restore_module.pg.load_and_apply_post_data = original  # type: ignore[attr-defined]
-        apply_module.RESTORE_SESSION_SQL = saved_session  # type: ignore[misc]
+        apply_module.restore_session_sql = saved_session  # type: ignore[assignment]
         restore_module.pg.pause_autovacuum, restore_module.pg.resume_autovacuum = paused  # type: ignore[attr-defined]
         apply_module.index_has_expressions = has_expressions  # type: ignore[assignment]
     report = reports[0]

@@ -37,6 +37,17 @@ from lifeboat.pg.parallel import execute_statement, run_on_connections, run_stat
 # Sessions that build indexes: more memory makes sorts of big tables cheaper; durability of
 # each DDL commit is not needed until the restore as a whole is done.
 RESTORE_SESSION_SQL = ("SET maintenance_work_mem = '256MB'", "SET synchronous_commit = off")
+# With two or more connections each building an index, parallel maintenance workers only add
+# processes for cores those connections already keep busy, and a parallel build writes each
+# worker's sorted run to temporary files for the leader to merge (102 files, 750 MB in the
+# 5,000-agent benchmark). Without them: ~8 % less server CPU and no temporary files
+# (BENCHMARKS.md, session 6). A single connection (``--jobs 1``) keeps the server's default.
+NO_PARALLEL_BUILD_WORKERS = "SET max_parallel_maintenance_workers = 0"
+
+
+def restore_session_sql(jobs: int) -> tuple[str, ...]:
+    """What each restore connection sets before its first statement."""
+    return RESTORE_SESSION_SQL + ((NO_PARALLEL_BUILD_WORKERS,) if jobs >= 2 else ())
 
 
 @dataclass
@@ -213,7 +224,7 @@ def apply_post_data(
     with connect(dsn) as conn:
         roles = existing_roles(conn)
     statements = _filter_by_roles(post_data_statements(schema), roles, report)
-    run_statements(dsn, statements, jobs, session_sql=RESTORE_SESSION_SQL)
+    run_statements(dsn, statements, jobs, session_sql=restore_session_sql(jobs))
     return report
 
 
@@ -320,7 +331,7 @@ def load_and_apply_post_data(
 
     def open_connection() -> psycopg.Connection:
         conn = connect(dsn)
-        for setting in RESTORE_SESSION_SQL:
+        for setting in restore_session_sql(jobs):
             conn.execute(setting)
         return conn
 

@@ -176,14 +176,22 @@ def _check_type_name(kind: str, where: str, text: str, type_name: Any) -> None:
             raise _fail(kind, where, text, f"{type(node).__name__} in a type name")
 
 
+# Column types that passed check_type: a schema repeats a few types over hundreds of columns,
+# and the check depends only on the text (``where`` only names the place in an error).
+_CHECKED_TYPES: set[str] = set()
+
+
 def check_type(text: str, where: str) -> sql.SQL:
     """A column type as ``format_type()`` prints it: ``character varying(255)``, ``letta.vector(4096)``."""
+    if text in _CHECKED_TYPES:
+        return sql.SQL(text)
     kind = "column type"
     _tokens(kind, where, text, statement_keywords=True)
     value = _single_select_target(kind, where, text, f"SELECT NULL::{text}")
     if not isinstance(value, ast.TypeCast) or not (isinstance(value.arg, ast.A_Const) and value.arg.isnull):
         raise _fail(kind, where, text, "not a type name")
     _check_type_name(kind, where, text, value.typeName)
+    _CHECKED_TYPES.add(text)
     return sql.SQL(text)
 
 

@@ -257,3 +257,28 @@ def test_a_table_is_analyzed_after_its_expression_indexes_exclusions_included(pg
         "analyze:public.named",
         "analyze:public.slot",
     ]
+
+
+@pytest.mark.parametrize("jobs,workers", [(1, None), (2, "0")])
+def test_restore_connections_build_without_parallel_workers_when_they_are_several(
+    pg_cluster: Cluster, jobs: int, workers: str | None
+) -> None:
+    """With two or more connections building side by side, each builds without parallel
+    maintenance workers (they would compete for the same cores and spill to temporary files);
+    a single connection keeps the server's setting."""
+    n = next(_names)
+    pg_cluster.create_database(f"workers_src{n}")
+    pg_cluster.execute("CREATE TABLE t (id int PRIMARY KEY)", f"workers_src{n}")
+    schema = capture(pg_cluster.dsn(f"workers_src{n}"))
+    pg_cluster.create_database(f"workers_dst{n}")
+    dsn = pg_cluster.dsn(f"workers_dst{n}")
+    with pg.connect(dsn) as conn:
+        pg.apply_pre_data(conn, schema)
+        default = conn.execute("SHOW max_parallel_maintenance_workers").fetchone()
+    seen: list[str] = []
+
+    def load(conn: psycopg.Connection, part: pg.TablePart) -> None:
+        seen.append(conn.execute("SHOW max_parallel_maintenance_workers").fetchone()[0])
+
+    pg.load_and_apply_post_data(dsn, schema, load, jobs=jobs)
+    assert seen == [workers if workers is not None else default[0]]
