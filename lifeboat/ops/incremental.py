@@ -201,10 +201,12 @@ def plan(
     key = attributes.key
     # binary rows are kept or read whole, never cut by key; so is a table with too many keys
     counts = (
-        None if key is None or attributes.binary else key_counts(conn, table.qualified, key, parent.token)
+        None
+        if key is None or attributes.binary
+        else key_counts(conn, table.qualified, key, parent.token, now=parent.now)
     )
     if key is None or counts is None:
-        rows, changed = table_count(conn, table.qualified, parent.token)
+        rows, changed = table_count(conn, table.qualified, parent.token, now=parent.now)
     else:
         rows, changed = sum(count.rows for count in counts), any(count.changed for count in counts)
     if not changed and rows == previous.records and all(writer.can_reference(b) for b in previous.blobs):
