@@ -3,6 +3,7 @@ server's for the others, and always exactly what the catalog query gives for the
 
 from __future__ import annotations
 
+import random
 import re
 import threading
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from lifeboat.letta.catalog import CATALOG_AGENT_ROWS, CATALOG_LINKED_ROWS, CATA
 from lifeboat.ops import incremental
 from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.backup import run_backup
-from lifeboat.ops.incremental_catalog import proof_of
+from lifeboat.ops.incremental_catalog import KeyProof, proof_of
 from lifeboat.ops.incremental_plan import Emit, Keep, Read
 from lifeboat.ops.snapshot_catalog import read_snapshot
 
@@ -40,6 +41,8 @@ def test_a_proof_holds_kept_runs_and_copied_keys_only() -> None:
     segments = [Keep([a]), Emit([b], "d"), Read("d", "f", ("e",)), Emit([b], "f"), Keep([c])]
     proof = proof_of("agent_id", segments, [a, b, c])
     assert [value for value in "abcdefghijkl" if proof.identical(value)] == list("abcdfghijk")
+    assert proof.unproven("agent_id", list("0abcdefghijkl")) == ["0", "e", "l"]
+    assert proof.unproven("id", list("ab")) == ["a", "b"]
     assert proof.identical_by("agent_id", "b") and not proof.identical_by("id", "b")
     assert not proof.identical_by("agent_id", None)
     assert not any(proof_of("agent_id", [Read(None, None)], [a]).identical(value) for value in "abc")
@@ -129,3 +132,14 @@ def test_a_failed_copy_does_not_leave_the_catalog_waiting(letta_db, tmp_path: Pa
     thread.start()
     thread.join(60)
     assert not thread.is_alive() and len(outcome) == 1 and "copy failed" in str(outcome[0])
+
+
+def test_unproven_values_are_those_not_identical() -> None:
+    rng = random.Random(15)
+    for _ in range(200):
+        points = sorted(rng.sample(range(100), 2 * rng.randint(0, 6)))
+        ranges = [(f"{low:02}", f"{high:02}") for low, high in zip(points[::2], points[1::2], strict=True)]
+        keys = frozenset(f"{value:02}" for value in rng.sample(range(100), 5))
+        proof = KeyProof("k", lows=tuple(r[0] for r in ranges), highs=tuple(r[1] for r in ranges), keys=keys)
+        values = sorted(f"{value:02}" for value in rng.sample(range(100), 40))
+        assert proof.unproven("k", values) == [value for value in values if not proof.identical(value)]
