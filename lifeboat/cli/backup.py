@@ -14,7 +14,7 @@ from lifeboat.cli.common import (
     PasswordFileOption,
     RepoOption,
     database_dsn,
-    open_repo,
+    start_opening_repo,
 )
 from lifeboat.cli.progress import byte_progress
 
@@ -43,11 +43,14 @@ def backup(
     ] = False,
 ) -> None:
     """Back up the Letta database (hot: the server keeps running) into a new snapshot."""
-    from lifeboat.ops.backup import estimate_bytes, run_backup
     from lifeboat.ops.metrics import recording_backup
 
     with recording_backup(metrics_file, repo) as record:
-        repository = open_repo(repo, password_file)
+        opening = start_opening_repo(repo, password_file)
+        # imported while the repository key is derived (an incremental backup's start-up)
+        from lifeboat.ops.backup import estimate_bytes, run_backup
+
+        repository = opening()
         dsn = database_dsn(db)
         with byte_progress("backup") as bar:
             result = run_backup(
