@@ -23,7 +23,6 @@ from lifeboat.cli.common import (
     TrustUnencryptedOption,
     checked_dsn,
     database_dsn,
-    open_repo,
     snapshot_filter,
     start_opening_repo,
 )
@@ -348,13 +347,16 @@ def restore_agents(
     Letta release's snapshot they are taken from a sandbox copy upgraded to the live revision.
     Without a snapshot: the newest snapshot of the target database (printed first)."""
     from lifeboat import redact, settings
+
+    if encryption_key:
+        redact.register(encryption_key)
+    dsn = database_dsn(db)
+    opening = start_opening_repo(repo, password_file)
+    # imported while the repository key is derived
     from lifeboat.cli.agents import render_agent_restore
     from lifeboat.ops.agent_restore import Mode, Options, SharedPolicy
     from lifeboat.ops.agent_upgrade import run_agent_restore_any_release
     from lifeboat.ops.snapshot_filter import choose_for_database
-
-    if encryption_key:
-        redact.register(encryption_key)
 
     options = Options(
         mode=Mode(selection.mode.value),
@@ -364,8 +366,7 @@ def restore_agents(
         org=selection.org,
         suffix=selection.suffix,
     )
-    dsn = database_dsn(db)
-    repository = open_repo(repo, password_file)
+    repository = opening()
     filters = filters or SnapshotFilters([], [], [])
     found, chosen = choose_for_database(
         repository, snapshot, dsn, sources=filters.sources, hosts=filters.hosts, tags=filters.tags
