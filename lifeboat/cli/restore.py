@@ -25,6 +25,7 @@ from lifeboat.cli.common import (
     database_dsn,
     open_repo,
     snapshot_filter,
+    start_opening_repo,
 )
 from lifeboat.cli.progress import restore_progress
 from lifeboat.errors import CorruptRepository, Interrupted, UsageError, note_rolled_back
@@ -250,14 +251,16 @@ def restore_snapshot(
     """The whole snapshot into ``target`` (default: ``<letta db>_restored`` on the Letta server);
     with ``upgrade``, migrated to that Letta revision before the switch."""
     from lifeboat import redact, settings
-    from lifeboat.ops.restore import run_restore
 
     target_dsn = (
         checked_dsn(target, "--target", need_database=True)
         if target is not None
         else _default_target(database_dsn(None))
     )
-    repository = open_repo(repo, password_file)
+    opening = start_opening_repo(repo, password_file)
+    from lifeboat.ops.restore import run_restore  # imported while the repository key is derived
+
+    repository = opening()
     if filters is not None:
         snapshot = repository.resolve_snapshot(snapshot, filters.build())
     if upgrade is not None:
