@@ -193,3 +193,19 @@ def test_a_parent_cut_without_keys_is_followed(
         if before.zone_max >= after.zone_min:
             first_record = repo.read_blob(after.id).split(b"\n", 1)[0] + b"\n"
             assert before.raw_size + len(first_record) > max_size
+
+
+def test_a_damaged_newest_manifest_is_passed_over_for_the_one_before(letta_db, tmp_path: Path) -> None:
+    """A newest manifest that cannot be read is skipped: the parent is the one before."""
+    repo = small_repo(tmp_path / "repo")
+    first = run_backup(repo, letta_db.admin_dsn)
+    second = run_backup(repo, letta_db.admin_dsn)
+    manifest = tmp_path / "repo" / "snapshots" / second.snapshot.id
+    damaged = bytearray(manifest.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    manifest.write_bytes(bytes(damaged))
+    _change(letta_db.admin_dsn, *_EDITS[:2])
+    third = run_backup(repo, letta_db.admin_dsn)
+    assert third.incremental.parent == first.snapshot.id
+    full = run_backup(repo, letta_db.admin_dsn, full=True)
+    assert _streams(repo, third) == _streams(repo, full)
