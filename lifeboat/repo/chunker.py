@@ -52,7 +52,7 @@ from lifeboat.repo.config import ChunkerParams
 NEWLINE = b"\n"
 # Key-aligned streams (docs/FORMAT.md §10): a smaller minimum, and a fixed chance per key run.
 KEYED_MIN_DIVISOR = 4
-KEYS_PER_BLOB = 8
+KEYS_PER_BLOB = 4
 
 Key = str | bytes
 Buffer = bytes | memoryview
