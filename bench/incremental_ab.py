@@ -128,6 +128,7 @@ def main() -> None:
         "--profile", type=Path, default=None, help="directory: py-spy stacks of each counted run"
     )
     options = parser.parse_args()
+    backup_restore.compile_bytecode()  # the dependencies too, as an installed lifeboat has them
     state = json.loads(options.state.read_text())
     cluster = reattach(state)
     cluster.start()
