@@ -32,6 +32,8 @@ def upgrade_repository(
     def render(r: Any) -> None:
         if r.from_version == r.to_version and not r.index_files_rewritten and not r.key_file_replaced:
             output.console.print(f"repository {r.repository} is already format version {r.to_version}")
+            if r.note:
+                output.console.print(r.note)
             return
         output.console.print(
             f"upgraded {r.repository} from format version {r.from_version} to {r.to_version} "
@@ -42,5 +44,7 @@ def upgrade_repository(
                 f"{len(r.key_files_not_upgraded)} other key file(s) keep format 1 (their passphrases were "
                 "not given); run upgrade-repository with each of them too"
             )
+        if r.note:
+            output.console.print(r.note)
 
     output.emit(report, render)

@@ -55,8 +55,9 @@ def decode_blob(
 
     ``trust_aead`` skips the keyed hash of the plaintext when the repository is encrypted: the
     AES-GCM tag, whose associated data is the blob id, already proves that a holder of the keys
-    sealed exactly this body under this id, and the keyed hash (~300 MB/s) costs more than
-    decryption and decompression together. Without encryption the hash is always checked.
+    sealed exactly this body under this id, and the keyed hash (BLAKE2b of formats 1 and 2: ~900 MB/s
+    here) costs more than decryption and decompression together. Without encryption the hash is
+    always checked.
     """
     try:
         compressed = sealer.open(body, blob_aad(blob_id))

@@ -3,8 +3,9 @@
 Format versions (docs/FORMAT.md §13): 1 = config in clear JSON, index files sealed under one
 associated-data string; 2 = config sealed under the master key (only ``format``, ``version`` and
 ``encryption`` stay readable outside), key files that record the version, index files bound to
-their names. ``SUPPORTED_VERSIONS`` lists what this code reads; ``FORMAT_VERSION`` is what it
-writes. A later version (say 3, with another blob-id hash) adds its number and its rules here.
+their names; 3 = version 2 with keyed BLAKE3 blob ids instead of keyed BLAKE2b.
+``SUPPORTED_VERSIONS`` lists what this code reads; ``FORMAT_VERSION`` is what ``init`` writes;
+``UPGRADE_VERSION`` is what ``upgrade-repository`` converts older repositories to in place.
 """
 
 from __future__ import annotations
@@ -16,9 +17,18 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FORMAT_NAME = "lifeboat-repository"
-FORMAT_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
-MANIFEST_VERSION = 1  # the snapshot manifest's own format (§8), unchanged by version 2
+# The keyed hash of blob ids (§5) of each format version. A version's hash never changes: its
+# stored ids, and every later backup's deduplication against them, depend on it. Everything that
+# computes an id asks the repository's keys (``MasterKeys.blob_id``), bound to this in one place.
+IdHash = Literal["blake2b", "blake3"]
+BLOB_ID_HASH: dict[int, IdHash] = {1: "blake2b", 2: "blake2b", 3: "blake3"}
+SUPPORTED_VERSIONS = tuple(BLOB_ID_HASH)
+FORMAT_VERSION = 3
+# Ids cannot change in place (every pack, index file and manifest names blobs by them), so an
+# upgrade stops at the newest version with the same id hash as version 1; a repository with
+# BLAKE3 ids is a new one (`init`, then `copy`, which stores every blob under the target's id).
+UPGRADE_VERSION = 2
+MANIFEST_VERSION = 1  # the snapshot manifest's own format (§8), unchanged by versions 2 and 3
 
 CONFIG_FILE = "config"
 KEYS_DIR = "keys/"
@@ -64,7 +74,7 @@ class RepoConfig(BaseModel):
     compression: Literal["zstd"] = "zstd"
     chunker: ChunkerParams = ChunkerParams()
     pack_size: int = Field(default=32 * MiB, gt=0, le=MAX_PACK_SIZE)
-    # Only in unencrypted repositories: the BLAKE2b key for blob ids, base64 (public by design there).
+    # Only in unencrypted repositories: the key of blob ids, base64 (public by design there).
     id_key: str | None = None
 
     @property

@@ -25,6 +25,7 @@ from lifeboat.errors import (
 from lifeboat.repo.backends import Backend, open_backend
 from lifeboat.repo.blobs import compress, decode_blob, decompress
 from lifeboat.repo.config import (
+    BLOB_ID_HASH,
     CONFIG_FILE,
     DAMAGED_DIR,
     DATA_DIR,
@@ -80,7 +81,7 @@ class Repository:
     def __init__(self, backend: Backend, config: RepoConfig, keys: MasterKeys) -> None:
         self.backend = backend
         self.config = config
-        self.keys = keys
+        self.keys = keys.for_format(config.version)  # the one place the blob-id hash is chosen
         self.sealer = Sealer(keys.encryption)
         if config.encrypted and not self.sealer.encrypted:
             raise CorruptRepository("encrypted repository opened without its encryption key")  # fail closed
@@ -120,16 +121,22 @@ class Repository:
 
         ``share_ids_with`` copies another repository's id key and chunker parameters (not its
         encryption key): both then cut the same blobs with the same ids, so copying snapshots
-        between them is a plain blob transfer and both deduplicate alike.
+        between them is a plain blob transfer and both deduplicate alike. Their formats must
+        then hash ids alike (``version``: 3 for BLAKE3, 2 for BLAKE2b).
 
         The key file is written before the config, so a crash leaves either no repository or a
         complete one (``config`` present = repository exists).
         """
+        if version not in SUPPORTED_VERSIONS:
+            raise UsageError(f"cannot create a repository of format version {version}")
+        if share_ids_with is not None and BLOB_ID_HASH[version] != share_ids_with.keys.id_hash:
+            raise UsageError(
+                f"format {version} hashes blob ids with {BLOB_ID_HASH[version]}, the repository to "
+                f"share ids with uses {share_ids_with.keys.id_hash}: their ids would differ"
+            )
         backend = open_backend(location)
         check_init_target(backend, passphrase, encrypt=encrypt)
         keys = MasterKeys.generate(encrypt=encrypt)
-        if version not in SUPPORTED_VERSIONS:
-            raise UsageError(f"cannot create a repository of format version {version}")
         options: dict[str, Any] = {"encryption": "aes-256-gcm" if encrypt else "none", "version": version}
         if share_ids_with is not None:
             keys = MasterKeys(encryption=keys.encryption, id_key=share_ids_with.keys.id_key)

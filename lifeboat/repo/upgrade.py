@@ -5,6 +5,11 @@ the config is sealed, and the key file the passphrase opened is replaced by a ve
 that records the format version. Packs and manifests stay as they are (their format did not
 change), so the upgrade is quick and needs no space beyond the index.
 
+Format 3 differs from 2 only in its blob-id hash (BLAKE3), and ids cannot change in place: every
+pack, index file and manifest names blobs by them, and later backups deduplicate against them.
+So the upgrade stops at ``UPGRADE_VERSION`` (2), leaves a format-2 or 3 repository as it is, and
+says how to get BLAKE3 ids: a new repository, and ``copy`` (which stores blobs under the target's ids).
+
 Order, so that an interruption at any point leaves a repository that opens, and a second run
 finishes the job: new index files (a format-1 reader accepts them), the config, the new key
 file, then the old key file and the old index files are deleted.
@@ -14,13 +19,22 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import zstandard
 from pydantic import BaseModel, Field
 
 from lifeboat.errors import CorruptRepository, UsageError
-from lifeboat.repo.config import CONFIG_FILE, FORMAT_VERSION, INDEX_DIR, basename, key_name
+from lifeboat.repo.config import (
+    BLOB_ID_HASH,
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    INDEX_DIR,
+    UPGRADE_VERSION,
+    basename,
+    key_name,
+)
 from lifeboat.repo.crypto import DecryptionFailed, KdfParams, MasterKeys, wrap_keys
 from lifeboat.repo.index import PackEntry, decode_index
 from lifeboat.repo.keys import encode_config
@@ -28,6 +42,8 @@ from lifeboat.repo.locks import RepositoryLock
 
 if TYPE_CHECKING:
     from lifeboat.repo.repository import Repository
+
+_HASH_NAMES = {"blake2b": "BLAKE2b", "blake3": "BLAKE3"}
 
 
 class UpgradeReport(BaseModel):
@@ -39,21 +55,31 @@ class UpgradeReport(BaseModel):
     index_files_rewritten: int = 0
     key_file_replaced: str | None = None
     key_files_not_upgraded: list[str] = Field(default_factory=list)  # other passphrases: still version 1
+    blob_id_hash: str = "blake2b"  # the repository's blob-id hash, which no upgrade changes
+    note: str | None = None  # how to get the newest format's ids when the upgrade cannot
 
 
 def upgrade_repository(repo: Repository, passphrase: str | None) -> UpgradeReport:
-    """Upgrade ``repo`` (opened with ``passphrase``) to ``FORMAT_VERSION`` under the exclusive lock."""
+    """Upgrade ``repo`` (opened with ``passphrase``) to ``UPGRADE_VERSION`` under the exclusive lock.
+
+    A repository already at that version or newer keeps its version (it is never lowered).
+    """
+    target = max(repo.config.version, UPGRADE_VERSION)
     report = UpgradeReport(
-        repository=repo.backend.url, from_version=repo.config.version, to_version=FORMAT_VERSION
+        repository=repo.backend.url,
+        from_version=repo.config.version,
+        to_version=target,
+        blob_id_hash=BLOB_ID_HASH[target],
+        note=_id_hash_note(target),
     )
     # Not ``repo.lock()``: that loads the index, which an interrupted upgrade may have left in two forms.
     lock = RepositoryLock(repo.locks, exclusive=True).acquire()
     try:
-        old_files, entries = _read_index_files_of_any_version(repo)
+        old_files, entries = _read_index_files_of_any_version(repo, target)
         lock.ensure_held()
-        repo.config = repo.config.model_copy(update={"version": FORMAT_VERSION})
+        repo.config = repo.config.model_copy(update={"version": target})
         new_files = _write_index(repo, entries) if old_files else set()
-        keys = MasterKeys(repo.keys.encryption, repo.keys.id_key, min_version=FORMAT_VERSION)
+        keys = replace(repo.keys, min_version=target)  # the same keys and id hash (the same ids)
         repo.backend.put(CONFIG_FILE, encode_config(repo.config, keys))
         if repo.config.encrypted:
             _replace_key_file(repo, keys, passphrase, report)
@@ -66,18 +92,29 @@ def upgrade_repository(repo: Repository, passphrase: str | None) -> UpgradeRepor
     return report
 
 
-def _read_index_files_of_any_version(repo: Repository) -> tuple[list[str], list[PackEntry]]:
-    """Index files not yet in the current form, and the packs they list (to be listed anew)."""
+def _id_hash_note(target: int) -> str | None:
+    ours, newest = BLOB_ID_HASH[target], BLOB_ID_HASH[FORMAT_VERSION]
+    if ours == newest:
+        return None
+    return (
+        f"blob ids stay keyed {_HASH_NAMES[ours]}: stored ids cannot change in place. Format "
+        f"{FORMAT_VERSION} ({_HASH_NAMES[newest]} ids, faster backups) needs a new repository: "
+        "`lifeboat init` one and `lifeboat copy` the snapshots into it"
+    )
+
+
+def _read_index_files_of_any_version(repo: Repository, target: int) -> tuple[list[str], list[PackEntry]]:
+    """Index files not yet in the form of ``target``, and the packs they list (to be listed anew)."""
     old: list[str] = []
     entries: list[PackEntry] = []
     for info in repo.backend.list(INDEX_DIR):
         data = repo.backend.get(info.name)
-        for version in (FORMAT_VERSION, 1):
+        for version in (target, 1):
             try:
                 decoded = decode_index(repo.sealer, basename(info.name), data, version)
             except (DecryptionFailed, ValueError, KeyError, TypeError, zstandard.ZstdError):
                 continue
-            if version != FORMAT_VERSION:
+            if version != target:
                 old.append(info.name)
                 entries.extend(decoded)
             break
@@ -112,7 +149,9 @@ def _replace_key_file(
     params = KdfParams(document["time_cost"], document["memory_cost"], document["parallelism"])
     new = key_name(secrets.token_hex(16))
     settings = json.loads(repo.config.model_dump_json())
-    new_document = wrap_keys(keys, passphrase, params, repository_version=FORMAT_VERSION, settings=settings)
+    new_document = wrap_keys(
+        keys, passphrase, params, repository_version=repo.config.version, settings=settings
+    )
     repo.backend.put(new, json.dumps(new_document, indent=2).encode())
     repo.backend.delete(old)
     repo.keys, repo.key_file = keys, new

@@ -19,6 +19,7 @@ from repo_testing import FAST_KDF, PASSPHRASE, SMALL_CHUNKS, SMALL_PACK, make_ro
 
 from lifeboat.errors import CorruptRepository, WrongPassphrase
 from lifeboat.repo import RecordBatch, Repository, Snapshot
+from lifeboat.repo.config import FORMAT_VERSION
 from lifeboat.repo.crypto import MasterKeys, wrap_keys
 from lifeboat.repo.upgrade import upgrade_repository
 
@@ -68,10 +69,10 @@ def assert_one_line_refusal(result: subprocess.CompletedProcess[str], code: int,
     assert len(result.stderr.strip().splitlines()) == 1 and words in result.stderr
 
 
-def test_new_repositories_are_format_2_with_a_sealed_config(repo: Repository, repo_path: Path) -> None:
+def test_new_repositories_have_a_sealed_config(repo: Repository, repo_path: Path) -> None:
     document = config_of(repo_path)
     assert set(document) == {"format", "version", "encryption", "sealed"}
-    assert document["version"] == 2
+    assert document["version"] == FORMAT_VERSION
     reopened = Repository.open(repo_path, PASSPHRASE)
     assert reopened.config == repo.config and reopened.config.pack_size == SMALL_PACK
 
@@ -259,6 +260,7 @@ def test_upgrade_command(repo_path: Path) -> None:
     assert Repository.open(repo_path, PASSPHRASE).config.version == 2
     result = lifeboat(repo_path, "upgrade-repository")
     assert result.returncode == 0 and "already format version 2" in result.stdout
+    assert "blob ids stay keyed BLAKE2b" in result.stdout and "lifeboat copy" in result.stdout
 
 
 def test_add_key_writes_a_key_file_of_the_repository_format(repo: Repository, repo_path: Path) -> None:
@@ -267,4 +269,5 @@ def test_add_key_writes_a_key_file_of_the_repository_format(repo: Repository, re
     assert document["version"] == 2
     opened = Repository.open(repo_path, "second passphrase")
     assert opened.keys == repo.keys and opened.key_file == name
-    assert opened.keys.min_version == 2 and opened.keys.settings == json.loads(repo.config.model_dump_json())
+    assert opened.keys.min_version == FORMAT_VERSION
+    assert opened.keys.settings == json.loads(repo.config.model_dump_json())

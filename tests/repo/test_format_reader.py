@@ -10,6 +10,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pytest
 import zstandard
 from argon2.low_level import Type, hash_secret_raw
@@ -20,13 +21,14 @@ from lifeboat.repo import RecordBatch, Repository, Snapshot  # only to write the
 
 
 class FormatReader:
-    """Reads a local repository directory following FORMAT.md, section by section."""
+    """Reads a local repository directory following FORMAT.md, section by section (formats 3 and 2)."""
 
     def __init__(self, root: Path, passphrase: str | None) -> None:
         self.root = root
         outer = json.loads(self.file("config"))  # §3
         assert outer["format"] == "lifeboat-repository"
-        assert outer["version"] == 2
+        self.version = outer["version"]  # authenticated below: the sealed settings must agree
+        assert self.version in (2, 3)
         if outer["encryption"] == "none":
             assert not self.names("keys")
             self.enc_key: bytes | None = None
@@ -60,7 +62,7 @@ class FormatReader:
             )  # fmt: skip
             sealed = base64.b64decode(key_file["data"])
             secret = json.loads(AESGCM(wrapping).decrypt(sealed[:12], sealed[12:], b"lifeboat:key"))
-            assert key_file["version"] == 2 and secret["min_version"] == 2
+            assert key_file["version"] == 2 and secret["min_version"] == self.version
             return base64.b64decode(secret["encryption"]), base64.b64decode(secret["id"])
         raise AssertionError("no key file")
 
@@ -104,8 +106,13 @@ class FormatReader:
             body = handle.read(length)
         plaintext = zstandard.ZstdDecompressor().decompress(self.open(body, bytes.fromhex(blob_id)))
         assert len(plaintext) == raw_size
-        assert hashlib.blake2b(plaintext, key=self.id_key, digest_size=32).hexdigest() == blob_id
+        assert self.blob_id(plaintext) == blob_id
         return plaintext
+
+    def blob_id(self, plaintext: bytes) -> str:  # §5; format 2: §13
+        if self.version == 3:
+            return blake3.blake3(plaintext, key=self.id_key).hexdigest()
+        return hashlib.blake2b(plaintext, key=self.id_key, digest_size=32).hexdigest()
 
     def snapshots(self) -> list[dict[str, Any]]:  # §8
         result = []
@@ -129,11 +136,17 @@ class FormatReader:
         )
 
 
-def write_sample(path: Path, *, encrypt: bool) -> tuple[Repository, dict[str, list[bytes]]]:
+def write_sample(
+    path: Path, *, encrypt: bool, version: int | None = None
+) -> tuple[Repository, dict[str, list[bytes]]]:
+    """A repository of ``version`` (None: what ``init`` writes) holding one snapshot of two tables."""
+    options: dict[str, Any] = {"chunker": SMALL_CHUNKS, "pack_size": SMALL_PACK}
+    if version is not None:
+        options["version"] = version
     repo = (
-        Repository.init(path, PASSPHRASE, chunker=SMALL_CHUNKS, pack_size=SMALL_PACK, kdf=FAST_KDF)
+        Repository.init(path, PASSPHRASE, kdf=FAST_KDF, **options)
         if encrypt
-        else Repository.init(path, None, encrypt=False, chunker=SMALL_CHUNKS, pack_size=SMALL_PACK)
+        else Repository.init(path, None, encrypt=False, **options)
     )
     tables = {"agents": sorted(make_rows(1500, seed=3), key=row_key), "messages": make_rows(2500, seed=4)}
     with repo.writer() as writer:
@@ -147,10 +160,12 @@ def write_sample(path: Path, *, encrypt: bool) -> tuple[Repository, dict[str, li
     return repo, tables
 
 
+@pytest.mark.parametrize("version", [None, 2], ids=["new", "format-2"])
 @pytest.mark.parametrize("encrypt", [True, False], ids=["encrypted", "unencrypted"])
-def test_independent_reader_reads_the_repository(tmp_path: Path, encrypt: bool) -> None:
-    repo, tables = write_sample(tmp_path / "repo", encrypt=encrypt)
+def test_independent_reader_reads_the_repository(tmp_path: Path, encrypt: bool, version: int | None) -> None:
+    repo, tables = write_sample(tmp_path / "repo", encrypt=encrypt, version=version)
     reader = FormatReader(tmp_path / "repo", PASSPHRASE if encrypt else None)
+    assert reader.version == (version or 3) == reader.config["version"]
     index = reader.index()
     (manifest,) = reader.snapshots()
     assert manifest["tags"] == ["nightly"] and manifest["documents"] == {"schema": {"ddl": "x"}}
@@ -169,6 +184,22 @@ def test_independent_reader_reads_the_repository(tmp_path: Path, encrypt: bool) 
     with repo.lock():
         (lock,) = reader.locks()
     assert lock["pid"] == os.getpid() and lock["exclusive"] is False
+
+
+def test_new_blob_ids_are_keyed_blake3_and_format_2_ids_keyed_blake2b(tmp_path: Path) -> None:
+    """§5 and §13, recomputed here from the plaintext and the id key alone (``reader.blob``
+    checks each blob against the hash of the repository's version; this names the two hashes)."""
+    for version, name in ((None, "blake3"), (2, "blake2b")):
+        root = tmp_path / name
+        write_sample(root, encrypt=True, version=version)
+        reader = FormatReader(root, PASSPHRASE)
+        index = reader.index()
+        for blob_id in index:
+            plaintext = reader.blob(blob_id, index)
+            keyed_blake3 = blake3.blake3(plaintext, key=reader.id_key).hexdigest()
+            keyed_blake2b = hashlib.blake2b(plaintext, key=reader.id_key, digest_size=32).hexdigest()
+            assert blob_id == {"blake3": keyed_blake3, "blake2b": keyed_blake2b}[name]
+            assert keyed_blake3 != keyed_blake2b
 
 
 def test_chunking_rules_of_section_10(tmp_path: Path) -> None:

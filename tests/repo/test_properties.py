@@ -14,13 +14,14 @@ from hypothesis import strategies as st
 from lifeboat.errors import CorruptBlob
 from lifeboat.repo import BlobRef, ChunkerParams, RecordChunker, Snapshot, Stream
 from lifeboat.repo.blobs import decode_blob, encode_blob
+from lifeboat.repo.config import FORMAT_VERSION
 from lifeboat.repo.crypto import MasterKeys, Sealer
 from lifeboat.repo.index import PackEntry, decode_index, encode_index
 from lifeboat.repo.packs import FOOTER_SIZE, PackBuilder, parse_pack_tail
 
 PARAMS = ChunkerParams(min_size=200, avg_size=800, max_size=2000)
-KEYS_ENCRYPTED = MasterKeys(encryption=os.urandom(32), id_key=os.urandom(32))
-KEYS_PLAIN = MasterKeys(encryption=None, id_key=os.urandom(32))
+KEYS_ENCRYPTED = MasterKeys(encryption=os.urandom(32), id_key=os.urandom(32)).for_format(FORMAT_VERSION)
+KEYS_PLAIN = MasterKeys(encryption=None, id_key=os.urandom(32)).for_format(FORMAT_VERSION)
 
 record = st.binary(max_size=600).map(lambda data: data.replace(b"\n", b"\t") + b"\n")
 records = st.lists(record, max_size=120)

@@ -205,9 +205,9 @@ def test_failed_pack_upload_fails_the_writer_and_leaves_no_snapshot(
 
 def test_repository_from_a_newer_lifeboat_is_refused(repo: Repository, repo_path: Path) -> None:
     config = json.loads((repo_path / "config").read_text())
-    config["version"] = 3
+    config["version"] = 4
     (repo_path / "config").write_text(json.dumps(config))
-    with pytest.raises(CorruptRepository, match="version 3 is newer"):
+    with pytest.raises(CorruptRepository, match="version 4 is newer"):
         Repository.open(repo_path, PASSPHRASE)
 
 

@@ -10,7 +10,7 @@ from lifeboat.ops.doctor.report import DoctorInputs, Run, Status
 
 
 def repository_checks(run: Run, inputs: DoctorInputs, now: datetime) -> None:
-    from lifeboat.repo.config import FORMAT_VERSION
+    from lifeboat.repo.config import FORMAT_VERSION, UPGRADE_VERSION
     from lifeboat.repo.repository import Repository
 
     if not inputs.repository:
@@ -34,7 +34,7 @@ def repository_checks(run: Run, inputs: DoctorInputs, now: datetime) -> None:
     hint = None
     if not repo.config.encrypted:
         hint = "backups hold conversations and keys in clear: copy them into an encrypted repository"
-    elif repo.config.version < FORMAT_VERSION:
+    elif repo.config.version < UPGRADE_VERSION:  # format 2's ids are not worth a warning
         hint = "its config is not authenticated: run `lifeboat upgrade-repository` (docs/FORMAT.md §13)"
     run.add(
         "repository",
