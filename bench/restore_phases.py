@@ -233,7 +233,8 @@ def prepare_pg_restore_target(cluster: Cluster) -> None:
 
 # --variants: noanalyze, lateanalyze (every ANALYZE after its table's post-data), avon (autovacuum
 # left on), pmw (parallel maintenance workers at the server's default, as before session 6),
-# pmw0 (none: the default since session 6), pq0 (no parallel query), mwm1g, jobs3
+# pmw0 (none: the default since session 6), pq0 (no parallel query), mwm1g, jobs3,
+# nosync (synchronize_seqscans off)
 VARIANT: set[str] = set()
 
 
@@ -250,6 +251,8 @@ def lifeboat_restore(cluster: Cluster, state: dict[str, Any]) -> dict[str, Any]:
         session += ("SET max_parallel_workers_per_gather = 0",)
     if "mwm1g" in VARIANT:
         session += ("SET maintenance_work_mem = '1GB'",)
+    if "nosync" in VARIANT:  # every heap scan from block 0 (index builds see the load's order)
+        session += ("SET synchronize_seqscans = off",)
     saved_session = apply_module.restore_session_sql
     apply_module.restore_session_sql = lambda jobs: session  # type: ignore[assignment]
     from lifeboat.repo.repository import Repository

@@ -35,8 +35,17 @@ from lifeboat.pg.models import DatabaseSchema, ExtensionDef, TableDef
 from lifeboat.pg.parallel import execute_statement, run_on_connections, run_statements
 
 # Sessions that build indexes: more memory makes sorts of big tables cheaper; durability of
-# each DDL commit is not needed until the restore as a whole is done.
-RESTORE_SESSION_SQL = ("SET maintenance_work_mem = '256MB'", "SET synchronous_commit = off")
+# each DDL commit is not needed until the restore as a whole is done. Every heap scan starts at
+# the table's first block (no synchronized scans): a table was loaded in its stream's order
+# (agent_id, then sequence_id or id), so the builds of indexes that lead with that order get
+# their tuples already sorted, which PostgreSQL's sort detects in one pass. With synchronized
+# scans, two builds on one table at once start mid-table and sort a rotated order in full:
+# 0.93 s (4.4 %) more server CPU over 5 paired rounds (BENCHMARKS.md, session 7).
+RESTORE_SESSION_SQL = (
+    "SET maintenance_work_mem = '256MB'",
+    "SET synchronous_commit = off",
+    "SET synchronize_seqscans = off",
+)
 # With two or more connections each building an index, parallel maintenance workers only add
 # processes for cores those connections already keep busy, and a parallel build writes each
 # worker's sorted run to temporary files for the leader to merge (102 files, 750 MB in the
