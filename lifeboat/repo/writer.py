@@ -1,9 +1,9 @@
 """Writing blobs: a thread-safe writer shared by parallel producers, and one stream writer per producer.
 
 Work split: hashing, chunking, compression and encryption run in the producer's thread (zstd,
-AES-GCM and BLAKE2b release the GIL, so producers use several cores); only appending an encoded
-body to the shared open pack happens under the writer's lock. The producer whose blob fills the
-pack seals and uploads it, outside the lock.
+AES-GCM and both id hashes, BLAKE2b and BLAKE3, release the GIL, so producers use several cores);
+only appending an encoded body to the shared open pack happens under the writer's lock. The
+producer whose blob fills the pack seals and uploads it, outside the lock.
 
 Storage is the truth: the writer lists ``data/`` once when it starts and deduplicates only
 against blobs whose pack is there at the size the index gives; a blob whose pack is missing or
