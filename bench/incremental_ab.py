@@ -75,8 +75,13 @@ def export(name: str, revision: str, into: Path) -> Path:
     return target
 
 
+# NAME -> extra environment of that version's backups (``--env NAME=VAR=VALUE``)
+EXTRA_ENV: dict[str, dict[str, str]] = {}
+
+
 def backup(code: Path, repo: Path, dsn: str, *extra: str) -> dict[str, Any]:
     env = {**os.environ, "LIFEBOAT_PASSWORD": PASSPHRASE, "PYTHONPATH": str(code)}
+    env.update(EXTRA_ENV.get(code.name, {}))
     command = [
         PYTHON,
         "-P",  # not the current directory's lifeboat: the version's
@@ -123,11 +128,20 @@ def main() -> None:
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--code", action="append", required=True, help="NAME=REV (REV '.': the work tree)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        help="NAME=VAR=VALUE: set VAR for version NAME's backups (e.g. B=PGOPTIONS='-c work_mem=64MB')",
+    )
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument(
         "--profile", type=Path, default=None, help="directory: py-spy stacks of each counted run"
     )
     options = parser.parse_args()
+    for setting in options.env:
+        name, variable, value = setting.split("=", 2)
+        EXTRA_ENV.setdefault(name, {})[variable] = value
     backup_restore.compile_bytecode()  # the dependencies too, as an installed lifeboat has them
     state = json.loads(options.state.read_text())
     cluster = reattach(state)
