@@ -338,18 +338,55 @@ def write_table(
     reader.start_writing()
 
     def actions() -> Iterator[Callable[[], object]]:
+        copied = _Copied(stream)
         for segment in segments:
+            if isinstance(segment, Emit):
+                for blob in segment.blobs:
+                    if (action := copied.add(*reader.span(blob, segment.key), segment.key)) is not None:
+                        yield action
+                continue
+            if (action := copied.flush()) is not None:
+                yield action
             if isinstance(segment, Keep):
                 yield partial(_keep, stream, segment, progress)
-            elif isinstance(segment, Emit):
-                for blob in segment.blobs:
-                    data, count = reader.span(blob, segment.key)
-                    yield partial(stream.add, data, [segment.key.encode()] * count)
             else:
                 yield from (partial(store, part) for part in rows.below(segment.before))
+        if (action := copied.flush()) is not None:
+            yield action
         rows.finish()
 
     pipelined(actions(), _run)
+
+
+# Records copied from the previous blobs are added to the stream in buffers of about this size.
+COPIED_BUFFER_BYTES = 1024 * 1024
+
+
+class _Copied:
+    """Consecutive copied records, added to the stream as one buffer (a table of one row per key,
+    ``agents`` or ``block``, copies thousands of keys around its changes: one stream addition,
+    handed to the storing thread, per key cost more than the copying)."""
+
+    def __init__(self, stream: StreamWriter) -> None:
+        self._stream = stream
+        self._data: list[bytes] = []
+        self._keys: list[bytes] = []
+        self._size = 0
+
+    def add(self, data: bytes, count: int, key: str) -> Callable[[], object] | None:
+        """Hold ``count`` records of ``key``; a full buffer comes back as the action adding it."""
+        self._data.append(data)
+        self._keys += [key.encode()] * count
+        self._size += len(data)
+        return self.flush() if self._size >= COPIED_BUFFER_BYTES else None
+
+    def flush(self) -> Callable[[], object] | None:
+        """The action adding what is held (None when nothing is)."""
+        if not self._data:
+            return None
+        action = partial(self._stream.add, b"".join(self._data), self._keys)
+        self._data, self._keys, self._size = [], [], 0
+        return action
 
 
 # Keys listed in one read's condition, at most (more: the ranges' bounds instead).
