@@ -12,6 +12,7 @@ parent's is read whole, as is every table without a parent.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +30,7 @@ from lifeboat.ops.incremental_catalog import KeyProofs, ParentCatalog, proof_of
 from lifeboat.ops.incremental_plan import Emit, Keep, Read, Segment, UnreadableBlob, plan_table
 from lifeboat.ops.pipeline import pipelined
 from lifeboat.ops.snapshot_catalog import read_snapshot
-from lifeboat.pg.changes import ChangeToken, key_counts, table_count
+from lifeboat.pg.changes import ChangeToken, key_counts, sorts_avoided, table_count
 from lifeboat.pg.copystream import text_keys
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo.manifest import BlobRef, Stream
@@ -182,9 +183,18 @@ def copy_table(
     reader = _BlobReader(repo, attributes.columns.index(key) if key is not None else 0)
     segments = plan(conn, reader, writer, parent, table, attributes, previous)
     stats.proofs.record(table.schema_, table.name, proof_of(key, segments, previous.blobs))
-    write_table(
-        stream, segments, key=key, reader=reader, batches=batches, store=store, stats=stats, progress=progress
-    )
+    some_keys = any(isinstance(s, Read) for s in segments) and Read(None, None) not in segments
+    with sorts_avoided(conn) if some_keys else contextlib.nullcontext():  # not for a whole table
+        write_table(
+            stream,
+            segments,
+            key=key,
+            reader=reader,
+            batches=batches,
+            store=store,
+            stats=stats,
+            progress=progress,
+        )
 
 
 def plan(
