@@ -92,7 +92,8 @@ def find_parent(repo: Repository, token: ChangeToken | None) -> tuple[Parent | N
         return None, "the server's transaction history cannot be read (standby or missing privilege)"
     for snapshot_id in repo.snapshot_ids_newest_first()[:PARENT_CANDIDATES]:
         try:
-            snapshot = read_snapshot(repo, snapshot_id)  # the agent catalog set aside, as JSON
+            # the agent catalog set aside, as JSON; its entries are validated where they are reused
+            snapshot = read_snapshot(repo, snapshot_id, read_ids=False)
             earlier = ChangeToken.from_document(layout.source_document(snapshot).change_token)
             if earlier is None or (earlier.system_identifier, earlier.database_oid) != (
                 token.system_identifier,
