@@ -461,11 +461,17 @@ class _RangeSplitter:
 
 
 def _split(batch: pg.CopyBatch, cut: int) -> tuple[pg.CopyBatch, pg.CopyBatch]:
-    offset = 0
-    for _ in range(cut):
-        offset = batch.data.index(b"\n", offset) + 1
-    keys = batch.keys or []
+    """The batch's first ``cut`` lines and the rest (its lines handed on when it has them)."""
+    keys, lines = batch.keys or [], batch.lines
+    if lines is None:
+        offset = 0
+        for _ in range(cut):
+            offset = batch.data.index(b"\n", offset) + 1
+        head, tail = None, None
+    else:
+        head, tail = lines[:cut], lines[cut:]
+        offset = sum(map(len, head)) + cut
     return (
-        pg.CopyBatch(batch.data[:offset], cut, keys[:cut]),
-        pg.CopyBatch(batch.data[offset:], batch.rows - cut, keys[cut:]),
+        pg.CopyBatch(batch.data[:offset], cut, keys[:cut], lines=head),
+        pg.CopyBatch(batch.data[offset:], batch.rows - cut, keys[cut:], lines=tail),
     )
