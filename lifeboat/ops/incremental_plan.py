@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from operator import le, lt
+from operator import attrgetter, le, lt
 from typing import Protocol
 
 
@@ -132,9 +132,10 @@ class _Planner:
         self, blobs: Sequence[Blob], keys: Sequence[Key], usable: Callable[[Blob], bool], decode: Decode
     ) -> None:
         self.blobs, self.keys, self.usable, self._decode = blobs, keys, usable, decode
-        self.position = {key.key: index for index, key in enumerate(keys)}
-        self.changed_before = [0, *accumulate(int(key.changed) for key in keys)]
-        self.rows_before = [0, *accumulate(key.rows for key in keys)]
+        # C-level iterators: a table has thousands of keys
+        self.position = dict(zip(map(attrgetter("key"), keys), range(len(keys)), strict=True))
+        self.changed_before = [0, *accumulate(map(int, map(attrgetter("changed"), keys)))]
+        self.rows_before = [0, *accumulate(map(attrgetter("rows"), keys))]
         self._counts: dict[int, Counter[str]] = {}  # rows per key of each blob decoded so far
         self._zone_mins = [blob.zone_min or "" for blob in blobs]
         self._zone_maxes = [blob.zone_max or "" for blob in blobs]
