@@ -115,6 +115,7 @@ def run_backup(
     changes = incremental.IncrementalStats()
     with repo.lock() as lock:
         with pg.SharedSnapshot(dsn) as snap, _watching_lock_waits(dsn, snap, on_lock_wait):
+            snap.open_workers_ahead(jobs)  # while the schema is captured
             with snap.connection() as conn:
                 schema = pg.capture_schema(conn)
                 utc_iso = pg.prints_utc_iso(conn)

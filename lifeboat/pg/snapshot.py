@@ -44,6 +44,8 @@ class SharedSnapshot:
         self._conn_lock = threading.Lock()
         self.snapshot_id: str = ""
         self.worker_pids: list[int] = []  # backends of the workers opened so far (lock-wait reports)
+        self._opening: list[_Opening] = []  # workers being opened ahead of ``map``
+        self._opening_lock = threading.Lock()
 
     def backend_pids(self) -> list[int]:
         """The exporting connection's backend and every worker's (for lock-wait reports)."""
@@ -79,6 +81,10 @@ class SharedSnapshot:
         self.close()
 
     def close(self) -> None:
+        with self._opening_lock:
+            unused, self._opening = self._opening, []
+        for opening in unused:
+            opening.discard()
         if self._conn is not None:
             with contextlib.suppress(psycopg.Error):
                 self._conn.execute("ROLLBACK")
@@ -117,6 +123,20 @@ class SharedSnapshot:
             raise DatabaseError(f"cannot import snapshot {self.snapshot_id}: {one_line(exc)}") from exc
         return conn
 
+    def open_workers_ahead(self, count: int) -> None:
+        """Start opening ``count`` workers in the background, for :meth:`map` to take (each
+        connection and snapshot import is a few round trips and a server process started: done
+        while this thread still works, not when the workers start). Unused ones are closed with
+        the snapshot."""
+        with self._opening_lock:
+            self._opening += [_Opening(self) for _ in range(count)]
+
+    def _next_worker(self) -> psycopg.Connection:
+        """A worker opened ahead (its failure raised here), else a new one."""
+        with self._opening_lock:
+            opening = self._opening.pop(0) if self._opening else None
+        return opening.connection() if opening is not None else self.open_worker()
+
     @contextlib.contextmanager
     def worker(self) -> Iterator[psycopg.Connection]:
         conn = self.open_worker()
@@ -131,4 +151,34 @@ class SharedSnapshot:
         Items start in the given order (pass tables biggest first); results come back in
         item order. The first failure stops new items from starting and is re-raised.
         """
-        return run_on_connections(self.open_worker, items, work, jobs)
+        return run_on_connections(self._next_worker, items, work, jobs)
+
+
+class _Opening:
+    """One worker connection being opened on its own thread."""
+
+    def __init__(self, snap: SharedSnapshot) -> None:
+        self._conn: psycopg.Connection | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._open, args=(snap,), name="lifeboat-open-worker", daemon=True
+        )
+        self._thread.start()
+
+    def _open(self, snap: SharedSnapshot) -> None:
+        try:
+            self._conn = snap.open_worker()
+        except BaseException as exc:  # raised to whoever takes the connection
+            self._error = exc
+
+    def connection(self) -> psycopg.Connection:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._conn is not None
+        return self._conn
+
+    def discard(self) -> None:
+        self._thread.join()
+        if self._conn is not None:
+            self._conn.close()

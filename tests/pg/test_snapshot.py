@@ -81,3 +81,29 @@ def test_worker_cannot_outlive_the_exporter(writer_db: str) -> None:
     assert snapshot_id
     with pytest.raises(DatabaseError, match="not open"):
         snap.open_worker()
+
+
+def test_workers_opened_ahead_see_the_snapshot_and_unused_ones_are_closed(writer_db: str) -> None:
+    """Workers opened while the caller still works import the same snapshot; the ones ``map`` did
+    not take are closed with it."""
+
+    def others(conn: psycopg.Connection) -> int:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        return int(conn.execute(query).fetchone()[0])  # type: ignore[index]
+
+    with psycopg.connect(writer_db, autocommit=True) as watch:
+        before = others(watch)
+        with pg.SharedSnapshot(writer_db) as snap:
+            snap.open_workers_ahead(3)
+            (count,) = snap.query("SELECT count(*) FROM t0")[0]
+            watch.execute("INSERT INTO t0 VALUES (1, 'after the snapshot')")
+            seen = snap.map(
+                lambda conn, table: conn.execute(f"SELECT count(*) FROM {table.name}").fetchone(),
+                TABLES[:1],
+                jobs=1,
+            )  # type: ignore[arg-type]
+            assert seen == [(count,)]
+        deadline = time.monotonic() + 10
+        while others(watch) != before and time.monotonic() < deadline:
+            time.sleep(0.05)  # a closed connection's backend leaves pg_stat_activity when it has exited
+        assert others(watch) == before
