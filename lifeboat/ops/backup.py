@@ -27,6 +27,7 @@ from lifeboat.letta.locate import find_letta_schema, use_letta_schema
 from lifeboat.letta.source import describe_deployment
 from lifeboat.ops import incremental, incremental_catalog
 from lifeboat.ops import snapshot_layout as layout
+from lifeboat.ops.incremental_catalog import PROVING_TABLES
 from lifeboat.ops.pipeline import pipelined
 from lifeboat.pg.changes import read_change_token
 from lifeboat.pg.models import DatabaseSchema, TableDef
@@ -130,10 +131,10 @@ def run_backup(
             parent, changes.why_not = (None, "--full") if full else incremental.find_parent(repo, token)
             changes.parent = parent.snapshot_id if parent is not None else None
             # The agent catalog (a scan of messages and more) is read on the snapshot's own
-            # connection while the workers copy (an incremental backup's waits for what the copies
-            # proved: lifeboat.ops.incremental_catalog). Leaving, the proofs are finished first (the
-            # catalog never waits for copies that never ran), then the executor waits for the
-            # catalog, so the snapshot's connection is never closed under it.
+            # connection while the workers copy (an incremental backup's waits for what the plans of
+            # the tables it reads proved: lifeboat.ops.incremental_catalog). Leaving, the proofs are
+            # finished first (the catalog never waits for copies that never ran), then the executor
+            # waits for the catalog, so the snapshot's connection is never closed under it.
             with ThreadPoolExecutor(1, thread_name_prefix="lifeboat-describe") as background, changes.proofs:
                 described = background.submit(
                     _describe_snapshot, snap, schema, _catalog_reader(parent, changes)
@@ -275,7 +276,7 @@ def _catalog_reader(
             changes.agents_kept = count
 
         return incremental_catalog.read_catalog(
-            query, statement, catalog, lambda: changes.proofs.wait(schema), on_kept=kept
+            query, statement, catalog, lambda: changes.proofs.wait(schema, PROVING_TABLES), on_kept=kept
         )
 
     return read

@@ -12,6 +12,7 @@ parent's is read whole, as is every table without a parent.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +30,7 @@ from lifeboat.ops.incremental_catalog import KeyProofs, ParentCatalog, proof_of
 from lifeboat.ops.incremental_plan import Emit, Keep, Read, Segment, UnreadableBlob, plan_table
 from lifeboat.ops.pipeline import pipelined
 from lifeboat.ops.snapshot_catalog import read_snapshot
-from lifeboat.pg.changes import ChangeToken, key_counts, table_count
+from lifeboat.pg.changes import ChangeToken, key_counts, sorts_avoided, table_count
 from lifeboat.pg.copystream import text_keys
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo.manifest import BlobRef, Stream
@@ -91,7 +92,8 @@ def find_parent(repo: Repository, token: ChangeToken | None) -> tuple[Parent | N
         return None, "the server's transaction history cannot be read (standby or missing privilege)"
     for snapshot_id in repo.snapshot_ids_newest_first()[:PARENT_CANDIDATES]:
         try:
-            snapshot = read_snapshot(repo, snapshot_id)  # the agent catalog set aside, as JSON
+            # the agent catalog set aside, as JSON; its entries are validated where they are reused
+            snapshot = read_snapshot(repo, snapshot_id, read_ids=False)
             earlier = ChangeToken.from_document(layout.source_document(snapshot).change_token)
             if earlier is None or (earlier.system_identifier, earlier.database_oid) != (
                 token.system_identifier,
@@ -182,9 +184,18 @@ def copy_table(
     reader = _BlobReader(repo, attributes.columns.index(key) if key is not None else 0)
     segments = plan(conn, reader, writer, parent, table, attributes, previous)
     stats.proofs.record(table.schema_, table.name, proof_of(key, segments, previous.blobs))
-    write_table(
-        stream, segments, key=key, reader=reader, batches=batches, store=store, stats=stats, progress=progress
-    )
+    some_keys = any(isinstance(s, Read) for s in segments) and Read(None, None) not in segments
+    with sorts_avoided(conn) if some_keys else contextlib.nullcontext():  # not for a whole table
+        write_table(
+            stream,
+            segments,
+            key=key,
+            reader=reader,
+            batches=batches,
+            store=store,
+            stats=stats,
+            progress=progress,
+        )
 
 
 def plan(
@@ -338,18 +349,55 @@ def write_table(
     reader.start_writing()
 
     def actions() -> Iterator[Callable[[], object]]:
+        copied = _Copied(stream)
         for segment in segments:
+            if isinstance(segment, Emit):
+                for blob in segment.blobs:
+                    if (action := copied.add(*reader.span(blob, segment.key), segment.key)) is not None:
+                        yield action
+                continue
+            if (action := copied.flush()) is not None:
+                yield action
             if isinstance(segment, Keep):
                 yield partial(_keep, stream, segment, progress)
-            elif isinstance(segment, Emit):
-                for blob in segment.blobs:
-                    data, count = reader.span(blob, segment.key)
-                    yield partial(stream.add, data, [segment.key.encode()] * count)
             else:
                 yield from (partial(store, part) for part in rows.below(segment.before))
+        if (action := copied.flush()) is not None:
+            yield action
         rows.finish()
 
     pipelined(actions(), _run)
+
+
+# Records copied from the previous blobs are added to the stream in buffers of about this size.
+COPIED_BUFFER_BYTES = 1024 * 1024
+
+
+class _Copied:
+    """Consecutive copied records, added to the stream as one buffer (a table of one row per key,
+    ``agents`` or ``block``, copies thousands of keys around its changes: one stream addition,
+    handed to the storing thread, per key cost more than the copying)."""
+
+    def __init__(self, stream: StreamWriter) -> None:
+        self._stream = stream
+        self._data: list[bytes] = []
+        self._keys: list[bytes] = []
+        self._size = 0
+
+    def add(self, data: bytes, count: int, key: str) -> Callable[[], object] | None:
+        """Hold ``count`` records of ``key``; a full buffer comes back as the action adding it."""
+        self._data.append(data)
+        self._keys += [key.encode()] * count
+        self._size += len(data)
+        return self.flush() if self._size >= COPIED_BUFFER_BYTES else None
+
+    def flush(self) -> Callable[[], object] | None:
+        """The action adding what is held (None when nothing is)."""
+        if not self._data:
+            return None
+        action = partial(self._stream.add, b"".join(self._data), self._keys)
+        self._data, self._keys, self._size = [], [], 0
+        return action
 
 
 # Keys listed in one read's condition, at most (more: the ranges' bounds instead).
@@ -413,11 +461,17 @@ class _RangeSplitter:
 
 
 def _split(batch: pg.CopyBatch, cut: int) -> tuple[pg.CopyBatch, pg.CopyBatch]:
-    offset = 0
-    for _ in range(cut):
-        offset = batch.data.index(b"\n", offset) + 1
-    keys = batch.keys or []
+    """The batch's first ``cut`` lines and the rest (its lines handed on when it has them)."""
+    keys, lines = batch.keys or [], batch.lines
+    if lines is None:
+        offset = 0
+        for _ in range(cut):
+            offset = batch.data.index(b"\n", offset) + 1
+        head, tail = None, None
+    else:
+        head, tail = lines[:cut], lines[cut:]
+        offset = sum(map(len, head)) + cut
     return (
-        pg.CopyBatch(batch.data[:offset], cut, keys[:cut]),
-        pg.CopyBatch(batch.data[offset:], batch.rows - cut, keys[cut:]),
+        pg.CopyBatch(batch.data[:offset], cut, keys[:cut], lines=head),
+        pg.CopyBatch(batch.data[offset:], batch.rows - cut, keys[cut:], lines=tail),
     )

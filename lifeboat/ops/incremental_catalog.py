@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -106,21 +106,29 @@ def _ids(blobs: Sequence[object]) -> list[str]:
     return [blob.id for blob in blobs]  # type: ignore[attr-defined]
 
 
+# The tables whose proofs decide which catalog entries are reused (see ``_unproven``).
+PROVING_TABLES = frozenset(CATALOG_AGENT_ROWS) | frozenset(CATALOG_LINKED_ROWS)
+
+
 class KeyProofs:
-    """The proofs of one backup's tables, recorded by the copies as their plans are made, read by
-    the catalog once every copy ended (:meth:`finish`; a table without a proof proves nothing)."""
+    """The proofs of one backup's tables, recorded by the copies as their plans are made (a plan
+    is final before its table is written), read by the catalog once the tables it asks for have
+    one or every copy ended (:meth:`finish`; a table without a proof proves nothing)."""
 
     def __init__(self) -> None:
         self._proofs: dict[tuple[str, str], KeyProof] = {}
-        self._lock = threading.Lock()
-        self._finished = threading.Event()
+        self._changed = threading.Condition()
+        self._finished = False
 
     def record(self, schema: str, table: str, proof: KeyProof) -> None:
-        with self._lock:
+        with self._changed:
             self._proofs[(schema, table)] = proof
+            self._changed.notify_all()
 
     def finish(self) -> None:
-        self._finished.set()
+        with self._changed:
+            self._finished = True
+            self._changed.notify_all()
 
     def __enter__(self) -> KeyProofs:
         return self
@@ -128,10 +136,15 @@ class KeyProofs:
     def __exit__(self, *exc: object) -> None:
         self.finish()
 
-    def wait(self, schema: str) -> dict[str, KeyProof]:
-        """Every table's proof in ``schema`` by table name, once the copies ended."""
-        self._finished.wait()
-        with self._lock:
+    def wait(self, schema: str, tables: Collection[str] = ()) -> dict[str, KeyProof]:
+        """The proofs in ``schema`` by table name, once each of ``tables`` has one (then the
+        others' may be missing) or the copies ended."""
+
+        def ready() -> bool:
+            return self._finished or (bool(tables) and all((schema, t) in self._proofs for t in tables))
+
+        with self._changed:
+            self._changed.wait_for(ready)
             return {table: proof for (owner, table), proof in self._proofs.items() if owner == schema}
 
 

@@ -25,11 +25,13 @@ the same order (a property test checks it against made-up tables).
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, pairwise
+from itertools import accumulate
+from operator import attrgetter, le, lt
 from typing import Protocol
 
 
@@ -101,6 +103,7 @@ class Emit:
 Segment = Keep | Read | Emit
 
 _UNSAFE = ("\\", "\t", "\n", "\r")
+_UNSAFE_CHARACTER = re.compile("[" + re.escape("".join(_UNSAFE)) + "]")
 
 
 def _no_decode(blob: Blob) -> Sequence[str] | Mapping[str, int]:
@@ -129,9 +132,10 @@ class _Planner:
         self, blobs: Sequence[Blob], keys: Sequence[Key], usable: Callable[[Blob], bool], decode: Decode
     ) -> None:
         self.blobs, self.keys, self.usable, self._decode = blobs, keys, usable, decode
-        self.position = {key.key: index for index, key in enumerate(keys)}
-        self.changed_before = [0, *accumulate(int(key.changed) for key in keys)]
-        self.rows_before = [0, *accumulate(key.rows for key in keys)]
+        # C-level iterators: a table has thousands of keys
+        self.position = dict(zip(map(attrgetter("key"), keys), range(len(keys)), strict=True))
+        self.changed_before = [0, *accumulate(map(int, map(attrgetter("changed"), keys)))]
+        self.rows_before = [0, *accumulate(map(attrgetter("rows"), keys))]
         self._counts: dict[int, Counter[str]] = {}  # rows per key of each blob decoded so far
         self._zone_mins = [blob.zone_min or "" for blob in blobs]
         self._zone_maxes = [blob.zone_max or "" for blob in blobs]
@@ -307,18 +311,18 @@ class _Planner:
 
 
 def _orders_agree(blobs: Sequence[Blob], keys: Sequence[Key]) -> bool:
-    """The server's key order is text order, and zone maps are present, safe and in order."""
+    """The server's key order is text order, and zone maps are present, safe and in order.
+    (Compared and searched with C-level iterators: tables have thousands of keys.)"""
     texts = [key.key for key in keys]
-    if any(a >= b for a, b in pairwise(texts)) or any(c in text for text in texts for c in _UNSAFE):
+    if not all(map(lt, texts, texts[1:])) or _UNSAFE_CHARACTER.search("".join(texts)):
         return False
-    bounds: list[str] = []
+    bounds: list[str | None] = []
     for blob in blobs:
-        if blob.zone_min is None or blob.zone_max is None:
-            return False
         bounds += [blob.zone_min, blob.zone_max]
-    if any(c in text for text in bounds for c in _UNSAFE):
+    if None in bounds:
         return False
-    return all(a <= b for a, b in pairwise(bounds))
+    present: list[str] = bounds  # type: ignore[assignment]
+    return not _UNSAFE_CHARACTER.search("".join(present)) and all(map(le, present, present[1:]))
 
 
 def _runs(keep: Sequence[bool]) -> list[tuple[int, int]]:

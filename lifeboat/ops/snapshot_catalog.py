@@ -63,11 +63,21 @@ def catalog_ids(text: bytes) -> list[str] | None:
 
 
 class HeldCatalog:
-    """A catalog as its JSON text (a checked array of objects with string ids) and its ids."""
+    """A catalog as its JSON text (an array of objects with string ids, checked when its ids were
+    read with it, else when they are first asked for) and its ids."""
 
-    def __init__(self, text: bytes, ids: list[str]) -> None:
+    def __init__(self, text: bytes, ids: list[str] | None) -> None:
         self.text = text
-        self.ids = ids
+        self._ids = ids
+
+    @property
+    def ids(self) -> list[str]:
+        if self._ids is None:
+            ids = catalog_ids(self.text)
+            if ids is None:
+                raise CorruptRepository("the snapshot's agent catalog cannot be decoded")
+            self._ids = ids
+        return self._ids
 
     def entries(self) -> list[Any]:
         """Every entry, as stored (JSON objects)."""
@@ -117,11 +127,16 @@ class LightSnapshot(Snapshot):
         return self._held
 
 
-def read_snapshot(repo: Repository, snapshot_id: str) -> Snapshot:
+def read_snapshot(repo: Repository, snapshot_id: str, *, read_ids: bool = True) -> Snapshot:
     """The snapshot ``snapshot_id``, its agent catalog set aside when the manifest allows it (see
-    the module docstring, else parsed whole); ``CorruptRepository`` when it cannot be decoded."""
+    the module docstring, else parsed whole); ``CorruptRepository`` when it cannot be decoded.
+
+    ``read_ids=False``: the catalog's ids are not read now (the second check of the module
+    docstring is left to whoever asks for them, where it raises instead of parsing the manifest
+    whole); for a reader that validates the catalog's entries itself (an incremental backup's
+    parent: 12 ms of 35 for 5,000 agents)."""
     data = repo.read_manifest(snapshot_id)
-    snapshot = _light(data)
+    snapshot = _light(data, read_ids)
     if snapshot is None:
         return decode_manifest(snapshot_id, data)
     return checked_snapshot(snapshot_id, snapshot)
@@ -169,8 +184,9 @@ def read_header(repo: Repository, snapshot_id: str) -> Snapshot:
     return checked_snapshot(snapshot_id, Snapshot.model_construct(**fields, streams=[], documents=documents))
 
 
-def _light(data: bytes) -> LightSnapshot | None:
-    """The snapshot with its catalog set aside, or None when the cut does not check out."""
+def _light(data: bytes, read_ids: bool = True) -> LightSnapshot | None:
+    """The snapshot with its catalog set aside, or None when the cut does not check out (its
+    ids left unread unless ``read_ids``)."""
     cut = _set_aside(data)
     if cut is None:
         return None
@@ -179,8 +195,8 @@ def _light(data: bytes) -> LightSnapshot | None:
         snapshot = LightSnapshot.model_validate_json(rest)
     except ValidationError:
         return None  # parsed whole: it fails there as it would have
-    ids = catalog_ids(catalog)
-    if ids is None or not _placeholder_in(snapshot.documents):
+    ids = catalog_ids(catalog) if read_ids else None
+    if (read_ids and ids is None) or not _placeholder_in(snapshot.documents):
         return None  # parsed whole: the catalog is checked where it is used, as ever
     snapshot._held = HeldCatalog(catalog, ids)
     return snapshot

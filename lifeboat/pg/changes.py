@@ -24,9 +24,10 @@ without a timeline change is not detected: back up with ``--full`` after such a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -167,9 +168,10 @@ def read_change_token(conn: psycopg.Connection) -> ChangeToken | None:
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class KeyCount:
-    """The rows of one key value now: how many, and whether any may have changed."""
+class KeyCount(NamedTuple):
+    """The rows of one key value now: how many, and whether any may have changed. (A named
+    tuple: a scan returns one per key, 5,000 and more per table, and a frozen dataclass's
+    constructor cost ~3x as much.)"""
 
     key: str
     rows: int
@@ -242,6 +244,25 @@ def table_count(
     )
     ((count, changed),) = _fetch(conn, query, table)
     return int(count), bool(changed)
+
+
+@contextlib.contextmanager
+def sorts_avoided(conn: psycopg.Connection) -> Iterator[None]:
+    """Within: the planner avoids a sort where an index gives the order (``enable_sort`` off for
+    the transaction, then as it was). For an incremental backup's read of a few keys' rows in
+    key order: the keys' rows found by a scan of an index on (key, ...) as listed, then sorted,
+    was chosen over the index whose order is the ORDER BY (``messages``, 28,000 rows of 50
+    agents, sorted in a temporary file: 106-118 ms against 46-67 ms). It changes plans, never
+    results; a read with no such index is sorted as before."""
+    with database_errors("setting up the read of what changed"):
+        (previous,) = conn.execute("SELECT pg_catalog.current_setting('enable_sort')").fetchone() or ("on",)
+        conn.execute("SELECT pg_catalog.set_config('enable_sort', 'off', true)")
+    try:
+        yield
+    finally:
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:  # not after a failure
+            with database_errors("restoring the planner settings"):
+                conn.execute("SELECT pg_catalog.set_config('enable_sort', %s, true)", (previous,))
 
 
 def _fetch(conn: psycopg.Connection, query: sql.Composed, table: QualifiedName) -> Sequence[tuple[Any, ...]]:

@@ -120,6 +120,22 @@ def test_one_entry_is_found_by_its_bytes_and_validated() -> None:
         choose_agents(light, ["agent-2"])
 
 
+def test_ids_left_unread_are_read_and_checked_when_asked_for() -> None:
+    """``read_ids=False`` (an incremental backup's parent) gives the same snapshot; the ids are
+    read when asked for, and a catalog that is not an array of objects with string ids raises then
+    (where reading them with the manifest would have parsed it whole)."""
+    data = _manifest([_entry("agent-1"), _entry("agent-2")]).model_dump_json().encode()
+    eager, lazy = snapshot_catalog._light(data), snapshot_catalog._light(data, read_ids=False)
+    assert eager is not None and lazy is not None and lazy.model_dump() == eager.model_dump()
+    assert lazy.held_catalog is not None and lazy.held_catalog.ids == ["agent-1", "agent-2"]
+    bad = data.replace(b'{"id":"agent-2"', b'{"id":2')
+    assert snapshot_catalog._light(bad) is None
+    unread = snapshot_catalog._light(bad, read_ids=False)
+    assert unread is not None and unread.held_catalog is not None
+    with pytest.raises(CorruptRepository, match="agent catalog cannot be decoded"):
+        unread.held_catalog.ids  # noqa: B018
+
+
 def test_reading_from_a_repository(tmp_path: Path) -> None:
     repo = Repository.init(tmp_path / "repo", None, encrypt=False)
     snapshot = _manifest([_entry("agent-1"), _entry("agent-2")])

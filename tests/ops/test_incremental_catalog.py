@@ -143,3 +143,27 @@ def test_unproven_values_are_those_not_identical() -> None:
         proof = KeyProof("k", lows=tuple(r[0] for r in ranges), highs=tuple(r[1] for r in ranges), keys=keys)
         values = sorted(f"{value:02}" for value in rng.sample(range(100), 40))
         assert proof.unproven("k", values) == [value for value in values if not proof.identical(value)]
+
+
+def test_the_catalog_waits_for_the_proofs_of_its_tables_only() -> None:
+    """The catalog asks for the proofs of the tables it reads: it has them as soon as those plans
+    are made (the other copies may still run), or once every copy ended, whichever comes first."""
+    from lifeboat.ops.incremental_catalog import PROVING_TABLES, KeyProofs
+
+    proofs = KeyProofs()
+    got: list[dict[str, KeyProof]] = []
+    waiting = threading.Thread(target=lambda: got.append(proofs.wait("letta", PROVING_TABLES)))
+    waiting.start()
+    for table in sorted(PROVING_TABLES)[:-1]:
+        proofs.record("letta", table, KeyProof("id", everything=True))
+    waiting.join(0.2)
+    assert waiting.is_alive()  # one table still without a proof
+    proofs.record("other", sorted(PROVING_TABLES)[-1], KeyProof("id"))  # another schema's: not it
+    waiting.join(0.2)
+    assert waiting.is_alive()
+    proofs.record("letta", sorted(PROVING_TABLES)[-1], KeyProof("id"))
+    waiting.join(5)
+    assert not waiting.is_alive() and set(got[0]) == set(PROVING_TABLES)
+    unfinished = KeyProofs()
+    unfinished.finish()  # the copies ended without every proof: what there is
+    assert unfinished.wait("letta", PROVING_TABLES) == {}

@@ -103,3 +103,23 @@ def test_the_write_reuses_what_the_plan_decoded_within_a_budget(monkeypatch: pyt
         first, second = reader.span(_Blob(blob_id), f"k{n}-0"), reader.span(_Blob(blob_id), f"k{n}-1")
         assert (first[0] + second[0], first[1] + second[1]) == (data, 4)
     assert repo.reads == 4 + 2  # the plan kept two blobs (the budget), the other two are read again
+
+
+@given(
+    records=st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b" ")), min_size=1, max_size=12),
+    cut=st.integers(min_value=0, max_value=12),
+)
+def test_a_batch_is_cut_alike_with_or_without_its_lines(records: list[bytes], cut: int) -> None:
+    """Cutting a COPY batch where a range ends gives the same two batches whether it holds its
+    lines (then handed on, not split again) or not."""
+    from lifeboat.ops.incremental import _split
+    from lifeboat.pg.copystream import CopyBatch
+
+    cut = min(cut, len(records))
+    data = b"".join(record + b"\n" for record in records)
+    keys = [bytes([index]) for index in range(len(records))]
+    with_lines = _split(CopyBatch(data, len(records), keys, lines=list(records)), cut)
+    without = _split(CopyBatch(data, len(records), keys), cut)
+    for got, expected, lines in zip(with_lines, without, (records[:cut], records[cut:]), strict=True):
+        assert (got.data, got.rows, got.keys) == (expected.data, expected.rows, expected.keys)
+        assert got.lines == lines and got.data == b"".join(line + b"\n" for line in lines)
