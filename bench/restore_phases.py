@@ -234,7 +234,7 @@ def prepare_pg_restore_target(cluster: Cluster) -> None:
 # --variants: noanalyze, lateanalyze (every ANALYZE after its table's post-data), avon (autovacuum
 # left on), pmw (parallel maintenance workers at the server's default, as before session 6),
 # pmw0 (none: the default since session 6), pq0 (no parallel query), mwm1g, jobs3,
-# nosync (synchronize_seqscans off)
+# nosync (synchronize_seqscans off), chainoff (post-data statements in the order they are made)
 VARIANT: set[str] = set()
 
 
@@ -254,6 +254,9 @@ def lifeboat_restore(cluster: Cluster, state: dict[str, Any]) -> dict[str, Any]:
     if "nosync" in VARIANT:  # every heap scan from block 0 (index builds see the load's order)
         session += ("SET synchronize_seqscans = off",)
     saved_session = apply_module.restore_session_sql
+    saved_order = apply_module.longest_chain_first
+    if "chainoff" in VARIANT:  # post-data statements in the order they are made (before session 7)
+        apply_module.longest_chain_first = lambda tasks, seconds: list(tasks)  # type: ignore[assignment]
     apply_module.restore_session_sql = lambda jobs: session  # type: ignore[assignment]
     from lifeboat.repo.repository import Repository
 
@@ -285,6 +288,7 @@ def lifeboat_restore(cluster: Cluster, state: dict[str, Any]) -> dict[str, Any]:
     finally:
         restore_module.pg.load_and_apply_post_data = original  # type: ignore[attr-defined]
         apply_module.restore_session_sql = saved_session  # type: ignore[assignment]
+        apply_module.longest_chain_first = saved_order  # type: ignore[assignment]
         restore_module.pg.pause_autovacuum, restore_module.pg.resume_autovacuum = paused  # type: ignore[attr-defined]
         apply_module.index_has_expressions = has_expressions  # type: ignore[assignment]
     report = reports[0]

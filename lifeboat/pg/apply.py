@@ -33,6 +33,7 @@ from lifeboat.pg.ddl import (
 from lifeboat.pg.fragments import index_has_expressions
 from lifeboat.pg.models import DatabaseSchema, ExtensionDef, TableDef
 from lifeboat.pg.parallel import execute_statement, run_on_connections, run_statements
+from lifeboat.pg.task_order import estimated_seconds, longest_chain_first
 
 # Sessions that build indexes: more memory makes sorts of big tables cheaper; durability of
 # each DDL commit is not needed until the restore as a whole is done. Every heap scan starts at
@@ -335,7 +336,9 @@ def load_and_apply_post_data(
     statements = _filter_by_roles(post_data_statements(schema), roles, report)
     early, late = _analyze_tasks(schema, statements) if analyze_tables else ([], [])
     tasks += early  # the scheduler starts the first ready task: these before any index build
-    tasks += [_statement_task(statement, dsn) for statement in statements]
+    post_data = [_statement_task(statement, dsn) for statement in statements]
+    tables_by_name = {str(table.qualified): table for table in schema.tables}
+    tasks += longest_chain_first(post_data, estimated_seconds(tables_by_name, post_data))
     tasks += late
 
     def open_connection() -> psycopg.Connection:
