@@ -175,6 +175,7 @@ def run_backup(
                                 key_column=key,
                                 key_ranges=key_ranges,
                                 binary=attributes.binary,
+                                key_runs=pg.keys_come_in_runs(table, key),
                             )
 
                         previous = incremental.previous_stream(parent, schema, table, attributes)

@@ -70,7 +70,7 @@ if TYPE_CHECKING:
         server_info,
         with_database,
     )
-    from lifeboat.pg.copystream import CopyBatch, KeyRange, copy_in, copy_out
+    from lifeboat.pg.copystream import CopyBatch, KeyRange, copy_in, copy_out, keys_come_in_runs
     from lifeboat.pg.ddl import Statement, check_schema, load_key, post_data_statements, pre_data_statements
     from lifeboat.pg.fragments import UnsafeFragment
     from lifeboat.pg.models import DatabaseSchema, QualifiedName, TableDef
@@ -119,6 +119,7 @@ _EXPORTS = {
     "connection": "lifeboat.pg.connect",
     "copy_in": "lifeboat.pg.copystream",
     "copy_out": "lifeboat.pg.copystream",
+    "keys_come_in_runs": "lifeboat.pg.copystream",
     "create_database": "lifeboat.pg.admin",
     "database_errors": "lifeboat.pg.connect",
     "database_exists": "lifeboat.pg.admin",
@@ -185,6 +186,7 @@ __all__ = [
     "drop_database",
     "existing_roles",
     "find_unsupported_objects",
+    "keys_come_in_runs",
     "list_sessions",
     "load_and_apply_post_data",
     "load_key",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import select
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import psycopg
 from psycopg import sql
@@ -24,7 +25,7 @@ from psycopg.pq.abc import PGconn
 from lifeboat.errors import DatabaseError
 from lifeboat.pg import copybinary
 from lifeboat.pg.connect import one_line
-from lifeboat.pg.models import QualifiedName
+from lifeboat.pg.models import QualifiedName, TableDef
 
 DEFAULT_BATCH_BYTES = 1 << 20
 NULL_TEXT = b"\\N"
@@ -117,6 +118,7 @@ def copy_out(
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     binary: bool = False,
     key_ranges: Sequence[KeyRange] = (),
+    key_runs: bool = False,
 ) -> Iterator[CopyBatch]:
     """Stream a table as batches of about ``batch_bytes`` of whole COPY TEXT rows (binary tuples
     with ``binary``).
@@ -126,6 +128,9 @@ def copy_out(
     used for anything else until the iterator is exhausted or closed. Closing it before the end
     cancels the COPY, which aborts the connection's transaction. ``key_ranges`` reads only the
     rows in those ranges of key values (an incremental backup's changed stretches).
+    ``key_runs``: ``order_by`` starts with ``key_column`` and each key's rows come as one run of
+    identical printed keys (:func:`keys_come_in_runs`), so a batch's keys are found at the runs'
+    edges instead of in every row.
     """
     key_index = _key_index(columns, key_column)
     statement = copy_out_statement(table, columns, order_by, key_ranges, binary=binary)
@@ -135,7 +140,7 @@ def copy_out(
             if binary:
                 yield from _tuple_batches(chunks, len(columns), key_index)
             else:
-                yield from _line_batches(chunks, key_index)
+                yield from _line_batches(chunks, key_index, key_runs=key_runs)
     except psycopg.Error as exc:
         raise DatabaseError(f"COPY out of {table}: {one_line(exc)}") from exc
     except copybinary.MalformedRows as exc:
@@ -209,7 +214,9 @@ def _key_index(columns: Sequence[str], key_column: str | None) -> int | None:
         ) from None
 
 
-def _line_batches(chunks: Iterable[bytes], key_index: int | None) -> Iterator[CopyBatch]:
+def _line_batches(
+    chunks: Iterable[bytes], key_index: int | None, *, key_runs: bool = False
+) -> Iterator[CopyBatch]:
     """Cut chunks at their last line end, carrying a partial last line into the next batch.
 
     The server sends one message per row today, but the protocol does not promise it, so
@@ -220,18 +227,19 @@ def _line_batches(chunks: Iterable[bytes], key_index: int | None) -> Iterator[Co
         data = carry + chunk if carry else chunk
         cut = data.rfind(b"\n") + 1
         if cut:
-            yield _make_batch(data if cut == len(data) else data[:cut], key_index)
+            yield _make_batch(data if cut == len(data) else data[:cut], key_index, key_runs=key_runs)
         carry = data[cut:]
     if carry:
         raise DatabaseError("COPY stream ended in the middle of a row")
 
 
-def _make_batch(data: bytes, key_index: int | None) -> CopyBatch:
+def _make_batch(data: bytes, key_index: int | None, *, key_runs: bool = False) -> CopyBatch:
     lines = data.split(b"\n")
     lines.pop()  # the empty string after the final newline
     if key_index is None:
         return CopyBatch(data, len(lines), lines=lines)
-    return CopyBatch(data, len(lines), text_keys(lines, key_index), lines=lines)
+    keys = run_keys(lines, key_index) if key_runs else text_keys(lines, key_index)
+    return CopyBatch(data, len(lines), keys, lines=lines)
 
 
 def text_keys(lines: Sequence[bytes], key_index: int) -> list[bytes]:
@@ -239,6 +247,52 @@ def text_keys(lines: Sequence[bytes], key_index: int) -> list[bytes]:
     a line has fewer fields."""
     splits = key_index + 1
     return [line.split(b"\t", splits)[key_index] for line in lines]
+
+
+# Runs shorter than this on average over the last RECENT_LINES lines (a unique key): the rest of
+# the batch is read line by line, which is then cheaper.
+SHORTEST_RUNS = 8
+RECENT_LINES = 32
+
+
+def run_keys(lines: Sequence[bytes], key_index: int) -> list[bytes]:
+    """:func:`text_keys` of lines whose equal keys are contiguous (ordered by the key, see
+    :func:`keys_come_in_runs`): each run's end is found by galloping then bisecting, so a key is
+    read a few times per run instead of once per line (~6x less CPU for Letta's messages, ~200
+    rows an agent). Falls back to every line when runs turn out short."""
+    splits = key_index + 1
+    count = len(lines)
+    keys: list[bytes] = []
+    start = 0
+    while start < count:
+        if start >= RECENT_LINES and len(set(keys[-RECENT_LINES:])) > RECENT_LINES // SHORTEST_RUNS:
+            return keys + text_keys(lines[start:], key_index)
+        key = lines[start].split(b"\t", splits)[key_index]
+        same, step, differs = start, 1, start + 1  # lines[same] has the key; lines[differs] may not
+        while differs < count and lines[differs].split(b"\t", splits)[key_index] == key:
+            same, step = differs, step * 2
+            differs = min(count, same + step)
+        while differs - same > 1:
+            middle = (same + differs) // 2
+            if lines[middle].split(b"\t", splits)[key_index] == key:
+                same = middle
+            else:
+                differs = middle
+        keys.extend(repeat(key, differs - start))
+        start = differs
+    return keys
+
+
+def keys_come_in_runs(table: TableDef, key: str | None) -> bool:
+    """Whether rows ordered by ``key`` bring each key's rows together as one run of identical
+    printed keys: true for a text column under the database's default or the C collation, whose
+    equal values are equal bytes. Not assumed for other types (numeric 1.0 and 1.00 are equal
+    and print differently) or collations (a nondeterministic one sorts unequal strings as equal)."""
+    column = next((c for c in table.columns if c.name == key), None)
+    if column is None:
+        return False
+    text = column.type in ("text", "character varying") or column.type.startswith("character varying(")
+    return text and column.collation in (None, '"C"', 'pg_catalog."C"', '"POSIX"', 'pg_catalog."POSIX"')
 
 
 def _tuple_batches(chunks: Iterable[bytes], width: int, key_index: int | None) -> Iterator[CopyBatch]:
