@@ -6,8 +6,10 @@ import random
 
 from support import FAST_KDF, PASSPHRASE, SMALL_CHUNKS, SMALL_PACK
 
+from lifeboat.repo import RecordBatch, Repository, Snapshot
+
 # re-exported for the repository tests: the shared keys and sizes live in tests/support.py
-__all__ = ["FAST_KDF", "PASSPHRASE", "SMALL_CHUNKS", "SMALL_PACK", "make_rows", "row_key"]
+__all__ = ["FAST_KDF", "PASSPHRASE", "SMALL_CHUNKS", "SMALL_PACK", "back_up", "make_rows", "row_key"]
 
 
 def make_rows(count: int, *, seed: int = 0, start: int = 0, agents: int = 50) -> list[bytes]:
@@ -22,3 +24,12 @@ def make_rows(count: int, *, seed: int = 0, start: int = 0, agents: int = 50) ->
 
 def row_key(row: bytes) -> str:
     return row.split(b"\t", 2)[1].decode()
+
+
+def back_up(repo: Repository, rows: list[bytes]) -> Snapshot:
+    """A snapshot of one stream ``t`` of ``rows`` (keyed by :func:`row_key`), saved in ``repo``."""
+    with repo.lock(), repo.writer() as writer:
+        stream = writer.write_stream("t", [RecordBatch(rows, [row_key(r) for r in rows])])
+    snapshot = Snapshot(streams=[stream])
+    repo.save_snapshot(snapshot)
+    return snapshot

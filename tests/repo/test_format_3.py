@@ -14,7 +14,7 @@ from pathlib import Path
 
 import blake3
 import pytest
-from repo_testing import FAST_KDF, PASSPHRASE, SMALL_CHUNKS, SMALL_PACK, make_rows, row_key
+from repo_testing import FAST_KDF, PASSPHRASE, SMALL_CHUNKS, SMALL_PACK, back_up, make_rows, row_key
 
 from lifeboat.errors import CorruptBlob, CorruptRepository, UsageError
 from lifeboat.repo import RecordBatch, Repository, Snapshot
@@ -36,14 +36,6 @@ def new_repo(path: Path, *, encrypt: bool = True, version: int = FORMAT_VERSION)
     )
 
 
-def backup(repo: Repository, rows: list[bytes]) -> Snapshot:
-    with repo.lock(), repo.writer() as writer:
-        stream = writer.write_stream("t", [RecordBatch(rows, [row_key(r) for r in rows])])
-    snapshot = Snapshot(streams=[stream])
-    repo.save_snapshot(snapshot)
-    return snapshot
-
-
 def rows_of(repo: Repository, snapshot_id: str) -> list[bytes]:
     return list(repo.iter_records(repo.load_snapshot(snapshot_id).stream("t")))
 
@@ -61,7 +53,7 @@ def test_new_repositories_are_format_3_with_blake3_ids(repo_path: Path, encrypt:
     repo = new_repo(repo_path, encrypt=encrypt)
     assert FORMAT_VERSION == 3 and json.loads((repo_path / "config").read_text())["version"] == 3
     rows = make_rows(1500)
-    snapshot = backup(repo, rows)
+    snapshot = back_up(repo, rows)
     reopened = Repository.open(repo_path, PASSPHRASE if encrypt else None)
     assert reopened.config.version == 3 and reopened.keys.id_hash == "blake3"
     for ref in snapshot.stream("t").blobs:
@@ -76,7 +68,7 @@ def test_format_2_keeps_blake2b_ids_and_works(repo_path: Path, encrypt: bool) ->
     passphrase = PASSPHRASE if encrypt else None
     repo = new_repo(repo_path, encrypt=encrypt, version=2)
     first_rows = make_rows(1500, seed=1)
-    first = backup(repo, first_rows)
+    first = back_up(repo, first_rows)
     reopened = Repository.open(repo_path, passphrase)
     assert reopened.config.version == 2 and reopened.keys.id_hash == "blake2b"
     second_rows = first_rows + make_rows(100, seed=2, start=1500)
@@ -98,7 +90,7 @@ def test_format_3_config_rolled_back_to_2_is_refused(repo_path: Path) -> None:
     """A config that says 2 (sealed under the right keys, which no attacker has) would make ids be
     checked with BLAKE2b: the key file's ``min_version`` 3 refuses it before anything is read."""
     repo = new_repo(repo_path)
-    backup(repo, make_rows(300))
+    back_up(repo, make_rows(300))
     assert Repository.open(repo_path, PASSPHRASE).keys.min_version == 3  # from the key file
     rolled_back = repo.config.model_copy(update={"version": 2})
     (repo_path / "config").write_bytes(encode_config(rolled_back, repo.keys))
@@ -109,7 +101,7 @@ def test_format_3_config_rolled_back_to_2_is_refused(repo_path: Path) -> None:
 @pytest.mark.parametrize("encrypt", [True, False], ids=["encrypted", "unencrypted"])
 def test_damaged_blob_in_format_3_is_found(repo_path: Path, encrypt: bool) -> None:
     repo = new_repo(repo_path, encrypt=encrypt)
-    snapshot = backup(repo, make_rows(1500))
+    snapshot = back_up(repo, make_rows(1500))
     victim = snapshot.stream("t").blobs[0]
     plaintext = repo.read_blob(victim.id)
     # Another body filed under the id, or the right body under its BLAKE2b id: the hash refuses both.
@@ -134,7 +126,7 @@ def test_damaged_blob_in_format_3_is_found(repo_path: Path, encrypt: bool) -> No
 @pytest.mark.parametrize("version", [2, 3])
 def test_upgrade_never_changes_blob_ids(repo_path: Path, version: int) -> None:
     repo = new_repo(repo_path, version=version)
-    snapshot = backup(repo, make_rows(800))
+    snapshot = back_up(repo, make_rows(800))
     report = upgrade_repository(Repository.open(repo_path, PASSPHRASE), PASSPHRASE)
     assert (report.from_version, report.to_version) == (version, version)
     assert report.index_files_rewritten == 0 and report.key_file_replaced is None
@@ -150,19 +142,19 @@ def test_upgrade_never_changes_blob_ids(repo_path: Path, version: int) -> None:
 def test_format_1_upgrades_to_2_keeping_blake2b_ids(repo_path: Path) -> None:
     repo = new_repo(repo_path, version=1)
     rows = make_rows(800)
-    snapshot = backup(repo, rows)
+    snapshot = back_up(repo, rows)
     report = upgrade_repository(Repository.open(repo_path, PASSPHRASE), PASSPHRASE)
     assert (report.from_version, report.to_version, report.blob_id_hash) == (1, 2, "blake2b")
     upgraded = Repository.open(repo_path, PASSPHRASE)
     assert upgraded.keys.id_hash == "blake2b" and upgraded.keys.min_version == 2
     assert rows_of(upgraded, snapshot.id) == rows
-    assert backup(upgraded, rows).stream("t").blobs == snapshot.stream("t").blobs  # still deduplicated
+    assert back_up(upgraded, rows).stream("t").blobs == snapshot.stream("t").blobs  # still deduplicated
 
 
 def test_copy_from_format_2_stores_blake3_ids(tmp_path: Path) -> None:
     source = new_repo(tmp_path / "old", version=2)
     rows = make_rows(1500)
-    snapshot = backup(source, rows)
+    snapshot = back_up(source, rows)
     target = new_repo(tmp_path / "new")
     copy_snapshots(source, target)
     copied = target.load_snapshot(snapshot.id)

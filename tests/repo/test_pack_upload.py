@@ -12,10 +12,10 @@ import secrets
 
 import boto3
 import pytest
-from repo_testing import FAST_KDF, PASSPHRASE, SMALL_CHUNKS, SMALL_PACK, make_rows, row_key
+from repo_testing import FAST_KDF, PASSPHRASE, SMALL_CHUNKS, SMALL_PACK, back_up, make_rows
 
 from lifeboat.errors import StorageError
-from lifeboat.repo import RecordBatch, Repository, S3Backend, Snapshot
+from lifeboat.repo import Repository, S3Backend
 from lifeboat.repo.backends import GuardedBackend, RetryPolicy
 from lifeboat.repo.config import pack_name
 
@@ -89,14 +89,6 @@ def dropping_repo(endpoint: str, failing: set[int]) -> tuple[DroppingS3, Reposit
     return inner, Repository.init(
         backend, PASSPHRASE, chunker=SMALL_CHUNKS, pack_size=SMALL_PACK, kdf=FAST_KDF
     )
-
-
-def back_up(repo: Repository, rows: list[bytes]) -> Snapshot:
-    with repo.lock(), repo.writer() as writer:
-        stream = writer.write_stream("t", [RecordBatch(rows, [row_key(r) for r in rows])])
-    snapshot = Snapshot(streams=[stream])
-    repo.save_snapshot(snapshot)
-    return snapshot
 
 
 def test_a_pack_upload_failing_half_way_is_sent_again_whole(moto_endpoint: str) -> None:
