@@ -261,20 +261,24 @@ def run_keys(lines: Sequence[bytes], key_index: int) -> list[bytes]:
     read a few times per run instead of once per line (~6x less CPU for Letta's messages, ~200
     rows an agent). Falls back to every line when runs turn out short."""
     splits = key_index + 1
+
+    def key_at(index: int) -> bytes:
+        return lines[index].split(b"\t", splits)[key_index]
+
     count = len(lines)
     keys: list[bytes] = []
     start = 0
     while start < count:
         if start >= RECENT_LINES and len(set(keys[-RECENT_LINES:])) > RECENT_LINES // SHORTEST_RUNS:
             return keys + text_keys(lines[start:], key_index)
-        key = lines[start].split(b"\t", splits)[key_index]
+        key = key_at(start)
         same, step, differs = start, 1, start + 1  # lines[same] has the key; lines[differs] may not
-        while differs < count and lines[differs].split(b"\t", splits)[key_index] == key:
+        while differs < count and key_at(differs) == key:
             same, step = differs, step * 2
             differs = min(count, same + step)
         while differs - same > 1:
             middle = (same + differs) // 2
-            if lines[middle].split(b"\t", splits)[key_index] == key:
+            if key_at(middle) == key:
                 same = middle
             else:
                 differs = middle
@@ -288,8 +292,11 @@ def keys_come_in_runs(table: TableDef, key: str | None) -> bool:
     printed keys: true for a text column under the database's default or the C collation, whose
     equal values are equal bytes. Not assumed for other types (numeric 1.0 and 1.00 are equal
     and print differently) or collations (a nondeterministic one sorts unequal strings as equal)."""
-    column = next((c for c in table.columns if c.name == key), None)
-    if column is None:
+    if key is None:
+        return False
+    try:
+        column = table.column(key)
+    except KeyError:
         return False
     text = column.type in ("text", "character varying") or column.type.startswith("character varying(")
     return text and column.collation in (None, '"C"', 'pg_catalog."C"', '"POSIX"', 'pg_catalog."POSIX"')
