@@ -79,8 +79,12 @@ def estimated_seconds(
         return table.pages * 8192 if table is not None else 0
 
     def foreign_key_table(task: Schedulable) -> str | None:
+        """The referencing table: of the two it locks, the one its key (``constraint:<table>.<name>``)
+        names (a constraint name may hold dots)."""
         kind, _, name = task.key.partition(":")
-        return name.rsplit(".", 1)[0] if kind == "constraint" and len(task.exclusive_locks) > 1 else None
+        if kind != "constraint" or len(task.exclusive_locks) < 2:
+            return None
+        return max((t for t in task.exclusive_locks if name.startswith(t + ".")), key=len, default=None)
 
     foreign_keys = Counter(name for name in map(foreign_key_table, tasks) if name is not None)
 
