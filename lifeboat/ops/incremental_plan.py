@@ -316,13 +316,10 @@ def _orders_agree(blobs: Sequence[Blob], keys: Sequence[Key]) -> bool:
     texts = [key.key for key in keys]
     if not all(map(lt, texts, texts[1:])) or _UNSAFE_CHARACTER.search("".join(texts)):
         return False
-    bounds: list[str | None] = []
-    for blob in blobs:
-        bounds += [blob.zone_min, blob.zone_max]
-    if None in bounds:
+    bounds = [bound for blob in blobs for bound in (blob.zone_min, blob.zone_max) if bound is not None]
+    if len(bounds) != 2 * len(blobs):  # a zone map is missing
         return False
-    present: list[str] = bounds  # type: ignore[assignment]
-    return not _UNSAFE_CHARACTER.search("".join(present)) and all(map(le, present, present[1:]))
+    return not _UNSAFE_CHARACTER.search("".join(bounds)) and all(map(le, bounds, bounds[1:]))
 
 
 def _runs(keep: Sequence[bool]) -> list[tuple[int, int]]:
