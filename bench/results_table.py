@@ -56,6 +56,10 @@ def facts_table(results: dict[str, Any]) -> str:
         ("build s", lambda s: s["dataset"]["build_seconds"]),
         ("load at start / end", lambda s: f"{s['load_average_before'][0]} / {s['load_average_after'][0]}"),
         ("agents changed", lambda s: s["runs"]["lifeboat_backup_incremental"]["changed"]["agents_changed"]),
+        (
+            "incremental runs s (median is the row)",
+            lambda s: _samples(s["runs"]["lifeboat_backup_incremental"]),
+        ),
         ("repository MB", lambda s: round(s["runs"]["repo_bytes"] / 1e6, 1)),
         ("pg_dump -Fc MB", lambda s: round(s["runs"]["pg_dump_Fc"]["bytes"] / 1e6, 1)),
         ("moto CPU s (backup / restore)", lambda s: _moto_cpu(s, "s3")),
@@ -69,6 +73,14 @@ def facts_table(results: dict[str, Any]) -> str:
     for name, get in keys:
         lines.append(f"| {name} | " + " | ".join(cell(_safe(get, s)) for s in scales.values()) + " |")
     return "\n".join(lines)
+
+
+def _samples(run: dict[str, Any]) -> str | None:
+    """Each incremental's wall seconds (its CPU, client + server) in the order they ran; None for a
+    run from before the median of several (one incremental then)."""
+    if "samples_seconds" not in run:
+        return None
+    return " / ".join(f"{s} ({c})" for s, c in zip(run["samples_seconds"], run["samples_cpu"], strict=True))
 
 
 def _moto_cpu(scale: dict[str, Any], prefix: str) -> str | None:
