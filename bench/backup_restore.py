@@ -9,7 +9,7 @@ fills it with bench/synthetic.py; with ``--scales`` it grows that database to ea
 (factor n = n synthetic parts, part 0 being the default deployment) and, at each, times as its own
 process (peak RSS from wait4): a raw COPY of every table to nowhere (one connection, and two in
 parallel), lifeboat backup, lifeboat backup again after 1 % of the agents changed (bench/changes.py;
-three times, each after a new change: the median is the row),
+``--incremental-rounds`` times, 3 by default, each after a new change: the median is the row),
 pg_dump -Fc, pg_dump -Fd -j2 (at 1x only unless ``--all-baselines``), pg_restore -j2 of the -Fc
 dump, lifeboat restore of the whole snapshot, and a one-agent restore in place. ``--s3`` adds
 lifeboat backup and restore against a local moto S3 server (bench/s3_local.py) on the same data:
@@ -532,6 +532,8 @@ def main() -> None:
         help="incremental backups, each after 1 %% of the agents changed; the median one is the row (default 3)",
     )
     args = parser.parse_args()
+    if args.incremental_rounds < 1:
+        parser.error("--incremental-rounds must be at least 1")
     QUIET.update(load=args.wait_load, max_wait=args.wait_max)
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -542,7 +544,7 @@ def main() -> None:
         results = run(
             scale,
             args.scales,
-            Options(s3_choices(args.s3), args.all_baselines, args.output, max(1, args.incremental_rounds)),
+            Options(s3_choices(args.s3), args.all_baselines, args.output, args.incremental_rounds),
             workdir,
         )
     finally:
