@@ -24,6 +24,7 @@ from lifeboat.cli import output
 from lifeboat.cli.common import with_dsn_source
 from lifeboat.cli.signals import interruptions_raise
 from lifeboat.errors import DatabaseError, Interrupted, LifeboatError, rolled_back
+from lifeboat.repo.heap import use_compact_heap
 
 GLOBAL_FLAGS = ("--json", "--debug")
 QUIET_LIBRARIES = ("psycopg", "botocore", "boto3", "urllib3", "httpx")
@@ -81,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     Run as the program (``argv`` None: the console script, ``python -m lifeboat``), it ends the
     process without the interpreter's teardown (:func:`exit_without_teardown`); called with
     ``argv`` (tests, embedding) it raises ``SystemExit`` as usual."""
+    if argv is None:  # the process is ours: set its allocator before any thread starts
+        use_compact_heap()
     args, flags = hoist_global_flags(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in flags
     output.set_json("--json" in flags)

@@ -1,9 +1,14 @@
-"""What the writer does for the backup's memory: the manifest is encoded once, the heap is trimmed."""
+"""What the writer and the process do for memory: the manifest is encoded once, the heap is trimmed
+and set up with few arenas."""
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import sys
 
+import pytest
 from repo_testing import make_rows, row_key
 
 from lifeboat.repo import RecordBatch, Repository, Snapshot
@@ -30,3 +35,23 @@ def test_free_memory_is_given_back_where_the_c_library_can() -> None:
     release_free_memory()  # never fails, whatever the C library
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert _malloc_trim() is not None
+
+
+def _compact_heap_in_a_fresh_process(**environment: str) -> list[str]:
+    code = "from lifeboat.repo.heap import use_compact_heap; print(','.join(use_compact_heap()))"
+    env = {key: value for key, value in os.environ.items() if key not in _ALLOCATOR_VARIABLES}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**env, **environment}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return [name for name in done.stdout.strip().split(",") if name]
+
+
+_ALLOCATOR_VARIABLES = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
+def test_the_allocator_is_set_unless_the_environment_sets_it() -> None:
+    assert _compact_heap_in_a_fresh_process() == ["MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_"]
+    assert _compact_heap_in_a_fresh_process(MALLOC_ARENA_MAX="4") == ["MALLOC_MMAP_THRESHOLD_"]
+    assert _compact_heap_in_a_fresh_process(GLIBC_TUNABLES="glibc.malloc.arena_max=4") == []
