@@ -1,5 +1,5 @@
-"""Keeping the C heap small: fewer glibc arenas and a fixed mmap threshold for the process
-(:func:`use_compact_heap`), and free memory given back (``malloc_trim``); no-ops elsewhere.
+"""Keeping the C heap small: at most two glibc arenas for the process (:func:`use_compact_heap`),
+and free memory given back (``malloc_trim``); no-ops with another C library.
 
 A backup allocates and frees buffers of up to a few MB at a high rate on several threads (COPY
 batches, blob plaintexts, compressed and sealed bodies) while others stay alive, and glibc keeps the
@@ -14,37 +14,24 @@ import functools
 import os
 from typing import Any
 
-# mallopt(3) parameters (glibc's malloc.h)
-M_MMAP_THRESHOLD = -3
-M_ARENA_MAX = -8
+M_ARENA_MAX = -8  # mallopt(3)'s parameter number (glibc's malloc.h)
 ARENA_MAX = 2
-MMAP_THRESHOLD = 4 * 1024 * 1024
 
 
-def use_compact_heap() -> list[str]:
-    """Set glibc's allocator for this process before its threads start; returns what was set.
+def use_compact_heap() -> bool:
+    """Let this process's threads share at most two glibc arenas; True when it was set.
 
-    By default glibc gives each thread that allocates its own arena (up to 8 per core), and it
-    raises the size from which an allocation gets its own mapping to the largest mapped block freed
-    so far (up to 32 MiB): after the first 32 MiB pack is freed, every blob, batch and body comes
-    from the arenas, whose holes stay resident. An incremental backup at 20,000 agents peaked at
-    281-289 MB that way; with two arenas and the threshold fixed at 4 MiB, 233-234 MB, at the same
-    CPU (BENCHMARKS.md, session 9). A parameter the environment already sets
-    (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``, ``GLIBC_TUNABLES``) is left as it is."""
-    if "GLIBC_TUNABLES" in os.environ:
-        return []
+    By default glibc gives each thread that allocates its own arena (up to 8 per core), and the
+    holes each arena is left with stay resident. With two, at 20,000 agents (BENCHMARKS.md,
+    session 9): a full restore peaked at 200-202 MB instead of 251-256, an incremental backup at
+    238-255 instead of 281-289, a full backup at 211-212 instead of 219-220, at the same CPU. (A
+    fixed 4 MiB mmap threshold took ~10 MB more off, for 7 % more CPU in a full backup: not set.)
+    Called before the process's threads start; an arena limit the environment sets
+    (``MALLOC_ARENA_MAX``, ``GLIBC_TUNABLES``) is left as it is."""
+    if "MALLOC_ARENA_MAX" in os.environ or "GLIBC_TUNABLES" in os.environ:
+        return False
     mallopt = _mallopt()
-    if mallopt is None:
-        return []
-    wanted = {
-        "MALLOC_ARENA_MAX": (M_ARENA_MAX, ARENA_MAX),
-        "MALLOC_MMAP_THRESHOLD_": (M_MMAP_THRESHOLD, MMAP_THRESHOLD),
-    }
-    return [
-        name
-        for name, (param, value) in wanted.items()
-        if name not in os.environ and mallopt(param, value) == 1
-    ]
+    return mallopt is not None and mallopt(M_ARENA_MAX, ARENA_MAX) == 1
 
 
 def release_free_memory() -> None:
