@@ -9,6 +9,7 @@ first use (PEP 562), so a command that prints JSON or nothing never imports it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -94,6 +95,8 @@ def _to_jsonable(data: Any) -> Any:
     pydantic = sys.modules.get("pydantic")  # not imported: nothing here is a model
     if pydantic is not None and isinstance(data, pydantic.BaseModel):
         return data.model_dump(mode="json")
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):  # e.g. a catalog entry
+        return _to_jsonable(dataclasses.asdict(data))
     if isinstance(data, list):
         return [_to_jsonable(item) for item in data]
     if isinstance(data, dict):

@@ -2,24 +2,42 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from functools import cache
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import TypeAdapter
+from pydantic.dataclasses import dataclass
 
 
-class AgentEntry(BaseModel):
+@dataclass(slots=True)
+class AgentEntry:
+    """One agent of the catalog. A validated dataclass with slots, not a model: a 20,000-agent
+    catalog holds 20,000 of them (~1,670 bytes each as models, ~520 so, strings included)."""
+
     id: str
     name: str
     organization_id: str | None = None
     agent_type: str | None = None
-    tags: list[str] = []
+    tags: list[str] = dataclasses.field(default_factory=list)
     messages: int = 0
     passages: int = 0
     blocks: int = 0
     last_activity: str | None = None
     last_run_status: str | None = None
     digest: str = ""  # changes when the agent's memory, messages or config change
+
+
+@cache
+def entry_adapter() -> TypeAdapter[AgentEntry]:
+    """Validates one entry (``validate_python``, ``validate_json``) and prints it (``dump_python``)."""
+    return TypeAdapter(AgentEntry)
+
+
+@cache
+def entries_adapter() -> TypeAdapter[list[AgentEntry]]:
+    return TypeAdapter(list[AgentEntry])
 
 
 # One query, correlated subqueries, run inside the backup's snapshot so the catalog matches the

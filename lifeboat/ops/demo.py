@@ -114,7 +114,7 @@ def phase_verify(ctx: DemoContext) -> None:
     ctx.story["verify"] = {
         "ok": report.ok,
         "findings": report.summary,
-        "catalog_identical": [a.model_dump() for a in restored] == [a.model_dump() for a in ctx.agents],
+        "catalog_identical": restored == ctx.agents,
     }
 
 

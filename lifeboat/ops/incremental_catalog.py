@@ -19,10 +19,9 @@ import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from lifeboat.letta.catalog import (
     CATALOG_AGENT_ROWS,
@@ -31,6 +30,7 @@ from lifeboat.letta.catalog import (
     catalog_from_rows,
     catalog_query_digest,
     catalog_sql_for_agents,
+    entries_adapter,
 )
 from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.incremental_plan import Emit, Keep, Segment
@@ -206,17 +206,12 @@ def _parent_entries(entries: bytes | list[Any]) -> dict[str, AgentEntry]:
     """The parent's entries by agent id; when one does not validate, none is reused."""
     try:
         if isinstance(entries, bytes):
-            parsed = _entries_adapter().validate_json(entries)
+            parsed = entries_adapter().validate_json(entries)
         else:
-            parsed = [AgentEntry.model_validate(entry) for entry in entries]
+            parsed = entries_adapter().validate_python(entries)
     except ValidationError:
         return {}
     return {entry.id: entry for entry in parsed}
-
-
-@cache
-def _entries_adapter() -> TypeAdapter[list[AgentEntry]]:
-    return TypeAdapter(list[AgentEntry])
 
 
 def _unproven(

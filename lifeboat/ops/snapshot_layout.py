@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lifeboat.errors import CorruptRepository
-from lifeboat.letta.catalog import AgentEntry
+from lifeboat.letta.catalog import AgentEntry, entry_adapter
 from lifeboat.letta.source import LettaDocument, RunInFlight
 from lifeboat.ops.snapshot_catalog import HeldCatalog, LightSnapshot
 from lifeboat.pg import copybinary
@@ -283,7 +283,10 @@ def catalog_by_id(snapshot: Snapshot) -> dict[str, dict[str, Any]]:
 
 def agent_entry(entry: dict[str, Any]) -> AgentEntry:
     """One catalog entry of :func:`catalog_by_id`, validated."""
-    return _validate(AgentEntry, entry, f"{LETTA} document's entry of agent {entry.get('id')}")
+    try:
+        return entry_adapter().validate_python(entry)
+    except ValidationError as exc:
+        raise _invalid(exc, f"{LETTA} document's entry of agent {entry.get('id')}") from None
 
 
 class _RunsInFlight(BaseModel):  # the letta document's runs, its other fields left unread
@@ -326,6 +329,10 @@ def _validate(model: type[Model], value: Any, what: str) -> Model:
     try:
         return model.model_validate(value)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top)"
-        raise CorruptRepository(f"snapshot {what} is not valid: {where}: {first['msg']}") from None
+        raise _invalid(exc, what) from None
+
+
+def _invalid(exc: ValidationError, what: str) -> CorruptRepository:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top)"
+    return CorruptRepository(f"snapshot {what} is not valid: {where}: {first['msg']}")

@@ -5,6 +5,7 @@ exactly what ``select_agents`` over the whole validated catalog chooses, and fai
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -28,12 +29,12 @@ def _snapshot(agents: list[Any] | None, **letta: Any) -> Snapshot:
 
 
 def _entry(agent_id: str) -> dict[str, Any]:
-    return AgentEntry(id=agent_id, name=f"n{agent_id}", tags=["t"], messages=3).model_dump(mode="json")
+    return dataclasses.asdict(AgentEntry(id=agent_id, name=f"n{agent_id}", tags=["t"], messages=3))
 
 
 def _outcome(choose: Any) -> tuple[str, Any]:
     try:
-        return "ok", [entry.model_dump() for entry in choose()]
+        return "ok", [dataclasses.asdict(entry) for entry in choose()]
     except UsageError as exc:
         return "usage", str(exc)
 

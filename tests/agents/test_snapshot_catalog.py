@@ -4,6 +4,7 @@ a manifest laid out otherwise is parsed whole; damage is refused as before."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ def _manifest(
 
 
 def _entry(agent_id: str, name: str = "n") -> dict[str, Any]:
-    return AgentEntry(id=agent_id, name=name, tags=["t"], messages=3).model_dump(mode="json")
+    return dataclasses.asdict(AgentEntry(id=agent_id, name=name, tags=["t"], messages=3))
 
 
 def _light(snapshot: Snapshot) -> snapshot_catalog.LightSnapshot | None:
@@ -53,7 +54,7 @@ def _light(snapshot: Snapshot) -> snapshot_catalog.LightSnapshot | None:
 
 def _outcome(choose: Any) -> tuple[str, Any]:
     try:
-        return "ok", [entry.model_dump() for entry in choose()]
+        return "ok", [dataclasses.asdict(entry) for entry in choose()]
     except (UsageError, CorruptRepository) as exc:
         return type(exc).__name__, str(exc)
 

@@ -176,3 +176,19 @@ def test_the_readme_exit_code_table_matches_the_error_classes() -> None:
     assert set(documented) == _code_exit_codes()
     assert "usage" in documented[errors.UsageError.exit_code]
     assert "SIGTERM" in documented[143] and "Ctrl-C" in documented[130]
+
+
+def test_json_output_prints_models_and_catalog_entries(capsys: pytest.CaptureFixture[str]) -> None:
+    from lifeboat.cli import output
+    from lifeboat.letta.catalog import AgentEntry
+
+    output.set_json(True)
+    try:
+        output.emit({"agents": [AgentEntry(id="agent-1", name="a", tags=["x"])]})
+    finally:
+        output.set_json(False)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["agents"][0] == {
+        "id": "agent-1", "name": "a", "organization_id": None, "agent_type": None, "tags": ["x"],
+        "messages": 0, "passages": 0, "blocks": 0, "last_activity": None, "last_run_status": None, "digest": "",
+    }  # fmt: skip
