@@ -1,0 +1,107 @@
+"""Peak RSS (and time) of a full backup, a full restore and an incremental backup, for two versions
+of lifeboat on one kept deployment, interleaved.
+
+    .venv/bin/python bench/restore_phases.py setup --agents 20000 --state /tmp/S.json --workdir /tmp/w
+    .venv/bin/python bench/memory_ab.py --state /tmp/S.json --code A=main~3 --code B=main --rounds 2
+
+Each ``--code NAME=REV`` is a git revision (``.``: the work tree), exported and compiled to bytecode
+(``bench/incremental_ab.py``'s ``export``). Per round and version: a full backup into a fresh
+repository, a full restore of it into a new database (dropped after), and, from round 0's
+repository after one ``bench/changes.py`` change (made once, before the first incremental), an
+incremental backup from a fresh copy. Every command is a CLI process: wall seconds, its own CPU,
+the server's CPU and its peak RSS (``wait4``). ``--what`` leaves some out. The deployment keeps the
+change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import backup_restore
+from backup_restore import timed
+from changes import change_agents
+from incremental_ab import PYTHON, backup, export, fresh_copy, init
+from restore_phases import PASSPHRASE, reattach
+
+RESTORED = "memory_ab_restored"
+KINDS = ("full", "restore", "incremental")
+
+
+def restore(code: Path, repo: Path, target: str) -> dict[str, Any]:
+    env = {**os.environ, "LIFEBOAT_PASSWORD": PASSPHRASE, "PYTHONPATH": str(code)}
+    command = [PYTHON, "-P", "-m", "lifeboat", "--json", "restore", "--repo", str(repo), "--target", target]
+    result = timed(command, env)
+    result.pop("output", None)
+    result["load"] = round(os.getloadavg()[0], 2)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--code", action="append", required=True, help="NAME=REV (REV '.': the work tree)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--what", default=",".join(KINDS), help=f"a comma-separated subset of {','.join(KINDS)}"
+    )
+    parser.add_argument("--output", type=Path, default=None)
+    options = parser.parse_args()
+    what = set(options.what.split(","))
+    if options.rounds < 1 or not what or not what <= set(KINDS):
+        parser.error(f"--rounds must be 1 or more and --what a subset of {','.join(KINDS)}")
+    backup_restore.compile_bytecode()
+    state = json.loads(options.state.read_text())
+    cluster = reattach(state)
+    cluster.start()
+    backup_restore.SERVER["pid"] = int(
+        (cluster.data_dir / "pgdata" / "postmaster.pid").read_text().split()[0]
+    )
+    dsn = cluster.dsn("letta")
+    results: list[dict[str, Any]] = []
+
+    def record(row: dict[str, Any]) -> None:
+        results.append(row)
+        print(json.dumps(row), flush=True)
+
+    with tempfile.TemporaryDirectory(dir=Path(state["data_dir"]).parent) as scratch:
+        work = Path(scratch)
+        codes = {name: export(name, rev, work) for name, rev in (c.split("=", 1) for c in options.code)}
+        try:
+            for number in range(options.rounds):
+                for name, code in codes.items():
+                    repo = work / f"parent-{name}" if number == 0 else work / f"full-{name}"
+                    shutil.rmtree(repo, ignore_errors=True)
+                    init(code, repo)
+                    full = backup(code, repo, dsn, "--full")
+                    if "full" in what:
+                        record({"round": number, "code": name, "what": "full", **full})
+                    if "restore" in what:
+                        cluster.execute(f"DROP DATABASE IF EXISTS {RESTORED}")
+                        record({"round": number, "code": name, "what": "restore",
+                                **restore(code, repo, cluster.dsn(RESTORED))})  # fmt: skip
+                        cluster.execute(f"DROP DATABASE IF EXISTS {RESTORED}")
+            if "incremental" in what:
+                record({"what": "change", **change_agents(dsn)})
+                cluster.execute("CHECKPOINT")
+                for number in range(options.rounds):
+                    for name, code in codes.items():
+                        repo = fresh_copy(work / f"parent-{name}", work / f"incr-{name}")
+                        record(
+                            {"round": number, "code": name, "what": "incremental", **backup(code, repo, dsn)}
+                        )
+        finally:
+            cluster.stop()
+    if options.output is not None:
+        options.output.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
