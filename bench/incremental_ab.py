@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,45 @@ def export(name: str, revision: str, into: Path) -> Path:
     return target
 
 
+def versions_parser(description: str | None) -> argparse.ArgumentParser:
+    """The options every comparison of versions on a kept deployment takes."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--code", action="append", required=True, help="NAME=REV (REV '.': the work tree)")
+    parser.add_argument("--rounds", type=int, default=2)
+    return parser
+
+
+def exported(codes: list[str], into: Path) -> dict[str, Path]:
+    """Each ``NAME=REV`` of ``--code`` exported (:func:`export`), by name."""
+    return {name: export(name, rev, into) for name, rev in (code.split("=", 1) for code in codes)}
+
+
+def start_kept_deployment(state_file: Path) -> tuple[Any, str, dict[str, Any]]:
+    """(cluster, Letta DSN, state) of the kept deployment ``state_file`` describes, started, with
+    the dependencies compiled (as an installed lifeboat has them) and the server's CPU counted."""
+    backup_restore.compile_bytecode()
+    state = json.loads(state_file.read_text())
+    cluster = reattach(state)
+    cluster.start()
+    backup_restore.SERVER["pid"] = int(
+        (cluster.data_dir / "pgdata" / "postmaster.pid").read_text().split()[0]
+    )
+    return cluster, cluster.dsn("letta"), state
+
+
+def recorder(results: list[dict[str, Any]]) -> Callable[[dict[str, Any]], None]:
+    """Appends a result row and prints it as one JSON line."""
+
+    def record(row: dict[str, Any]) -> None:
+        results.append(row)
+        print(json.dumps(row), flush=True)
+
+    return record
+
+
 # NAME -> extra environment of that version's backups (``--env NAME=VAR=VALUE``)
 EXTRA_ENV: dict[str, dict[str, str]] = {}
 
@@ -122,12 +162,7 @@ def fresh_copy(parent: Path, repo: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--state", type=Path, required=True)
-    parser.add_argument("--code", action="append", required=True, help="NAME=REV (REV '.': the work tree)")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser = versions_parser(__doc__)
     parser.add_argument(
         "--env",
         action="append",
@@ -142,23 +177,12 @@ def main() -> None:
     for setting in options.env:
         name, variable, value = setting.split("=", 2)
         EXTRA_ENV.setdefault(name, {})[variable] = value
-    backup_restore.compile_bytecode()  # the dependencies too, as an installed lifeboat has them
-    state = json.loads(options.state.read_text())
-    cluster = reattach(state)
-    cluster.start()
-    backup_restore.SERVER["pid"] = int(
-        (cluster.data_dir / "pgdata" / "postmaster.pid").read_text().split()[0]
-    )
-    dsn = cluster.dsn("letta")
+    cluster, dsn, state = start_kept_deployment(options.state)
     results: list[dict[str, Any]] = []
-
-    def record(row: dict[str, Any]) -> None:
-        results.append(row)
-        print(json.dumps(row), flush=True)
-
+    record = recorder(results)
     with tempfile.TemporaryDirectory(dir=Path(state["data_dir"]).parent) as scratch:
         work = Path(scratch)
-        codes = {name: export(name, rev, work) for name, rev in (c.split("=", 1) for c in options.code)}
+        codes = exported(options.code, work)
         parents = {name: work / f"parent-{name}" for name in codes}
         try:
             for number in range(options.rounds):

@@ -15,7 +15,6 @@ change.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -23,11 +22,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import backup_restore
 from backup_restore import timed
 from changes import change_agents
-from incremental_ab import PYTHON, backup, export, fresh_copy, init
-from restore_phases import PASSPHRASE, reattach
+from incremental_ab import (
+    PYTHON,
+    backup,
+    exported,
+    fresh_copy,
+    init,
+    recorder,
+    start_kept_deployment,
+    versions_parser,
+)
+from restore_phases import PASSPHRASE
 
 RESTORED = "memory_ab_restored"
 KINDS = ("full", "restore", "incremental")
@@ -43,12 +50,7 @@ def restore(code: Path, repo: Path, target: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--state", type=Path, required=True)
-    parser.add_argument("--code", action="append", required=True, help="NAME=REV (REV '.': the work tree)")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser = versions_parser(__doc__)
     parser.add_argument(
         "--what", default=",".join(KINDS), help=f"a comma-separated subset of {','.join(KINDS)}"
     )
@@ -57,23 +59,12 @@ def main() -> None:
     what = set(options.what.split(","))
     if options.rounds < 1 or not what or not what <= set(KINDS):
         parser.error(f"--rounds must be 1 or more and --what a subset of {','.join(KINDS)}")
-    backup_restore.compile_bytecode()
-    state = json.loads(options.state.read_text())
-    cluster = reattach(state)
-    cluster.start()
-    backup_restore.SERVER["pid"] = int(
-        (cluster.data_dir / "pgdata" / "postmaster.pid").read_text().split()[0]
-    )
-    dsn = cluster.dsn("letta")
+    cluster, dsn, state = start_kept_deployment(options.state)
     results: list[dict[str, Any]] = []
-
-    def record(row: dict[str, Any]) -> None:
-        results.append(row)
-        print(json.dumps(row), flush=True)
-
+    record = recorder(results)
     with tempfile.TemporaryDirectory(dir=Path(state["data_dir"]).parent) as scratch:
         work = Path(scratch)
-        codes = {name: export(name, rev, work) for name, rev in (c.split("=", 1) for c in options.code)}
+        codes = exported(options.code, work)
         try:
             for number in range(options.rounds):
                 for name, code in codes.items():
