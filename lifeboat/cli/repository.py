@@ -95,16 +95,16 @@ def snapshots(
     from lifeboat.repo.repair import damage_marks
 
     flt = snapshot_filter(source, host, tag)
-    readable, damaged = repository.scan_snapshots()
     marks = damage_marks(repository)
-    rows = [
-        {
-            **_snapshot_row(snapshot),
-            "damaged": snapshot.id in marks,
-            **({"error": marks[snapshot.id]} if snapshot.id in marks else {}),
-        }
-        for snapshot in flt.select(readable)
-    ]
+
+    def row(snapshot: Any) -> dict[str, Any] | None:
+        if not flt.matches(snapshot):
+            return None
+        error = {"error": marks[snapshot.id]} if snapshot.id in marks else {}
+        return {**_snapshot_row(snapshot), "damaged": snapshot.id in marks, **error}
+
+    readable, damaged = repository.scan_snapshots(row)
+    rows = [found for found in readable if found is not None]
     rows += [
         {"id": i, "short_id": i[:8], "damaged": True, "error": why} for i, why in sorted(damaged.items())
     ]

@@ -68,8 +68,11 @@ def run_forget(
     """Apply ``policy`` to the snapshots ``snapshot_filter`` (and ``tag_filters``) match; delete the manifests it does not keep (exclusive lock), then prune if asked."""
     lock = repo.lock() if dry_run else acquire_exclusive(repo, retry_lock)
     try:
-        readable, damaged = repo.scan_snapshots()  # damaged manifests are kept, and listed
-        infos = [snapshot_info(s) for s in snapshot_filter.select(readable)]
+        # damaged manifests are kept, and listed
+        matching, damaged = repo.scan_snapshots(
+            lambda s: snapshot_info(s) if snapshot_filter.matches(s) else None
+        )
+        infos = [info for info in matching if info is not None]
         groups = plan_forget(infos, policy, tz=tz, group_by=group_by, tag_filters=tag_filters)
         removed = [s.id for group in groups for s in group.remove]
         if not dry_run and removed:
@@ -111,7 +114,7 @@ def run_forget_ids(
     """
     lock = repo.lock() if dry_run else acquire_exclusive(repo, retry_lock)
     try:
-        readable, damaged = repo.scan_snapshots()
+        readable, damaged = repo.scan_snapshots(Snapshot.header)
         chosen = list(dict.fromkeys(_resolve_named(repo, ref, damaged, snapshot_filter) for ref in refs))
         if not dry_run:
             lock.ensure_held()

@@ -105,3 +105,8 @@ class Snapshot(BaseModel):
 
     def raw_size(self) -> int:
         return sum(stream.raw_size for stream in self.streams)
+
+    def header(self) -> Snapshot:
+        """The snapshot without its streams and documents (id, time, host, tags): what listing
+        many snapshots keeps of each."""
+        return self.model_copy(update={"streams": [], "documents": {}})

@@ -41,6 +41,7 @@ from lifeboat.repo.blobs import decode_blob
 from lifeboat.repo.config import DATA_DIR, INDEX_DIR, basename, index_name, pack_name
 from lifeboat.repo.index import IndexFile, PackEntry, carried_forward, superseded
 from lifeboat.repo.locks import RepositoryLock
+from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.packs import PackBuilder, PackedBlob
 from lifeboat.repo.repository import Repository
 
@@ -119,13 +120,18 @@ def plan_prune(
     stored = {basename(info.name): info.size for info in listing}
     cutoff = (now or datetime.now(UTC)).timestamp() - safety_margin.total_seconds()
     young = {basename(info.name) for info in listing if info.mtime is None or info.mtime > cutoff}
-    snapshots, damaged = repo.scan_snapshots()
+    used: set[str] = set()
+
+    def use(snapshot: Snapshot) -> str:
+        used.update(snapshot.blob_ids())
+        return snapshot.id
+
+    snapshots, damaged = repo.scan_snapshots(use)
     if damaged:  # never prune blind: the blobs of an unreadable manifest are unknown
         raise CorruptRepository(
             f"refusing to prune: {len(damaged)} snapshot manifest(s) cannot be read (first: {min(damaged)}); "
             "`lifeboat repair snapshots --forget` removes them"
         )
-    used = set().union(*(snapshot.blob_ids() for snapshot in snapshots)) if snapshots else set()
     stats = PruneStats(snapshots=len(snapshots), blobs_used=len(used), packs_before=len(stored))
     stats.bytes_before = sum(stored.values())
     plan = PrunePlan(stats=stats, index_files=index_files, supersedes=carried_forward(files))

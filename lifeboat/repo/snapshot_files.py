@@ -6,6 +6,8 @@ writing a manifest (which first checks the blobs it needs are durable) stays the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TypeVar
 
 import zstandard
 from pydantic import ValidationError
@@ -17,6 +19,8 @@ from lifeboat.repo.config import DAMAGED_DIR, SNAPSHOTS_DIR, basename, snapshot_
 from lifeboat.repo.crypto import DecryptionFailed, Sealer
 from lifeboat.repo.filters import NO_FILTER, SnapshotFilter, newest_matching
 from lifeboat.repo.manifest import Snapshot
+
+T = TypeVar("T")
 
 LATEST = "latest"
 
@@ -67,18 +71,25 @@ class SnapshotFiles:
                     raise
         return sorted(snapshots, key=lambda snapshot: (snapshot.time, snapshot.id))
 
-    def scan_snapshots(self) -> tuple[list[Snapshot], dict[str, str]]:
-        """(readable snapshots oldest first, damaged manifest id -> why): one damaged manifest
-        hides none of the others (``snapshots``, ``forget``, ``doctor`` list it as damaged)."""
-        snapshots, damaged = [], {}
+    def scan_snapshots(self, keep: Callable[[Snapshot], T]) -> tuple[list[T], dict[str, str]]:
+        """(what ``keep`` makes of each readable snapshot, oldest first; damaged manifest id -> why):
+        one damaged manifest hides none of the others (``snapshots``, ``forget``, ``doctor`` list
+        it as damaged). One manifest is held at a time: parsed, one at 20,000 agents is tens of
+        MB, so a caller keeps only what it needs of each (a row, its blob ids, its header)."""
+        found: list[tuple[tuple[datetime, str], T]] = []
+        damaged: dict[str, str] = {}
         for snapshot_id in self.snapshot_ids():
             try:
-                snapshots.append(self.read_snapshot(snapshot_id))
+                snapshot = self.read_snapshot(snapshot_id)
             except CorruptRepository as exc:
                 damaged[snapshot_id] = str(exc)
+                continue
             except SnapshotNotFound:
                 continue  # deleted while listing
-        return sorted(snapshots, key=lambda snapshot: (snapshot.time, snapshot.id)), damaged
+            found.append(((snapshot.time, snapshot.id), keep(snapshot)))
+            del snapshot
+        found.sort(key=lambda item: item[0])
+        return [kept for _order, kept in found], damaged
 
     def resolve_snapshot(self, ref: str, snapshot_filter: SnapshotFilter = NO_FILTER) -> str:
         """A full snapshot id from a unique prefix or ``latest`` (the newest snapshot ``snapshot_filter``

@@ -54,3 +54,24 @@ def test_the_arena_limit_is_set_unless_the_environment_sets_one() -> None:
     assert _compact_heap_in_a_fresh_process() is True
     assert _compact_heap_in_a_fresh_process(MALLOC_ARENA_MAX="4") is False
     assert _compact_heap_in_a_fresh_process(GLIBC_TUNABLES="glibc.malloc.arena_max=4") is False
+
+
+def test_a_scan_keeps_what_the_caller_asks_of_each_snapshot_oldest_first(repo: Repository) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    saved = [Snapshot(time=start + timedelta(days=n), tags=[f"t{n}"]) for n in (2, 0, 1)]
+    for snapshot in saved:
+        repo.save_snapshot(snapshot)
+    repo.backend.put(snapshot_name("ab" * 32), b"not a manifest")
+    seen: list[str] = []
+
+    def keep(snapshot: Snapshot) -> Snapshot:
+        seen.append(snapshot.id)
+        return snapshot.header()
+
+    kept, damaged = repo.scan_snapshots(keep)
+    assert [header.tags for header in kept] == [["t0"], ["t1"], ["t2"]]
+    assert all(header.streams == [] and header.documents == {} for header in kept)
+    assert sorted(seen) == sorted(snapshot.id for snapshot in saved)
+    assert list(damaged) == ["ab" * 32]

@@ -52,7 +52,7 @@ def repository_checks(run: Run, inputs: DoctorInputs, now: datetime) -> None:
 def _damaged_manifests_check(run: Run, repo: Any) -> None:
     from lifeboat.repo.repair import damage_marks
 
-    _, unreadable = repo.scan_snapshots()
+    _, unreadable = repo.scan_snapshots(lambda snapshot: None)
     damaged = {**damage_marks(repo), **unreadable}
     if damaged:
         run.add(
@@ -105,7 +105,8 @@ def _locks_check(run: Run, repo: Any, now: datetime) -> None:
 
 
 def _rpo_check(run: Run, repo: Any, max_age: timedelta, now: datetime) -> None:
-    snapshots = repo.list_snapshots(skip_unreadable=True)
+    # each snapshot's header and size, not the snapshots: one manifest is held at a time
+    snapshots, _damaged = repo.scan_snapshots(lambda snapshot: (snapshot.header(), snapshot.raw_size()))
     if not snapshots:
         run.add(
             "rpo",
@@ -114,8 +115,7 @@ def _rpo_check(run: Run, repo: Any, max_age: timedelta, now: datetime) -> None:
             "run `lifeboat backup` and schedule it (docs/RECIPES.md)",
         )
         return
-    newest = snapshots[-1]
-    run.snapshot_bytes = newest.raw_size()
+    newest, run.snapshot_bytes = snapshots[-1]
     age = now - newest.time
     text = f"newest snapshot {newest.short_id} is {_human_age(age)} old (threshold {_human_age(max_age)})"
     details = {
