@@ -225,7 +225,7 @@ def copy(
     json_output: JsonOption = False,
 ) -> None:
     """Copy snapshots into a second repository (deduplicated; re-encrypted with its keys)."""
-    from lifeboat.errors import UsageError
+    from lifeboat.errors import CorruptRepository, UsageError
     from lifeboat.repo.copy import copy_snapshots
     from lifeboat.repo.repository import Repository
 
@@ -235,12 +235,18 @@ def copy(
     source = open_repo(repo, password_file)
     target = Repository.open(to, _target_passphrase(to_password_file))
     flt = snapshot_filter(source_db, host, tag)
-    chosen = flt.select(source.list_snapshots())
+    # (id, raw size) of each matching snapshot, one manifest held at a time
+    found, damaged = source.scan_snapshots(lambda s: (s.id, s.raw_size()) if flt.matches(s) else None)
+    if damaged:
+        raise CorruptRepository(damaged[min(damaged)])
+    chosen = [item for item in found if item is not None]
     if snapshots:
         wanted = {source.resolve_snapshot(ref, flt) for ref in snapshots}
-        chosen = [s for s in chosen if s.id in wanted]
-    with byte_progress("copy", total=sum(s.raw_size() for s in chosen)) as bar:
-        stats = copy_snapshots(source, target, [s.id for s in chosen], progress=bar.advance)
+        chosen = [item for item in chosen if item[0] in wanted]
+    with byte_progress("copy", total=sum(size for _id, size in chosen)) as bar:
+        stats = copy_snapshots(
+            source, target, [snapshot_id for snapshot_id, _size in chosen], progress=bar.advance
+        )
 
     def render(s: Any) -> None:
         output.console.print(
