@@ -90,15 +90,23 @@ def stats(
     password_file: PasswordFileOption = None,
 ) -> None:
     """Raw, deduplicated and stored bytes of snapshots; per table; the largest agents."""
+    from lifeboat.errors import CorruptRepository
     from lifeboat.ops.snapshot_contents import repository_stats
 
     repository = open_repo(repo, password_file)
     flt = snapshot_filter(source, host, tag)
+    # the chosen ids oldest first, then each snapshot read again as the sums reach it: one
+    # manifest held at a time (a manifest that cannot be read is refused, as before)
     if snapshot_ids:
         ids = dict.fromkeys(repository.resolve_snapshot(ref, flt) for ref in snapshot_ids)
-        chosen = sorted((repository.read_snapshot(i) for i in ids), key=lambda s: (s.time, s.id))
+        headers = sorted((repository.read_snapshot(i).header() for i in ids), key=lambda s: (s.time, s.id))
+        order = [header.id for header in headers]
     else:
-        chosen = flt.select(repository.list_snapshots())
+        found, damaged = repository.scan_snapshots(lambda s: s.id if flt.matches(s) else None)
+        if damaged:
+            raise CorruptRepository(damaged[min(damaged)])
+        order = [snapshot_id for snapshot_id in found if snapshot_id is not None]
+    chosen = (repository.read_snapshot(snapshot_id) for snapshot_id in order)
     output.emit(repository_stats(repository, chosen), _render_stats)
 
 

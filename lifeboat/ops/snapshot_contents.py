@@ -11,7 +11,7 @@ Sizes (all bytes):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from pydantic import BaseModel
 
@@ -108,12 +108,17 @@ def list_snapshot(snapshot: Snapshot) -> SnapshotListing:
     )
 
 
-def repository_stats(repo: Repository, snapshots: Sequence[Snapshot]) -> RepositoryStats:
-    """Sizes of ``snapshots`` (oldest first) and of the repository's packs."""
+def repository_stats(repo: Repository, snapshots: Iterable[Snapshot]) -> RepositoryStats:
+    """Sizes of ``snapshots`` (oldest first; read one at a time when given lazily: only the newest
+    one's catalog is kept) and of the repository's packs."""
     seen: set[str] = set()
     per_table: dict[str, TableStats] = {}
     raw = deduplicated = stored = 0
+    ids: list[str] = []
+    newest: Snapshot | None = None
     for snapshot in snapshots:
+        ids.append(snapshot.id)
+        newest = snapshot
         for stream in snapshot.streams:
             name = table_name(stream)
             entry = per_table.setdefault(
@@ -131,7 +136,7 @@ def repository_stats(repo: Repository, snapshots: Sequence[Snapshot]) -> Reposit
                 deduplicated += blob.raw_size
                 stored += blob.size
     packs = repo.stored_packs()
-    catalog = agent_catalog(snapshots[-1]) if snapshots else None
+    catalog = agent_catalog(newest) if newest is not None else None
     largest = sorted(
         (
             AgentSize(
@@ -147,7 +152,7 @@ def repository_stats(repo: Repository, snapshots: Sequence[Snapshot]) -> Reposit
         key=lambda a: (-a.rows, a.id),
     )[:LARGEST_AGENTS]
     return RepositoryStats(
-        snapshots=[snapshot.id for snapshot in snapshots],
+        snapshots=ids,
         raw_bytes=raw,
         deduplicated_bytes=deduplicated,
         stored_bytes=stored,
