@@ -225,7 +225,7 @@ def copy(
     json_output: JsonOption = False,
 ) -> None:
     """Copy snapshots into a second repository (deduplicated; re-encrypted with its keys)."""
-    from lifeboat.errors import CorruptRepository, UsageError
+    from lifeboat.errors import UsageError
     from lifeboat.repo.copy import copy_snapshots
     from lifeboat.repo.repository import Repository
 
@@ -236,9 +236,9 @@ def copy(
     target = Repository.open(to, _target_passphrase(to_password_file))
     flt = snapshot_filter(source_db, host, tag)
     # (id, raw size) of each matching snapshot, one manifest held at a time
-    found, damaged = source.scan_snapshots(lambda s: (s.id, s.raw_size()) if flt.matches(s) else None)
-    if damaged:
-        raise CorruptRepository(damaged[min(damaged)])
+    found, _damaged = source.scan_snapshots(
+        lambda s: (s.id, s.raw_size()) if flt.matches(s) else None, strict=True
+    )
     chosen = [item for item in found if item is not None]
     if snapshots:
         wanted = {source.resolve_snapshot(ref, flt) for ref in snapshots}

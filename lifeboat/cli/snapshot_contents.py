@@ -90,7 +90,6 @@ def stats(
     password_file: PasswordFileOption = None,
 ) -> None:
     """Raw, deduplicated and stored bytes of snapshots; per table; the largest agents."""
-    from lifeboat.errors import CorruptRepository
     from lifeboat.ops.snapshot_contents import repository_stats
 
     repository = open_repo(repo, password_file)
@@ -102,9 +101,7 @@ def stats(
         headers = sorted((repository.read_snapshot(i).header() for i in ids), key=lambda s: (s.time, s.id))
         order = [header.id for header in headers]
     else:
-        found, damaged = repository.scan_snapshots(lambda s: s.id if flt.matches(s) else None)
-        if damaged:
-            raise CorruptRepository(damaged[min(damaged)])
+        found, _damaged = repository.scan_snapshots(lambda s: s.id if flt.matches(s) else None, strict=True)
         order = [snapshot_id for snapshot_id in found if snapshot_id is not None]
     chosen = (repository.read_snapshot(snapshot_id) for snapshot_id in order)
     output.emit(repository_stats(repository, chosen), _render_stats)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel
 
-from lifeboat.errors import CorruptRepository, UsageError
+from lifeboat.errors import UsageError
 from lifeboat.repo.manifest import BlobRef, Snapshot, Stream
 from lifeboat.repo.repository import Repository
 from lifeboat.repo.writer import RepositoryWriter
@@ -56,9 +56,9 @@ def copy_snapshots(
     )
     with source.lock(), target.lock():
         wanted = set(snapshot_ids) if snapshot_ids is not None else None
-        order = [
-            snapshot_id for snapshot_id in oldest_first(source) if wanted is None or snapshot_id in wanted
-        ]
+        # ids oldest first, one manifest held at a time; a manifest that cannot be read raises
+        listed, _damaged = source.scan_snapshots(lambda snapshot: snapshot.id, strict=True)
+        order = [snapshot_id for snapshot_id in listed if wanted is None or snapshot_id in wanted]
         present = set(target.snapshot_ids())
         translated: dict[str, tuple[str, int]] = {}  # source blob id -> (target id, stored size)
         with target.writer() as writer:
@@ -76,16 +76,6 @@ def copy_snapshots(
         stats.bytes_added = writer.stats.bytes_added
     stats.seconds = round(time.monotonic() - started, 3)
     return stats
-
-
-def oldest_first(repo: Repository) -> list[str]:
-    """Every snapshot id, oldest first, reading one manifest at a time; a manifest that cannot
-    be read raises ``CorruptRepository``, as listing the snapshots does."""
-    ids, damaged = repo.scan_snapshots(lambda snapshot: snapshot.id)
-    if damaged:
-        first = min(damaged)
-        raise CorruptRepository(damaged[first])
-    return ids
 
 
 def _copy_one(

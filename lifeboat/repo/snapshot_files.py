@@ -60,31 +60,31 @@ class SnapshotFiles:
             raise CorruptRepository(f"snapshot {snapshot_id} cannot be decoded ({exc})") from exc
 
     def list_snapshots(self, *, skip_unreadable: bool = False) -> list[Snapshot]:
-        """Every snapshot, oldest first. A manifest that cannot be decoded raises ``CorruptRepository``
-        unless ``skip_unreadable`` (``check`` reports such manifests)."""
-        snapshots = []
-        for snapshot_id in self.snapshot_ids():
-            try:
-                snapshots.append(self.read_snapshot(snapshot_id))
-            except (CorruptRepository, SnapshotNotFound):  # SnapshotNotFound: deleted while listing
-                if not skip_unreadable:
-                    raise
-        return sorted(snapshots, key=lambda snapshot: (snapshot.time, snapshot.id))
+        """Every snapshot, oldest first, all held at once. A manifest that cannot be decoded raises
+        ``CorruptRepository`` unless ``skip_unreadable`` (``check`` reports such manifests)."""
+        return self.scan_snapshots(lambda snapshot: snapshot, strict=not skip_unreadable)[0]
 
-    def scan_snapshots(self, keep: Callable[[Snapshot], T]) -> tuple[list[T], dict[str, str]]:
+    def scan_snapshots(
+        self, keep: Callable[[Snapshot], T], *, strict: bool = False
+    ) -> tuple[list[T], dict[str, str]]:
         """(what ``keep`` makes of each readable snapshot, oldest first; damaged manifest id -> why):
         one damaged manifest hides none of the others (``snapshots``, ``forget``, ``doctor`` list
         it as damaged). One manifest is held at a time: parsed, one at 20,000 agents is tens of
-        MB, so a caller keeps only what it needs of each (a row, its blob ids, its header)."""
+        MB, so a caller keeps only what it needs of each (a row, its blob ids, its header).
+        ``strict``: a manifest that cannot be decoded, or one deleted while listing, raises."""
         found: list[tuple[tuple[datetime, str], T]] = []
         damaged: dict[str, str] = {}
         for snapshot_id in self.snapshot_ids():
             try:
                 snapshot = self.read_snapshot(snapshot_id)
             except CorruptRepository as exc:
+                if strict:
+                    raise
                 damaged[snapshot_id] = str(exc)
                 continue
             except SnapshotNotFound:
+                if strict:
+                    raise
                 continue  # deleted while listing
             found.append(((snapshot.time, snapshot.id), keep(snapshot)))
             del snapshot

@@ -11,6 +11,7 @@ import sys
 import pytest
 from repo_testing import make_rows, row_key
 
+from lifeboat.errors import CorruptRepository
 from lifeboat.repo import RecordBatch, Repository, Snapshot
 from lifeboat.repo.blobs import decompress
 from lifeboat.repo.config import snapshot_name
@@ -75,3 +76,5 @@ def test_a_scan_keeps_what_the_caller_asks_of_each_snapshot_oldest_first(repo: R
     assert all(header.streams == [] and header.documents == {} for header in kept)
     assert sorted(seen) == sorted(snapshot.id for snapshot in saved)
     assert list(damaged) == ["ab" * 32]
+    with pytest.raises(CorruptRepository, match="ab" * 32):  # as listing the snapshots does
+        repo.scan_snapshots(keep, strict=True)
