@@ -17,13 +17,15 @@ their bytes. The deployment keeps the change: run ``setup`` again for another co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,32 +89,56 @@ def versions_parser(description: str | None) -> argparse.ArgumentParser:
     return parser
 
 
-def exported(codes: list[str], into: Path) -> dict[str, Path]:
-    """Each ``NAME=REV`` of ``--code`` exported (:func:`export`), by name."""
-    return {name: export(name, rev, into) for name, rev in (code.split("=", 1) for code in codes)}
+@dataclass
+class Comparison:
+    """Versions of lifeboat exported next to a started kept deployment (:func:`comparison`)."""
+
+    cluster: Any
+    dsn: str
+    work: Path  # scratch directory, removed at the end
+    codes: dict[str, Path]  # version name -> exported package directory
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(self, row: dict[str, Any]) -> None:
+        """Keep a result row and print it as one JSON line."""
+        self.results.append(row)
+        print(json.dumps(row), flush=True)
+
+    def incrementals(self, rounds: int, parent: Callable[[str], Path]) -> None:
+        """Change 1 % of the agents once, then ``rounds`` incremental backups per version, each
+        from a fresh copy of that version's ``parent(name)`` repository, versions alternating."""
+        self.record({"what": "change", **change_agents(self.dsn)})
+        self.cluster.execute("CHECKPOINT")
+        for number in range(rounds):
+            for name, code in self.codes.items():
+                repo = fresh_copy(parent(name), self.work / f"incr-{name}")
+                self.record(
+                    {"round": number, "code": name, "what": "incremental", **backup(code, repo, self.dsn)}
+                )
 
 
-def start_kept_deployment(state_file: Path) -> tuple[Any, str, dict[str, Any]]:
-    """(cluster, Letta DSN, state) of the kept deployment ``state_file`` describes, started, with
-    the dependencies compiled (as an installed lifeboat has them) and the server's CPU counted."""
+@contextlib.contextmanager
+def comparison(options: argparse.Namespace) -> Iterator[Comparison]:
+    """The kept deployment of ``--state`` started (dependencies compiled, as an installed lifeboat
+    has them; the server's CPU counted) and each ``--code`` exported; at the end the server is
+    stopped and the results written to ``--output``, also after a failure."""
     backup_restore.compile_bytecode()
-    state = json.loads(state_file.read_text())
+    state = json.loads(options.state.read_text())
     cluster = reattach(state)
     cluster.start()
     backup_restore.SERVER["pid"] = int(
         (cluster.data_dir / "pgdata" / "postmaster.pid").read_text().split()[0]
     )
-    return cluster, cluster.dsn("letta"), state
-
-
-def recorder(results: list[dict[str, Any]]) -> Callable[[dict[str, Any]], None]:
-    """Appends a result row and prints it as one JSON line."""
-
-    def record(row: dict[str, Any]) -> None:
-        results.append(row)
-        print(json.dumps(row), flush=True)
-
-    return record
+    results: list[dict[str, Any]] = []
+    try:
+        with tempfile.TemporaryDirectory(dir=Path(state["data_dir"]).parent) as scratch:
+            work = Path(scratch)
+            codes = {name: export(name, rev, work) for name, rev in (c.split("=", 1) for c in options.code)}
+            yield Comparison(cluster, cluster.dsn("letta"), work, codes, results)
+    finally:
+        cluster.stop()
+        if options.output:
+            options.output.write_text(json.dumps(results, indent=1))
 
 
 # NAME -> extra environment of that version's backups (``--env NAME=VAR=VALUE``)
@@ -177,62 +203,48 @@ def main() -> None:
     for setting in options.env:
         name, variable, value = setting.split("=", 2)
         EXTRA_ENV.setdefault(name, {})[variable] = value
-    cluster, dsn, state = start_kept_deployment(options.state)
-    results: list[dict[str, Any]] = []
-    record = recorder(results)
-    with tempfile.TemporaryDirectory(dir=Path(state["data_dir"]).parent) as scratch:
-        work = Path(scratch)
-        codes = exported(options.code, work)
-        parents = {name: work / f"parent-{name}" for name in codes}
-        try:
-            for number in range(options.rounds):
-                for name, code in codes.items():
-                    repo = parents[name] if number == 0 else work / f"full-{name}"
-                    shutil.rmtree(repo, ignore_errors=True)
-                    init(code, repo)
-                    record({"round": number, "code": name, "what": "full", **backup(code, repo, dsn)})
-            record({"what": "change", **change_agents(dsn)})
-            cluster.execute("CHECKPOINT")
-            for number in range(options.rounds):
-                for name, code in codes.items():
-                    repo = fresh_copy(parents[name], work / f"incr-{name}")
-                    record({"round": number, "code": name, "what": "incremental", **backup(code, repo, dsn)})
-            for name, code in codes.items():
-                repo = fresh_copy(parents[name], work / f"incr-{name}")
-                env = {**os.environ, "PYTHONPATH": str(code)}
+    with comparison(options) as run:
+        work, dsn = run.work, run.dsn
+        parents = {name: work / f"parent-{name}" for name in run.codes}
+        for number in range(options.rounds):
+            for name, code in run.codes.items():
+                repo = parents[name] if number == 0 else work / f"full-{name}"
+                shutil.rmtree(repo, ignore_errors=True)
+                init(code, repo)
+                run.record({"round": number, "code": name, "what": "full", **backup(code, repo, dsn)})
+        run.incrementals(options.rounds, parents.__getitem__)
+        for name, code in run.codes.items():
+            repo = fresh_copy(parents[name], work / f"incr-{name}")
+            env = {**os.environ, "PYTHONPATH": str(code)}
+            command = [
+                PYTHON,
+                "-P",
+                "-c",
+                COUNTING,
+                str(repo),
+                dsn,
+                PASSPHRASE,
+                str(work / "counted.json"),
+            ]
+            if options.profile is not None:
+                options.profile.mkdir(parents=True, exist_ok=True)
+                spy = str(ROOT / ".venv" / "bin" / "py-spy")
+                out = str(options.profile / f"incremental-{name}.txt")
                 command = [
-                    PYTHON,
-                    "-P",
-                    "-c",
-                    COUNTING,
-                    str(repo),
-                    dsn,
-                    PASSPHRASE,
-                    str(work / "counted.json"),
+                    spy,
+                    "record",
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "250",
+                    "--output",
+                    out,
+                    "--",
+                    *command,
                 ]
-                if options.profile is not None:
-                    options.profile.mkdir(parents=True, exist_ok=True)
-                    spy = str(ROOT / ".venv" / "bin" / "py-spy")
-                    out = str(options.profile / f"incremental-{name}.txt")
-                    command = [
-                        spy,
-                        "record",
-                        "--format",
-                        "raw",
-                        "--rate",
-                        "250",
-                        "--output",
-                        out,
-                        "--",
-                        *command,
-                    ]
-                subprocess.run(command, env=env, check=True, capture_output=True)
-                counts = json.loads((work / "counted.json").read_text())
-                record({"code": name, "what": "incremental counted", **counts})
-        finally:
-            cluster.stop()
-            if options.output:
-                options.output.write_text(json.dumps(results, indent=1))
+            subprocess.run(command, env=env, check=True, capture_output=True)
+            counts = json.loads((work / "counted.json").read_text())
+            run.record({"code": name, "what": "incremental counted", **counts})
 
 
 if __name__ == "__main__":

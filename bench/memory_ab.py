@@ -15,25 +15,13 @@ change.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from backup_restore import timed
-from changes import change_agents
-from incremental_ab import (
-    PYTHON,
-    backup,
-    exported,
-    fresh_copy,
-    init,
-    recorder,
-    start_kept_deployment,
-    versions_parser,
-)
+from incremental_ab import PYTHON, backup, comparison, init, versions_parser
 from restore_phases import PASSPHRASE
 
 RESTORED = "memory_ab_restored"
@@ -59,39 +47,22 @@ def main() -> None:
     what = set(options.what.split(","))
     if options.rounds < 1 or not what or not what <= set(KINDS):
         parser.error(f"--rounds must be 1 or more and --what a subset of {','.join(KINDS)}")
-    cluster, dsn, state = start_kept_deployment(options.state)
-    results: list[dict[str, Any]] = []
-    record = recorder(results)
-    with tempfile.TemporaryDirectory(dir=Path(state["data_dir"]).parent) as scratch:
-        work = Path(scratch)
-        codes = exported(options.code, work)
-        try:
-            for number in range(options.rounds):
-                for name, code in codes.items():
-                    repo = work / f"parent-{name}" if number == 0 else work / f"full-{name}"
-                    shutil.rmtree(repo, ignore_errors=True)
-                    init(code, repo)
-                    full = backup(code, repo, dsn, "--full")
-                    if "full" in what:
-                        record({"round": number, "code": name, "what": "full", **full})
-                    if "restore" in what:
-                        cluster.execute(f"DROP DATABASE IF EXISTS {RESTORED}")
-                        record({"round": number, "code": name, "what": "restore",
-                                **restore(code, repo, cluster.dsn(RESTORED))})  # fmt: skip
-                        cluster.execute(f"DROP DATABASE IF EXISTS {RESTORED}")
-            if "incremental" in what:
-                record({"what": "change", **change_agents(dsn)})
-                cluster.execute("CHECKPOINT")
-                for number in range(options.rounds):
-                    for name, code in codes.items():
-                        repo = fresh_copy(work / f"parent-{name}", work / f"incr-{name}")
-                        record(
-                            {"round": number, "code": name, "what": "incremental", **backup(code, repo, dsn)}
-                        )
-        finally:
-            cluster.stop()
-    if options.output is not None:
-        options.output.write_text(json.dumps(results, indent=2))
+    with comparison(options) as run:
+        for number in range(options.rounds):
+            for name, code in run.codes.items():
+                repo = run.work / f"parent-{name}" if number == 0 else run.work / f"full-{name}"
+                shutil.rmtree(repo, ignore_errors=True)
+                init(code, repo)
+                full = backup(code, repo, run.dsn, "--full")
+                if "full" in what:
+                    run.record({"round": number, "code": name, "what": "full", **full})
+                if "restore" in what:
+                    run.cluster.execute(f"DROP DATABASE IF EXISTS {RESTORED}")
+                    run.record({"round": number, "code": name, "what": "restore",
+                                **restore(code, repo, run.cluster.dsn(RESTORED))})  # fmt: skip
+                    run.cluster.execute(f"DROP DATABASE IF EXISTS {RESTORED}")
+        if "incremental" in what:
+            run.incrementals(options.rounds, lambda name: run.work / f"parent-{name}")
 
 
 if __name__ == "__main__":
