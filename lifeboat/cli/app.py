@@ -22,6 +22,7 @@ import typer
 from lifeboat import __version__, redact
 from lifeboat.cli import output
 from lifeboat.cli.common import with_dsn_source
+from lifeboat.cli.early_key import derive_ahead
 from lifeboat.cli.signals import interruptions_raise
 from lifeboat.errors import DatabaseError, Interrupted, LifeboatError, rolled_back
 from lifeboat.repo.heap import use_compact_heap
@@ -85,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if argv is None:  # the process is ours: set its allocator before any thread starts
         use_compact_heap()
     args, flags = hoist_global_flags(sys.argv[1:] if argv is None else argv)
+    derive_ahead(args)
     debug = "--debug" in flags
     output.set_json("--json" in flags)
     redact.register_environment()

@@ -55,6 +55,14 @@ MODULES: tuple[str, ...] = tuple(sorted(set(COMMAND_MODULES.values())))
 _PASSED_OVER = frozenset({"--json", "--debug"})
 
 
+def command_name(args: Sequence[str]) -> str | None:
+    """The known command ``lifeboat ARGS`` runs (``ARGS`` as :func:`modules_for` takes them), or None."""
+    for arg in args:
+        if arg not in _PASSED_OVER:
+            return arg if arg in COMMAND_MODULES else None
+    return None
+
+
 def modules_for(args: Sequence[str]) -> tuple[str, ...]:
     """The command modules ``lifeboat ARGS`` needs (``ARGS`` as :func:`~lifeboat.cli.app.main`
     passes them to the app: ``--json``/``--debug`` already in front)."""

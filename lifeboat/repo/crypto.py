@@ -13,7 +13,6 @@ bytes through, and the ``id`` key lives in the plaintext config.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -24,59 +23,30 @@ from datetime import UTC, datetime
 from typing import Any
 
 import blake3
-from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from lifeboat.errors import CorruptRepository, WrongPassphrase
+from lifeboat.errors import WrongPassphrase
 from lifeboat.repo.config import BLOB_ID_HASH, IdHash
+from lifeboat.repo.kdf import CIPHER_NAME as CIPHER_NAME
+from lifeboat.repo.kdf import KEY_SIZE as KEY_SIZE
+from lifeboat.repo.kdf import MAX_KEY_FILE_SIZE as MAX_KEY_FILE_SIZE
+from lifeboat.repo.kdf import MAX_MEMORY_COST as MAX_MEMORY_COST
+from lifeboat.repo.kdf import MAX_PARALLELISM as MAX_PARALLELISM
+from lifeboat.repo.kdf import MAX_TIME_COST as MAX_TIME_COST
+from lifeboat.repo.kdf import KdfParams as KdfParams
+from lifeboat.repo.kdf import b64decode as b64decode
+from lifeboat.repo.kdf import b64encode as b64encode
+from lifeboat.repo.kdf import parse_key_file as parse_key_file
 
-KEY_SIZE = 32
 NONCE_SIZE = 12
 TAG_SIZE = 16
 SEAL_OVERHEAD = NONCE_SIZE + TAG_SIZE
-CIPHER_NAME = "aes-256-gcm"
 KEY_FILE_AAD = b"lifeboat:key"
-# Bounds on a key file's argon2id parameters: anyone who can write the storage can plant a key
-# file, and unbounded parameters would make every open allocate terabytes or spin for hours.
-MAX_TIME_COST = 10
-MAX_MEMORY_COST = 4 * 1024 * 1024  # KiB: 4 GiB
-MAX_PARALLELISM = 16
-MAX_KEY_FILE_SIZE = 64 * 1024
 
 
 class DecryptionFailed(Exception):
     """The AEAD tag did not verify: wrong key, or the bytes were changed."""
-
-
-@dataclass(frozen=True)
-class KdfParams:
-    """argon2id parameters; ``memory_cost`` in KiB. Defaults follow RFC 9106's second recommendation."""
-
-    time_cost: int = 3
-    memory_cost: int = 64 * 1024
-    parallelism: int = 2
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.time_cost <= MAX_TIME_COST:
-            raise ValueError(f"argon2 time_cost {self.time_cost} is outside 1..{MAX_TIME_COST}")
-        if not 1 <= self.parallelism <= MAX_PARALLELISM:
-            raise ValueError(f"argon2 parallelism {self.parallelism} is outside 1..{MAX_PARALLELISM}")
-        if not 8 * self.parallelism <= self.memory_cost <= MAX_MEMORY_COST:
-            raise ValueError(
-                f"argon2 memory_cost {self.memory_cost} KiB is outside {8 * self.parallelism}..{MAX_MEMORY_COST}"
-            )
-
-    def derive(self, passphrase: str, salt: bytes) -> bytes:
-        return hash_secret_raw(
-            secret=passphrase.encode("utf-8"),
-            salt=salt,
-            time_cost=self.time_cost,
-            memory_cost=self.memory_cost,
-            parallelism=self.parallelism,
-            hash_len=KEY_SIZE,
-            type=Type.ID,
-        )
 
 
 def _blake2b_id(key: bytes, plaintext: bytes) -> str:
@@ -156,14 +126,6 @@ class Sealer:
             raise DecryptionFailed("authentication tag mismatch") from exc
 
 
-def b64encode(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def b64decode(text: str) -> bytes:
-    return base64.b64decode(text.encode("ascii"), validate=True)
-
-
 def wrap_keys(
     keys: MasterKeys,
     passphrase: str,
@@ -221,29 +183,3 @@ def unwrap_keys(document: Any, passphrase: str) -> MasterKeys:
         min_version=int(payload.get("min_version", 1)),
         settings=settings if isinstance(settings, dict) else None,
     )
-
-
-def parse_key_file(document: Any) -> tuple[KdfParams, bytes, bytes]:
-    """(argon2 parameters, salt, sealed secret) of a well-formed key file; ``CorruptRepository`` otherwise."""
-    try:
-        if not isinstance(document, dict):
-            raise ValueError("not a JSON object")
-        if document.get("kdf") != "argon2id" or document.get("cipher") != CIPHER_NAME:
-            raise ValueError(f"unsupported kdf {document.get('kdf')!r} or cipher {document.get('cipher')!r}")
-        params = KdfParams(
-            time_cost=_integer(document["time_cost"]),
-            memory_cost=_integer(document["memory_cost"]),
-            parallelism=_integer(document["parallelism"]),
-        )
-        salt, sealed = b64decode(document["salt"]), b64decode(document["data"])
-        if not 8 <= len(salt) <= 64:
-            raise ValueError(f"salt of {len(salt)} bytes")
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CorruptRepository(f"key file cannot be decoded: {exc}") from exc
-    return params, salt, sealed
-
-
-def _integer(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{value!r} is not an integer")
-    return value
