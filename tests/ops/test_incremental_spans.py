@@ -43,6 +43,7 @@ def test_spans_match_a_record_by_record_walk(
             lines.append("\t".join(fields) + "\n")
     data = "".join(lines).encode()
     assert key_spans(data, key_index) == _walked(data, key_index)
+    assert key_spans(data, key_index, runs=True) == _walked(data, key_index)
     for key, (start, end, rows) in key_spans(data, key_index).items():
         chunk = data[start:end]
         assert chunk.count(b"\n") == rows
@@ -57,9 +58,10 @@ def test_spans_match_a_record_by_record_walk(
         b"a\t1\nb\n",  # a record without the key's field (key index 1)
     ],
 )
-def test_untrustworthy_blobs_are_refused(data: bytes) -> None:
+@pytest.mark.parametrize("runs", [False, True])
+def test_untrustworthy_blobs_are_refused(data: bytes, runs: bool) -> None:
     with pytest.raises(UnreadableBlob):
-        key_spans(data, 1 if data.endswith(b"b\n") else 0)
+        key_spans(data, 1 if data.endswith(b"b\n") else 0, runs=runs)
 
 
 def test_an_empty_blob_has_no_keys() -> None:
