@@ -10,7 +10,6 @@ silently drops a trigger or a view is worse than no backup.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import psycopg
@@ -301,9 +300,9 @@ def _table_parts(conn: psycopg.Connection, schema: str) -> Callable[[str], dict[
 
     def parts(table: str) -> dict[str, Any]:
         return {
-            "columns": [ColumnDef(**asdict(column)) for column in columns.get(table, [])],
+            "columns": [ColumnDef(**vars(column)) for column in columns.get(table, [])],
             "constraints": [_constraint(c) for c in constraints.get(table, [])],
-            "indexes": [IndexDef(**asdict(index)) for index in indexes.get(table, [])],
+            "indexes": [IndexDef(**vars(index)) for index in indexes.get(table, [])],
         }
 
     return parts
