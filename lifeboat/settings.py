@@ -203,10 +203,7 @@ def passphrase(
     """
     import sys
 
-    file = password_file or _env_path("LIFEBOAT_PASSWORD_FILE")
-    if file is None:
-        configured = (config if config is not None else load_config()).get("password_file")
-        file = Path(str(configured)).expanduser() if configured else None
+    file = passphrase_file(password_file, config=config)
     if file is not None:
         try:
             return file.read_text().rstrip("\r\n")
@@ -222,6 +219,18 @@ def passphrase(
             raise UsageError("the passphrases do not match")
         return first
     return None
+
+
+def passphrase_file(
+    password_file: Path | None = None, *, config: dict[str, object] | None = None
+) -> Path | None:
+    """The file :func:`passphrase` reads: --password-file, LIFEBOAT_PASSWORD_FILE, the config
+    file's ``password_file``; None when the passphrase comes from elsewhere."""
+    file = password_file or _env_path("LIFEBOAT_PASSWORD_FILE")
+    if file is None:
+        configured = (config if config is not None else load_config()).get("password_file")
+        file = Path(str(configured)).expanduser() if configured else None
+    return file
 
 
 def _env_path(name: str) -> Path | None:

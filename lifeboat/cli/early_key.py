@@ -6,7 +6,8 @@ soon as it knows the repository and passphrase (``common.start_opening_repo``), 
 has parsed the command line, ~0.1 s into the process. :func:`derive_ahead` starts it right at the
 entry point instead, from a quick look at the arguments (``--repo``/``-r``, ``--password-file``)
 and what the settings say otherwise, for a local repository and a passphrase that needs no
-prompt. It reads the first key file (the one :func:`lifeboat.repo.keys.unlock` tries first) and
+prompt (from the environment or a regular file: a pipe such as ``/dev/stdin`` is left for the
+command to read). It reads the first key file (the one :func:`lifeboat.repo.keys.unlock` tries first) and
 hands its parameters and salt to :meth:`~lifeboat.repo.kdf.KdfParams.derive_ahead`; the key file
 is parsed and bounded exactly as when the repository opens.
 
@@ -54,8 +55,11 @@ def _start(args: list[str]) -> None:
 
     config = settings.load_config()
     url = settings.repository_url(_option(args, "--repo", "-r"), config)
-    password_file = _option(args, "--password-file")
-    secret = settings.passphrase(Path(password_file) if password_file else None, config=config, prompt=False)
+    given = _option(args, "--password-file")
+    password_file = settings.passphrase_file(Path(given) if given else None, config=config)
+    if password_file is not None and not password_file.is_file():
+        return  # a pipe (/dev/stdin) must be read once, by the command: never here
+    secret = settings.passphrase(password_file, config=config, prompt=False)
     key_file = _first_key_file(url)
     if not secret or key_file is None:
         return

@@ -5,12 +5,14 @@ and whatever it cannot know cheaply just means no early start."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import typer.main
-from support import PASSPHRASE, cli, small_repo
+from support import LIFEBOAT, PASSPHRASE, cli, cli_env, small_repo
 
 from lifeboat.cli import commands, early_key, full_app
 from lifeboat.errors import WrongPassphrase
@@ -129,6 +131,25 @@ def test_nothing_starts_without_a_cheap_answer(
     early_key._derive_ahead(["backup", "--repo", target])  # what the thread runs: never raises
     assert _started() == []
     assert derivations == []
+
+
+def test_a_passphrase_from_a_pipe_is_left_for_the_command(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, derivations: list[bytes]
+) -> None:
+    pipe = tmp_path / "passphrase.fifo"
+    os.mkfifo(pipe)
+    monkeypatch.delenv("LIFEBOAT_PASSWORD")
+    early_key._derive_ahead(["backup", "--repo", str(repo), "--password-file", str(pipe)])  # must not block
+    assert _started() == []
+    assert derivations == []
+
+
+def test_the_cli_reads_a_piped_passphrase_once(repo: Path) -> None:
+    result = subprocess.run(
+        [*LIFEBOAT, "snapshots", "--repo", str(repo), "--password-file", "/dev/stdin"],
+        input=PASSPHRASE + "\n", capture_output=True, text=True, env=cli_env({"LIFEBOAT_PASSWORD": ""}), timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
 
 
 def test_commands_without_a_repository_start_nothing(repo: Path) -> None:
