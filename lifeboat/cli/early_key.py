@@ -33,7 +33,7 @@ def derive_ahead(args: Sequence[str]) -> None:
     """Start deriving the key of the repository ``lifeboat ARGS`` will open, when it can be known
     cheaply (``ARGS`` as ``main`` passes them to the app)."""
     command = command_name(args)
-    if command is None or command in NO_REPOSITORY:
+    if command is None or command in NO_REPOSITORY or "--help" in args:
         return
     threading.Thread(
         target=_derive_ahead, args=(list(args),), name="lifeboat-derive-early", daemon=True

@@ -152,13 +152,14 @@ def test_the_cli_reads_a_piped_passphrase_once(repo: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_commands_without_a_repository_start_nothing(repo: Path) -> None:
+def test_commands_without_a_repository_or_asking_for_help_start_nothing(repo: Path) -> None:
     for args in (
         ["init", "--repo", str(repo)],
         ["demo"],
         ["--version"],
         ["nosuchcommand", "--repo", str(repo)],
         [],
+        ["backup", "--repo", str(repo), "--help"],
     ):
         early_key.derive_ahead(args)
     assert _started() == []
