@@ -182,8 +182,12 @@ def init(code: Path, repo: Path) -> None:
 
 
 def fresh_copy(parent: Path, repo: Path) -> Path:
+    """A copy of the parent repository made of hard links: a backup only adds files and replaces
+    whole ones (written aside, then renamed), so the parent is never changed through them. A real
+    copy wrote ~350 MB before each timed incremental, still going to disk while it ran: interleaved
+    runs of one version then spread over 0.31 s instead of 0.13-0.16 s (session 10)."""
     shutil.rmtree(repo, ignore_errors=True)
-    shutil.copytree(parent, repo)
+    shutil.copytree(parent, repo, copy_function=os.link)
     return repo
 
 
