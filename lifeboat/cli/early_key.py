@@ -7,9 +7,9 @@ has parsed the command line, ~0.1 s into the process. :func:`derive_ahead` start
 entry point instead, from a quick look at the arguments (``--repo``/``-r``, ``--password-file``)
 and what the settings say otherwise, for a local repository and a passphrase that needs no
 prompt (from the environment or a regular file: a pipe such as ``/dev/stdin`` is left for the
-command to read). It reads the first key file (the one :func:`lifeboat.repo.keys.unlock` tries first) and
-hands its parameters and salt to :meth:`~lifeboat.repo.kdf.KdfParams.derive_ahead`; the key file
-is parsed and bounded exactly as when the repository opens.
+command to read). It reads the first key file (the one :func:`lifeboat.repo.keys.unlock` tries
+first) and hands its parameters and salt to :meth:`~lifeboat.repo.kdf.KdfParams.derive_ahead`;
+the key file is parsed and bounded exactly as when the repository opens.
 
 Nothing here can change an outcome: the repository opens as before and takes the early result
 only for the very same parameters, salt and passphrase. Anything unexpected (a prompt needed, S3,
