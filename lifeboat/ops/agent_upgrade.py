@@ -27,7 +27,7 @@ from lifeboat.errors import UnsafeRestore
 from lifeboat.letta import migrations, revisions
 from lifeboat.ops import snapshot_layout as layout
 from lifeboat.ops.agent_restore import AgentRestoreReport, Options, run_agent_restore
-from lifeboat.repo.crypto import KdfParams
+from lifeboat.repo.kdf import KdfParams
 from lifeboat.repo.manifest import Snapshot
 from lifeboat.repo.repository import Repository
 from lifeboat.settings import RedisTarget

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from lifeboat.repo.check import CheckReport, Finding
     from lifeboat.repo.chunker import Chunk, RecordChunker
     from lifeboat.repo.config import FORMAT_VERSION, ChunkerParams, RepoConfig
-    from lifeboat.repo.crypto import KdfParams
+    from lifeboat.repo.kdf import KdfParams
     from lifeboat.repo.locks import LockInfo, RepositoryLock
     from lifeboat.repo.manifest import BlobRef, Snapshot, Stream
     from lifeboat.repo.repository import LATEST, Repository
@@ -38,7 +38,7 @@ _EXPORTS = {
     "FORMAT_VERSION": "lifeboat.repo.config",
     "FileInfo": "lifeboat.repo.backends",
     "Finding": "lifeboat.repo.check",
-    "KdfParams": "lifeboat.repo.crypto",
+    "KdfParams": "lifeboat.repo.kdf",
     "LATEST": "lifeboat.repo.repository",
     "LocalBackend": "lifeboat.repo.backends",
     "LockInfo": "lifeboat.repo.locks",

@@ -28,16 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lifeboat.errors import WrongPassphrase
 from lifeboat.repo.config import BLOB_ID_HASH, IdHash
-from lifeboat.repo.kdf import CIPHER_NAME as CIPHER_NAME
-from lifeboat.repo.kdf import KEY_SIZE as KEY_SIZE
-from lifeboat.repo.kdf import MAX_KEY_FILE_SIZE as MAX_KEY_FILE_SIZE
-from lifeboat.repo.kdf import MAX_MEMORY_COST as MAX_MEMORY_COST
-from lifeboat.repo.kdf import MAX_PARALLELISM as MAX_PARALLELISM
-from lifeboat.repo.kdf import MAX_TIME_COST as MAX_TIME_COST
-from lifeboat.repo.kdf import KdfParams as KdfParams
-from lifeboat.repo.kdf import b64decode as b64decode
-from lifeboat.repo.kdf import b64encode as b64encode
-from lifeboat.repo.kdf import parse_key_file as parse_key_file
+from lifeboat.repo.kdf import CIPHER_NAME, KEY_SIZE, KdfParams, b64decode, b64encode, parse_key_file
 
 NONCE_SIZE = 12
 TAG_SIZE = 16

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from lifeboat.errors import CorruptRepository, UsageError, note_rolled_back
 from lifeboat.repo.config import KEYS_DIR, basename, key_name
-from lifeboat.repo.crypto import MAX_KEY_FILE_SIZE, KdfParams, parse_key_file, wrap_keys
+from lifeboat.repo.crypto import wrap_keys
+from lifeboat.repo.kdf import MAX_KEY_FILE_SIZE, KdfParams, parse_key_file
 from lifeboat.repo.keys import key_file_problem
 from lifeboat.repo.repository import Repository
 

@@ -35,18 +35,8 @@ from lifeboat.repo.backends import unguarded
 from lifeboat.repo.backends.base import Backend
 from lifeboat.repo.backends.local import LocalBackend
 from lifeboat.repo.config import CONFIG_FILE, FORMAT_NAME, KEYS_DIR, SUPPORTED_VERSIONS, RepoConfig, key_name
-from lifeboat.repo.crypto import (
-    MAX_KEY_FILE_SIZE,
-    DecryptionFailed,
-    KdfParams,
-    MasterKeys,
-    Sealer,
-    b64decode,
-    b64encode,
-    parse_key_file,
-    unwrap_keys,
-    wrap_keys,
-)
+from lifeboat.repo.crypto import DecryptionFailed, MasterKeys, Sealer, unwrap_keys, wrap_keys
+from lifeboat.repo.kdf import MAX_KEY_FILE_SIZE, KdfParams, b64decode, b64encode, parse_key_file
 
 CONFIG_AAD = b"lifeboat:config"
 OUTER_FIELDS = ("format", "version", "encryption")

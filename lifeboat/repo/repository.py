@@ -37,15 +37,9 @@ from lifeboat.repo.config import (
     pack_name,
     snapshot_name,
 )
-from lifeboat.repo.crypto import (
-    DecryptionFailed,
-    KdfParams,
-    MasterKeys,
-    Sealer,
-    b64decode,
-    b64encode,
-)
+from lifeboat.repo.crypto import DecryptionFailed, MasterKeys, Sealer
 from lifeboat.repo.index import Index, IndexFile, PackEntry, decode_index_file, encode_index, superseded
+from lifeboat.repo.kdf import KdfParams, b64decode, b64encode
 from lifeboat.repo.keys import (
     check_init_target,
     encode_config,

@@ -35,8 +35,9 @@ from lifeboat.repo.config import (
     basename,
     key_name,
 )
-from lifeboat.repo.crypto import DecryptionFailed, KdfParams, MasterKeys, wrap_keys
+from lifeboat.repo.crypto import DecryptionFailed, MasterKeys, wrap_keys
 from lifeboat.repo.index import PackEntry, decode_index
+from lifeboat.repo.kdf import KdfParams
 from lifeboat.repo.keys import encode_config
 from lifeboat.repo.locks import RepositoryLock
 

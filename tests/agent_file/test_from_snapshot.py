@@ -10,7 +10,7 @@ import psycopg
 from lifeboat.ops.backup import run_backup
 from lifeboat.ops.export import export_agents
 from lifeboat.ops.export_snapshot import export_from_snapshot
-from lifeboat.repo.crypto import KdfParams
+from lifeboat.repo.kdf import KdfParams
 from lifeboat.repo.repository import Repository
 from lifeboat.sandbox.deployment import LettaDatabase
 

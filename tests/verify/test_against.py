@@ -17,7 +17,7 @@ from lifeboat.ops.agent_restore import run_agent_restore
 from lifeboat.ops.backup import run_backup
 from lifeboat.ops.restore import run_restore
 from lifeboat.ops.verify_against import AgainstOptions, AgainstReport, verify_against
-from lifeboat.repo.crypto import KdfParams
+from lifeboat.repo.kdf import KdfParams
 from lifeboat.repo.repository import Repository
 from lifeboat.sandbox.deployment import LettaDatabase
 

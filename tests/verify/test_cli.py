@@ -127,7 +127,7 @@ def test_verify_against_exit_codes_and_json(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from lifeboat.ops.backup import run_backup
-    from lifeboat.repo.crypto import KdfParams
+    from lifeboat.repo.kdf import KdfParams
     from lifeboat.repo.repository import Repository
 
     kdf = KdfParams(time_cost=1, memory_cost=8 * 1024, parallelism=1)
