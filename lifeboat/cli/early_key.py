@@ -18,13 +18,15 @@ no key file, a damaged one, an option this look misreads) just means no early st
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from lifeboat.cli.commands import command_name
 
+# lifeboat.repo.config.KEYS_DIR (a test checks): importing config would bring pydantic into the
+# early start, which must not wait for it.
+KEYS_DIR = "keys/"
 # Commands that never open an existing repository's keys.
 NO_REPOSITORY = frozenset({"demo", "import", "init", "reconcile"})
 
@@ -51,7 +53,7 @@ def _start(args: list[str]) -> None:
     import json
 
     from lifeboat import settings
-    from lifeboat.repo.kdf import MAX_KEY_FILE_SIZE, parse_key_file
+    from lifeboat.repo.kdf import parse_key_file
 
     config = settings.load_config()
     url = settings.repository_url(_option(args, "--repo", "-r"), config)
@@ -63,9 +65,7 @@ def _start(args: list[str]) -> None:
     key_file = _first_key_file(url)
     if not secret or key_file is None:
         return
-    with key_file.open("rb") as file:
-        document = json.loads(file.read(MAX_KEY_FILE_SIZE + 1))
-    params, salt, _sealed = parse_key_file(document)
+    params, salt, _sealed = parse_key_file(json.loads(key_file))
     params.derive_ahead(secret, salt)
 
 
@@ -82,17 +82,16 @@ def _option(args: Sequence[str], *names: str) -> str | None:
     return None
 
 
-def _first_key_file(url: str) -> Path | None:
-    """The key file a local repository's opening tries first (names in order); None for S3."""
-    from lifeboat.repo.backends.local import TEMP_SUFFIX
+def _first_key_file(url: str) -> bytes | None:
+    """The key file a local repository's opening tries first, read as it reads it (the first name
+    of ``keys/`` in order, at most a key file's size); None for S3 or an oversized file."""
+    from lifeboat.repo.backends import open_backend
+    from lifeboat.repo.kdf import MAX_KEY_FILE_SIZE
 
-    if url.startswith("file://"):
-        url = url[len("file://") :]
-    elif "://" in url:
+    if url.startswith("s3://"):  # its client library alone takes longer to import than the key
         return None
-    keys = Path(url).expanduser() / "keys"
-    with os.scandir(keys) as entries:
-        names = sorted(
-            entry.name for entry in entries if entry.is_file() and not entry.name.endswith(TEMP_SUFFIX)
-        )
-    return keys / names[0] if names else None
+    backend = open_backend(url)
+    key_files = sorted(backend.list(KEYS_DIR), key=lambda info: info.name)
+    if not key_files or key_files[0].size > MAX_KEY_FILE_SIZE:
+        return None
+    return backend.get(key_files[0].name, 0, MAX_KEY_FILE_SIZE)

@@ -180,6 +180,12 @@ def test_commands_without_a_repository_or_asking_for_help_start_nothing(
     assert started == []
 
 
+def test_the_keys_directory_is_the_repository_format_s() -> None:
+    from lifeboat.repo.config import KEYS_DIR
+
+    assert early_key.KEYS_DIR == KEYS_DIR
+
+
 def test_the_commands_left_out_are_those_without_a_repository_option() -> None:
     root = typer.main.get_command(full_app())
 
