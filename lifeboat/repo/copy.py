@@ -47,7 +47,11 @@ def copy_snapshots(
     *,
     progress: Progress | None = None,
 ) -> CopyStats:
-    """Copy the given snapshots (full ids; all when None), oldest first, under shared locks on both."""
+    """Copy snapshots under shared locks on both repositories: ``snapshot_ids`` (full ids) in the
+    order given, less any that a concurrent ``forget`` removed before the locks were held; all the
+    source's, oldest first, when None. The caller that chose the ids has read their manifests
+    already (the CLI, to filter and size them): they are not read all again here, each only when
+    it is copied."""
     if source.config.id == target.config.id:
         raise UsageError("source and target are the same repository")
     started = time.monotonic()
@@ -55,10 +59,12 @@ def copy_snapshots(
         source=source.backend.url, target=target.backend.url, target_encrypted=target.config.encrypted
     )
     with source.lock(), target.lock():
-        wanted = set(snapshot_ids) if snapshot_ids is not None else None
-        # ids oldest first, one manifest held at a time; a manifest that cannot be read raises
-        listed, _damaged = source.scan_snapshots(lambda snapshot: snapshot.id, strict=True)
-        order = [snapshot_id for snapshot_id in listed if wanted is None or snapshot_id in wanted]
+        if snapshot_ids is None:
+            # ids oldest first, one manifest held at a time; a manifest that cannot be read raises
+            order, _damaged = source.scan_snapshots(lambda snapshot: snapshot.id, strict=True)
+        else:
+            stored = set(source.snapshot_ids())
+            order = [snapshot_id for snapshot_id in dict.fromkeys(snapshot_ids) if snapshot_id in stored]
         present = set(target.snapshot_ids())
         translated: dict[str, tuple[str, int]] = {}  # source blob id -> (target id, stored size)
         with target.writer() as writer:

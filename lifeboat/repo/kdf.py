@@ -29,7 +29,11 @@ MAX_KEY_FILE_SIZE = 64 * 1024
 
 @dataclass(frozen=True)
 class KdfParams:
-    """argon2id parameters; ``memory_cost`` in KiB. Defaults follow RFC 9106's second recommendation."""
+    """argon2id parameters; ``memory_cost`` in KiB. The defaults are RFC 9106's second recommended
+    option (t=3, 64 MiB) with 2 lanes where the RFC has 4. The work per guess, an attacker's as
+    ours, is set by time and memory; lanes only let it spread over cores, and the machines lifeboat
+    is sized for have 2. Each key file records its own parameters: a new default leaves existing
+    key files as they are."""
 
     time_cost: int = 3
     memory_cost: int = 64 * 1024

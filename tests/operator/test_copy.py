@@ -54,3 +54,29 @@ def test_copy_selected_snapshots_and_refuse_self(repo: Repository, tmp_path: Pat
     assert target.snapshot_ids() == [wanted.id]
     with pytest.raises(UsageError, match="same repository"):
         copy_snapshots(repo, Repository.open(repo.backend.url, "correct horse battery staple"))
+
+
+def test_copy_reads_only_the_chosen_manifests_and_skips_one_forgotten_since(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller chose the ids from manifests it read: each chosen one is read once more, to be
+    copied, and no other; one removed by a concurrent forget before the locks is left out."""
+    first = add_snapshot(repo, rows(300, seed=6))
+    add_snapshot(repo, rows(300, seed=7))  # not chosen
+    gone = add_snapshot(repo, rows(300, seed=8))
+    last = add_snapshot(repo, rows(300, seed=9))
+    repo.delete_snapshot(gone.id)
+    target = small_repo(tmp_path / "copy")
+    read: list[str] = []
+    original = Repository.read_snapshot
+    monkeypatch.setattr(
+        Repository,
+        "read_snapshot",
+        lambda self, snapshot_id: read.append(snapshot_id) or original(self, snapshot_id),
+    )
+
+    stats = copy_snapshots(repo, target, [last.id, gone.id, first.id])
+
+    assert stats.copied == [last.id, first.id]  # in the order given
+    assert read == [last.id, first.id]
+    assert sorted(target.snapshot_ids()) == sorted([first.id, last.id])
