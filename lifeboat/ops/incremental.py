@@ -18,20 +18,18 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import accumulate, compress, pairwise, repeat
-from operator import add, ne
 
 import psycopg
 
 from lifeboat import pg
-from lifeboat.errors import CorruptRepository, DatabaseError, SnapshotNotFound, StorageError
+from lifeboat.errors import CorruptRepository, DatabaseError, SnapshotNotFound
 from lifeboat.ops import snapshot_layout as layout
+from lifeboat.ops.incremental_blobs import BlobReader, DecodedBudget
 from lifeboat.ops.incremental_catalog import KeyProofs, ParentCatalog, proof_of
-from lifeboat.ops.incremental_plan import Emit, Keep, Read, Segment, UnreadableBlob, plan_table
+from lifeboat.ops.incremental_plan import Emit, Keep, Read, Segment, plan_table
 from lifeboat.ops.pipeline import pipelined
 from lifeboat.ops.snapshot_catalog import read_snapshot
 from lifeboat.pg.changes import ChangeToken, key_counts, sorts_avoided, table_count
-from lifeboat.pg.copystream import run_keys, text_keys
 from lifeboat.pg.models import DatabaseSchema, TableDef
 from lifeboat.repo.manifest import BlobRef, Stream
 from lifeboat.repo.repository import Repository
@@ -52,6 +50,7 @@ class Parent:
     schema: DatabaseSchema
     streams: dict[tuple[str, str], tuple[Stream, layout.TableStream]]
     catalog: ParentCatalog | None = None
+    decoded: DecodedBudget = field(default_factory=DecodedBudget)  # the plans' decoded blobs
 
 
 @dataclass
@@ -182,26 +181,29 @@ def copy_table(
     then kept blobs referenced, unchanged records copied, changed ranges read."""
     key = attributes.key
     key_index = attributes.columns.index(key) if key is not None else 0
-    reader = _BlobReader(repo, key_index, runs=pg.keys_come_in_runs(table, key))
-    segments = plan(conn, reader, writer, parent, table, attributes, previous)
-    stats.proofs.record(table.schema_, table.name, proof_of(key, segments, previous.blobs))
-    some_keys = any(isinstance(s, Read) for s in segments) and Read(None, None) not in segments
-    with sorts_avoided(conn) if some_keys else contextlib.nullcontext():  # not for a whole table
-        write_table(
-            stream,
-            segments,
-            key=key,
-            reader=reader,
-            batches=batches,
-            store=store,
-            stats=stats,
-            progress=progress,
-        )
+    reader = BlobReader(repo, key_index, runs=pg.keys_come_in_runs(table, key), budget=parent.decoded)
+    try:
+        segments = plan(conn, reader, writer, parent, table, attributes, previous)
+        stats.proofs.record(table.schema_, table.name, proof_of(key, segments, previous.blobs))
+        some_keys = any(isinstance(s, Read) for s in segments) and Read(None, None) not in segments
+        with sorts_avoided(conn) if some_keys else contextlib.nullcontext():  # not for a whole table
+            write_table(
+                stream,
+                segments,
+                key=key,
+                reader=reader,
+                batches=batches,
+                store=store,
+                stats=stats,
+                progress=progress,
+            )
+    finally:
+        reader.close()
 
 
 def plan(
     conn: psycopg.Connection,
-    reader: _BlobReader,
+    reader: BlobReader,
     writer: RepositoryWriter,
     parent: Parent,
     table: TableDef,
@@ -228,102 +230,6 @@ def plan(
     return plan_table(previous.blobs, counts, writer.can_reference, reader.counts)  # type: ignore[arg-type]
 
 
-# Plaintext of the blobs the plan decoded, kept for the write up to this many bytes per table;
-# past it the write reads a blob again (a second request, on S3 the costlier part).
-KEEP_DECODED_BYTES = 8 * 1024 * 1024
-
-
-class _BlobReader:
-    """Reads (and authenticates) blobs of one table's previous stream and finds where each key's
-    records are in them. The plan and the write share one reader: a blob the plan decoded is
-    not split into records a second time, and is not read again while the plaintext kept for
-    the write stays under KEEP_DECODED_BYTES."""
-
-    def __init__(self, repo: Repository, key_index: int, *, runs: bool = False) -> None:
-        self.repo, self.key_index, self.runs = repo, key_index, runs
-        self._spans: dict[str, dict[str, tuple[int, int, int]]] = {}  # blob id -> key -> (start, end, rows)
-        self._last: tuple[str, bytes] | None = None  # neighbouring segments often need the same blob
-        self._kept: dict[str, bytes] = {}  # blob id -> plaintext the plan decoded, for the write
-        self._kept_bytes = 0
-        self._writing = False
-
-    def counts(self, blob: object) -> dict[str, int]:
-        """Rows per key in ``blob`` (the plan's decoder; raises UnreadableBlob)."""
-        return {key: rows for key, (_, _, rows) in self._spans_of(blob).items()}
-
-    def span(self, blob: object, key: str) -> tuple[bytes, int]:
-        """The contiguous bytes of ``key``'s records in ``blob``, and how many there are."""
-        found = self._spans_of(blob).get(key)
-        if found is None:
-            return b"", 0
-        start, end, rows = found
-        return self._data(blob)[start:end], rows
-
-    def _spans_of(self, blob: object) -> dict[str, tuple[int, int, int]]:
-        blob_id: str = blob.id  # type: ignore[attr-defined]
-        spans = self._spans.get(blob_id)
-        if spans is None:
-            spans = self._spans[blob_id] = key_spans(self._data(blob), self.key_index, runs=self.runs)
-        return spans
-
-    def _data(self, blob: object) -> bytes:
-        blob_id: str = blob.id  # type: ignore[attr-defined]
-        if self._last is not None and self._last[0] == blob_id:
-            return self._last[1]
-        if self._last is not None and self._writing:  # the write moves forward: that blob is done
-            self._spans.pop(self._last[0], None)
-            self._kept_bytes -= len(self._kept.pop(self._last[0], b""))
-        data = self._kept.get(blob_id)
-        if data is None:
-            data = self._read(blob_id)
-            if not self._writing and self._kept_bytes + len(data) <= KEEP_DECODED_BYTES:
-                self._kept[blob_id] = data
-                self._kept_bytes += len(data)
-        self._last = (blob_id, data)
-        return data
-
-    def _read(self, blob_id: str) -> bytes:
-        try:
-            # AES-GCM under the blob id authenticates an encrypted blob (the keyed hash is
-            # checked without encryption), as on restore: docs/FORMAT.md §5
-            return self.repo.read_blob(blob_id, trust_aead=True)
-        except (CorruptRepository, StorageError) as exc:
-            raise UnreadableBlob(str(exc)) from exc
-
-    def start_writing(self) -> None:
-        """From now on blobs are visited in stream order: forget each one's spans once passed."""
-        self._writing = True
-
-
-def key_spans(data: bytes, key_index: int, *, runs: bool = False) -> dict[str, tuple[int, int, int]]:
-    """Each key of a blob's COPY TEXT records (field ``key_index``, as text) with the byte range
-    of its records and their number. The records of one key must be contiguous (the stream is
-    sorted by key): a key seen again after another raises UnreadableBlob, as does a blob that is
-    not whole lines or a record without that field. Runs in C but for one step per key.
-
-    ``runs``: the table's keys come in runs of identical printed keys (``pg.keys_come_in_runs``,
-    what the backup that wrote the blob relied on to find its keys and cut it), so each run's
-    end is found by bisection (``run_keys``) instead of reading every record's key. On the
-    240 blobs (48.7 MB) an incremental of the 5,000-agent benchmark decodes: keys 23 -> 10 ms,
-    the whole 55 -> 45 ms (splitting the lines and their offsets stay)."""
-    lines = data.split(b"\n")
-    if lines.pop() != b"":
-        raise UnreadableBlob("a blob does not end with a newline")
-    try:
-        raw = run_keys(lines, key_index) if runs else text_keys(lines, key_index)
-    except IndexError:
-        raise UnreadableBlob("a record has no key field") from None
-    starts = list(accumulate(map(add, map(len, lines), repeat(1)), initial=0))
-    changes = [0, *compress(range(1, len(raw)), map(ne, raw[1:], raw[:-1])), len(raw)] if raw else [0]
-    spans: dict[str, tuple[int, int, int]] = {}
-    for first, stop in pairwise(changes):
-        key = raw[first].decode("utf-8", "backslashreplace")
-        if key in spans:
-            raise UnreadableBlob("a key's records are not contiguous")
-        spans[key] = (starts[first], starts[stop], stop - first)
-    return spans
-
-
 Batches = Callable[
     [Sequence[pg.KeyRange]], Iterator[pg.CopyBatch]
 ]  # COPY of rows in these ranges (all if none)
@@ -334,7 +240,7 @@ def write_table(
     segments: Sequence[Segment],
     *,
     key: str | None,
-    reader: _BlobReader,
+    reader: BlobReader,
     batches: Batches,
     store: Callable[[pg.CopyBatch], None],
     stats: IncrementalStats,

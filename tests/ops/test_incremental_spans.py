@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lifeboat.ops.incremental import key_spans
+from lifeboat.ops.incremental_blobs import key_spans
 from lifeboat.ops.incremental_plan import UnreadableBlob
 
 FIELD = st.text(st.characters(blacklist_characters="\t\n", blacklist_categories=("Cs",)), max_size=6)
@@ -90,13 +90,14 @@ class _Repo:
         return self.blobs[blob_id]
 
 
-def test_the_write_reuses_what_the_plan_decoded_within_a_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lifeboat.ops import incremental
+def test_the_write_reuses_what_the_plan_decoded_within_a_budget() -> None:
+    from lifeboat.ops.incremental_blobs import BlobReader, DecodedBudget
 
     blobs = {f"b{n}": b"".join(b"%d\tk%d-%d\n" % (row, n, row // 2) for row in range(4)) for n in range(4)}
-    monkeypatch.setattr(incremental, "KEEP_DECODED_BYTES", 2 * len(blobs["b0"]))
+    budget = DecodedBudget(3 * len(blobs["b0"]))
+    assert budget.take(len(blobs["b0"]))  # another table's reader holds one blob's worth
     repo = _Repo(blobs)
-    reader = incremental._BlobReader(repo, 1)  # type: ignore[arg-type]
+    reader = BlobReader(repo, 1, budget=budget)  # type: ignore[arg-type]
     for n, blob_id in enumerate(blobs):  # the plan decodes every blob once
         assert reader.counts(_Blob(blob_id)) == {f"k{n}-0": 2, f"k{n}-1": 2}
     assert repo.reads == 4
@@ -104,7 +105,24 @@ def test_the_write_reuses_what_the_plan_decoded_within_a_budget(monkeypatch: pyt
     for n, (blob_id, data) in enumerate(blobs.items()):  # the write slices each key's records
         first, second = reader.span(_Blob(blob_id), f"k{n}-0"), reader.span(_Blob(blob_id), f"k{n}-1")
         assert (first[0] + second[0], first[1] + second[1]) == (data, 4)
-    assert repo.reads == 4 + 2  # the plan kept two blobs (the budget), the other two are read again
+    assert (
+        repo.reads == 4 + 2
+    )  # the plan kept two blobs (what the budget had left), the others are read again
+    reader.close()
+    budget.give_back(len(blobs["b0"]))
+    assert budget.take(budget.limit)  # every byte was given back
+
+
+def test_a_failed_table_gives_back_what_its_plan_kept() -> None:
+    from lifeboat.ops.incremental_blobs import BlobReader, DecodedBudget
+
+    blobs = {"b0": b"0\tk\n1\tk\n"}
+    budget = DecodedBudget(len(blobs["b0"]))
+    reader = BlobReader(_Repo(blobs), 1, budget=budget)  # type: ignore[arg-type]
+    reader.counts(_Blob("b0"))
+    assert not budget.take(1)
+    reader.close()  # as copy_table does when the write fails
+    assert budget.take(budget.limit)
 
 
 @given(
