@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from lifeboat import pg
@@ -50,3 +51,24 @@ def test_with_database_keeps_credentials() -> None:
     dsn = pg.with_database("postgresql://u:p@h:5433/a?sslmode=disable", "b")
     assert "dbname=b" in dsn and "password=p" in dsn and "port=5433" in dsn and "sslmode=disable" in dsn
     assert pg.describe_target(dsn) == "u@h:5433/b"
+
+
+def test_sessions_set_their_limits_and_read_in_their_own_backend_on_18(
+    pg18_cluster: Cluster, pg16_cluster: Cluster
+) -> None:
+    """Every session lifts the server's timeouts; on PostgreSQL 18 with I/O workers it also reads
+    without them (effective_io_concurrency 0), and changes nothing of the kind before 18."""
+    names = ("io_method", "effective_io_concurrency", "statement_timeout", "transaction_timeout")
+    with pg.connect(pg18_cluster.dsn()) as conn:
+        assert [_show(conn, name) for name in names] == ["worker", "0", "0", "0"]
+    with pg.connect(pg16_cluster.dsn()) as conn:
+        default = conn.execute(
+            "SELECT boot_val FROM pg_settings WHERE name = 'effective_io_concurrency'"
+        ).fetchone()
+        assert default is not None and _show(conn, "effective_io_concurrency") == default[0] != "0"
+
+
+def _show(conn: psycopg.Connection, name: str) -> str:
+    row = conn.execute(f"SHOW {name}").fetchone()
+    assert row is not None
+    return str(row[0])
