@@ -78,3 +78,15 @@ def test_a_scan_keeps_what_the_caller_asks_of_each_snapshot_oldest_first(repo: R
     assert list(damaged) == ["ab" * 32]
     with pytest.raises(CorruptRepository, match="ab" * 32):  # as listing the snapshots does
         repo.scan_snapshots(keep, strict=True)
+
+
+def test_the_cli_process_runs_the_cycle_collector_less_often() -> None:
+    """The console entry point raises the young-generation threshold for its own process only
+    (``main`` called with arguments, as tests and embedders do, leaves the collector alone)."""
+    code = (
+        "import gc, sys; from lifeboat.cli import app; before = gc.get_threshold(); app.fewer_collections();"
+        " after = gc.get_threshold(); print(after[0] >= app.GC_GEN0_THRESHOLD > before[0], after[1:] == before[1:])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "True True\n"
