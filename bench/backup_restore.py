@@ -42,6 +42,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import psycopg  # noqa: E402
 from changes import change_agents  # noqa: E402
+from restore_phases import postmaster_cpu_seconds  # noqa: E402
 from s3_local import MotoServer  # noqa: E402
 from synthetic import Scale, generate  # noqa: E402
 
@@ -61,26 +62,10 @@ PROFILE: dict[str, Any] = {"dir": None}  # --profile: lifeboat commands run unde
 
 
 def server_cpu_seconds() -> float:
-    """CPU the cluster's server processes used so far: the postmaster's own time, that of the
-    children it has reaped (every backend that ended, parallel workers included) and that of
-    the children still running (PostgreSQL 18's I/O workers, which read for every session, the
-    checkpointer, the WAL writer), from /proc; 0 when unknown. (Before session 11 the running
-    children were left out, and with them the I/O workers' copying of pages for the backends.)"""
+    """CPU the cluster's server processes used so far (``restore_phases.postmaster_cpu_seconds``);
+    0 when unknown."""
     pid = SERVER["pid"]
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            child = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended meanwhile: reaped, so counted above once the postmaster waits for it
-        if int(child[1]) == pid:
-            ticks += int(child[11]) + int(child[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return 0.0 if pid is None else postmaster_cpu_seconds(pid)
 
 
 def profiled(name: str, command: list[str]) -> list[str]:

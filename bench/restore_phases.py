@@ -100,9 +100,29 @@ def reattach(state: dict[str, Any]) -> Cluster:
 
 
 def server_cpu(cluster: Cluster) -> float:
-    pid = int((cluster.data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+    return postmaster_cpu_seconds(
+        int((cluster.data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+    )
+
+
+def postmaster_cpu_seconds(pid: int) -> float:
+    """CPU a PostgreSQL server has used so far, from /proc: the postmaster's own time, that of the
+    children it has reaped (every backend that ended, parallel workers included) and that of the
+    children still running (PostgreSQL 18's I/O workers, which read for every session, the
+    checkpointer, the WAL writer). (Before session 11 the running children were left out, and
+    with them the I/O workers' copying of pages for the backends.)"""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    ticks = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            child = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile: reaped, so counted above once the postmaster waits for it
+        if int(child[1]) == pid:
+            ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def counters(cluster: Cluster) -> dict[str, float]:

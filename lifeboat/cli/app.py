@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import gc
 import logging
 import os
 import sys
@@ -26,7 +25,7 @@ from lifeboat.cli.common import with_dsn_source
 from lifeboat.cli.early_key import derive_ahead
 from lifeboat.cli.signals import interruptions_raise
 from lifeboat.errors import DatabaseError, Interrupted, LifeboatError, rolled_back
-from lifeboat.repo.heap import use_compact_heap
+from lifeboat.repo.heap import fewer_collections, use_compact_heap
 
 GLOBAL_FLAGS = ("--json", "--debug")
 QUIET_LIBRARIES = ("psycopg", "botocore", "boto3", "urllib3", "httpx")
@@ -99,21 +98,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         exit_without_teardown(code)
     sys.stdout.flush()
     sys.exit(code)
-
-
-# A young pass of Python's cycle collector every this many new containers (the default is 700).
-GC_GEN0_THRESHOLD = 50_000
-
-
-def fewer_collections() -> None:
-    """Run the cycle collector far less often in this process. At the default threshold an
-    incremental backup ran ~180 passes, 33 ms of them during the start-up imports (one full
-    pass of 13 ms), which make tens of thousands of lasting objects (modules, classes,
-    functions) and hardly any garbage: 35-49 ms of the ~1 s of CPU such a backup takes, every
-    millisecond of it holding the GIL. Cycles are still collected, in fewer passes, as the
-    backup's copies have done since session 6 (``ops.backup.fewer_gc_passes``)."""
-    threshold = gc.get_threshold()
-    gc.set_threshold(max(threshold[0], GC_GEN0_THRESHOLD), *threshold[1:])
 
 
 # Python's exit status when it cannot flush stdout at exit (a closed pipe): kept, so a reader

@@ -31,6 +31,7 @@ from lifeboat.ops.incremental_catalog import PROVING_TABLES
 from lifeboat.ops.pipeline import pipelined
 from lifeboat.pg.changes import read_change_token
 from lifeboat.pg.models import DatabaseSchema, TableDef
+from lifeboat.repo.heap import fewer_collections
 from lifeboat.repo.manifest import Snapshot, Stream
 from lifeboat.repo.repository import Repository
 from lifeboat.repo.writer import WriteStats
@@ -205,9 +206,6 @@ def run_backup(
     )
 
 
-GC_GEN0_THRESHOLD = 50_000
-
-
 class _CopyCollector:
     """The collector setting shared by the copies running in this process (see ``fewer_gc_passes``)."""
 
@@ -236,9 +234,8 @@ def fewer_gc_passes() -> Iterator[None]:
     """
     with _collector.lock:
         if _collector.copies == 0:
-            _collector.threshold = threshold = gc.get_threshold()
             gc.freeze()
-            gc.set_threshold(max(threshold[0], GC_GEN0_THRESHOLD), *threshold[1:])
+            _collector.threshold = fewer_collections()
         _collector.copies += 1
     try:
         yield

@@ -5,7 +5,8 @@ from __future__ import annotations
 import gc
 import threading
 
-from lifeboat.ops.backup import GC_GEN0_THRESHOLD, fewer_gc_passes
+from lifeboat.ops.backup import fewer_gc_passes
+from lifeboat.repo.heap import GC_GEN0_THRESHOLD
 
 
 def test_the_collector_is_restored_after_nested_and_concurrent_copies() -> None:

@@ -105,9 +105,8 @@ def test_the_write_reuses_what_the_plan_decoded_within_a_budget() -> None:
     for n, (blob_id, data) in enumerate(blobs.items()):  # the write slices each key's records
         first, second = reader.span(_Blob(blob_id), f"k{n}-0"), reader.span(_Blob(blob_id), f"k{n}-1")
         assert (first[0] + second[0], first[1] + second[1]) == (data, 4)
-    assert (
-        repo.reads == 4 + 2
-    )  # the plan kept two blobs (what the budget had left), the others are read again
+    # the plan kept two blobs (what the budget had left), the others are read again
+    assert repo.reads == 4 + 2
     reader.close()
     budget.give_back(len(blobs["b0"]))
     assert budget.take(budget.limit)  # every byte was given back

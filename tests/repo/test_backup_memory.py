@@ -80,13 +80,14 @@ def test_a_scan_keeps_what_the_caller_asks_of_each_snapshot_oldest_first(repo: R
         repo.scan_snapshots(keep, strict=True)
 
 
-def test_the_cli_process_runs_the_cycle_collector_less_often() -> None:
-    """The console entry point raises the young-generation threshold for its own process only
-    (``main`` called with arguments, as tests and embedders do, leaves the collector alone)."""
+def test_the_cycle_collector_runs_less_often_and_says_how_it_ran() -> None:
+    """``fewer_collections`` (the CLI's process sets it at its start) raises only the young
+    generation's threshold, and returns the thresholds it found."""
     code = (
-        "import gc, sys; from lifeboat.cli import app; before = gc.get_threshold(); app.fewer_collections();"
-        " after = gc.get_threshold(); print(after[0] >= app.GC_GEN0_THRESHOLD > before[0], after[1:] == before[1:])"
+        "import gc; from lifeboat.repo.heap import GC_GEN0_THRESHOLD, fewer_collections;"
+        " before = gc.get_threshold(); returned = fewer_collections(); after = gc.get_threshold();"
+        " print(after[0] >= GC_GEN0_THRESHOLD > before[0], after[1:] == before[1:], returned == before)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "True True\n"
+    assert done.stdout == "True True True\n"
