@@ -107,3 +107,14 @@ def test_workers_opened_ahead_see_the_snapshot_and_unused_ones_are_closed(writer
         while others(watch) != before and time.monotonic() < deadline:
             time.sleep(0.05)  # a closed connection's backend leaves pg_stat_activity when it has exited
         assert others(watch) == before
+
+
+def test_workers_plan_without_parallel_workers_and_the_exporter_as_configured(writer_db: str) -> None:
+    """A worker's transaction plans serially (its statements already share the cores with the
+    other workers'); the exporting connection keeps the server's setting."""
+    setting = "SELECT current_setting('max_parallel_workers_per_gather')"
+    with pg.SharedSnapshot(writer_db) as snap:
+        (exporter,) = snap.query(setting)[0]
+        seen = snap.map(lambda conn, table: conn.execute(setting).fetchone()[0], TABLES[:2], jobs=2)  # type: ignore[index]
+    assert exporter != "0"
+    assert seen == ["0", "0"]
