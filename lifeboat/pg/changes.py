@@ -240,7 +240,7 @@ def key_counts(
     rows = _fetch(conn, query, table)
     if len(rows) > max_keys or any(value is None for value, _count, _changed in rows):
         return None
-    return [KeyCount(value, int(count), bool(changed)) for value, count, changed in rows]
+    return list(map(KeyCount._make, rows))  # (text, bigint, bool): already str, int, bool
 
 
 def table_count(

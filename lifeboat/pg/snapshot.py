@@ -26,13 +26,14 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-# A worker's statements are planned without parallel workers, for its transaction. The workers
-# already run one statement per connection, one connection per core lifeboat is given (--jobs):
-# a parallel plan there only hands rows between processes competing for the same cores, and takes
-# its processes from the pool (max_parallel_workers) the live server's own queries share. Measured
-# (BENCHMARKS.md, session 12): an incremental backup 1.26 -> 1.18 s, 0.1 CPU s less on the server
-# (its change scans); a full backup unchanged.
-_SERIAL_PLANS = "SELECT pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)"
+# The snapshot's statements, the exporter's and the workers', are planned without parallel
+# workers, for their transactions. They already run one statement per connection, one connection
+# per core lifeboat is given (--jobs) plus the exporter's: a parallel plan there only hands rows
+# between processes competing for the same cores, and takes its processes from the pool
+# (max_parallel_workers) the live server's own queries share. Measured (BENCHMARKS.md, session 12):
+# an incremental backup 1.26 -> 1.18 s, 0.1 CPU s less on the server (its change scans); the scan
+# of ``runs`` for the runs in flight 38 ms on 3 processes -> 35 ms on one; a full backup unchanged.
+_SERIAL_PLANS = "pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)"
 
 
 class SharedSnapshot:
@@ -66,7 +67,7 @@ class SharedSnapshot:
             self._conn.execute(_BEGIN)
             if self._lock_tables:
                 self._take_locks(self._conn)
-            row = self._conn.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()
+            row = self._conn.execute(f"SELECT pg_catalog.pg_export_snapshot(), {_SERIAL_PLANS}").fetchone()
             assert row is not None
             self.snapshot_id = row[0]
         except psycopg.Error as exc:
@@ -125,7 +126,7 @@ class SharedSnapshot:
         try:
             conn.execute(_BEGIN)
             conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot_id)))
-            conn.execute(_SERIAL_PLANS)
+            conn.execute(f"SELECT {_SERIAL_PLANS}")
         except psycopg.Error as exc:
             conn.close()
             raise DatabaseError(f"cannot import snapshot {self.snapshot_id}: {one_line(exc)}") from exc

@@ -109,12 +109,18 @@ def test_workers_opened_ahead_see_the_snapshot_and_unused_ones_are_closed(writer
         assert others(watch) == before
 
 
-def test_workers_plan_without_parallel_workers_and_the_exporter_as_configured(writer_db: str) -> None:
-    """A worker's transaction plans serially (its statements already share the cores with the
-    other workers'); the exporting connection keeps the server's setting."""
+def test_the_snapshot_plans_without_parallel_workers_for_its_transactions_only(writer_db: str) -> None:
+    """The exporter's and every worker's transaction plan serially (their statements already share
+    the cores); a later transaction on the exporter's connection has the server's setting again."""
     setting = "SELECT current_setting('max_parallel_workers_per_gather')"
+    with psycopg.connect(writer_db) as conn:
+        (configured,) = conn.execute(setting).fetchone()  # type: ignore[misc]
     with pg.SharedSnapshot(writer_db) as snap:
         (exporter,) = snap.query(setting)[0]
         seen = snap.map(lambda conn, table: conn.execute(setting).fetchone()[0], TABLES[:2], jobs=2)  # type: ignore[index]
-    assert exporter != "0"
-    assert seen == ["0", "0"]
+        with snap.connection() as conn:
+            conn.execute("ROLLBACK")
+            (after,) = conn.execute(setting).fetchone()  # type: ignore[misc]
+            conn.execute("BEGIN")  # for close(), which ends the transaction it expects
+    assert configured != "0"
+    assert (exporter, seen, after) == ("0", ["0", "0"], configured)
