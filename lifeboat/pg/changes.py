@@ -196,8 +196,8 @@ def _changed_expression(
     from ``since.xmin`` up to ``now.xmax`` — every id a row version visible now and not older
     than ``since.xmin`` can carry, as 32-bit ids (an older frozen row whose raw id wrapped onto
     one of them counts as changed: read again, never the other way). One hash lookup a row,
-    parallel safe. Otherwise compared as 32-bit
-    ids by their distance from now, which the token's bounds keep well inside the window."""
+    parallel safe. Otherwise compared as 32-bit ids by their distance from now, which the
+    token's bounds keep well inside the window."""
     if now is not None and 0 <= now.xmax - since.xmin <= max_listed:
         return sql.SQL("xmin = ANY({}::xid[])").format(sql.Literal(_xid_array(since.xmin, now.xmax)))
     xid32 = since.xmin % 2**32

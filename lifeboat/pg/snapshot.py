@@ -31,7 +31,7 @@ _BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 # per core lifeboat is given (--jobs) plus the exporter's: a parallel plan there only hands rows
 # between processes competing for the same cores, and takes its processes from the pool
 # (max_parallel_workers) the live server's own queries share. Measured (BENCHMARKS.md, session 12):
-# an incremental backup 1.26 -> 1.18 s, 0.1 CPU s less on the server (its change scans); the scan
+# an incremental backup 1.220 -> 1.115 s, 0.1 CPU s less on the server (its change scans); the scan
 # of ``runs`` for the runs in flight 38 ms on 3 processes -> 35 ms on one; a full backup unchanged.
 _SERIAL_PLANS = "pg_catalog.set_config('max_parallel_workers_per_gather', '0', true)"
 
